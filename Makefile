@@ -1,0 +1,81 @@
+# One entry point for every task. Each target sets up what it needs, so a fresh clone runs
+# `make demo` or `make test` directly; both are quick once .venv and node_modules exist.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON_BOOT ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+VENV_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+CDK := node_modules/.bin/cdk
+STAGES ?= dev prod
+STAGE ?= dev
+
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PYSPARK_PYTHON ?= $(abspath $(PY))
+export PYTHONDONTWRITEBYTECODE := 1
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+.PHONY: help setup demo test pytest lint typecheck synth cfn-lint bench lock clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV_STAMP): requirements.txt requirements.lock
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	# torch first and pinned: the CPU wheel lies on local disk; unpinned pulls a CUDA build.
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -r requirements.txt -c requirements.lock
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV_STAMP) $(NODE_STAMP) ## Create .venv and install the pinned Python and CDK CLI dependencies
+
+demo: setup ## Run the platform end to end locally (see README)
+	$(PY) -m local_platform.demo $(DEMO_ARGS)
+
+test: setup ## Run the whole test suite, lint and type checks (what CI runs)
+	$(PY) -m pytest
+	$(MAKE) --no-print-directory lint typecheck
+
+pytest: setup ## Run only the test suite; pass PYTEST_ARGS="-k etl" to narrow it
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup ## ruff lint and format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: setup ## mypy over every package
+	$(PY) -m mypy
+
+synth: setup ## cdk synth every stage into cdk.out/<stage> with cdk-nag, then cfn-lint
+	for stage in $(STAGES); do \
+	  $(CDK) synth --quiet --context stage=$$stage --output cdk.out/$$stage; \
+	done
+	$(MAKE) --no-print-directory cfn-lint
+
+cfn-lint: setup ## cfn-lint every synthesized template
+	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*/*.template.json
+
+bench: setup ## Run the benchmarks; figures land in benchmarks/results/
+	for b in benchmarks/*.py; do $(PY) $$b; done
+
+lock: ## Rewrite requirements.lock from a fresh resolve of requirements.txt
+	rm -rf /tmp/readmission-lock && $(PYTHON_BOOT) -m venv /tmp/readmission-lock
+	/tmp/readmission-lock/bin/pip install --quiet torch==2.13.0
+	/tmp/readmission-lock/bin/pip install --quiet -r requirements.txt
+	(echo "# Full pin set (transitive included) used as pip constraints. Regenerate with: make lock"; \
+	 /tmp/readmission-lock/bin/pip freeze | grep -v -E '^(torch|pip|setuptools|wheel)=='; \
+	 echo "torch==2.13.0") > requirements.lock
+
+clean: ## Remove build outputs, caches and the environments
+	rm -rf $(VENV) node_modules cdk.out build .pytest_cache .mypy_cache .ruff_cache spark-warehouse metastore_db derby.log
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
