@@ -1,0 +1,64 @@
+"""The wire contract between the prediction API, the endpoint and the drift monitor.
+
+Requests to the endpoint are ``{"instances": [record, ...]}`` where each record is a canonical
+encounter (contracts.encounter) carrying ``patient_key``/``encounter_key`` hashes instead of raw
+identifiers. Responses are ``{"predictions": [prediction, ...]}`` in the same order.
+"""
+
+from __future__ import annotations
+
+CONTENT_TYPE_JSON = "application/json"
+
+#: Largest batch the API accepts in one request (larger: HTTP 413).
+MAX_BATCH_SIZE = 100
+
+#: Largest request body the API accepts, in bytes (API Gateway allows 10 MB; notes are long).
+MAX_BODY_BYTES = 1_000_000
+
+INSTANCES_KEY = "instances"
+PREDICTIONS_KEY = "predictions"
+
+# Keys of one prediction.
+ENCOUNTER_KEY = "encounter_key"
+PROBABILITY = "probability"
+RISK_BAND = "risk_band"
+MODEL_VERSION = "model_version"
+TOP_FACTORS = "top_factors"
+
+# Keys of one contributing factor.
+FACTOR_FEATURE = "feature"
+FACTOR_DIRECTION = "direction"
+FACTOR_CONTRIBUTION = "contribution"
+DIRECTION_INCREASES = "increases_risk"
+DIRECTION_DECREASES = "decreases_risk"
+
+RISK_BANDS = ("low", "moderate", "high")
+
+#: ``moderate`` starts at this fraction of the model's decision threshold.
+MODERATE_BAND_FRACTION = 0.5
+
+#: Tags the deployer puts on the endpoint config so that /health can name the serving model.
+TAG_MODEL_VERSION = "readmission:model-version"
+TAG_MODEL_PACKAGE_ARN = "readmission:model-package-arn"
+
+
+def risk_band(probability: float, threshold: float) -> str:
+    """Return the risk band of a calibrated probability under the model's decision threshold."""
+    if probability >= threshold:
+        return "high"
+    if probability >= MODERATE_BAND_FRACTION * threshold:
+        return "moderate"
+    return "low"
+
+# Request bounds of the prediction API, beyond contracts.encounter's valid ranges: the API
+# rejects a record outside them (HTTP 400 naming the field), so the endpoint never sees one.
+#: Longest raw patient or encounter identifier, in characters.
+MAX_IDENTIFIER_CHARS = 128
+#: Longest value of an open-vocabulary categorical field (e.g. ``admitting_service``).
+MAX_CATEGORY_CHARS = 64
+#: Most entries in one code sequence (diagnoses, procedures, medications, abnormal labs).
+MAX_CODES_PER_SEQUENCE = 500
+#: Longest single code or name in a code sequence, in characters.
+MAX_CODE_CHARS = 64
+#: Longest discharge note, in characters (the body limit still applies to the whole request).
+MAX_NOTE_CHARS = 200_000

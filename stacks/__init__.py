@@ -1,0 +1,1 @@
+"""CDK stacks of the readmission platform and the configuration they are built from."""

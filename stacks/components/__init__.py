@@ -1,0 +1,2 @@
+"""Reusable constructs, each owning one concern (not named ``constructs`` so as not to
+shadow the ``constructs`` library)."""
