@@ -1,0 +1,85 @@
+"""Stage each deployable unit, with the shared ``contracts`` package, for upload.
+
+Every unit is shipped as its own folder, and the shared contracts travel inside it (see
+docs/architecture.md, "Shared contracts"):
+
+- a Lambda asset is ``lambdas/__init__.py`` + ``lambdas/<name>/`` + ``contracts/``, so its
+  handler ``lambdas.<name>.app.lambda_handler`` imports exactly as it does in the tests;
+- the Glue job's ``--extra-py-files`` is a zip of ``glue_jobs/`` + ``contracts/``;
+- the SageMaker training source is ``training/`` + ``inference/`` + ``contracts/``.
+
+Staging is pure file copying (no docker) and deterministic: the same sources give the same
+bytes, so CDK asset hashes only change when code does.
+"""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BUILD_ROOT = REPO_ROOT / "build"
+
+#: Packages that every artifact carries.
+SHARED_PACKAGES = ("contracts",)
+
+#: What the training job's source folder holds.
+TRAINING_PACKAGES = ("training", "inference", *SHARED_PACKAGES)
+
+#: What the Glue job's extra Python files hold.
+GLUE_PACKAGES = ("glue_jobs", *SHARED_PACKAGES)
+
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache")
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _python_files(package_dir: Path) -> list[Path]:
+    """Files of a package that an artifact needs, in a stable order."""
+    return sorted(
+        path
+        for path in package_dir.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    )
+
+
+def stage_directory(packages: Iterable[str], destination: Path, root: Path = REPO_ROOT) -> Path:
+    """Copy ``packages`` (repo-relative folders) into a fresh ``destination`` and return it."""
+    if destination.exists():
+        shutil.rmtree(destination)
+    destination.mkdir(parents=True)
+    for package in packages:
+        source = root / package
+        if not (source / "__init__.py").is_file():
+            raise FileNotFoundError(f"{package} is not a Python package under {root}")
+        shutil.copytree(source, destination / package, ignore=_IGNORED)
+    return destination
+
+
+def stage_lambda(name: str, build_root: Path = BUILD_ROOT, root: Path = REPO_ROOT) -> Path:
+    """Stage the asset folder of the Lambda ``lambdas/<name>``."""
+    destination = stage_directory([f"lambdas/{name}", *SHARED_PACKAGES], build_root / "lambda" / name, root)
+    shutil.copy2(root / "lambdas" / "__init__.py", destination / "lambdas" / "__init__.py")
+    return destination
+
+
+def stage_training_source(build_root: Path = BUILD_ROOT, root: Path = REPO_ROOT) -> Path:
+    """Stage the SageMaker training job's source folder."""
+    destination = stage_directory(TRAINING_PACKAGES, build_root / "training-source", root)
+    shutil.copy2(root / "training" / "requirements.txt", destination / "requirements.txt")
+    return destination
+
+
+def build_glue_library(build_root: Path = BUILD_ROOT, root: Path = REPO_ROOT) -> Path:
+    """Zip the Glue job's Python library deterministically and return the zip's path."""
+    target = build_root / "glue" / "readmission_glue_lib.zip"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for package in GLUE_PACKAGES:
+            for path in _python_files(root / package):
+                info = zipfile.ZipInfo(str(path.relative_to(root)), date_time=_ZIP_EPOCH)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, path.read_bytes())
+    return target
