@@ -59,7 +59,9 @@ def stage_directory(packages: Iterable[str], destination: Path, root: Path = REP
 
 def stage_lambda(name: str, build_root: Path = BUILD_ROOT, root: Path = REPO_ROOT) -> Path:
     """Stage the asset folder of the Lambda ``lambdas/<name>``."""
-    destination = stage_directory([f"lambdas/{name}", *SHARED_PACKAGES], build_root / "lambda" / name, root)
+    destination = stage_directory(
+        [f"lambdas/{name}", *SHARED_PACKAGES], build_root / "lambda" / name, root
+    )
     shutil.copy2(root / "lambdas" / "__init__.py", destination / "lambdas" / "__init__.py")
     return destination
 
