@@ -50,6 +50,7 @@ def risk_band(probability: float, threshold: float) -> str:
         return "moderate"
     return "low"
 
+
 # Request bounds of the prediction API, beyond contracts.encounter's valid ranges: the API
 # rejects a record outside them (HTTP 400 naming the field), so the endpoint never sees one.
 #: Longest raw patient or encounter identifier, in characters.

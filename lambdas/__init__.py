@@ -1,0 +1,1 @@
+"""AWS Lambda functions of the platform; each sub-package is one function."""

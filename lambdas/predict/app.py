@@ -1,0 +1,303 @@
+"""The prediction API Lambda: ``POST /predict`` and ``GET /health`` behind API Gateway (REST).
+
+Routes validate, de-identify, call the endpoint and shape the answer; every failure is mapped
+to a fixed error body in one place below. Nothing a caller sent (no identifier, no clinical
+value, not even an unknown key) is ever logged or echoed back.
+"""
+
+import logging
+import traceback
+import warnings
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from contracts.serving import MAX_BATCH_SIZE, MAX_BODY_BYTES
+from lambdas.predict.clients import Clients
+from lambdas.predict.endpoint import invoke_endpoint
+from lambdas.predict.errors import (
+    ApiError,
+    EndpointContractError,
+    EndpointThrottledError,
+    EndpointUnavailableError,
+    PayloadTooLargeError,
+    ServiceMisconfiguredError,
+    field_errors,
+    is_batch_too_large,
+)
+from lambdas.predict.health import EndpointHealth, HealthCache, check_endpoint
+from lambdas.predict.keys import KeyProvider
+from lambdas.predict.records import to_endpoint_records
+from lambdas.predict.schema import (
+    ErrorResponse,
+    FieldError,
+    HealthResponse,
+    Prediction,
+    PredictRequest,
+    PredictResponse,
+    request_records,
+)
+from lambdas.predict.settings import DEFAULT_RETRY_AFTER_S, Settings, SettingsError
+from lambdas.predict.tracing import make_tracer
+
+SERVICE_NAME = "prediction-api"
+METRICS_NAMESPACE = "ReadmissionPlatform/API"
+HIGH_RISK_BAND = "high"
+
+# At DEBUG, botocore logs whole request bodies and Powertools' event handler logs the validated
+# request (raw identifiers included): keep them at WARNING whatever level the function runs at.
+for _noisy in ("aws_lambda_powertools", "boto3", "botocore", "urllib3"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
+
+# /health and 404s publish no application metric; that is expected, not worth a warning.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+
+logger = Logger(service=SERVICE_NAME)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+tracer = make_tracer(SERVICE_NAME)
+# debug=False always: Powertools' debug mode prints whole events and returns stack traces.
+# A response that breaks its own model is our bug: 500, not Powertools' default 422/400.
+app = APIGatewayRestResolver(
+    enable_validation=True,
+    debug=False,
+    response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
+)
+
+clients = Clients()
+keys = KeyProvider(clients.secrets)
+health_cache = HealthCache()
+_settings: list[Settings] = []
+
+
+def current_settings() -> Settings:
+    """Return the settings, read from the environment on first use."""
+    if not _settings:
+        try:
+            _settings.append(Settings.from_env())
+        except SettingsError as e:
+            raise ServiceMisconfiguredError(str(e)) from e
+    return _settings[0]
+
+
+def reset_state() -> None:
+    """Forget settings, clients, key and health answer (tests; a container never needs it)."""
+    _settings.clear()
+    clients.clear()
+    keys.clear()
+    health_cache.clear()
+
+
+def request_id() -> str:
+    """The API Gateway request id the caller sees, else the Lambda request id."""
+    gateway_id = (app.current_event.get("requestContext") or {}).get("requestId")
+    return str(gateway_id or app.lambda_context.aws_request_id)
+
+
+def error_response(
+    status: int,
+    code: str,
+    *,
+    retry_after: int | None = None,
+    fields: list[FieldError] | None = None,
+) -> Response[dict[str, Any]]:
+    """Build an error body: a code, the request id and (for 400) the fields at fault."""
+    body = ErrorResponse(
+        error=code,
+        request_id=request_id(),
+        fields=None if fields is None else [f.field for f in fields],
+        details=fields,
+    )
+    headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=body.model_dump(mode="json", exclude_none=True),
+        headers=headers,
+    )
+
+
+def body_too_large() -> bool:
+    """Tell whether the request body is over MAX_BODY_BYTES."""
+    body = app.current_event.decoded_body
+    return body is not None and len(body.encode("utf-8")) > MAX_BODY_BYTES
+
+
+_RETRY_AFTER_HEADER: dict[str, OpenAPIResponseHeader] = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer"},
+    }
+}
+_ERROR_RESPONSES: dict[int, Any] = {
+    status: {
+        "description": description,
+        "content": {content_types.APPLICATION_JSON: {"model": ErrorResponse}},
+        **({"headers": _RETRY_AFTER_HEADER} if status in (429, 503) else {}),
+    }
+    for status, description in (
+        (400, "Invalid request: the fields at fault are named, their values never echoed."),
+        (413, f"Body over {MAX_BODY_BYTES} bytes or batch over {MAX_BATCH_SIZE} records."),
+        (415, "The body is not application/json."),
+        (429, "The endpoint is throttling; retry after Retry-After seconds."),
+        (500, "A bug or a misconfiguration; quote request_id."),
+        (503, "The endpoint is down, missing or updating; retry after Retry-After seconds."),
+    )
+}
+
+
+@app.post(
+    "/predict",
+    summary="Score encounters for 30-day readmission risk",
+    description=(
+        'One encounter object, or {"instances": [...]} with 1 to '
+        f"{MAX_BATCH_SIZE} encounters. patient_id and encounter_id are replaced by keyed "
+        "hashes before anything leaves the function."
+    ),
+    tags=["predictions"],
+    operation_id="predict",
+    responses={200: {"description": "Predictions in request order."}, **_ERROR_RESPONSES},
+)
+def predict(request: Annotated[PredictRequest, Body()]) -> PredictResponse:
+    """Validate, de-identify, score on the endpoint and return predictions in order."""
+    if body_too_large():
+        raise PayloadTooLargeError("request body over the limit")
+    if not isinstance(app.current_event.json_body, dict):
+        # Powertools validates a JSON array body as its first element; this API takes objects.
+        raise RequestValidationError([{"loc": ("body",), "type": "model_type"}])
+    settings = current_settings()
+    records = to_endpoint_records(request_records(request), keys.get(settings))
+    predictions = score(settings, records)
+    high = sum(p.risk_band == HIGH_RISK_BAND for p in predictions)
+    metrics.add_metric(name="PredictionsServed", unit=MetricUnit.Count, value=len(predictions))
+    metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=len(records))
+    metrics.add_metric(name="RiskBandHigh", unit=MetricUnit.Count, value=high)
+    logger.info("predictions served", extra={"batch_size": len(records), "high_risk": high})
+    return PredictResponse(request_id=request_id(), predictions=predictions)
+
+
+def score(settings: Settings, records: list[dict[str, Any]]) -> list[Prediction]:
+    """Call the endpoint with de-identified records, in a trace subsegment without payloads.
+
+    Not ``capture_method``: on an exception it logs the whole chained traceback, whose
+    botocore message may quote a model container's error text.
+    """
+    with tracer.provider.in_subsegment(name="## invoke_endpoint"):
+        return invoke_endpoint(clients.runtime(settings), settings.endpoint_name, records)
+
+
+@app.get(
+    "/health",
+    summary="Endpoint status and serving model version",
+    tags=["health"],
+    operation_id="health",
+    responses={
+        200: {
+            "description": "The endpoint serves predictions.",
+            "content": {content_types.APPLICATION_JSON: {"model": HealthResponse}},
+        },
+        503: {
+            "description": "The endpoint cannot serve now; retry after Retry-After seconds.",
+            "content": {content_types.APPLICATION_JSON: {"model": HealthResponse}},
+            "headers": _RETRY_AFTER_HEADER,
+        },
+        500: _ERROR_RESPONSES[500],
+    },
+)
+def health() -> Response[HealthResponse]:
+    """Report whether the endpoint serves, and which model version (cached ~30 s)."""
+    settings = current_settings()
+    state = health_cache.get(settings.health_cache_ttl_s, lambda: _check(settings))
+    body = HealthResponse(
+        status="ok" if state.serving else "unavailable",
+        endpoint_status=state.endpoint_status,
+        model_version=state.model_version,
+    )
+    metrics.add_metric(name="HealthChecks", unit=MetricUnit.Count, value=1)
+    if not state.serving:
+        metrics.add_metric(name="EndpointErrors", unit=MetricUnit.Count, value=1)
+        logger.warning("endpoint not serving", extra={"endpoint_status": state.endpoint_status})
+    return Response(
+        status_code=HTTPStatus.OK if state.serving else HTTPStatus.SERVICE_UNAVAILABLE,
+        content_type=content_types.APPLICATION_JSON,
+        body=body,
+        headers={} if state.serving else {"Retry-After": str(settings.retry_after_s)},
+    )
+
+
+def _check(settings: Settings) -> EndpointHealth:
+    return check_endpoint(clients.sagemaker(), settings.endpoint_name)
+
+
+@app.exception_handler(RequestValidationError)
+def on_invalid_request(error: RequestValidationError) -> Response[dict[str, Any]]:
+    """400 naming the fields at fault (413 for an oversized body or batch)."""
+    errors = list(error.errors())
+    if body_too_large() or is_batch_too_large(errors):
+        return on_api_error(PayloadTooLargeError("request over the size or batch limit"))
+    fields = [FieldError(field=path, reason=reason) for path, reason in field_errors(errors)]
+    metrics.add_metric(name="ValidationErrors", unit=MetricUnit.Count, value=1)
+    logger.info("request rejected", extra={"invalid_fields": [f.field for f in fields]})
+    return error_response(HTTPStatus.BAD_REQUEST, "invalid_request", fields=fields)
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def on_unsupported_content_type(_: RequestUnsupportedContentType) -> Response[dict[str, Any]]:
+    """415: only application/json bodies are accepted."""
+    metrics.add_metric(name="ValidationErrors", unit=MetricUnit.Count, value=1)
+    return error_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+
+
+@app.exception_handler(NotFoundError)
+def on_not_found(_: NotFoundError) -> Response[dict[str, Any]]:
+    """404 for any other path or method."""
+    return error_response(HTTPStatus.NOT_FOUND, "not_found")
+
+
+@app.exception_handler(ApiError)
+def on_api_error(error: ApiError) -> Response[dict[str, Any]]:
+    """The typed errors: fixed status and code, Retry-After where a retry can succeed."""
+    if isinstance(error, EndpointThrottledError | EndpointUnavailableError | EndpointContractError):
+        metrics.add_metric(name="EndpointErrors", unit=MetricUnit.Count, value=1)
+    log = logger.error if error.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR else logger.warning
+    log("request failed", extra={"error_code": error.code, "reason": str(error)})
+    retry_after = _retry_after_s() if error.retry_after else None
+    return error_response(error.status_code, error.code, retry_after=retry_after)
+
+
+def _retry_after_s() -> int:
+    try:
+        return current_settings().retry_after_s
+    except ServiceMisconfiguredError:
+        return DEFAULT_RETRY_AFTER_S
+
+
+@app.exception_handler(Exception)
+def on_unexpected_error(error: Exception) -> Response[dict[str, Any]]:
+    """500 with no detail; the log gets the exception type and code locations, no message."""
+    frames = [
+        f"{f.filename}:{f.lineno}:{f.name}" for f in traceback.extract_tb(error.__traceback__)
+    ]
+    logger.error("unexpected error", extra={"error_type": type(error).__name__, "frames": frames})
+    return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error")
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
+)
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Entry point (``lambdas.predict.app.lambda_handler``)."""
+    return app.resolve(event, context)

@@ -1,0 +1,198 @@
+"""Request and response models of the API, generated from the encounter contract.
+
+The request record is built field by field from ``contracts.encounter`` (types, bounds,
+closed vocabularies, descriptions), so the API can never drift from what training and the
+endpoint read. Raw hospital identifiers come in as ``patient_id``/``encounter_id``; they are
+hashed before anything leaves the function (see ``records.py``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    RootModel,
+    StrictInt,
+    StrictStr,
+    Tag,
+    create_model,
+)
+
+from contracts import serving
+from contracts.encounter import FieldKind, FieldSpec, model_input_fields
+
+PATIENT_ID = "patient_id"
+ENCOUNTER_ID = "encounter_id"
+
+SINGLE_TAG = "single"
+BATCH_TAG = "batch"
+
+#: Strict: a JSON API should not turn "12" into 12 or true into 1 behind the caller's back.
+_RECORD_CONFIG = ConfigDict(extra="forbid", strict=True)
+
+_RawIdentifier = (
+    Annotated[StrictStr, Field(min_length=1, max_length=serving.MAX_IDENTIFIER_CHARS)]
+    | Annotated[StrictInt, Field(ge=0)]
+)
+
+
+def _value_type(spec: FieldSpec) -> Any:
+    """Return the pydantic type of one model-input field (before nullability)."""
+    if spec.kind == FieldKind.NUMERIC and spec.dtype == "int":
+        return Annotated[int, Field(ge=_int_bound(spec.valid_min), le=_int_bound(spec.valid_max))]
+    if spec.kind == FieldKind.NUMERIC:
+        return Annotated[float, Field(ge=spec.valid_min, le=spec.valid_max, allow_inf_nan=False)]
+    if spec.kind == FieldKind.CATEGORICAL and spec.categories is not None:
+        return Literal[spec.categories]
+    if spec.kind == FieldKind.CATEGORICAL:
+        return Annotated[str, Field(min_length=1, max_length=serving.MAX_CATEGORY_CHARS)]
+    if spec.kind == FieldKind.CODE_SEQUENCE:
+        code = Annotated[str, Field(min_length=1, max_length=serving.MAX_CODE_CHARS)]
+        return Annotated[list[code], Field(max_length=serving.MAX_CODES_PER_SEQUENCE)]
+    if spec.kind == FieldKind.TEXT:
+        return Annotated[str, Field(max_length=serving.MAX_NOTE_CHARS)]
+    raise ValueError(f"no request type for field kind {spec.kind.value}")
+
+
+def _int_bound(bound: float | None) -> int | None:
+    return None if bound is None else int(bound)
+
+
+def _record_fields() -> dict[str, Any]:
+    """Return ``create_model`` field definitions: raw identifiers, then the model inputs."""
+    fields: dict[str, Any] = {
+        PATIENT_ID: (
+            _RawIdentifier,
+            Field(description="The hospital's patient identifier; hashed before use."),
+        ),
+        ENCOUNTER_ID: (
+            _RawIdentifier | None,
+            Field(default=None, description="The hospital's admission identifier; hashed."),
+        ),
+    }
+    for spec in model_input_fields():
+        value_type = _value_type(spec)
+        if spec.nullable:
+            fields[spec.name] = (
+                value_type | None,
+                Field(default=None, description=spec.description),
+            )
+        else:
+            fields[spec.name] = (value_type, Field(description=spec.description))
+    return fields
+
+
+EncounterRequest: type[BaseModel] = create_model(
+    "EncounterRequest",
+    __config__=_RECORD_CONFIG,
+    __doc__="One encounter to score, in the canonical encounter schema with raw identifiers.",
+    **_record_fields(),
+)
+
+
+class BatchRequest(BaseModel):
+    """Several encounters scored in one call; predictions come back in the same order."""
+
+    model_config = _RECORD_CONFIG
+
+    instances: Annotated[
+        list[EncounterRequest],  # type: ignore[valid-type]
+        Field(min_length=1, max_length=serving.MAX_BATCH_SIZE),
+    ]
+
+
+def request_kind(body: Any) -> str | None:
+    """Tell a batch (an object with ``instances``) from a single encounter (any other object)."""
+    if isinstance(body, dict):
+        return BATCH_TAG if serving.INSTANCES_KEY in body else SINGLE_TAG
+    if isinstance(body, BaseModel):
+        return BATCH_TAG if isinstance(body, BatchRequest) else SINGLE_TAG
+    return None
+
+
+if TYPE_CHECKING:
+    PredictRequest: TypeAlias = RootModel[Any]
+else:
+
+    class PredictRequest(
+        RootModel[
+            Annotated[
+                Annotated[EncounterRequest, Tag(SINGLE_TAG)]
+                | Annotated[BatchRequest, Tag(BATCH_TAG)],
+                Discriminator(request_kind),
+            ]
+        ]
+    ):
+        """One encounter object, or an object whose "instances" list is a batch of them."""
+
+
+def request_records(request: PredictRequest) -> list[dict[str, Any]]:
+    """Return the request's encounters as plain dicts, in request order."""
+    body = request.root
+    items: list[BaseModel] = list(body.instances) if isinstance(body, BatchRequest) else [body]
+    return [item.model_dump() for item in items]
+
+
+class Factor(BaseModel):
+    """One contributing factor of a prediction, named so that a clinician can read it."""
+
+    feature: str
+    direction: Literal["increases_risk", "decreases_risk"]
+    contribution: float
+
+
+class Prediction(BaseModel):
+    """The endpoint's answer for one encounter."""
+
+    encounter_key: str | None = Field(
+        description="Keyed hash of the encounter_id sent (null when none was sent)."
+    )
+    probability: float = Field(ge=0, le=1, description="Calibrated 30-day readmission risk.")
+    risk_band: Literal["low", "moderate", "high"]
+    model_version: str
+    top_factors: list[Factor]
+
+
+class PredictResponse(BaseModel):
+    """Predictions in request order, with the id to quote when asking about this request."""
+
+    request_id: str
+    predictions: list[Prediction]
+
+
+class EndpointResponse(BaseModel):
+    """What the endpoint returns (contracts.serving); checked before it reaches a caller."""
+
+    predictions: list[Prediction]
+
+
+class HealthResponse(BaseModel):
+    """Whether predictions can be served now, and by which model version."""
+
+    status: Literal["ok", "unavailable"]
+    endpoint_status: str = Field(description="SageMaker's EndpointStatus, or NotFound/Unknown.")
+    model_version: str | None
+
+
+class FieldError(BaseModel):
+    """Why one field was rejected: its path and pydantic's error type, never its value."""
+
+    field: str = Field(description="Path of the field, e.g. instances.0.age_years.")
+    reason: str = Field(description="Error type, e.g. missing, less_than_equal, literal_error.")
+
+
+class ErrorResponse(BaseModel):
+    """Every error: a stable code, the request id, and for bad input the fields at fault."""
+
+    error: str = Field(description="Stable machine-readable error code.")
+    request_id: str
+    fields: list[str] | None = Field(
+        default=None,
+        description="Paths of the fields at fault (400 only); an unknown field shows as "
+        "<unknown> under its parent. Never the values sent.",
+    )
+    details: list[FieldError] | None = Field(default=None, description="Per-field reasons (400).")
