@@ -1,0 +1,169 @@
+"""The deployer's configuration, read once from its environment into a frozen dataclass."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+ENDPOINT_NAME_ENV = "ENDPOINT_NAME"
+EXECUTION_ROLE_ARN_ENV = "EXECUTION_ROLE_ARN"
+INSTANCE_TYPE_ENV = "INSTANCE_TYPE"
+INSTANCE_COUNT_ENV = "INSTANCE_COUNT"
+DATA_CAPTURE_S3_URI_ENV = "DATA_CAPTURE_S3_URI"
+KMS_KEY_ARN_ENV = "KMS_KEY_ARN"
+CAPTURE_SAMPLING_PERCENT_ENV = "CAPTURE_SAMPLING_PERCENT"
+ROLLBACK_ALARM_NAMES_ENV = "ROLLBACK_ALARM_NAMES"
+SNS_TOPIC_ARN_ENV = "SNS_TOPIC_ARN"
+MODEL_PACKAGE_GROUP_NAME_ENV = "MODEL_PACKAGE_GROUP_NAME"
+VPC_SUBNET_IDS_ENV = "VPC_SUBNET_IDS"
+VPC_SECURITY_GROUP_IDS_ENV = "VPC_SECURITY_GROUP_IDS"
+TRAFFIC_ROUTING_ENV = "TRAFFIC_ROUTING"
+TRAFFIC_STEP_PERCENT_ENV = "TRAFFIC_STEP_PERCENT"
+TRAFFIC_WAIT_SECONDS_ENV = "TRAFFIC_WAIT_SECONDS"
+TERMINATION_WAIT_SECONDS_ENV = "TERMINATION_WAIT_SECONDS"
+MAX_EXECUTION_SECONDS_ENV = "MAX_EXECUTION_SECONDS"
+NETWORK_ISOLATION_ENV = "NETWORK_ISOLATION"
+ENCRYPT_VOLUME_ENV = "ENCRYPT_VOLUME_WITH_KMS"
+
+TRAFFIC_ROUTING_TYPES = ("CANARY", "LINEAR", "ALL_AT_ONCE")
+DEFAULT_TRAFFIC_ROUTING = "CANARY"
+#: Canary: 10 % of capacity first; linear: 10 % more per step.
+DEFAULT_TRAFFIC_STEP_PERCENT = 10
+#: Bake time per step during which the rollback alarms can stop the shift (API limit 3600).
+DEFAULT_TRAFFIC_WAIT_SECONDS = 600
+DEFAULT_TERMINATION_WAIT_SECONDS = 300
+DEFAULT_MAX_EXECUTION_SECONDS = 3600
+_MAX_WAIT_SECONDS = 3600
+_MAX_EXECUTION_RANGE = (600, 28_800)
+_MAX_STEP_PERCENT = 50
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable, never its value."""
+
+
+@dataclass(frozen=True)
+class DeployerSettings:
+    """Where and how the endpoint is deployed."""
+
+    endpoint_name: str
+    execution_role_arn: str
+    instance_type: str
+    instance_count: int
+    data_capture_s3_uri: str
+    kms_key_arn: str
+    sns_topic_arn: str
+    model_package_group_name: str
+    capture_sampling_percent: int = 100
+    rollback_alarm_names: tuple[str, ...] = ()
+    vpc_subnet_ids: tuple[str, ...] = ()
+    vpc_security_group_ids: tuple[str, ...] = ()
+    traffic_routing: str = DEFAULT_TRAFFIC_ROUTING
+    traffic_step_percent: int = DEFAULT_TRAFFIC_STEP_PERCENT
+    traffic_wait_seconds: int = DEFAULT_TRAFFIC_WAIT_SECONDS
+    termination_wait_seconds: int = DEFAULT_TERMINATION_WAIT_SECONDS
+    max_execution_seconds: int = DEFAULT_MAX_EXECUTION_SECONDS
+    network_isolation: bool = True
+    encrypt_volume_with_kms: bool = True
+
+    def __post_init__(self) -> None:
+        required = {
+            ENDPOINT_NAME_ENV: self.endpoint_name,
+            EXECUTION_ROLE_ARN_ENV: self.execution_role_arn,
+            INSTANCE_TYPE_ENV: self.instance_type,
+            DATA_CAPTURE_S3_URI_ENV: self.data_capture_s3_uri,
+            KMS_KEY_ARN_ENV: self.kms_key_arn,
+            SNS_TOPIC_ARN_ENV: self.sns_topic_arn,
+            MODEL_PACKAGE_GROUP_NAME_ENV: self.model_package_group_name,
+        }
+        for name, value in required.items():
+            if not value:
+                raise SettingsError(f"{name} is not set")
+        if self.instance_count < 1:
+            raise SettingsError(f"{INSTANCE_COUNT_ENV} must be at least 1")
+        if not self.data_capture_s3_uri.startswith("s3://") or not self.capture_bucket:
+            raise SettingsError(f"{DATA_CAPTURE_S3_URI_ENV} must be an s3:// URI")
+        if not 0 <= self.capture_sampling_percent <= 100:
+            raise SettingsError(f"{CAPTURE_SAMPLING_PERCENT_ENV} must lie in [0, 100]")
+        if bool(self.vpc_subnet_ids) != bool(self.vpc_security_group_ids):
+            raise SettingsError(
+                f"{VPC_SUBNET_IDS_ENV} and {VPC_SECURITY_GROUP_IDS_ENV} go together"
+            )
+        if self.traffic_routing not in TRAFFIC_ROUTING_TYPES:
+            raise SettingsError(f"{TRAFFIC_ROUTING_ENV} must be one of {TRAFFIC_ROUTING_TYPES}")
+        if not 1 <= self.traffic_step_percent <= _MAX_STEP_PERCENT:
+            raise SettingsError(f"{TRAFFIC_STEP_PERCENT_ENV} must lie in [1, {_MAX_STEP_PERCENT}]")
+        for name, seconds in (
+            (TRAFFIC_WAIT_SECONDS_ENV, self.traffic_wait_seconds),
+            (TERMINATION_WAIT_SECONDS_ENV, self.termination_wait_seconds),
+        ):
+            if not 0 <= seconds <= _MAX_WAIT_SECONDS:
+                raise SettingsError(f"{name} must lie in [0, {_MAX_WAIT_SECONDS}]")
+        low, high = _MAX_EXECUTION_RANGE
+        if not low <= self.max_execution_seconds <= high:
+            raise SettingsError(f"{MAX_EXECUTION_SECONDS_ENV} must lie in [{low}, {high}]")
+
+    @property
+    def capture_bucket(self) -> str:
+        """The bucket of ``DATA_CAPTURE_S3_URI``; the drift baseline is kept there too."""
+        return self.data_capture_s3_uri.removeprefix("s3://").split("/", 1)[0]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> DeployerSettings:
+        """Read the settings from ``env`` (default: the process environment)."""
+        env = os.environ if env is None else env
+        return cls(
+            endpoint_name=env.get(ENDPOINT_NAME_ENV, ""),
+            execution_role_arn=env.get(EXECUTION_ROLE_ARN_ENV, ""),
+            instance_type=env.get(INSTANCE_TYPE_ENV, ""),
+            instance_count=_integer(env, INSTANCE_COUNT_ENV, 1),
+            data_capture_s3_uri=env.get(DATA_CAPTURE_S3_URI_ENV, "").rstrip("/"),
+            kms_key_arn=env.get(KMS_KEY_ARN_ENV, ""),
+            sns_topic_arn=env.get(SNS_TOPIC_ARN_ENV, ""),
+            model_package_group_name=env.get(MODEL_PACKAGE_GROUP_NAME_ENV, ""),
+            capture_sampling_percent=_integer(env, CAPTURE_SAMPLING_PERCENT_ENV, 100),
+            rollback_alarm_names=_names(env, ROLLBACK_ALARM_NAMES_ENV),
+            vpc_subnet_ids=_names(env, VPC_SUBNET_IDS_ENV),
+            vpc_security_group_ids=_names(env, VPC_SECURITY_GROUP_IDS_ENV),
+            traffic_routing=env.get(TRAFFIC_ROUTING_ENV, DEFAULT_TRAFFIC_ROUTING).upper(),
+            traffic_step_percent=_integer(
+                env, TRAFFIC_STEP_PERCENT_ENV, DEFAULT_TRAFFIC_STEP_PERCENT
+            ),
+            traffic_wait_seconds=_integer(
+                env, TRAFFIC_WAIT_SECONDS_ENV, DEFAULT_TRAFFIC_WAIT_SECONDS
+            ),
+            termination_wait_seconds=_integer(
+                env, TERMINATION_WAIT_SECONDS_ENV, DEFAULT_TERMINATION_WAIT_SECONDS
+            ),
+            max_execution_seconds=_integer(
+                env, MAX_EXECUTION_SECONDS_ENV, DEFAULT_MAX_EXECUTION_SECONDS
+            ),
+            network_isolation=_flag(env, NETWORK_ISOLATION_ENV, default=True),
+            encrypt_volume_with_kms=_flag(env, ENCRYPT_VOLUME_ENV, default=True),
+        )
+
+
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+def _integer(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise SettingsError(f"{name} must be an integer") from error
+
+
+def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes"):
+        return True
+    if raw in ("0", "false", "no"):
+        return False
+    raise SettingsError(f"{name} must be true or false")

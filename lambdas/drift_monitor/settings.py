@@ -1,0 +1,115 @@
+"""The drift monitor's configuration, read once from its environment into a frozen dataclass."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from contracts.drift import DEFAULT_METRIC_NAMESPACE, PSI_ALARM_THRESHOLD, baseline_s3_key
+from contracts.encounter import READMISSION_WINDOW_DAYS
+
+ENDPOINT_NAME_ENV = "ENDPOINT_NAME"
+CAPTURE_BUCKET_ENV = "CAPTURE_BUCKET"
+CAPTURE_PREFIX_ENV = "CAPTURE_PREFIX"
+WINDOW_MINUTES_ENV = "WINDOW_MINUTES"
+METRIC_NAMESPACE_ENV = "METRIC_NAMESPACE"
+BASELINE_KEY_ENV = "BASELINE_KEY"
+GROUND_TRUTH_PREFIX_ENV = "GROUND_TRUTH_PREFIX"
+GROUND_TRUTH_DELAY_DAYS_ENV = "GROUND_TRUTH_DELAY_DAYS"
+CAPTURE_DELAY_MINUTES_ENV = "CAPTURE_DELAY_MINUTES"
+PSI_THRESHOLD_ENV = "PSI_THRESHOLD"
+
+DEFAULT_WINDOW_MINUTES = 60
+#: SageMaker writes capture files a few minutes after the requests; a window is analysed only
+#: once this much time has passed after its end.
+DEFAULT_CAPTURE_DELAY_MINUTES = 5
+#: Labels are complete once the 30-day horizon has passed, plus a day for the label feed.
+DEFAULT_GROUND_TRUTH_DELAY_DAYS = READMISSION_WINDOW_DAYS + 1
+MINUTES_PER_DAY = 24 * 60
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable, never its value."""
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """Where the capture and the baseline are, how long a window is, where metrics go."""
+
+    endpoint_name: str
+    capture_bucket: str
+    capture_prefix: str = ""
+    baseline_key: str = ""
+    window_minutes: int = DEFAULT_WINDOW_MINUTES
+    metric_namespace: str = DEFAULT_METRIC_NAMESPACE
+    ground_truth_prefix: str | None = None
+    ground_truth_delay_days: int = DEFAULT_GROUND_TRUTH_DELAY_DAYS
+    capture_delay_minutes: int = DEFAULT_CAPTURE_DELAY_MINUTES
+    psi_threshold: float = PSI_ALARM_THRESHOLD
+
+    def __post_init__(self) -> None:
+        if not self.endpoint_name:
+            raise SettingsError(f"{ENDPOINT_NAME_ENV} is not set")
+        if not self.capture_bucket:
+            raise SettingsError(f"{CAPTURE_BUCKET_ENV} is not set")
+        if not 1 <= self.window_minutes <= MINUTES_PER_DAY:
+            raise SettingsError(f"{WINDOW_MINUTES_ENV} must lie in [1, {MINUTES_PER_DAY}]")
+        if MINUTES_PER_DAY % self.window_minutes:
+            raise SettingsError(f"{WINDOW_MINUTES_ENV} must divide a day into whole windows")
+        if self.ground_truth_delay_days < READMISSION_WINDOW_DAYS:
+            raise SettingsError(
+                f"{GROUND_TRUTH_DELAY_DAYS_ENV} must be at least {READMISSION_WINDOW_DAYS}"
+            )
+        if self.capture_delay_minutes < 0:
+            raise SettingsError(f"{CAPTURE_DELAY_MINUTES_ENV} must not be negative")
+        if self.psi_threshold <= 0:
+            raise SettingsError(f"{PSI_THRESHOLD_ENV} must be positive")
+        if not self.metric_namespace:
+            raise SettingsError(f"{METRIC_NAMESPACE_ENV} must not be empty")
+
+    @property
+    def resolved_baseline_key(self) -> str:
+        """The baseline's key: the configured one, or where the deployer puts it."""
+        return self.baseline_key or baseline_s3_key(self.endpoint_name)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MonitorSettings:
+        """Read the settings from ``env`` (default: the process environment)."""
+        env = os.environ if env is None else env
+        return cls(
+            endpoint_name=env.get(ENDPOINT_NAME_ENV, ""),
+            capture_bucket=env.get(CAPTURE_BUCKET_ENV, ""),
+            capture_prefix=env.get(CAPTURE_PREFIX_ENV, "").strip("/"),
+            baseline_key=env.get(BASELINE_KEY_ENV, "").lstrip("/"),
+            window_minutes=_integer(env, WINDOW_MINUTES_ENV, DEFAULT_WINDOW_MINUTES),
+            metric_namespace=env.get(METRIC_NAMESPACE_ENV) or DEFAULT_METRIC_NAMESPACE,
+            ground_truth_prefix=env.get(GROUND_TRUTH_PREFIX_ENV, "").strip("/") or None,
+            ground_truth_delay_days=_integer(
+                env, GROUND_TRUTH_DELAY_DAYS_ENV, DEFAULT_GROUND_TRUTH_DELAY_DAYS
+            ),
+            capture_delay_minutes=_integer(
+                env, CAPTURE_DELAY_MINUTES_ENV, DEFAULT_CAPTURE_DELAY_MINUTES
+            ),
+            psi_threshold=_number(env, PSI_THRESHOLD_ENV, PSI_ALARM_THRESHOLD),
+        )
+
+
+def _integer(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise SettingsError(f"{name} must be an integer") from error
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as error:
+        raise SettingsError(f"{name} must be a number") from error
