@@ -1,0 +1,1 @@
+"""Benchmark scripts; a package so that benchmarks/training.py does not shadow training/."""

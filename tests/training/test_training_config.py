@@ -1,0 +1,78 @@
+"""Arguments: SM_* defaults, SM_HPS, command-line precedence and validation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from training.config import SAGEMAKER_CHECKPOINT_DIR, parse_args
+
+
+@pytest.fixture
+def splits(tmp_path: Path) -> Path:
+    for split in ("train", "validation", "test"):
+        (tmp_path / "features" / f"split={split}").mkdir(parents=True)
+    (tmp_path / "protected" / "split=test").mkdir(parents=True)
+    (tmp_path / "manifest.json").write_text("{}")
+    return tmp_path
+
+
+def test_sagemaker_environment_fills_paths_and_hyperparameters(
+    splits: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    features = splits / "features"
+    monkeypatch.setenv("SM_TRAINING_ENV", "{}")
+    monkeypatch.delenv("SM_CHECKPOINT_DIR", raising=False)
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(features / "split=train"))
+    monkeypatch.setenv("SM_CHANNEL_VALIDATION", str(features / "split=validation"))
+    monkeypatch.setenv("SM_CHANNEL_TEST", str(features / "split=test"))
+    monkeypatch.setenv("SM_MODEL_DIR", "/opt/ml/model")
+    monkeypatch.setenv("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data")
+    monkeypatch.setenv(
+        "SM_HPS", json.dumps({"epochs": "3", "batch_size": "512", "baseline": "false"})
+    )
+    data, hyper = parse_args(["--epochs", "4"])  # the command line wins over SM_HPS
+    assert data.train_dir == str(features / "split=train")
+    assert data.model_dir == "/opt/ml/model"
+    assert data.output_dir == "/opt/ml/output/data"
+    assert data.checkpoint_dir == SAGEMAKER_CHECKPOINT_DIR
+    assert (hyper.epochs, hyper.batch_size, hyper.baseline) == (4, 512, False)
+
+
+def test_data_dir_fills_the_three_splits_protected_and_manifest(
+    splits: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("SM_CHANNEL_TRAIN", "SM_CHANNEL_VALIDATION", "SM_CHANNEL_TEST", "SM_HPS"):
+        monkeypatch.delenv(name, raising=False)
+    data, _ = parse_args(["--data-dir", str(splits / "features"), "--batch_size", "128"])
+    assert data.validation_dir == str(splits / "features" / "split=validation")
+    assert data.protected_dir == str(splits / "protected" / "split=test")
+    assert data.manifest_path == str(splits / "manifest.json")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--epochs", "0"], "epochs"),
+        (["--threshold-target", "accuracy"], "threshold_target"),
+        (["--batch-size", "many"], "batch_size"),
+        (["--baseline", "maybe"], "baseline"),
+    ],
+)
+def test_bad_hyperparameters_are_rejected_by_name(
+    splits: Path, argv: list[str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SM_HPS", raising=False)
+    with pytest.raises(ValueError, match=message):
+        parse_args(["--data-dir", str(splits / "features"), *argv])
+
+
+def test_missing_splits_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SM_CHANNEL_TRAIN", "SM_CHANNEL_VALIDATION", "SM_CHANNEL_TEST"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match="train_dir is not set"):
+        parse_args([])
+    with pytest.raises(ValueError, match="train_dir does not exist"):
+        parse_args(["--data-dir", str(tmp_path / "nowhere")])

@@ -1,0 +1,190 @@
+"""The feature encoder: fitted on train only, UNK/imputation for the unknown, exact round trip."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from contracts.encounter import FieldKind, model_input_fields
+from inference.encoding import (
+    CATEGORY_UNK_ID,
+    CLS_ID,
+    UNK_ID,
+    EncoderConfig,
+    FeatureEncoder,
+    UnscorableRecordError,
+    code_group,
+    labels,
+)
+from training.synthetic import synthetic_records
+
+NUMERIC = [spec.name for spec in model_input_fields(FieldKind.NUMERIC)]
+CATEGORICAL = [spec.name for spec in model_input_fields(FieldKind.CATEGORICAL)]
+
+
+def _record(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "age_years": 70,
+        "sex": "F",
+        "admission_type": "emergency",
+        "admission_source": "emergency_department",
+        "discharge_disposition": "home",
+        "admitting_service": "cardiology",
+        "length_of_stay_days": 3.0,
+        "prior_admissions_12m": 1,
+        "prior_ed_visits_12m": 0,
+        "prior_outpatient_visits_12m": 2,
+        "days_since_last_discharge": 40.0,
+        "num_diagnoses": 2,
+        "num_procedures": 0,
+        "num_medications": 1,
+        "num_lab_tests": 10,
+        "num_abnormal_labs": 1,
+        "hba1c_result": "normal",
+        "max_glucose_result": "not_measured",
+        "charlson_index": 2,
+        "diagnosis_codes": ["4280", "25000"],
+        "procedure_codes": [],
+        "medications": ["insulin"],
+        "abnormal_labs": ["glucose"],
+        "note_text": None,
+        "readmitted_30d": 0,
+    }
+    base.update(overrides)
+    return base
+
+
+def _train_records() -> list[dict[str, Any]]:
+    ages = [50, 60, 70, 80]
+    return [
+        _record(age_years=ages[i % 4], admitting_service="cardiology" if i % 2 else "surgery")
+        for i in range(8)
+    ]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> FeatureEncoder:
+    return FeatureEncoder.fit(
+        _train_records(), EncoderConfig(code_min_frequency=2, category_min_frequency=2)
+    )
+
+
+def test_numeric_statistics_come_from_the_training_records_only(encoder: FeatureEncoder) -> None:
+    stats = encoder.numeric_stats["age_years"]
+    assert stats["mean"] == pytest.approx(65.0)
+    assert stats["median"] == pytest.approx(65.0)
+    assert stats["std"] == pytest.approx(math.sqrt(125.0))
+    log_stats = encoder.numeric_stats["length_of_stay_days"]  # constant column, log1p'd
+    assert log_stats["mean"] == pytest.approx(math.log1p(3.0))
+    assert log_stats["std"] == 1.0
+
+
+def test_code_vocabulary_keeps_codes_and_icd9_groups_seen_often_enough(
+    encoder: FeatureEncoder,
+) -> None:
+    assert encoder.code_vocab[:3] == ["[PAD]", "[UNK]", "[CLS]"]
+    assert set(encoder.code_vocab[3:]) == {
+        "dx:4280", "dxg:428", "dx:25000", "dxg:250", "rx:insulin", "lab:glucose",
+    }  # fmt: skip
+    assert code_group("diagnosis_codes", "E8889") == "E888"
+    assert code_group("diagnosis_codes", "V5861") == "V58"
+    assert code_group("procedure_codes", "3995") == "39"
+    assert code_group("diagnosis_codes", "486") is None
+
+
+def test_encode_gives_exact_arrays_for_a_known_record(encoder: FeatureEncoder) -> None:
+    batch = encoder.encode([_record(age_years=75)])
+    vocab = encoder.code_index
+    assert batch.code_ids[0].tolist() == [
+        CLS_ID, vocab["dx:4280"], vocab["dxg:428"], vocab["dx:25000"], vocab["dxg:250"],
+        vocab["rx:insulin"], vocab["lab:glucose"],
+    ]  # fmt: skip
+    assert batch.code_types[0].tolist() == [0, 1, 1, 1, 1, 3, 4]
+    assert batch.code_mask[0].tolist() == [1] * 7
+    age = NUMERIC.index("age_years")
+    assert batch.numeric[0, age] == pytest.approx(10.0 / math.sqrt(125.0))
+    assert batch.numeric[0, len(NUMERIC) + age] == 0.0
+    sex = CATEGORICAL.index("sex")
+    assert batch.categorical[0, sex] == encoder.category_vocabs["sex"].index("F")
+
+
+def test_unknown_codes_and_categories_map_to_unk(encoder: FeatureEncoder) -> None:
+    record = _record(diagnosis_codes=["99999"], admitting_service="astrology", sex="X")
+    batch = encoder.encode([record])
+    assert batch.code_ids[0, 1] == UNK_ID  # the unseen full code
+    assert batch.code_ids[0, 2] == UNK_ID  # and its unseen group
+    assert batch.categorical[0, CATEGORICAL.index("admitting_service")] == CATEGORY_UNK_ID
+    assert batch.categorical[0, CATEGORICAL.index("sex")] == CATEGORY_UNK_ID
+
+
+def test_missing_fields_are_imputed_with_an_indicator(encoder: FeatureEncoder) -> None:
+    record = _record()
+    for name in ("age_years", "sex", "diagnosis_codes", "medications", "abnormal_labs"):
+        del record[name]
+    record["days_since_last_discharge"] = None
+    record["num_lab_tests"] = float("nan")
+    batch = encoder.encode([record])
+    for name in ("age_years", "days_since_last_discharge", "num_lab_tests"):
+        j = NUMERIC.index(name)
+        stats = encoder.numeric_stats[name]
+        assert batch.numeric[0, j] == pytest.approx(
+            (stats["median"] - stats["mean"]) / stats["std"]
+        )
+        assert batch.numeric[0, len(NUMERIC) + j] == 1.0
+    assert batch.categorical[0, CATEGORICAL.index("sex")] == CATEGORY_UNK_ID
+    assert batch.code_ids[0].tolist() == [CLS_ID]
+
+
+def test_values_outside_the_contract_range_are_clipped(encoder: FeatureEncoder) -> None:
+    high = encoder.encode([_record(age_years=500)])
+    capped = encoder.encode([_record(age_years=130)])
+    assert (
+        high.numeric[0, NUMERIC.index("age_years")] == capped.numeric[0, NUMERIC.index("age_years")]
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("age_years", "seventy"), ("sex", 1), ("diagnosis_codes", "4280"), ("medications", [3])],
+)
+def test_unreadable_values_name_the_field_but_not_the_value(
+    encoder: FeatureEncoder, name: str, value: Any
+) -> None:
+    with pytest.raises(UnscorableRecordError) as caught:
+        encoder.encode([_record(**{name: value})])
+    assert caught.value.field == name
+    assert name in str(caught.value)
+    assert str(value) not in str(caught.value).replace(name, "")
+    assert isinstance(caught.value, ValueError)
+
+
+def test_labels_must_be_binary() -> None:
+    assert labels([{"readmitted_30d": 1}, {"readmitted_30d": 0}]).tolist() == [1.0, 0.0]
+    with pytest.raises(UnscorableRecordError, match="readmitted_30d"):
+        labels([{"readmitted_30d": 2}])
+
+
+def test_save_load_round_trip_encodes_identically(tmp_path: Any) -> None:
+    records, _ = synthetic_records(300, seed=5, with_notes=True)
+    fitted = FeatureEncoder.fit(
+        records[:200], EncoderConfig(code_min_frequency=2, note_vocab_size=200)
+    )
+    assert fitted.notes_enabled
+    fitted.save(tmp_path)
+    loaded = FeatureEncoder.load(tmp_path)
+    before, after = fitted.encode(records[200:]), loaded.encode(records[200:])
+    assert loaded.to_dict() == fitted.to_dict()
+    for name, array in before.arrays().items():
+        np.testing.assert_array_equal(array, after.arrays()[name], err_msg=name)
+    assert before.note_ids is not None
+    assert before.note_ids.shape[0] == 100
+
+
+def test_notes_stay_off_when_the_training_split_has_none() -> None:
+    records, _ = synthetic_records(50, seed=1, with_notes=False)
+    fitted = FeatureEncoder.fit(records)
+    assert not fitted.notes_enabled
+    assert fitted.encode(records[:3]).note_ids is None

@@ -1,0 +1,122 @@
+"""Smoke test of ``main()``: a tiny run writes a complete, loadable artifact and sane metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference.encoding import FeatureEncoder
+from inference.model import load_model
+from training import artifact
+from training.calibration import calibrated
+from training.data import read_records
+from training.metrics import METRIC_DEFINITIONS, auroc
+from training.train import main
+
+
+@pytest.fixture(scope="module")
+def smoke_run(
+    notes_dataset: Path,
+    run_args: Callable[..., list[str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, Path]:
+    out = tmp_path_factory.mktemp("smoke")
+    main(run_args(notes_dataset, out, "--epochs", "2", "--max-steps", "6", "--batch-size", "32"))
+    return notes_dataset, out
+
+
+def test_artifact_is_complete(smoke_run: tuple[Path, Path]) -> None:
+    _, out = smoke_run
+    model_dir = out / "model"
+    assert artifact.missing_files(model_dir) == []
+    assert (model_dir / "notes_tokenizer.json").is_file()  # the notes encoder switched on
+    assert (model_dir / "code" / "inference.py").read_text() == artifact.INFERENCE_ENTRY_SOURCE
+    requirements = (model_dir / "code" / "requirements.txt").read_text()
+    assert "transformers==5.23.0" in requirements
+    spec = json.loads((model_dir / "feature_spec.json").read_text())
+    assert spec["fields"]["text"] == ["note_text"]
+    card = (model_dir / "model_card.html").read_text()
+    assert card.count("data:image/png;base64,") == 3
+    assert "<script" not in card  # self-contained: no scripts, no links
+    assert "http" not in card
+
+
+def test_artifact_reloads_and_reproduces_the_reported_test_auroc(
+    smoke_run: tuple[Path, Path],
+) -> None:
+    features, out = smoke_run
+    model_dir = out / "model"
+    encoder = FeatureEncoder.load(model_dir)
+    model = load_model(model_dir)
+    calibration = json.loads((model_dir / "calibration.json").read_text())
+    records = read_records(features / "split=test")
+    import torch
+
+    with torch.inference_mode():
+        tensors = {k: torch.from_numpy(v) for k, v in encoder.encode(records).arrays().items()}
+        logits = model(**tensors).numpy().astype(np.float64)
+    p = calibrated(logits - calibration["logit_offset"], calibration["temperature"])
+    y = np.array([r["readmitted_30d"] for r in records], dtype=float)
+    evaluation = json.loads((model_dir / "evaluation.json").read_text())
+    assert auroc(y, p) == pytest.approx(evaluation["test"]["auroc"], abs=1e-6)
+    assert evaluation["binary_classification_metrics"]["auc"]["value"] == pytest.approx(
+        auroc(y, p), abs=1e-6
+    )
+    assert 0.0 < calibration["threshold"] < 1.0
+    assert calibration["threshold_target"] == "sensitivity"
+
+
+def test_metrics_and_evaluation_are_well_formed(smoke_run: tuple[Path, Path]) -> None:
+    _, out = smoke_run
+    metrics = json.loads((out / "output" / "metrics.json").read_text())
+    assert set(metrics) >= {"validation", "test", "baseline", "threshold", "training"}
+    for block in ("validation", "test", "baseline"):
+        for name in ("auroc", "auprc", "brier", "ece", "precision", "recall", "f1", "alert_rate"):
+            value = metrics[block][name]
+            assert isinstance(value, float), (block, name)
+            assert 0.0 <= value <= 1.0, (block, name)
+    assert metrics["training"]["steps"] == 6
+    evaluation = json.loads((out / "model" / "evaluation.json").read_text())
+    auc = evaluation["binary_classification_metrics"]["auc"]
+    assert set(auc) == {"value", "standard_deviation"}
+    assert auc["standard_deviation"] > 0
+    assert set(evaluation["subgroups"]) == {"sex", "age_band", "race"}
+    baseline = json.loads((out / "model" / "drift_baseline.json").read_text())
+    train_rows = json.loads((out / "model" / "metadata.json").read_text())["training_data"]["rows"][
+        "train"
+    ]
+    assert baseline["record_count"] == train_rows
+    assert sum(baseline["prediction_score"]["counts"]) == train_rows
+
+
+def test_printed_metrics_match_the_job_metric_definitions(
+    notes_dataset: Path,
+    run_args: Callable[..., list[str]],
+    smoke_run: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, out = smoke_run
+    # Same settings and checkpoint folder: the finished run resumes and trains no further.
+    result = main(
+        run_args(notes_dataset, out, "--epochs", "2", "--max-steps", "6", "--batch-size", "32")
+    )
+    printed = capsys.readouterr().out
+    assert result is not None
+    assert result.outcome.resumed
+    assert result.outcome.steps == 6
+    assert "resumed from checkpoint" in printed
+    found = {}
+    for definition in METRIC_DEFINITIONS:
+        for line in printed.splitlines():
+            match = re.search(definition["Regex"], line)
+            if match:
+                found[definition["Name"]] = float(match.group(1))
+    assert {"test:auroc", "test:brier", "baseline:auroc", "validation:auroc"} <= set(found)
+    assert found["test:auroc"] == pytest.approx(result.metrics["test"]["auroc"], abs=1e-6)
+    assert all(math.isfinite(v) for v in found.values())

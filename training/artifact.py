@@ -1,0 +1,98 @@
+"""The model directory: everything the serving container needs, laid out for ``model.tar.gz``.
+
+SageMaker tars ``SM_MODEL_DIR`` as it is; the PyTorch serving image imports
+``code/inference.py`` and installs ``code/requirements.txt``, so the directory deploys unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from contracts.encounter import SCHEMA_VERSION, FieldKind, model_input_fields
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+CALIBRATION_FILE = "calibration.json"
+FEATURE_SPEC_FILE = "feature_spec.json"
+METADATA_FILE = "metadata.json"
+EVALUATION_FILE = "evaluation.json"
+MODEL_CARD_FILE = "model_card.html"
+CODE_DIR = "code"
+CODE_PACKAGES = ("inference", "contracts")
+INFERENCE_ENTRY = "inference.py"
+INFERENCE_ENTRY_SOURCE = (
+    '"""SageMaker PyTorch serving entry point: the hooks live in inference.handler."""\n\n'
+    "from inference.handler import input_fn, model_fn, output_fn, predict_fn\n\n"
+    '__all__ = ["input_fn", "model_fn", "output_fn", "predict_fn"]\n'
+)
+
+#: Files ``write_model_directory`` always produces (besides encoder and weights).
+REQUIRED_FILES = (
+    CALIBRATION_FILE,
+    FEATURE_SPEC_FILE,
+    METADATA_FILE,
+    EVALUATION_FILE,
+    MODEL_CARD_FILE,
+    "drift_baseline.json",
+    "encoder.json",
+    "model_config.json",
+    "model.safetensors",
+    f"{CODE_DIR}/{INFERENCE_ENTRY}",
+    f"{CODE_DIR}/requirements.txt",
+    f"{CODE_DIR}/inference/__init__.py",
+    f"{CODE_DIR}/inference/encoding.py",
+    f"{CODE_DIR}/inference/model.py",
+    f"{CODE_DIR}/contracts/__init__.py",
+    f"{CODE_DIR}/contracts/encounter.py",
+)
+
+
+def feature_spec(notes_enabled: bool) -> dict[str, Any]:
+    """The contract version and the fields the model reads, by kind."""
+    fields = {
+        kind.value: [
+            spec.name
+            for spec in model_input_fields(kind)
+            if kind != FieldKind.TEXT or notes_enabled
+        ]
+        for kind in (
+            FieldKind.NUMERIC,
+            FieldKind.CATEGORICAL,
+            FieldKind.CODE_SEQUENCE,
+            FieldKind.TEXT,
+        )
+    }
+    return {"schema_version": SCHEMA_VERSION, "fields": fields, "label": "readmitted_30d"}
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=1, sort_keys=True, allow_nan=False))
+
+
+def copy_code(model_dir: Path) -> None:
+    """Copy the inference and contracts packages, the entry module and the requirements."""
+    code = model_dir / CODE_DIR
+    if code.exists():
+        shutil.rmtree(code)
+    code.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "requirements.txt")
+    for package in CODE_PACKAGES:
+        shutil.copytree(REPO_ROOT / package, code / package, ignore=ignore)
+    shutil.copyfile(REPO_ROOT / "inference" / "requirements.txt", code / "requirements.txt")
+    (code / INFERENCE_ENTRY).write_text(INFERENCE_ENTRY_SOURCE)
+
+
+def write_documents(model_dir: Path, documents: Mapping[str, Any]) -> None:
+    """Write each JSON document (file name -> content) into the model directory."""
+    for name, content in documents.items():
+        _write_json(model_dir / name, content)
+
+
+def missing_files(model_dir: str | Path) -> list[str]:
+    """Return the required files absent from a model directory (empty when complete)."""
+    root = Path(model_dir)
+    return [name for name in REQUIRED_FILES if not (root / name).is_file()]

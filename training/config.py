@@ -1,0 +1,191 @@
+"""Arguments of the training job as dataclasses, defaulting to SageMaker's ``SM_*`` variables.
+
+Precedence, lowest first: the dataclass default, the ``SM_*`` environment (``SM_HPS`` holds the
+job's hyperparameters as JSON), then the command line. The same script therefore runs in a
+SageMaker training job, on a laptop and in a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+#: SageMaker's checkpoint folder; synced to S3 so that managed spot training can resume.
+SAGEMAKER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
+LOCAL_RUN_DIR = "runs/training"
+
+SPLIT_TRAIN = "train"
+SPLIT_VALIDATION = "validation"
+SPLIT_TEST = "test"
+
+
+def _in_sagemaker() -> bool:
+    return "SM_TRAINING_ENV" in os.environ or "SM_CURRENT_HOST" in os.environ
+
+
+def _env(name: str, local_default: str = "") -> str:
+    return os.environ.get(name, local_default)
+
+
+def _default_checkpoint_dir() -> str:
+    fallback = SAGEMAKER_CHECKPOINT_DIR if _in_sagemaker() else f"{LOCAL_RUN_DIR}/checkpoints"
+    return _env("SM_CHECKPOINT_DIR", fallback)
+
+
+@dataclass
+class DataArguments:
+    """Where the splits are read from and where the model and outputs are written."""
+
+    data_dir: str = ""
+    train_dir: str = field(default_factory=lambda: _env("SM_CHANNEL_TRAIN"))
+    validation_dir: str = field(default_factory=lambda: _env("SM_CHANNEL_VALIDATION"))
+    test_dir: str = field(default_factory=lambda: _env("SM_CHANNEL_TEST"))
+    protected_dir: str = field(default_factory=lambda: _env("SM_CHANNEL_PROTECTED"))
+    manifest_path: str = field(default_factory=lambda: _env("SM_CHANNEL_MANIFEST"))
+    model_dir: str = field(default_factory=lambda: _env("SM_MODEL_DIR", f"{LOCAL_RUN_DIR}/model"))
+    output_dir: str = field(
+        default_factory=lambda: _env("SM_OUTPUT_DATA_DIR", f"{LOCAL_RUN_DIR}/output")
+    )
+    checkpoint_dir: str = field(default_factory=_default_checkpoint_dir)
+
+    def __post_init__(self) -> None:
+        """Fill the three splits (and race, manifest) from ``data_dir``; fail fast if unset."""
+        if self.data_dir:
+            features = Path(self.data_dir)
+            self.train_dir = self.train_dir or str(features / f"split={SPLIT_TRAIN}")
+            self.validation_dir = self.validation_dir or str(features / f"split={SPLIT_VALIDATION}")
+            self.test_dir = self.test_dir or str(features / f"split={SPLIT_TEST}")
+            protected = features.parent / "protected" / f"split={SPLIT_TEST}"
+            if not self.protected_dir and protected.is_dir():
+                self.protected_dir = str(protected)
+            manifest = features.parent / "manifest.json"
+            if not self.manifest_path and manifest.is_file():
+                self.manifest_path = str(manifest)
+        for name in ("train_dir", "validation_dir", "test_dir"):
+            value = getattr(self, name)
+            if not value:
+                raise ValueError(f"{name} is not set: pass --data-dir or SM_CHANNEL_* variables")
+            if not Path(value).exists():
+                raise ValueError(f"{name} does not exist")
+        if self.manifest_path and Path(self.manifest_path).is_dir():
+            self.manifest_path = str(Path(self.manifest_path) / "manifest.json")
+
+
+@dataclass
+class HyperParameters:
+    """Model and optimisation settings; ``SM_HPS`` and the command line override them."""
+
+    epochs: int = 8
+    max_steps: int = 0  # 0: no limit; otherwise stop after this many optimiser steps
+    batch_size: int = 256  # global batch, split evenly over the DDP processes
+    eval_batch_size: int = 1024
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.05
+    max_grad_norm: float = 1.0
+    patience: int = 2  # epochs without a better validation AUROC before stopping
+    seed: int = 42
+    pos_weight: float = 0.0  # 0: negatives/positives of the training split
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    fusion_size: int = 64
+    tabular_hidden_size: int = 128
+    category_embedding_dim: int = 8
+    note_hidden_size: int = 64
+    note_num_layers: int = 2
+    dropout: float = 0.1
+    code_min_frequency: int = 5
+    category_min_frequency: int = 5
+    max_code_length: int = 64
+    note_max_length: int = 256
+    note_vocab_size: int = 4000
+    threshold_target: str = "sensitivity"
+    threshold_value: float = 0.8
+    pretrained_code_encoder: str = ""  # a hub name (production only); downloads when set
+    log_every: int = 50
+    cpu_threads: int = 0  # intra-op threads on CPU; 0 keeps torch's default (one per core)
+    baseline: bool = True
+
+    def __post_init__(self) -> None:
+        positive = ("epochs", "batch_size", "eval_batch_size", "num_layers", "num_heads")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.max_steps < 0 or self.patience < 1 or self.cpu_threads < 0:
+            raise ValueError("max_steps and cpu_threads must be >= 0, patience >= 1")
+        if self.learning_rate <= 0 or self.weight_decay < 0 or self.pos_weight < 0:
+            raise ValueError("learning_rate must be > 0; weight_decay and pos_weight >= 0")
+        if not 0.0 <= self.warmup_ratio < 1.0 or not 0.0 <= self.dropout < 1.0:
+            raise ValueError("warmup_ratio and dropout must lie in [0, 1)")
+        if self.threshold_target not in ("sensitivity", "alert_rate"):
+            raise ValueError("threshold_target must be 'sensitivity' or 'alert_rate'")
+        if not 0.0 < self.threshold_value <= 1.0:
+            raise ValueError("threshold_value must lie in (0, 1]")
+        if self.hidden_size % self.num_heads or self.note_hidden_size % self.num_heads:
+            raise ValueError("hidden_size and note_hidden_size must be divisible by num_heads")
+
+
+def _convert(kind: Any, name: str, value: Any) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes"):
+            return True
+        if text in ("0", "false", "no"):
+            return False
+        raise ValueError(f"{name} must be true or false")
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be of type {kind.__name__}") from error
+
+
+def _hyperparameters_from_env() -> dict[str, Any]:
+    """Return ``SM_HPS`` (SageMaker passes every value as a string) keyed by field name."""
+    raw = os.environ.get("SM_HPS", "")
+    if not raw:
+        return {}
+    try:
+        values = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError("SM_HPS is not valid JSON") from error
+    if not isinstance(values, dict):
+        raise ValueError("SM_HPS must be a JSON object")
+    return {key.replace("-", "_"): value for key, value in values.items()}
+
+
+def _build(cls: type[Any], values: Mapping[str, Any]) -> Any:
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {
+        name: _convert(hints[name], name, value) for name, value in values.items() if name in names
+    }
+    return cls(**kwargs)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[DataArguments, HyperParameters]:
+    """Parse the command line over ``SM_*`` defaults into validated dataclasses."""
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
+    for cls in (DataArguments, HyperParameters):
+        group = parser.add_argument_group(cls.__name__)
+        for f in dataclasses.fields(cls):
+            # SageMaker's torchrun driver passes hyperparameters as ``--name value``.
+            flags = {f"--{f.name.replace('_', '-')}", f"--{f.name}"}
+            group.add_argument(*sorted(flags), dest=f.name, type=str, default=None)
+    namespace = vars(parser.parse_args(argv))
+    from_env = _hyperparameters_from_env()
+    unknown = set(from_env) - {f.name for f in dataclasses.fields(HyperParameters)}
+    if unknown:
+        raise ValueError(f"unknown hyperparameters in SM_HPS: {sorted(unknown)}")
+    given = {name: value for name, value in namespace.items() if value is not None}
+    data = _build(DataArguments, given)
+    hyper = _build(HyperParameters, {**from_env, **given})
+    return data, hyper

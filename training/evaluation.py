@@ -1,0 +1,182 @@
+"""Test-split evaluation: headline metrics, subgroups, the logistic baseline, evaluation.json.
+
+``evaluation.json`` follows the SageMaker Model Registry's model-quality format
+(``binary_classification_metrics`` with ``value``/``standard_deviation`` per metric) and adds
+the project's own sections (calibration, subgroups, baseline) beside it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from inference.encoding import CLS_ID, PAD_ID, EncodedBatch, FeatureEncoder
+from training import metrics as m
+
+#: Points kept on the ROC and PR curves written to evaluation.json.
+CURVE_POINTS = 101
+
+
+def baseline_design(encoder: FeatureEncoder, batch: EncodedBatch) -> Any:
+    """Sparse design matrix of the baseline: numerics, one-hot categoricals, bag of codes."""
+    from scipy import sparse
+
+    n = len(batch)
+    blocks = [sparse.csr_matrix(batch.numeric.astype(np.float64))]
+    for j, cardinality in enumerate(encoder.category_cardinalities):
+        rows = np.arange(n)
+        blocks.append(
+            sparse.csr_matrix((np.ones(n), (rows, batch.categorical[:, j])), shape=(n, cardinality))
+        )
+    ids = batch.code_ids
+    keep = (batch.code_mask == 1) & (ids != CLS_ID) & (ids != PAD_ID)
+    rows, cols = np.nonzero(keep)
+    codes = sparse.csr_matrix(
+        (np.ones(len(rows)), (rows, ids[rows, cols])), shape=(n, len(encoder.code_vocab))
+    )
+    codes.data = np.minimum(codes.data, 1.0)  # presence, not repeat count
+    blocks.append(codes)
+    return sparse.hstack(blocks, format="csr")
+
+
+def fit_baseline(
+    encoder: FeatureEncoder, train: EncodedBatch, y_train: np.ndarray, seed: int
+) -> Any:
+    """L2 logistic regression on the same encoded training split, classes balanced."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=0.1, class_weight="balanced", max_iter=2000, random_state=seed)
+    model.fit(baseline_design(encoder, train), y_train)
+    return model
+
+
+def baseline_scores(model: Any, encoder: FeatureEncoder, batch: EncodedBatch) -> np.ndarray:
+    return np.asarray(model.predict_proba(baseline_design(encoder, batch))[:, 1], dtype=np.float64)
+
+
+def subgroup_columns(
+    records: Sequence[Mapping[str, Any]], race_by_encounter: Mapping[str, str]
+) -> dict[str, list[str]]:
+    """Sex, age band and (when the protected dataset is there) race of each test record."""
+    groups: dict[str, list[str]] = {
+        "sex": [str(r.get("sex") or "unknown") for r in records],
+        "age_band": [m.age_band(r.get("age_years")) for r in records],
+    }
+    if race_by_encounter:
+        groups["race"] = [
+            race_by_encounter.get(str(r.get("encounter_key")), "unknown") for r in records
+        ]
+    return groups
+
+
+def _curve(x: np.ndarray, y: np.ndarray) -> tuple[list[float], list[float]]:
+    if len(x) <= CURVE_POINTS:
+        return x.tolist(), y.tolist()
+    keep = np.unique(np.linspace(0, len(x) - 1, CURVE_POINTS).round().astype(int))
+    return x[keep].tolist(), y[keep].tolist()
+
+
+def curves(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+    """Down-sampled ROC and precision-recall curves."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    if len(np.unique(labels)) < 2:
+        return {}
+    fpr, tpr, _ = roc_curve(labels, probabilities)
+    precision, recall, _ = precision_recall_curve(labels, probabilities)
+    fpr_l, tpr_l = _curve(fpr, tpr)
+    recall_l, precision_l = _curve(recall[::-1], precision[::-1])
+    return {
+        "roc": {"false_positive_rates": fpr_l, "true_positive_rates": tpr_l},
+        "pr": {"recalls": recall_l, "precisions": precision_l},
+    }
+
+
+def _value(value: float, std: float = math.nan) -> dict[str, float | None]:
+    """One registry metric; NaN (undefined) is written as null so the JSON stays valid."""
+    return {
+        "value": None if math.isnan(value) else float(value),
+        "standard_deviation": None if math.isnan(std) else float(std),
+    }
+
+
+def registry_metrics(
+    labels: np.ndarray, probabilities: np.ndarray, threshold: float, seed: int
+) -> dict[str, Any]:
+    """The ``binary_classification_metrics`` block of the Model Registry's quality format."""
+    at = m.at_threshold(labels, probabilities, threshold)
+    alert = probabilities >= threshold
+    positive = labels == 1
+    tp, fp = int(np.sum(alert & positive)), int(np.sum(alert & ~positive))
+    fn, tn = int(np.sum(~alert & positive)), int(np.sum(~alert & ~positive))
+    drawn = curves(labels, probabilities)
+    return {
+        "auc": _value(
+            m.auroc(labels, probabilities),
+            m.bootstrap_std(labels, probabilities, m.auroc, seed=seed),
+        ),
+        "pr_auc": _value(
+            m.auprc(labels, probabilities),
+            m.bootstrap_std(labels, probabilities, m.auprc, seed=seed),
+        ),
+        "brier_score": _value(m.brier(labels, probabilities)),
+        "expected_calibration_error": _value(m.expected_calibration_error(labels, probabilities)),
+        "precision": _value(at["precision"]),
+        "recall": _value(at["recall"]),
+        "f1": _value(at["f1"]),
+        "true_positive_rate": _value(at["recall"]),
+        "true_negative_rate": _value(at["specificity"]),
+        "false_positive_rate": _value(1.0 - at["specificity"] if tn + fp else math.nan),
+        "false_negative_rate": _value(1.0 - at["recall"] if tp + fn else math.nan),
+        "accuracy": _value(float(np.mean(alert == positive)) if len(labels) else math.nan),
+        "alert_rate": _value(at["alert_rate"]),
+        "confusion_matrix": {"0": {"0": tn, "1": fp}, "1": {"0": fn, "1": tp}},
+        "receiver_operating_characteristic_curve": drawn.get("roc", {}),
+        "precision_recall_curve": drawn.get("pr", {}),
+    }
+
+
+def build_evaluation(
+    *,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    threshold: float,
+    validation: Mapping[str, Any],
+    subgroups: Mapping[str, Sequence[str]],
+    baseline_probabilities: np.ndarray | None,
+    seed: int,
+) -> dict[str, Any]:
+    """The whole ``evaluation.json`` document for the test split."""
+    report: dict[str, Any] = {
+        "binary_classification_metrics": registry_metrics(labels, probabilities, threshold, seed),
+        "test": m.summary(labels, probabilities, threshold),
+        "validation": dict(validation),
+        "threshold": threshold,
+        "reliability_curve": m.reliability_curve(labels, probabilities),
+        "subgroups": m.subgroup_metrics(labels, probabilities, threshold, dict(subgroups)),
+    }
+    if baseline_probabilities is not None:
+        baseline_threshold = float(
+            np.quantile(baseline_probabilities, 1 - report["test"]["alert_rate"])
+        )
+        report["baseline"] = {
+            "model": "logistic_regression",
+            "note": "alerts at the same test alert rate as the model",
+            **m.summary(labels, baseline_probabilities, baseline_threshold),
+        }
+        report["model_minus_baseline_auroc"] = report["test"]["auroc"] - report["baseline"]["auroc"]
+    return json_safe(report)
+
+
+def json_safe(value: Any) -> Any:
+    """Replace NaN and infinities (undefined metrics) by None so the JSON is standard."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value

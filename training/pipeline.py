@@ -1,0 +1,275 @@
+"""One training run end to end: read, encode, train, calibrate, evaluate, write the artifact.
+
+``run`` is what ``python -m training.train`` calls in every process that torchrun starts; only
+rank 0 calibrates, evaluates and writes the model directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+
+from contracts.drift import BASELINE_FILE_NAME, build_baseline
+from contracts.encounter import SCHEMA_VERSION
+from inference.encoding import EncoderConfig, FeatureEncoder, labels
+from inference.model import ModelConfig, ReadmissionModel, save_model
+from training import artifact, data, evaluation, model_card
+from training.calibration import ThresholdTarget, calibrated, choose_threshold, fit_temperature
+from training.config import DataArguments, HyperParameters
+from training.loop import (
+    DistributedContext,
+    TensorSet,
+    TrainOutcome,
+    init_distributed,
+    predict_logits,
+    shutdown_distributed,
+    train_model,
+)
+from training.metrics import format_metric, summary
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+MODEL_NAME = "readmission-multimodal"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What rank 0 hands back: where things were written and the headline figures."""
+
+    model_dir: Path
+    metrics: dict[str, Any]
+    outcome: TrainOutcome
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def model_config(encoder: FeatureEncoder, hyper: HyperParameters) -> ModelConfig:
+    """The architecture: sizes decided by the fitted encoder plus the hyperparameters."""
+    return ModelConfig(
+        code_vocab_size=len(encoder.code_vocab),
+        num_code_types=encoder.num_code_types,
+        max_code_length=encoder.config.max_code_length,
+        category_cardinalities=encoder.category_cardinalities,
+        numeric_width=encoder.numeric_width,
+        note_vocab_size=encoder.note_vocab_size,
+        note_max_length=encoder.config.note_max_length,
+        hidden_size=hyper.hidden_size,
+        num_layers=hyper.num_layers,
+        num_heads=hyper.num_heads,
+        note_hidden_size=hyper.note_hidden_size,
+        note_num_layers=hyper.note_num_layers,
+        category_embedding_dim=hyper.category_embedding_dim,
+        tabular_hidden_size=hyper.tabular_hidden_size,
+        fusion_size=hyper.fusion_size,
+        dropout=hyper.dropout,
+        pretrained_code_encoder=hyper.pretrained_code_encoder or None,
+    )
+
+
+def _pos_weight(hyper: HyperParameters, y: np.ndarray) -> float:
+    """Class-imbalance weight of positives: negatives/positives unless set explicitly."""
+    if hyper.pos_weight > 0:
+        return hyper.pos_weight
+    positives = float(y.sum())
+    if positives == 0:
+        raise ValueError("the training split has no positive labels")
+    return (len(y) - positives) / positives
+
+
+def run(
+    data_args: DataArguments, hyper: HyperParameters, emit: Callable[[str], None] = print
+) -> RunResult | None:
+    """Train and, on rank 0, write the model directory; other ranks return ``None``."""
+    context = init_distributed()
+    try:
+        return _run(data_args, hyper, context, emit)
+    finally:
+        shutdown_distributed()
+
+
+def _run(
+    data_args: DataArguments,
+    hyper: HyperParameters,
+    context: DistributedContext,
+    emit: Callable[[str], None],
+) -> RunResult | None:
+    started = time.perf_counter()
+    if hyper.cpu_threads and context.device.type == "cpu":
+        # Fewer threads than cores avoids OpenMP spin-waiting when the cores are shared.
+        torch.set_num_threads(hyper.cpu_threads)
+    seed_everything(hyper.seed)
+    train_records = data.read_records(data_args.train_dir)
+    validation_records = data.read_records(data_args.validation_dir)
+    encoder = FeatureEncoder.fit(
+        train_records,
+        EncoderConfig(
+            code_min_frequency=hyper.code_min_frequency,
+            category_min_frequency=hyper.category_min_frequency,
+            max_code_length=hyper.max_code_length,
+            note_max_length=hyper.note_max_length,
+            note_vocab_size=hyper.note_vocab_size,
+        ),
+    )
+    train_batch = encoder.encode(train_records)
+    y_train = labels(train_records)
+    train_set = TensorSet(train_batch, y_train)
+    validation_set = TensorSet(encoder.encode(validation_records), labels(validation_records))
+    pos_weight = _pos_weight(hyper, y_train)
+    config = model_config(encoder, hyper)
+    torch.manual_seed(hyper.seed)
+    model = ReadmissionModel(config, download_pretrained=bool(hyper.pretrained_code_encoder))
+    outcome = train_model(
+        model, train_set, validation_set, hyper, context, data_args.checkpoint_dir, pos_weight, emit
+    )
+    if not context.is_main:
+        return None
+
+    model.load_state_dict(outcome.best_state)
+    model.to(context.device).eval()
+    offset = math.log(pos_weight)  # undoes the prior shift that pos_weight put into the logits
+    y_validation = validation_set.labels.numpy().astype(np.float64)
+    validation_logits = (
+        predict_logits(model, validation_set, context, hyper.eval_batch_size) - offset
+    )
+    temperature = fit_temperature(validation_logits, y_validation)
+    validation_probabilities = calibrated(validation_logits, temperature)
+    target = cast(ThresholdTarget, hyper.threshold_target)  # validated in HyperParameters
+    threshold = choose_threshold(
+        validation_probabilities, y_validation, target, hyper.threshold_value
+    )
+    test_records = data.read_records(data_args.test_dir)
+    test_batch = encoder.encode(test_records)
+    y_test = labels(test_records).astype(np.float64)
+    test_set = TensorSet(test_batch, y_test)
+    test_logits = predict_logits(model, test_set, context, hyper.eval_batch_size) - offset
+    test_probabilities = calibrated(test_logits, temperature)
+    train_logits = predict_logits(model, train_set, context, hyper.eval_batch_size) - offset
+    train_probabilities = calibrated(train_logits, temperature)
+
+    baseline_probabilities = None
+    if hyper.baseline:
+        baseline = evaluation.fit_baseline(encoder, train_batch, y_train, hyper.seed)
+        baseline_probabilities = evaluation.baseline_scores(baseline, encoder, test_batch)
+    race = data.read_protected(data_args.protected_dir)
+    report = evaluation.build_evaluation(
+        labels=y_test,
+        probabilities=test_probabilities,
+        threshold=threshold.value,
+        validation=summary(y_validation, validation_probabilities, threshold.value),
+        subgroups=evaluation.subgroup_columns(test_records, race),
+        baseline_probabilities=baseline_probabilities,
+        seed=hyper.seed,
+    )
+    created = datetime.now(UTC)
+    manifest = data.read_manifest(data_args.manifest_path)
+    metadata: dict[str, Any] = {
+        "model_name": MODEL_NAME,
+        "model_version": f"{MODEL_NAME}-{created:%Y%m%d%H%M%S}",
+        "created_at": created.isoformat(),
+        "schema_version": SCHEMA_VERSION,
+        "architecture": (
+            f"BERT code-sequence encoder ({config.num_layers} layers, "
+            f"hidden {config.hidden_size}), "
+            f"tabular tower, {'notes encoder, ' if config.notes_enabled else ''}"
+            "gated-concatenation fusion, binary head; temperature-scaled."
+        ),
+        "threshold_target": f"{threshold.target}={threshold.target_value}",
+        "hyperparameters": hyper.__dict__,
+        "training": {
+            "epochs_run": outcome.epochs_run,
+            "best_epoch": outcome.best_epoch,
+            "steps": outcome.steps,
+            "samples_per_second": outcome.samples_per_second,
+            "train_seconds": outcome.train_seconds,
+            "world_size": context.world_size,
+            "device": context.device.type,
+            "resumed_from_checkpoint": outcome.resumed,
+            "history": outcome.history,
+        },
+        "training_data": {
+            "rows": {
+                "train": len(train_set),
+                "validation": len(validation_set),
+                "test": len(test_set),
+            },
+            "positive_rate_train": float(y_train.mean()),
+            "manifest": data.manifest_summary(manifest),
+        },
+    }
+    calibration = {
+        "method": "temperature_scaling",
+        "logit_offset": offset,
+        "temperature": temperature,
+        "formula": "probability = sigmoid((logit - logit_offset) / temperature)",
+        "threshold": threshold.value,
+        "threshold_target": threshold.target,
+        "threshold_target_value": threshold.target_value,
+        "validation_sensitivity": threshold.validation_sensitivity,
+        "validation_alert_rate": threshold.validation_alert_rate,
+    }
+    model_dir = Path(data_args.model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model.to("cpu")
+    save_model(model, model_dir)
+    encoder.save(model_dir)
+    artifact.write_documents(
+        model_dir,
+        {
+            artifact.CALIBRATION_FILE: calibration,
+            artifact.FEATURE_SPEC_FILE: artifact.feature_spec(encoder.notes_enabled),
+            artifact.METADATA_FILE: metadata,
+            artifact.EVALUATION_FILE: report,
+            BASELINE_FILE_NAME: build_baseline(train_records, train_probabilities.tolist()),
+        },
+    )
+    images = model_card.plots(y_test, test_probabilities, baseline_probabilities)
+    (model_dir / artifact.MODEL_CARD_FILE).write_text(model_card.render(report, metadata, images))
+    artifact.copy_code(model_dir)
+
+    metrics = {
+        "validation": report["validation"],
+        "test": report["test"],
+        "baseline": report.get("baseline"),
+        "threshold": threshold.value,
+        "temperature": temperature,
+        "training": metadata["training"],
+        "rows": metadata["training_data"]["rows"],
+        "wall_seconds": time.perf_counter() - started,
+    }
+    output_dir = Path(data_args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / METRICS_FILE).write_text(
+        json.dumps(evaluation.json_safe(metrics), indent=1, allow_nan=False)
+    )
+    _emit_final(emit, report)
+    return RunResult(model_dir, metrics, outcome)
+
+
+def _emit_final(emit: Callable[[str], None], report: dict[str, Any]) -> None:
+    """Print the final metrics of the selected (best, calibrated) model."""
+    for name in ("auroc", "auprc"):
+        if report["validation"].get(name) is not None:
+            emit(format_metric("validation", name, report["validation"][name]))
+    test = report["test"]
+    for name in ("auroc", "auprc", "brier", "ece", "f1", "recall", "precision", "alert_rate"):
+        if test.get(name) is not None:
+            emit(format_metric("test", name, test[name]))
+    baseline = report.get("baseline")
+    if baseline and baseline.get("auroc") is not None:
+        emit(format_metric("baseline", "auroc", baseline["auroc"]))
