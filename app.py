@@ -5,13 +5,32 @@ from __future__ import annotations
 
 import os
 
-from aws_cdk import App, Environment, Tags
+from aws_cdk import App, Environment, Stack, Tags
 
+from stacks.api_stack import ApiStack
 from stacks.config import StageConfig, load_stage_config
 from stacks.data_lake_stack import DataLakeStack
+from stacks.deployment_stack import DeploymentStack
+from stacks.etl_stack import EtlStack
+from stacks.monitoring_stack import MonitoringStack
 from stacks.nag import apply_compliance_checks
+from stacks.network_stack import NetworkStack
+from stacks.registry_stack import RegistryStack
+from stacks.training_pipeline_stack import TrainingPipelineStack
 
 DEFAULT_STAGE = "dev"
+
+#: Stack names, ``Readmission-<stage>-<name>``, in deployment order.
+STACK_NAMES = (
+    "Network",
+    "DataLake",
+    "Monitoring",
+    "Registry",
+    "Etl",
+    "TrainingPipeline",
+    "Deployment",
+    "Api",
+)
 
 
 def stage_config(app: App) -> StageConfig:
@@ -21,6 +40,70 @@ def stage_config(app: App) -> StageConfig:
     return load_stage_config({k: v for k, v in context.items() if v is not None}, stage)
 
 
+def add_stacks(app: App, config: StageConfig, env: Environment | None = None) -> dict[str, Stack]:
+    """Add the stage's stacks to ``app``, wired by keyword arguments; return them by name.
+
+    Monitoring comes before the stacks it watches because they publish to its topic (it
+    addresses their resources by the names of ``stacks.naming``).
+    """
+    prefix = f"Readmission-{config.stage}"
+    network = NetworkStack(app, f"{prefix}-Network", config=config, env=env)
+    data_lake = DataLakeStack(app, f"{prefix}-DataLake", config=config, env=env)
+    lake = data_lake.data_lake
+    monitoring = MonitoringStack(
+        app,
+        f"{prefix}-Monitoring",
+        config=config,
+        network=network.network,
+        capture_bucket=lake.capture_bucket,
+        data_key=lake.key,
+        env=env,
+    )
+    registry = RegistryStack(app, f"{prefix}-Registry", config=config, data_lake=lake, env=env)
+    etl = EtlStack(app, f"{prefix}-Etl", config=config, data_lake=lake, env=env)
+    pipeline = TrainingPipelineStack(
+        app,
+        f"{prefix}-TrainingPipeline",
+        config=config,
+        network=network.network,
+        data_lake=lake,
+        registry=registry.registry,
+        alert_topic=monitoring.alert_topic,
+        env=env,
+    )
+    pipeline.add_stack_dependency(etl, "the pipeline starts the ETL job by name")
+    deployment = DeploymentStack(
+        app,
+        f"{prefix}-Deployment",
+        config=config,
+        network=network.network,
+        data_lake=lake,
+        registry=registry.registry,
+        alert_topic=monitoring.alert_topic,
+        env=env,
+    )
+    api = ApiStack(
+        app,
+        f"{prefix}-Api",
+        config=config,
+        network=network.network,
+        data_lake=lake,
+        deid_secret=etl.etl.deid_secret,
+        env=env,
+    )
+    stacks: list[Stack] = [
+        network,
+        data_lake,
+        monitoring,
+        registry,
+        etl,
+        pipeline,
+        deployment,
+        api,
+    ]
+    return dict(zip(STACK_NAMES, stacks, strict=True))
+
+
 def build_app(app: App) -> App:
     """Add every stack of the configured stage to ``app`` and attach the compliance checks."""
     config = stage_config(app)
@@ -28,8 +111,7 @@ def build_app(app: App) -> App:
         account=os.environ.get("CDK_DEPLOY_ACCOUNT", os.environ.get("CDK_DEFAULT_ACCOUNT")),
         region=os.environ.get("CDK_DEPLOY_REGION", os.environ.get("CDK_DEFAULT_REGION")),
     )
-    prefix = f"Readmission-{config.stage}"
-    DataLakeStack(app, f"{prefix}-DataLake", config=config, env=env)
+    add_stacks(app, config, env)
     for key, value in (
         ("project", config.project),
         ("stage", config.stage),

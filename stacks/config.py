@@ -19,6 +19,8 @@ EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SCHEDULE_PATTERN = re.compile(r"^(cron\(.+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$")
 STAGE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
 API_AUTH_MODES = ("iam", "api_key")
+#: Sources the ETL job reads (glue_jobs.ehr_features.SOURCE_CHOICES).
+ETL_SOURCES = ("mimic3", "uci_diabetes")
 
 
 class ConfigError(ValueError):
@@ -91,6 +93,18 @@ class TrainingConfig:
     instance_count: int
     use_spot: bool
     max_runtime_hours: int
+    #: Quality gate: a model registers only with a test AUROC at least this (and above the
+    #: logistic baseline's).
+    min_test_auroc: float
+
+
+@dataclass(frozen=True)
+class EtlConfig:
+    """The Glue job: which source it reads and its compute."""
+
+    source: str
+    worker_count: int
+    timeout_minutes: int
 
 
 @dataclass(frozen=True)
@@ -143,6 +157,7 @@ class StageConfig:
     project: str
     stage: str
     training: TrainingConfig
+    etl: EtlConfig
     endpoint: EndpointConfig
     alarms: AlarmThresholds
     retraining_schedule: str
@@ -162,6 +177,16 @@ def _training(section: _Section) -> TrainingConfig:
         instance_count=section.integer("instance_count", 1, 64),
         use_spot=section.boolean("use_spot"),
         max_runtime_hours=section.integer("max_runtime_hours", 1, 120),
+        min_test_auroc=section.number("min_test_auroc", 0.5, 1.0),
+    )
+
+
+def _etl(section: _Section) -> EtlConfig:
+    return EtlConfig(
+        source=section.choice("source", ETL_SOURCES),
+        # Glue 5.0 needs at least 2 workers (one driver, one executor).
+        worker_count=section.integer("worker_count", 2, 299),
+        timeout_minutes=section.integer("timeout_minutes", 10, 2_880),
     )
 
 
@@ -224,6 +249,7 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         project=root.string("project", STAGE_NAME_PATTERN),
         stage=stage,
         training=_training(section.section("training")),
+        etl=_etl(section.section("etl")),
         endpoint=_endpoint(section.section("endpoint")),
         alarms=_alarms(section.section("alarms")),
         retraining_schedule=section.string("retraining_schedule", SCHEDULE_PATTERN),

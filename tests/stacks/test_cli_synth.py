@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from app import STACK_NAMES
 from stacks.nag import acknowledge
 from tests.stacks.cdk_helpers import REPO_ROOT
 
@@ -30,7 +31,9 @@ def test_cli_synth_writes_lint_clean_templates(tmp_path: Path) -> None:
         timeout=300,
     )
     templates = sorted(tmp_path.glob("*.template.json"))
-    assert [t.name for t in templates] == ["Readmission-prod-DataLake.template.json"]
+    assert [t.name for t in templates] == sorted(
+        f"Readmission-prod-{name}.template.json" for name in STACK_NAMES
+    )
     report = json.loads((tmp_path / "validation-report.json").read_text())
     assert {p["conclusion"] for p in report["pluginReports"]} == {"success"}
     cfn_lint = shutil.which("cfn-lint", path=str(Path(sys.executable).parent))

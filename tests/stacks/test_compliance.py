@@ -9,11 +9,13 @@ from aws_cdk import App, Stack, Validations
 from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
-from app import build_app
+from app import STACK_NAMES
 from stacks.nag import apply_compliance_checks
-from tests.stacks.cdk_helpers import app_for_stage
+from tests.stacks.conftest import Synthesized
 
 MIN_REASON_LENGTH = 40
+#: Acknowledgements aws-cdk-lib constructs add for CloudFormation's template validation.
+CDK_OWN_VALIDATIONS = ("CloudFormation-Validate::",)
 
 
 def _acknowledgements(root: IConstruct) -> dict[str, str]:
@@ -28,14 +30,21 @@ def _acknowledgements(root: IConstruct) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_every_stage_synthesizes_with_no_unacknowledged_finding(stage: str, tmp_path: Path) -> None:
-    app = build_app(app_for_stage(stage, str(tmp_path)))
-    assembly = app.synth()  # raises ValidationFailed on any unacknowledged finding
-    assert {s.stack_name for s in assembly.stacks} >= {f"Readmission-{stage}-DataLake"}
-    acknowledgements = _acknowledgements(app)
+def test_every_stage_synthesizes_with_no_unacknowledged_finding(
+    stage: str, request: pytest.FixtureRequest
+) -> None:
+    # The session fixture synthesizes with cdk-nag attached: ValidationFailed on any finding.
+    synthesized: Synthesized = request.getfixturevalue(stage)
+    assert {s.stack_name for s in synthesized.assembly.stacks} == {
+        f"Readmission-{stage}-{name}" for name in STACK_NAMES
+    }
+    acknowledgements = _acknowledgements(synthesized.app)
     assert acknowledgements, "expected the known, reasoned acknowledgements"
     for where, reason in acknowledgements.items():
-        assert where.split(" ")[1].startswith(("AwsSolutions::", "HIPAA.Security::")), where
+        rule = where.split(" ")[1]
+        if rule.startswith(CDK_OWN_VALIDATIONS):
+            continue  # aws-cdk-lib's own template checks (the VPC acknowledges W3010 itself)
+        assert rule.startswith(("AwsSolutions::", "HIPAA.Security::")), where
         assert len(reason) >= MIN_REASON_LENGTH, where
 
 

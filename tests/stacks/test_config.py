@@ -23,6 +23,9 @@ def test_dev_and_prod_load_with_the_documented_training_compute(context: dict[st
     assert (dev.training.instance_count, prod.training.instance_count) == (1, 4)
     assert dev.prefix == "readmission-dev"
     assert prod.retention.retain_data_on_delete is True
+    assert (dev.training.min_test_auroc, prod.training.min_test_auroc) == (0.6, 0.65)
+    assert (dev.etl.worker_count, prod.etl.worker_count) == (2, 10)
+    assert dev.etl.source == prod.etl.source == "mimic3"
 
 
 def test_config_is_frozen(context: dict[str, Any]) -> None:
@@ -59,6 +62,10 @@ def test_missing_key_is_reported_with_its_full_path(context: dict[str, Any]) -> 
         (("notification_email",), "not-an-email", "does not match"),
         (("retraining_schedule",), "every sunday", "does not match"),
         (("retention", "retain_data_on_delete"), "yes", "must be bool, got str"),
+        (("training", "min_test_auroc"), 0.4, r"=0.4 is outside \[0.5, 1.0\]"),
+        (("etl", "source"), "synthetic", "must be one of"),
+        (("etl", "worker_count"), 1, r"=1 is outside \[2, 299\]"),
+        (("etl", "timeout_minutes"), "60", "must be int, got str"),
     ],
 )
 def test_bad_values_fail_fast(

@@ -1,0 +1,1 @@
+"""The registrar: quality-gates a trained model and registers it for manual approval."""

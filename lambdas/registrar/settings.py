@@ -1,0 +1,58 @@
+"""The registrar's configuration, read once from its environment into a frozen dataclass."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+MODEL_PACKAGE_GROUP_NAME_ENV = "MODEL_PACKAGE_GROUP_NAME"
+INFERENCE_IMAGE_URI_ENV = "INFERENCE_IMAGE_URI"
+ENDPOINT_INSTANCE_TYPE_ENV = "ENDPOINT_INSTANCE_TYPE"
+MIN_TEST_AUROC_ENV = "MIN_TEST_AUROC"
+KMS_KEY_ARN_ENV = "KMS_KEY_ARN"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable, never its value."""
+
+
+@dataclass(frozen=True)
+class RegistrarSettings:
+    """Where versions are registered, what serves them, and the quality bar."""
+
+    model_package_group_name: str
+    inference_image_uri: str
+    endpoint_instance_type: str
+    min_test_auroc: float
+    kms_key_arn: str
+
+    def __post_init__(self) -> None:
+        required = {
+            MODEL_PACKAGE_GROUP_NAME_ENV: self.model_package_group_name,
+            INFERENCE_IMAGE_URI_ENV: self.inference_image_uri,
+            ENDPOINT_INSTANCE_TYPE_ENV: self.endpoint_instance_type,
+            KMS_KEY_ARN_ENV: self.kms_key_arn,
+        }
+        for name, value in required.items():
+            if not value:
+                raise SettingsError(f"{name} is not set")
+        if not 0.5 <= self.min_test_auroc <= 1.0:
+            raise SettingsError(f"{MIN_TEST_AUROC_ENV} must lie in [0.5, 1]")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RegistrarSettings:
+        """Read the settings from ``env`` (default: the process environment)."""
+        env = os.environ if env is None else env
+        raw_auroc = env.get(MIN_TEST_AUROC_ENV, "")
+        try:
+            min_auroc = float(raw_auroc)
+        except ValueError as error:
+            raise SettingsError(f"{MIN_TEST_AUROC_ENV} must be a number") from error
+        return cls(
+            model_package_group_name=env.get(MODEL_PACKAGE_GROUP_NAME_ENV, ""),
+            inference_image_uri=env.get(INFERENCE_IMAGE_URI_ENV, ""),
+            endpoint_instance_type=env.get(ENDPOINT_INSTANCE_TYPE_ENV, ""),
+            min_test_auroc=min_auroc,
+            kms_key_arn=env.get(KMS_KEY_ARN_ENV, ""),
+        )

@@ -1,0 +1,61 @@
+"""The API stack: the authenticated REST API clinical applications call for risk scores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from stacks.components.data_lake import DataLake
+from stacks.components.network import PrivateNetwork
+from stacks.components.prediction_api import PredictionApi
+from stacks.components.service_key import ServiceKey
+from stacks.config import StageConfig
+from stacks.naming import ResourceNames
+from stacks.wildcards import acknowledge_inline_policies
+
+
+class ApiStack(Stack):
+    """Composes :class:`PredictionApi`; exposes ``prediction_api``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        network: PrivateNetwork,
+        data_lake: DataLake,
+        deid_secret: secretsmanager.ISecret,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        acknowledge_inline_policies(self)
+        names = ResourceNames(config.prefix)
+        retain = config.retention.retain_data_on_delete
+        key = ServiceKey(
+            self,
+            "OperationsKey",
+            alias=f"alias/{config.prefix}-api",
+            description=f"{config.prefix}: encrypts the API's access logs and Lambda settings",
+            retain=retain,
+        ).key
+        self.prediction_api = PredictionApi(
+            self,
+            "PredictionApi",
+            api_name=names.api,
+            function_name=names.function("predict"),
+            endpoint_name=names.endpoint,
+            api_config=config.api,
+            deid_secret=deid_secret,
+            data_key=data_lake.key,
+            vpc=network.vpc,
+            subnets=network.subnets,
+            security_group=network.workload_security_group,
+            key=key,
+            log_retention_days=config.retention.log_group_days,
+            retain_logs=retain,
+        )
+        CfnOutput(self, "ApiUrl", value=self.prediction_api.api.url)

@@ -1,0 +1,108 @@
+"""The drift monitor: the scheduled Lambda that turns endpoint capture into drift metrics."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from contracts.drift import DEFAULT_METRIC_NAMESPACE
+from stacks.components.grants import grant_key, grant_objects
+from stacks.components.platform_function import PlatformFunction
+from stacks.wildcards import acknowledge_wildcards
+
+#: Where in the capture bucket SageMaker writes capture, and labels arrive (see docs/deploy.md).
+CAPTURE_PREFIX = "capture"
+GROUND_TRUTH_PREFIX = "ground-truth"
+BASELINE_PREFIX = "baselines"
+#: One analysis per hour of capture (the monitor's default window).
+SCHEDULE = events.Schedule.rate(Duration.hours(1))
+WINDOW_MINUTES = 60
+
+
+class DriftMonitor(Construct):
+    """``lambdas/drift_monitor`` on an hourly EventBridge schedule.
+
+    Reads capture, baselines and ground truth from the capture bucket (read only) and
+    publishes to :data:`contracts.drift.DEFAULT_METRIC_NAMESPACE` only. Exposes ``function``
+    (a :class:`PlatformFunction`) and ``rule``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function_name: str,
+        endpoint_name: str,
+        capture_bucket: s3.IBucket,
+        data_key: kms.IKey,
+        psi_threshold: float,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        security_group: ec2.ISecurityGroup,
+        key: kms.IKey,
+        log_retention_days: int,
+        retain_logs: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = PlatformFunction(
+            self,
+            "Function",
+            folder="drift_monitor",
+            function_name=function_name,
+            description="Hourly: PSI of captured requests and scores against the baseline",
+            environment={
+                "ENDPOINT_NAME": endpoint_name,
+                "CAPTURE_BUCKET": capture_bucket.bucket_name,
+                "CAPTURE_PREFIX": CAPTURE_PREFIX,
+                "WINDOW_MINUTES": str(WINDOW_MINUTES),
+                "METRIC_NAMESPACE": DEFAULT_METRIC_NAMESPACE,
+                "GROUND_TRUTH_PREFIX": GROUND_TRUTH_PREFIX,
+                "PSI_THRESHOLD": str(psi_threshold),
+            },
+            vpc=vpc,
+            subnets=subnets,
+            security_group=security_group,
+            key=key,
+            log_retention_days=log_retention_days,
+            retain_logs=retain_logs,
+            timeout=Duration.minutes(15),
+            memory_mb=1024,
+            reserved_concurrency=1,
+            asynchronous=True,
+        )
+        role = self.function.role
+        grant_objects(role, capture_bucket, [CAPTURE_PREFIX, BASELINE_PREFIX, GROUND_TRUTH_PREFIX])
+        grant_key(role, data_key)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PublishDriftMetricsOnly",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": DEFAULT_METRIC_NAMESPACE}},
+            )
+        )
+        acknowledge_wildcards(
+            role,
+            "s3:GetObject is limited to the capture, baseline and ground-truth prefixes of the "
+            "capture bucket, whose object keys are dated and not known in advance; "
+            "PutMetricData has no resource type and is pinned to the drift namespace by "
+            "condition.",
+            "Resource::[*]",
+            f"Resource::*/{CAPTURE_PREFIX}/*",
+            f"Resource::*/{BASELINE_PREFIX}/*",
+            f"Resource::*/{GROUND_TRUTH_PREFIX}/*",
+        )
+        self.rule = events.Rule(
+            self,
+            "Schedule",
+            description=f"Run {function_name} once an hour",
+            schedule=SCHEDULE,
+            targets=[targets.LambdaFunction(self.function.function, retry_attempts=2)],
+        )

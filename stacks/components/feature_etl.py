@@ -1,0 +1,294 @@
+"""The ETL: the Glue 5.0 job that turns raw EHR extracts into de-identified features.
+
+The job script and its library are assets (``glue_jobs/ehr_features_glue.py`` and the zip of
+``glue_jobs`` + ``contracts`` from :func:`stacks.packaging.build_glue_library`); the HMAC key
+lives in Secrets Manager; S3 output, CloudWatch logs and bookmarks are KMS-encrypted by the
+job's security configuration; the curated output is described in the Data Catalog.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Aws, RemovalPolicy
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from contracts.encounter import ENCOUNTER_FIELDS, PROTECTED_FIELDS, FieldSpec
+from stacks.components.grants import grant_key, reference
+from stacks.config import EtlConfig
+from stacks.nag import acknowledge
+from stacks.packaging import REPO_ROOT, build_glue_library
+from stacks.wildcards import acknowledge_wildcards
+
+GLUE_SCRIPT = REPO_ROOT / "glue_jobs" / "ehr_features_glue.py"
+GLUE_VERSION = "5.0"
+WORKER_TYPE = "G.1X"
+PARTITION_KEY = "split"
+SPLITS = ("train", "validation", "test")
+#: Catalog tables of the curated output: table name -> (folder, contract fields).
+CATALOG_TABLES: dict[str, tuple[str, tuple[FieldSpec, ...]]] = {
+    "features": ("features", ENCOUNTER_FIELDS),
+    "protected_attributes": ("protected", PROTECTED_FIELDS),
+}
+#: contracts.encounter dtypes -> Hive types (Parquet columns read by Athena and Glue).
+HIVE_TYPES = {
+    "int": "int",
+    "double": "double",
+    "string": "string",
+    "array<string>": "array<string>",
+}
+
+ROTATION_REASON = (
+    "Rotation is deliberately off: rotating the HMAC de-identification key re-keys every "
+    "patient, breaking longitudinal linking and label joins; docs/deploy.md describes the "
+    "manual, planned re-key procedure."
+)
+
+
+def hive_columns(fields: tuple[FieldSpec, ...]) -> list[glue.CfnTable.ColumnProperty]:
+    """Catalog columns of the contract's fields, less the partition key."""
+    return [
+        glue.CfnTable.ColumnProperty(
+            name=spec.name, type=HIVE_TYPES[spec.dtype], comment=spec.description[:255]
+        )
+        for spec in fields
+        if spec.name != PARTITION_KEY
+    ]
+
+
+def asset_object_arn(scope: Construct, asset: s3_assets.Asset) -> str:
+    return f"arn:{Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}"
+
+
+class FeatureEtl(Construct):
+    """De-identification key secret, security configuration, role, job and catalog tables.
+
+    Exposes ``job_name``, ``deid_secret``, ``role`` and ``output_uri``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        job_name: str,
+        security_configuration_name: str,
+        secret_name: str,
+        etl: EtlConfig,
+        data_key: kms.IKey,
+        log_key: kms.IKey,
+        raw_bucket: s3.IBucket,
+        curated_bucket: s3.IBucket,
+        database_name: str,
+        script: Path | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        script = script or GLUE_SCRIPT
+        if not script.is_file():
+            raise FileNotFoundError(f"Glue job script {script.name} is missing under glue_jobs/")
+        self.job_name = job_name
+        self.deid_secret = secretsmanager.Secret(
+            self,
+            "DeidentificationKey",
+            secret_name=secret_name,
+            description="HMAC-SHA256 key of the de-identification (contracts.deidentify)",
+            encryption_key=data_key,
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
+            ),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            self.deid_secret,
+            ROTATION_REASON,
+            "AwsSolutions-SMG4",
+            "HIPAA.Security-SecretsManagerRotationEnabled",
+        )
+        raw_uri = f"s3://{reference(self, raw_bucket.bucket_name, raw_bucket)}"
+        curated_name = reference(self, curated_bucket.bucket_name, curated_bucket)
+        self.output_uri = f"s3://{curated_name}/"
+        script_asset = s3_assets.Asset(self, "Script", path=str(script))
+        library_asset = s3_assets.Asset(self, "Library", path=str(build_glue_library()))
+        self.role = self._role(
+            data_key, log_key, raw_bucket, curated_bucket, etl.source, (script_asset, library_asset)
+        )
+        security = glue.CfnSecurityConfiguration(
+            self,
+            "Security",
+            name=security_configuration_name,
+            encryption_configuration=glue.CfnSecurityConfiguration.EncryptionConfigurationProperty(
+                s3_encryptions=[
+                    glue.CfnSecurityConfiguration.S3EncryptionProperty(
+                        s3_encryption_mode="SSE-KMS",
+                        kms_key_arn=reference(self, data_key.key_arn, data_key),
+                    )
+                ],
+                cloud_watch_encryption=glue.CfnSecurityConfiguration.CloudWatchEncryptionProperty(
+                    cloud_watch_encryption_mode="SSE-KMS", kms_key_arn=log_key.key_arn
+                ),
+                job_bookmarks_encryption=glue.CfnSecurityConfiguration.JobBookmarksEncryptionProperty(
+                    job_bookmarks_encryption_mode="CSE-KMS", kms_key_arn=log_key.key_arn
+                ),
+            ),
+        )
+        self.job = glue.CfnJob(
+            self,
+            "Job",
+            name=job_name,
+            description="Raw EHR extract -> de-identified encounter features (curated bucket)",
+            role=self.role.role_arn,
+            glue_version=GLUE_VERSION,
+            worker_type=WORKER_TYPE,
+            number_of_workers=etl.worker_count,
+            timeout=etl.timeout_minutes,
+            max_retries=0,
+            execution_property=glue.CfnJob.ExecutionPropertyProperty(max_concurrent_runs=1),
+            security_configuration=security.name,
+            command=glue.CfnJob.JobCommandProperty(
+                name="glueetl", python_version="3", script_location=script_asset.s3_object_url
+            ),
+            default_arguments={
+                "--job-language": "python",
+                "--extra-py-files": library_asset.s3_object_url,
+                "--source": etl.source,
+                "--input_path": f"{raw_uri}/{etl.source}/",
+                "--output_path": self.output_uri,
+                "--deid_secret_id": self.deid_secret.secret_arn,
+                "--enable-continuous-cloudwatch-log": "true",
+                "--enable-metrics": "true",
+                "--enable-observability-metrics": "true",
+                # The job rewrites its whole output each run: bookmarks would skip input.
+                "--job-bookmark-option": "job-bookmark-disable",
+            },
+        )
+        self.job.add_resource_dependency(security)
+        for table, (folder, fields) in CATALOG_TABLES.items():
+            self._table(table, folder, fields, curated_name, database_name)
+
+    def _role(
+        self,
+        data_key: kms.IKey,
+        log_key: kms.IKey,
+        raw_bucket: s3.IBucket,
+        curated_bucket: s3.IBucket,
+        source: str,
+        assets: tuple[s3_assets.Asset, ...],
+    ) -> iam.Role:
+        """Read raw/<source>, read-write the curated bucket, the key, the secret, its logs."""
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
+            description="The ETL Glue job runs as this role",
+        )
+        raw_arn = reference(role, raw_bucket.bucket_arn, raw_bucket)
+        curated_arn = reference(role, curated_bucket.bucket_arn, curated_bucket)
+        statements = [
+            iam.PolicyStatement(
+                sid="ReadRawExtract",
+                actions=["s3:GetObject"],
+                resources=[f"{raw_arn}/{source}/*"],
+            ),
+            iam.PolicyStatement(
+                sid="ListRawExtract",
+                actions=["s3:ListBucket"],
+                resources=[raw_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{source}/*", source]}},
+            ),
+            iam.PolicyStatement(
+                sid="PublishCuratedOutput",
+                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"],
+                resources=[curated_arn, f"{curated_arn}/*"],
+            ),
+            iam.PolicyStatement(
+                sid="ReadJobCode",
+                actions=["s3:GetObject"],
+                resources=[asset_object_arn(self, asset) for asset in assets],
+            ),
+            iam.PolicyStatement(
+                sid="ReadDeidentificationKey",
+                actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                resources=[self.deid_secret.secret_arn],
+            ),
+            iam.PolicyStatement(
+                sid="GlueLogs",
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:AssociateKmsKey",
+                ],
+                resources=[
+                    f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws-glue/*"
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="GlueMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": "Glue"}},
+            ),
+        ]
+        for statement in statements:
+            role.add_to_policy(statement)
+        grant_key(role, data_key, encrypt=True)
+        grant_key(role, log_key, encrypt=True)
+        acknowledge_wildcards(
+            role,
+            "The job reads every object of its source's folder in the raw bucket and "
+            "atomically replaces the whole curated output (staging folders, features/, "
+            "protected/, quarantine/, manifest.json), whose keys are generated by Spark; "
+            "Glue names its log groups /aws-glue/<kind>; PutMetricData has no resource type "
+            "and is pinned to the Glue namespace.",
+            "Resource::[*]",
+            "Resource::*/*",
+            "Resource::*:log-group:/aws-glue/*",
+        )
+        return role
+
+    def _table(
+        self,
+        name: str,
+        folder: str,
+        fields: tuple[FieldSpec, ...],
+        curated_name: str,
+        database_name: str,
+    ) -> None:
+        """A Parquet table partitioned by split, with partition projection (no crawler)."""
+        location = f"s3://{curated_name}/{folder}/"
+        glue.CfnTable(
+            self,
+            f"{name.title().replace('_', '')}Table",
+            catalog_id=Aws.ACCOUNT_ID,
+            database_name=database_name,
+            table_input=glue.CfnTable.TableInputProperty(
+                name=name,
+                description=f"De-identified {name.replace('_', ' ')} (contracts.encounter)",
+                table_type="EXTERNAL_TABLE",
+                partition_keys=[glue.CfnTable.ColumnProperty(name=PARTITION_KEY, type="string")],
+                parameters={
+                    "classification": "parquet",
+                    "projection.enabled": "true",
+                    f"projection.{PARTITION_KEY}.type": "enum",
+                    f"projection.{PARTITION_KEY}.values": ",".join(SPLITS),
+                    "storage.location.template": f"{location}{PARTITION_KEY}=${{{PARTITION_KEY}}}",
+                },
+                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                    columns=hive_columns(fields),
+                    location=location,
+                    input_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                    output_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+                    serde_info=glue.CfnTable.SerdeInfoProperty(
+                        serialization_library=(
+                            "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+                        )
+                    ),
+                ),
+            ),
+        )

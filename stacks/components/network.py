@@ -1,0 +1,107 @@
+"""The private network: isolated subnets, VPC endpoints instead of a NAT, flow logs."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from stacks.components.log_groups import encrypted_log_group
+from stacks.nag import acknowledge
+
+VPC_CIDR = "10.40.0.0/16"
+AVAILABILITY_ZONES = 2
+SUBNET_CIDR_MASK = 22
+HTTPS_PORT = 443
+
+#: Interface endpoints the workloads reach AWS APIs through (no internet route exists).
+INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
+    "SageMakerApi": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API,
+    "SageMakerRuntime": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME,
+    "CloudWatch": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
+    "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+    "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+    "Kms": ec2.InterfaceVpcEndpointAwsService.KMS,
+    "Sns": ec2.InterfaceVpcEndpointAwsService.SNS,
+    "XRay": ec2.InterfaceVpcEndpointAwsService.XRAY,
+    "Sts": ec2.InterfaceVpcEndpointAwsService.STS,
+}
+
+
+class PrivateNetwork(Construct):
+    """VPC with private isolated subnets in two AZs, no NAT, endpoints and flow logs.
+
+    Exposes ``vpc``, ``subnets`` (the selection workloads go in), ``workload_security_group``
+    (Lambdas, training jobs, endpoints) and ``flow_log_group``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        key: kms.IKey,
+        log_retention_days: int,
+        retain_logs: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(VPC_CIDR),
+            max_azs=AVAILABILITY_ZONES,
+            nat_gateways=0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="private",
+                    subnet_type=ec2.SubnetType.PRIVATE_ISOLATED,
+                    cidr_mask=SUBNET_CIDR_MASK,
+                )
+            ],
+        )
+        self.subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        self.flow_log_group = encrypted_log_group(
+            self, "FlowLogs", key=key, days=log_retention_days, retain=retain_logs
+        )
+        self.vpc.add_flow_log(
+            "FlowLog",
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_log_group),
+            traffic_type=ec2.FlowLogTrafficType.ALL,
+        )
+        self.workload_security_group = ec2.SecurityGroup(
+            self,
+            "Workloads",
+            vpc=self.vpc,
+            description="Lambdas, training jobs and endpoints: HTTPS out, and each other",
+            allow_all_outbound=True,
+        )
+        # Multi-node torchrun (NCCL) talks between the training instances on arbitrary ports.
+        self.workload_security_group.add_ingress_rule(
+            self.workload_security_group, ec2.Port.all_traffic(), "Between training instances"
+        )
+        acknowledge(
+            self.workload_security_group,
+            "The only all-port ingress comes from this same security group (no CIDR): NCCL "
+            "between the instances of one multi-node training job uses dynamic ports.",
+            "HIPAA.Security-EC2RestrictedCommonPorts",
+        )
+        endpoint_security_group = ec2.SecurityGroup(
+            self,
+            "Endpoints",
+            vpc=self.vpc,
+            description="Interface VPC endpoints: HTTPS from inside the VPC only",
+            allow_all_outbound=False,
+        )
+        endpoint_security_group.add_ingress_rule(
+            ec2.Peer.ipv4(VPC_CIDR), ec2.Port.tcp(HTTPS_PORT), "HTTPS from the VPC"
+        )
+        self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
+        for name, service in INTERFACE_ENDPOINTS.items():
+            self.vpc.add_interface_endpoint(
+                name,
+                service=service,
+                subnets=self.subnets,
+                security_groups=[endpoint_security_group],
+                private_dns_enabled=True,
+                open=False,
+            )

@@ -1,0 +1,187 @@
+"""One of the platform's Lambda functions, deployed the same way every time.
+
+Python 3.12 on ARM64, code staged by ``stacks.packaging.stage_lambda`` (the function's folder
+plus ``contracts``), the AWS-managed Powertools layer, inside the VPC's private subnets, X-Ray
+active, environment encrypted with the stack's key, its own encrypted log group, and a role
+that holds only what is granted to it here and by the stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.components.log_groups import encrypted_log_group
+from stacks.nag import acknowledge
+from stacks.packaging import stage_lambda
+
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+ARCHITECTURE = lambda_.Architecture.ARM_64
+#: The AWS-managed Powertools for AWS Lambda (Python) v3 layer. Bump deliberately: the layer
+#: must carry the Powertools version the functions are tested with (requirements.txt).
+POWERTOOLS_LAYER_ACCOUNT = "017000801446"
+POWERTOOLS_LAYER_VERSION = 27
+#: How long a failed asynchronous event is kept for inspection in the dead-letter queue.
+DLQ_RETENTION = Duration.days(14)
+
+RUNTIME_REASON = (
+    "Pinned to Python 3.12 on purpose: the AWS-managed Powertools v3 layer the functions use "
+    "is published per runtime and the code is tested on 3.12-compatible dependencies."
+)
+ENI_REASON = (
+    "ec2:*NetworkInterface* for a VPC Lambda cannot be scoped: the ENI ids do not exist "
+    "before Lambda creates them (same statement as AWSLambdaVPCAccessExecutionRole)."
+)
+XRAY_REASON = (
+    "xray:PutTraceSegments and PutTelemetryRecords support no resource-level permissions; "
+    "active tracing requires them on '*'."
+)
+
+
+def powertools_layer_arn(region: str = Aws.REGION, partition: str = Aws.PARTITION) -> str:
+    """ARN of the pinned Powertools v3 layer for Python 3.12 on ARM64 in ``region``."""
+    name = "AWSLambdaPowertoolsPythonV3-python312-arm64"
+    return (
+        f"arn:{partition}:lambda:{region}:{POWERTOOLS_LAYER_ACCOUNT}:layer:{name}:"
+        f"{POWERTOOLS_LAYER_VERSION}"
+    )
+
+
+class PlatformFunction(Construct):
+    """A Lambda from ``lambdas/<folder>``; handler ``lambdas.<folder>.app.lambda_handler``.
+
+    Exposes ``function``, ``role``, ``log_group`` and ``dead_letter_queue`` (``None`` unless
+    ``asynchronous``: EventBridge and schedules invoke asynchronously, and an event that still
+    fails after Lambda's retries must be kept, not dropped).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        folder: str,
+        function_name: str,
+        description: str,
+        environment: Mapping[str, str],
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        security_group: ec2.ISecurityGroup,
+        key: kms.IKey,
+        log_retention_days: int,
+        retain_logs: bool,
+        timeout: Duration,
+        memory_mb: int = 512,
+        reserved_concurrency: int | None = None,
+        asynchronous: bool = False,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = encrypted_log_group(
+            self,
+            "Logs",
+            key=key,
+            days=log_retention_days,
+            retain=retain_logs,
+            log_group_name=f"/aws/lambda/{function_name}",
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{function_name}: runtime permissions of the function",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="VpcNetworkInterfaces",
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:UnassignPrivateIpAddresses",
+                ],
+                resources=["*"],
+            )
+        )
+        self.dead_letter_queue: sqs.Queue | None = None
+        if asynchronous:
+            self.dead_letter_queue = sqs.Queue(
+                self,
+                "DeadLetters",
+                encryption=sqs.QueueEncryption.KMS,
+                encryption_master_key=key,
+                enforce_ssl=True,
+                retention_period=DLQ_RETENTION,
+            )
+            acknowledge(
+                self.dead_letter_queue,
+                f"This queue is the dead-letter queue of {function_name}; a dead-letter queue "
+                "of a dead-letter queue would only move the same failed events again.",
+                "AwsSolutions-SQS3",
+            )
+        layer = lambda_.LayerVersion.from_layer_version_arn(
+            self, "Powertools", powertools_layer_arn()
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=function_name,
+            description=description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=f"lambdas.{folder}.app.lambda_handler",
+            code=lambda_.Code.from_asset(str(stage_lambda(folder))),
+            layers=[layer],
+            role=self.role,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": function_name,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                **environment,
+            },
+            environment_encryption=key,
+            vpc=vpc,
+            vpc_subnets=subnets,
+            security_groups=[security_group],
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            timeout=timeout,
+            memory_size=memory_mb,
+            reserved_concurrent_executions=reserved_concurrency,
+            dead_letter_queue=self.dead_letter_queue,
+            retry_attempts=2 if asynchronous else None,
+        )
+        key.grant_decrypt(self.role)
+        acknowledge(self.function, RUNTIME_REASON, "AwsSolutions-L1")
+        acknowledge(
+            self.role,
+            f"{ENI_REASON} {XRAY_REASON}",
+            "AwsSolutions-IAM5[Resource::*]",
+        )
+        if reserved_concurrency is None:
+            acknowledge(
+                self.function,
+                "Concurrency is bounded upstream of this function (API Gateway throttling), "
+                "so a reservation would only take capacity from the account pool.",
+                "HIPAA.Security-LambdaConcurrency",
+            )
+        if not asynchronous:
+            acknowledge(
+                self.function,
+                "Invoked synchronously only (API Gateway or Step Functions): the caller "
+                "receives the error and retries or reports it; Lambda never queues an event.",
+                "HIPAA.Security-LambdaDLQ",
+            )

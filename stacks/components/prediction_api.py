@@ -1,0 +1,457 @@
+"""The prediction API: API Gateway (REST) in front of the predict Lambda.
+
+IAM (SigV4) authentication by default, or API keys with a usage plan; a JSON-schema request
+model derived from ``contracts.encounter`` checked by API Gateway before the Lambda runs (the
+Lambda still validates fully); stage throttling; access logs without bodies; X-Ray; an
+optional WAF web ACL; and no caching: a per-patient prediction must never come from a cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+from contracts import serving
+from contracts.encounter import FieldKind, FieldSpec, model_input_fields
+from stacks.components.grants import grant_key
+from stacks.components.log_groups import encrypted_log_group
+from stacks.components.platform_function import PlatformFunction
+from stacks.config import ApiConfig
+from stacks.nag import acknowledge
+from stacks.wildcards import acknowledge_wildcards
+
+STAGE_NAME = "v1"
+PATIENT_ID = "patient_id"
+ENCOUNTER_ID = "encounter_id"
+#: Access log fields: who called what, when, and how it went; never a body or a header value.
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "extendedRequestId": "$context.extendedRequestId",
+    "requestTime": "$context.requestTime",
+    "httpMethod": "$context.httpMethod",
+    "resourcePath": "$context.resourcePath",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "integrationLatency": "$context.integrationLatency",
+    "responseLatency": "$context.responseLatency",
+    "sourceIp": "$context.identity.sourceIp",
+    "caller": "$context.identity.caller",
+    "userArn": "$context.identity.userArn",
+    "apiKeyId": "$context.identity.apiKeyId",
+    "xrayTraceId": "$context.xrayTraceId",
+}
+#: WAF: requests per client IP per five minutes before the rate rule blocks.
+WAF_RATE_LIMIT_PER_5_MIN = 3000
+#: The common rule set blocks bodies over 8 KB; a discharge note is longer (MAX_BODY_BYTES).
+WAF_BODY_SIZE_RULE = "SizeRestrictions_BODY"
+
+NO_CACHE_REASON = (
+    "Caching is deliberately off: predictions are per patient and must never be served "
+    "from a cache (one patient's risk returned for another's request, or a stale score)."
+)
+NO_EXECUTION_LOGS_REASON = (
+    "Execution logging is off on purpose: its messages quote request content (validation "
+    "errors echo values), which is PHI. Access logs without bodies, X-Ray traces and the "
+    "function's own PHI-free logs cover operations."
+)
+
+
+def _value_schema(spec: FieldSpec) -> dict[str, Any]:
+    """The JSON schema (draft 4) of one model-input field, as the Lambda's request model."""
+    schema: dict[str, Any]
+    if spec.kind == FieldKind.NUMERIC:
+        schema = {"type": "integer" if spec.dtype == "int" else "number"}
+        if spec.valid_min is not None:
+            schema["minimum"] = spec.valid_min
+        if spec.valid_max is not None:
+            schema["maximum"] = spec.valid_max
+    elif spec.kind == FieldKind.CATEGORICAL and spec.categories is not None:
+        schema = {"type": "string", "enum": list(spec.categories)}
+    elif spec.kind == FieldKind.CATEGORICAL:
+        schema = {"type": "string", "minLength": 1, "maxLength": serving.MAX_CATEGORY_CHARS}
+    elif spec.kind == FieldKind.CODE_SEQUENCE:
+        schema = {
+            "type": "array",
+            "maxItems": serving.MAX_CODES_PER_SEQUENCE,
+            "items": {"type": "string", "minLength": 1, "maxLength": serving.MAX_CODE_CHARS},
+        }
+    elif spec.kind == FieldKind.TEXT:
+        schema = {"type": "string", "maxLength": serving.MAX_NOTE_CHARS}
+    else:
+        raise ValueError(f"no request schema for field kind {spec.kind.value}")
+    if spec.nullable:
+        schema["type"] = [schema["type"], "null"]
+        if "enum" in schema:
+            schema["enum"] = [*schema["enum"], None]
+    return schema
+
+
+def encounter_request_schema() -> dict[str, Any]:
+    """One encounter: raw identifiers and every model-input field of the contract."""
+    identifier = {"type": ["string", "integer"]}
+    fields = model_input_fields()
+    return {
+        "type": "object",
+        "properties": {
+            PATIENT_ID: identifier,
+            ENCOUNTER_ID: {"type": ["string", "integer", "null"]},
+            **{spec.name: _value_schema(spec) for spec in fields},
+        },
+        "required": [PATIENT_ID, *(spec.name for spec in fields if not spec.nullable)],
+        "additionalProperties": False,
+    }
+
+
+def predict_request_schema() -> dict[str, Any]:
+    """``POST /predict``: one encounter, or ``{"instances": [encounters]}``."""
+    record = encounter_request_schema()
+    return {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "title": "PredictRequest",
+        "oneOf": [
+            record,
+            {
+                "type": "object",
+                "properties": {
+                    # No maxItems: an oversized batch is the Lambda's 413, as the API documents.
+                    serving.INSTANCES_KEY: {"type": "array", "minItems": 1, "items": record}
+                },
+                "required": [serving.INSTANCES_KEY],
+                "additionalProperties": False,
+            },
+        ],
+    }
+
+
+def _json_schema(schema: dict[str, Any]) -> apigateway.JsonSchema:
+    """A plain JSON-schema document as CDK's typed ``JsonSchema``."""
+    types = {
+        "object": apigateway.JsonSchemaType.OBJECT,
+        "array": apigateway.JsonSchemaType.ARRAY,
+        "string": apigateway.JsonSchemaType.STRING,
+        "integer": apigateway.JsonSchemaType.INTEGER,
+        "number": apigateway.JsonSchemaType.NUMBER,
+        "null": apigateway.JsonSchemaType.NULL,
+        "boolean": apigateway.JsonSchemaType.BOOLEAN,
+    }
+    kind = schema.get("type")
+    kwargs: dict[str, Any] = {}
+    if isinstance(kind, list):
+        kwargs["type"] = [types[k] for k in kind]
+    elif kind is not None:
+        kwargs["type"] = types[kind]
+    if "$schema" in schema:
+        kwargs["schema"] = apigateway.JsonSchemaVersion.DRAFT4
+    simple = {
+        "title": "title",
+        "enum": "enum",
+        "minimum": "minimum",
+        "maximum": "maximum",
+        "minLength": "min_length",
+        "maxLength": "max_length",
+        "minItems": "min_items",
+        "maxItems": "max_items",
+        "required": "required",
+        "additionalProperties": "additional_properties",
+    }
+    for key, name in simple.items():
+        if key in schema:
+            kwargs[name] = schema[key]
+    if "properties" in schema:
+        kwargs["properties"] = {k: _json_schema(v) for k, v in schema["properties"].items()}
+    if "items" in schema:
+        kwargs["items"] = _json_schema(schema["items"])
+    if "oneOf" in schema:
+        kwargs["one_of"] = [_json_schema(s) for s in schema["oneOf"]]
+    return apigateway.JsonSchema(**kwargs)
+
+
+class PredictionApi(Construct):
+    """The predict Lambda and the REST API in front of it.
+
+    Exposes ``function`` (a :class:`PlatformFunction`), ``api``, ``predict_method``,
+    ``health_method`` and ``web_acl`` (``None`` unless enabled).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        api_name: str,
+        function_name: str,
+        endpoint_name: str,
+        api_config: ApiConfig,
+        deid_secret: secretsmanager.ISecret,
+        data_key: kms.IKey,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        security_group: ec2.ISecurityGroup,
+        key: kms.IKey,
+        log_retention_days: int,
+        retain_logs: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = PlatformFunction(
+            self,
+            "Predict",
+            folder="predict",
+            function_name=function_name,
+            description="POST /predict and GET /health of the prediction API",
+            environment={"ENDPOINT_NAME": endpoint_name, "DEID_SECRET_ARN": deid_secret.secret_arn},
+            vpc=vpc,
+            subnets=subnets,
+            security_group=security_group,
+            key=key,
+            log_retention_days=log_retention_days,
+            retain_logs=retain_logs,
+            timeout=Duration.seconds(15),
+            memory_mb=1024,
+            # Latency stays well under a second, so the stage's steady rate bounds concurrency.
+            reserved_concurrency=api_config.throttle_rate_per_second,
+        )
+        self._grant(endpoint_name, deid_secret, data_key)
+        access_logs = encrypted_log_group(
+            self, "AccessLogs", key=key, days=log_retention_days, retain=retain_logs
+        )
+        use_api_keys = api_config.auth == "api_key"
+        self.api = apigateway.RestApi(
+            self,
+            "Api",
+            rest_api_name=api_name,
+            description="30-day readmission risk predictions",
+            endpoint_types=[apigateway.EndpointType.REGIONAL],
+            cloud_watch_role=False,
+            api_key_source_type=apigateway.ApiKeySourceType.HEADER if use_api_keys else None,
+            deploy_options=apigateway.StageOptions(
+                stage_name=STAGE_NAME,
+                throttling_rate_limit=api_config.throttle_rate_per_second,
+                throttling_burst_limit=api_config.throttle_burst,
+                tracing_enabled=True,
+                metrics_enabled=True,
+                caching_enabled=False,
+                data_trace_enabled=False,
+                access_log_destination=apigateway.LogGroupLogDestination(access_logs),
+                access_log_format=apigateway.AccessLogFormat.custom(
+                    "{" + ",".join(f'"{k}":"{v}"' for k, v in ACCESS_LOG_FIELDS.items()) + "}"
+                ),
+            ),
+        )
+        # API Gateway's own 400 for a body that fails the model: no validation detail, which
+        # can quote the values sent.
+        self.api.add_gateway_response(
+            "BadRequestBody",
+            type=apigateway.ResponseType.BAD_REQUEST_BODY,
+            status_code="400",
+            templates={
+                "application/json": '{"error":"invalid_request","request_id":"$context.requestId"}'
+            },
+        )
+        method_options: dict[str, Any] = (
+            {"authorization_type": apigateway.AuthorizationType.NONE, "api_key_required": True}
+            if use_api_keys
+            else {"authorization_type": apigateway.AuthorizationType.IAM}
+        )
+        integration = apigateway.LambdaIntegration(self.function.function, proxy=True)
+        model = self.api.add_model(
+            "PredictRequest",
+            content_type="application/json",
+            model_name="PredictRequest",
+            schema=_json_schema(predict_request_schema()),
+        )
+        validator = self.api.add_request_validator(
+            "Validator", validate_request_body=True, validate_request_parameters=True
+        )
+        self.predict_method = self.api.root.add_resource("predict").add_method(
+            "POST",
+            integration,
+            request_models={"application/json": model},
+            request_validator=validator,
+            **method_options,
+        )
+        self.health_method = self.api.root.add_resource("health").add_method(
+            "GET", integration, **method_options
+        )
+        if use_api_keys:
+            plan = self.api.add_usage_plan(
+                "UsagePlan",
+                name=f"{api_name}-clients",
+                throttle=apigateway.ThrottleSettings(
+                    rate_limit=api_config.throttle_rate_per_second,
+                    burst_limit=api_config.throttle_burst,
+                ),
+            )
+            plan.add_api_stage(stage=self.api.deployment_stage)
+            plan.add_api_key(self.api.add_api_key("ClientKey", api_key_name=f"{api_name}-client"))
+        self.web_acl = (
+            self._web_acl(api_name, key, log_retention_days, retain_logs)
+            if api_config.waf_enabled
+            else None
+        )
+        self._acknowledge(use_api_keys, api_config.waf_enabled)
+
+    def _grant(
+        self, endpoint_name: str, deid_secret: secretsmanager.ISecret, data_key: kms.IKey
+    ) -> None:
+        role = self.function.role
+
+        def arn(resource: str) -> str:
+            return f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="InvokeAndDescribeTheEndpoint",
+                actions=["sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"],
+                resources=[arn(f"endpoint/{endpoint_name}")],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadServedModelVersion",
+                actions=["sagemaker:DescribeEndpointConfig", "sagemaker:ListTags"],
+                resources=[arn(f"endpoint-config/{endpoint_name}-*")],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadDeidentificationKey",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[deid_secret.secret_arn],
+            )
+        )
+        grant_key(role, data_key)
+        acknowledge_wildcards(
+            role,
+            "/health reads the version tags of the endpoint configs the deployer names "
+            "<endpoint>-v<version>-<digest> at run time, and nothing else.",
+            "Resource::*:endpoint-config/*-*",
+        )
+
+    def _web_acl(
+        self, api_name: str, key: kms.IKey, log_retention_days: int, retain_logs: bool
+    ) -> wafv2.CfnWebACL:
+        """AWS managed common rules (body size counted, not blocked), a per-IP rate limit, logs."""
+
+        def visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+            return wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=False
+            )
+
+        acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            name=f"{api_name}-acl",
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=visibility(f"{api_name}-acl"),
+            rules=[
+                wafv2.CfnWebACL.RuleProperty(
+                    name="AWSManagedRulesCommonRuleSet",
+                    priority=0,
+                    override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                            vendor_name="AWS",
+                            name="AWSManagedRulesCommonRuleSet",
+                            rule_action_overrides=[
+                                wafv2.CfnWebACL.RuleActionOverrideProperty(
+                                    name=WAF_BODY_SIZE_RULE,
+                                    action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}),
+                                )
+                            ],
+                        )
+                    ),
+                    visibility_config=visibility("common-rules"),
+                ),
+                wafv2.CfnWebACL.RuleProperty(
+                    name="RateLimitPerIp",
+                    priority=1,
+                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            limit=WAF_RATE_LIMIT_PER_5_MIN, aggregate_key_type="IP"
+                        )
+                    ),
+                    visibility_config=visibility("rate-limit"),
+                ),
+            ],
+        )
+        wafv2.CfnWebACLAssociation(
+            self,
+            "WebAclAssociation",
+            resource_arn=self.api.deployment_stage.stage_arn,
+            web_acl_arn=acl.attr_arn,
+        )
+        # WAF only delivers to log groups named aws-waf-logs-*, given by ARN without ":*".
+        log_group_name = f"aws-waf-logs-{api_name}"
+        encrypted_log_group(
+            self,
+            "WafLogs",
+            key=key,
+            days=log_retention_days,
+            retain=retain_logs,
+            log_group_name=log_group_name,
+        )
+        wafv2.CfnLoggingConfiguration(
+            self,
+            "WafLogging",
+            resource_arn=acl.attr_arn,
+            log_destination_configs=[
+                f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:{log_group_name}"
+            ],
+            # The SigV4 signature or API key is a credential: never in a log.
+            redacted_fields=[
+                wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": name})
+                for name in ("authorization", "x-api-key")
+            ],
+        ).node.add_dependency(self.node.find_child("WafLogs"))
+        return acl
+
+    def _acknowledge(self, use_api_keys: bool, waf_enabled: bool) -> None:
+        stage = self.api.deployment_stage
+        acknowledge(
+            stage,
+            NO_CACHE_REASON,
+            "HIPAA.Security-APIGWCacheEnabledAndEncrypted",
+        )
+        acknowledge(
+            stage,
+            NO_EXECUTION_LOGS_REASON,
+            "AwsSolutions-APIG6",
+            "HIPAA.Security-APIGWExecutionLoggingEnabled",
+        )
+        acknowledge(
+            stage,
+            "The only backend is a Lambda proxy integration inside AWS; a client certificate "
+            "authenticates HTTP backends, of which there are none.",
+            "HIPAA.Security-APIGWSSLEnabled",
+        )
+        acknowledge(
+            self.api,
+            "Callers are clinical applications with AWS identities: requests are SigV4-signed "
+            "(IAM authorization) or, where configured, carry a usage-plan API key; there are "
+            "no end-user sign-ins for a Cognito user pool to serve.",
+            "AwsSolutions-COG4",
+        )
+        if use_api_keys:
+            acknowledge(
+                self.api,
+                "This stage is configured (api.auth = api_key) for API keys with a usage plan "
+                "instead of IAM: every method requires a key.",
+                "AwsSolutions-APIG4",
+            )
+        if not waf_enabled:
+            acknowledge(
+                stage,
+                "The WAF web ACL is optional by stage configuration (api.waf_enabled) and off "
+                "here: the API is authenticated and throttled; production enables it.",
+                "AwsSolutions-APIG3",
+            )

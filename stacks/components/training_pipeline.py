@@ -1,0 +1,485 @@
+"""The training pipeline: ETL -> distributed training -> quality gate -> registry -> notify.
+
+A Step Functions state machine, started by the retraining schedule and by the feature-drift
+alarm. The training step is a ``CustomState`` over ``createTrainingJob.sync`` because the CDK
+``SageMakerCreateTrainingJob`` task cannot express managed spot (``EnableManagedSpotTraining``,
+``MaxWaitTimeInSeconds``) or ``CheckpointConfig``; its IAM permissions are added here exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from stacks.components.grants import grant_key, grant_objects, reference
+from stacks.components.log_groups import encrypted_log_group
+from stacks.components.model_registry import (
+    FEATURES_PREFIX,
+    PROTECTED_PREFIX,
+    TRAINING_PREFIX,
+    ModelRegistry,
+    sagemaker_arn,
+)
+from stacks.components.platform_function import PlatformFunction
+from stacks.components.sagemaker_images import pytorch_image_uri
+from stacks.config import EndpointConfig, TrainingConfig
+from stacks.training_source import build_training_source_archive
+from stacks.wildcards import acknowledge_wildcards
+from training.launch import CONTAINER_CHECKPOINT_DIR, ENTRY_SCRIPT
+from training.metrics import METRIC_DEFINITIONS
+
+#: Where the toolkit unpacks sourcedir.tar.gz; on PYTHONPATH so ``training`` imports as a package.
+CONTAINER_SOURCE_DIR = "/opt/ml/code"
+TRAINING_VOLUME_GB = 50
+SPLITS = ("train", "validation", "test")
+#: createTrainingJob.sync polls through this EventBridge rule that Step Functions manages.
+SAGEMAKER_SYNC_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+SECONDS_PER_HOUR = 3600
+
+#: State names, in the order a successful execution visits them.
+PREPARE = "Prepare"
+RUN_ETL = "Run ETL"
+TRAIN = "Train"
+EVALUATE = "Evaluate"
+GATE = "Quality gate"
+REGISTER = "Register model version"
+NOTIFY_SUCCESS = "Notify registered"
+SUCCEEDED = "Registered"
+NOTIFY_GATE_FAILED = "Notify gate failed"
+GATE_FAILED = "Quality gate failed"
+NOTIFY_FAILURE = "Notify failure"
+FAILED = "Pipeline failed"
+
+
+@dataclass(frozen=True)
+class PipelineNames:
+    """Physical names the pipeline needs."""
+
+    state_machine: str
+    training_job_prefix: str
+    registrar_function: str
+    glue_job: str
+    feature_drift_alarm: str
+
+
+def training_job_state(
+    *,
+    image: str,
+    role_arn: str,
+    source_uri: str,
+    features_uri: str,
+    protected_uri: str,
+    output_uri: str,
+    key_arn: str,
+    training: TrainingConfig,
+    subnet_ids: list[str],
+    security_group_ids: list[str],
+) -> dict[str, Any]:
+    """The ``createTrainingJob.sync`` task state (Parameters as SageMaker's API names them)."""
+    max_run = training.max_runtime_hours * SECONDS_PER_HOUR
+    stopping: dict[str, Any] = {"MaxRuntimeInSeconds": max_run}
+    if training.use_spot:
+        stopping["MaxWaitTimeInSeconds"] = 2 * max_run
+    channels = [
+        {
+            "ChannelName": split,
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": f"{features_uri}/split={split}/",
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+        }
+        for split in SPLITS
+    ]
+    channels.append(
+        {
+            "ChannelName": "protected",
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": f"{protected_uri}/split=test/",
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+        }
+    )
+    return {
+        "Type": "Task",
+        "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTrainingJob.sync",
+        "Parameters": {
+            "TrainingJobName.$": "$.job_name",
+            "RoleArn": role_arn,
+            "AlgorithmSpecification": {
+                "TrainingImage": image,
+                "TrainingInputMode": "File",
+                "MetricDefinitions": [dict(d) for d in METRIC_DEFINITIONS],
+                "EnableSageMakerMetricsTimeSeries": True,
+            },
+            "HyperParameters": {
+                "sagemaker_program": ENTRY_SCRIPT,
+                "sagemaker_submit_directory": source_uri,
+                "sagemaker_torch_distributed_enabled": "true",
+                "sagemaker_region": Aws.REGION,
+                "sagemaker_container_log_level": "20",
+            },
+            "Environment": {
+                "PYTHONPATH": CONTAINER_SOURCE_DIR,
+                "SM_CHECKPOINT_DIR": CONTAINER_CHECKPOINT_DIR,
+            },
+            "InputDataConfig": channels,
+            "OutputDataConfig": {"S3OutputPath": output_uri, "KmsKeyId": key_arn},
+            "ResourceConfig": {
+                "InstanceType": training.instance_type,
+                "InstanceCount": training.instance_count,
+                "VolumeSizeInGB": TRAINING_VOLUME_GB,
+                "VolumeKmsKeyId": key_arn,
+            },
+            "StoppingCondition": stopping,
+            "EnableManagedSpotTraining": training.use_spot,
+            "CheckpointConfig": {
+                "S3Uri.$": f"States.Format('{output_uri}/{{}}/checkpoints/', $.job_name)",
+                "LocalPath": CONTAINER_CHECKPOINT_DIR,
+            },
+            "VpcConfig": {"Subnets": subnet_ids, "SecurityGroupIds": security_group_ids},
+            "EnableInterContainerTrafficEncryption": True,
+        },
+        "ResultSelector": {
+            "TrainingJobName.$": "$.TrainingJobName",
+            "ModelDataUrl.$": "$.ModelArtifacts.S3ModelArtifacts",
+        },
+        "ResultPath": "$.training",
+    }
+
+
+class TrainingPipeline(Construct):
+    """Registrar Lambda, state machine, retraining schedule and drift trigger.
+
+    Exposes ``state_machine``, ``registrar`` (a :class:`PlatformFunction`),
+    ``schedule_rule`` and ``drift_rule``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: PipelineNames,
+        training: TrainingConfig,
+        endpoint: EndpointConfig,
+        schedule: str,
+        registry: ModelRegistry,
+        data_key: kms.IKey,
+        curated_bucket: s3.IBucket,
+        artifact_bucket: s3.IBucket,
+        alert_topic: sns.ITopic,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        security_group: ec2.ISecurityGroup,
+        key: kms.IKey,
+        log_retention_days: int,
+        retain_logs: bool,
+        etl_timeout_minutes: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.registrar = PlatformFunction(
+            self,
+            "Registrar",
+            folder="registrar",
+            function_name=names.registrar_function,
+            description="Quality-gates a trained model and registers it for manual approval",
+            environment={
+                "MODEL_PACKAGE_GROUP_NAME": registry.group_name,
+                "INFERENCE_IMAGE_URI": pytorch_image_uri("inference", endpoint.instance_type),
+                "ENDPOINT_INSTANCE_TYPE": endpoint.instance_type,
+                "MIN_TEST_AUROC": str(training.min_test_auroc),
+                "KMS_KEY_ARN": reference(self, data_key.key_arn, data_key),
+            },
+            vpc=vpc,
+            subnets=subnets,
+            security_group=security_group,
+            key=key,
+            log_retention_days=log_retention_days,
+            retain_logs=retain_logs,
+            timeout=Duration.minutes(5),
+            reserved_concurrency=2,
+        )
+        self._grant_registrar(registry, artifact_bucket, data_key)
+        source = s3_assets.Asset(self, "TrainingSource", path=str(build_training_source_archive()))
+        curated = reference(self, curated_bucket.bucket_name, curated_bucket)
+        artifacts = reference(self, artifact_bucket.bucket_name, artifact_bucket)
+        selection = vpc.select_subnets(
+            subnet_type=subnets.subnet_type, subnet_group_name=subnets.subnet_group_name
+        )
+        train_state = training_job_state(
+            image=pytorch_image_uri("training", training.instance_type),
+            role_arn=registry.execution_role.role_arn,
+            source_uri=source.s3_object_url,
+            features_uri=f"s3://{curated}/{FEATURES_PREFIX}",
+            protected_uri=f"s3://{curated}/{PROTECTED_PREFIX}",
+            output_uri=f"s3://{artifacts}/{TRAINING_PREFIX}",
+            key_arn=reference(self, data_key.key_arn, data_key),
+            training=training,
+            subnet_ids=selection.subnet_ids,
+            security_group_ids=[security_group.security_group_id],
+        )
+        definition = self._definition(names, train_state, alert_topic)
+        # ETL, the longest a (spot) training job may take, and an hour for the rest.
+        training_hours = training.max_runtime_hours * (2 if training.use_spot else 1)
+        timeout_hours = etl_timeout_minutes / 60 + training_hours + 1
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=names.state_machine,
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            timeout=Duration.minutes(round(timeout_hours * 60)),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=encrypted_log_group(
+                    self,
+                    "Logs",
+                    key=key,
+                    days=log_retention_days,
+                    retain=retain_logs,
+                    log_group_name=f"/aws/vendedlogs/states/{names.state_machine}",
+                ),
+                level=sfn.LogLevel.ALL,
+                include_execution_data=False,
+            ),
+        )
+        self._grant_state_machine(names, registry, source)
+        alert_topic.grant_publish(self.state_machine)
+        target = targets.SfnStateMachine(self.state_machine)
+        self.schedule_rule = events.Rule(
+            self,
+            "RetrainingSchedule",
+            description="Retrain on the stage's schedule",
+            schedule=events.Schedule.expression(schedule),
+            targets=[target],
+        )
+        self.drift_rule = events.Rule(
+            self,
+            "RetrainOnFeatureDrift",
+            description="Retrain when the feature-drift alarm goes into ALARM",
+            event_pattern=events.EventPattern(
+                source=["aws.cloudwatch"],
+                detail_type=["CloudWatch Alarm State Change"],
+                detail={
+                    "alarmName": [names.feature_drift_alarm],
+                    "state": {"value": ["ALARM"]},
+                },
+            ),
+            targets=[target],
+        )
+
+    def _definition(
+        self, names: PipelineNames, train_state: dict[str, Any], topic: sns.ITopic
+    ) -> sfn.IChainable:
+        failure = tasks.SnsPublish(
+            self,
+            NOTIFY_FAILURE,
+            topic=topic,
+            subject=f"{names.state_machine}: pipeline failed",
+            message=sfn.TaskInput.from_object(
+                {
+                    "pipeline": names.state_machine,
+                    "execution": sfn.JsonPath.string_at("$$.Execution.Name"),
+                    "error": sfn.JsonPath.string_at("$.error.Error"),
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        ).next(sfn.Fail(self, FAILED, error="TrainingPipelineFailed"))
+
+        def catching(state: Any) -> Any:
+            # Only the error name travels on: a cause can quote data the job was reading.
+            return state.add_catch(failure, errors=["States.ALL"], result_path="$.error")
+
+        prepare = sfn.Pass(
+            self,
+            PREPARE,
+            parameters={
+                "job_name": sfn.JsonPath.format(
+                    f"{names.training_job_prefix}-{{}}", sfn.JsonPath.uuid()
+                )
+            },
+        )
+        etl = catching(
+            tasks.GlueStartJobRun(
+                self,
+                RUN_ETL,
+                glue_job_name=names.glue_job,
+                integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+                result_selector={"JobRunId.$": "$.Id", "JobRunState.$": "$.JobRunState"},
+                result_path="$.etl",
+            )
+        )
+        train = catching(sfn.CustomState(self, TRAIN, state_json=train_state))
+        evaluate = catching(
+            tasks.LambdaInvoke(
+                self,
+                EVALUATE,
+                lambda_function=self.registrar.function,
+                payload=sfn.TaskInput.from_object(
+                    {
+                        "action": "evaluate",
+                        "model_data_url": sfn.JsonPath.string_at("$.training.ModelDataUrl"),
+                        "training_job_name": sfn.JsonPath.string_at("$.training.TrainingJobName"),
+                    }
+                ),
+                result_selector={"evaluation.$": "$.Payload"},
+                result_path="$.gate",
+            )
+        )
+        register = catching(
+            tasks.LambdaInvoke(
+                self,
+                REGISTER,
+                lambda_function=self.registrar.function,
+                payload=sfn.TaskInput.from_object(
+                    {
+                        "action": "register",
+                        "evaluation": sfn.JsonPath.object_at("$.gate.evaluation"),
+                    }
+                ),
+                result_selector={"model_package_arn.$": "$.Payload.model_package_arn"},
+                result_path="$.registration",
+            )
+        )
+        notify_success = tasks.SnsPublish(
+            self,
+            NOTIFY_SUCCESS,
+            topic=topic,
+            subject=f"{names.state_machine}: model version awaits approval",
+            message=sfn.TaskInput.from_object(
+                {
+                    "model_package_arn": sfn.JsonPath.string_at("$.registration.model_package_arn"),
+                    "test_auroc": sfn.JsonPath.number_at("$.gate.evaluation.test_auroc"),
+                    "baseline_auroc": sfn.JsonPath.number_at("$.gate.evaluation.baseline_auroc"),
+                    "next_step": "review and approve or reject in SageMaker Studio",
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        notify_gate_failed = tasks.SnsPublish(
+            self,
+            NOTIFY_GATE_FAILED,
+            topic=topic,
+            subject=f"{names.state_machine}: model rejected by the quality gate",
+            message=sfn.TaskInput.from_object(
+                {
+                    "training_job_name": sfn.JsonPath.string_at("$.training.TrainingJobName"),
+                    "reasons": sfn.JsonPath.list_at("$.gate.evaluation.reasons"),
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        ).next(sfn.Fail(self, GATE_FAILED, error="QualityGateFailed"))
+        gate = (
+            sfn.Choice(self, GATE)
+            .when(
+                sfn.Condition.boolean_equals("$.gate.evaluation.passed", True),
+                register.next(notify_success).next(sfn.Succeed(self, SUCCEEDED)),
+            )
+            .otherwise(notify_gate_failed)
+        )
+        return prepare.next(etl).next(train).next(evaluate).next(gate)
+
+    def _grant_registrar(
+        self, registry: ModelRegistry, artifact_bucket: s3.IBucket, data_key: kms.IKey
+    ) -> None:
+        role = self.registrar.role
+        grant_objects(role, artifact_bucket, [TRAINING_PREFIX], write=True, sid="Evaluation")
+        grant_key(role, data_key, encrypt=True)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RegisterVersions",
+                actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage"],
+                resources=[registry.group_arn, registry.package_arns],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="FindVersions", actions=["sagemaker:ListModelPackages"], resources=["*"]
+            )
+        )
+        acknowledge_wildcards(
+            role,
+            "The registrar reads model archives and writes evaluation reports under "
+            "training/<job name>/output/ (job names are generated per run), creates versions "
+            "of its one package group (version ARNs end in a number assigned by SageMaker), "
+            "and ListModelPackages supports no resource-level permission.",
+            f"Resource::*/{TRAINING_PREFIX}/*",
+            "Resource::*:model-package/*/*",
+            "Resource::[*]",
+        )
+
+    def _grant_state_machine(
+        self, names: PipelineNames, registry: ModelRegistry, source: s3_assets.Asset
+    ) -> None:
+        role = self.state_machine.role
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="RunTrainingJobs",
+                actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[sagemaker_arn(f"training-job/{names.training_job_prefix}-*")],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="PassExecutionRoleToSageMaker",
+                actions=["iam:PassRole"],
+                resources=[registry.execution_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="SyncTrainingJobEvents",
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[
+                    f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+                    f":rule/{SAGEMAKER_SYNC_RULE}"
+                ],
+            )
+        )
+        # The training job downloads its source with the execution role.
+        registry.execution_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadTrainingSource",
+                actions=["s3:GetObject"],
+                resources=[
+                    f"arn:{Aws.PARTITION}:s3:::{source.s3_bucket_name}/{source.s3_object_key}"
+                ],
+            )
+        )
+        acknowledge_wildcards(
+            role,
+            "Training jobs are named <prefix>-<execution uuid> at run time; the Glue and "
+            "Lambda task permissions CDK generates cover the job's runs and the function's "
+            "versions; X-Ray and CloudWatch Logs delivery actions support no resource-level "
+            "permission; kms:GenerateDataKey* on the alert topic's key is what publishing to "
+            "an encrypted topic needs.",
+            "Resource::*:training-job/*-*",
+            "Action::kms:GenerateDataKey*",
+            "Resource::[*]",
+            "Resource::*:function:*:*",
+            "Resource::<*.Arn>:*",
+        )

@@ -1,0 +1,86 @@
+"""The monitoring stack: alert topic, drift monitor, alarms and the health dashboard.
+
+It comes before the stacks it watches: they publish to its topic, and it addresses their
+resources by the physical names of :mod:`stacks.naming` (see there why).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.components.alerts import PUBLISHING_SERVICES, AlertTopic
+from stacks.components.drift_monitor import DriftMonitor
+from stacks.components.health_dashboard import HealthDashboard
+from stacks.components.network import PrivateNetwork
+from stacks.components.platform_alarms import PlatformAlarms
+from stacks.components.service_key import ServiceKey
+from stacks.config import StageConfig
+from stacks.naming import ResourceNames
+from stacks.wildcards import acknowledge_inline_policies
+
+
+class MonitoringStack(Stack):
+    """Exposes ``alert_topic``, ``alarms`` (a :class:`PlatformAlarms`) and ``drift_monitor``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        network: PrivateNetwork,
+        capture_bucket: s3.IBucket,
+        data_key: kms.IKey,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        acknowledge_inline_policies(self)
+        names = ResourceNames(config.prefix)
+        retain = config.retention.retain_data_on_delete
+        key = ServiceKey(
+            self,
+            "OperationsKey",
+            alias=f"alias/{config.prefix}-monitoring",
+            description=f"{config.prefix}: encrypts alerts, monitoring logs and queues",
+            retain=retain,
+            publishing_services=PUBLISHING_SERVICES,
+        ).key
+        self.alert_topic = AlertTopic(
+            self,
+            "Alerts",
+            topic_name=names.alert_topic,
+            key=key,
+            email=config.notification_email,
+        ).topic
+        self.drift_monitor = DriftMonitor(
+            self,
+            "DriftMonitor",
+            function_name=names.function("drift_monitor"),
+            endpoint_name=names.endpoint,
+            capture_bucket=capture_bucket,
+            data_key=data_key,
+            psi_threshold=config.alarms.feature_psi,
+            vpc=network.vpc,
+            subnets=network.subnets,
+            security_group=network.workload_security_group,
+            key=key,
+            log_retention_days=config.retention.log_group_days,
+            retain_logs=retain,
+        )
+        self.alarms = PlatformAlarms(
+            self, "Alarms", names=names, thresholds=config.alarms, topic=self.alert_topic
+        )
+        HealthDashboard(
+            self,
+            "Health",
+            dashboard_name=f"{config.prefix}-model-health",
+            endpoint_name=names.endpoint,
+            feature_psi_threshold=config.alarms.feature_psi,
+            prediction_psi_threshold=config.alarms.prediction_psi,
+        )
+        CfnOutput(self, "AlertTopicArn", value=self.alert_topic.topic_arn)

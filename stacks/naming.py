@@ -1,0 +1,81 @@
+"""Physical names of the resources that other stacks, the Lambdas or an operator address by name.
+
+The endpoint is created at run time by the deployer Lambda, the rollback alarms are named in the
+deployer's environment, and the Monitoring stack alarms on functions, the state machine and the
+Glue job of stacks that depend on it (it owns the alert topic they publish to). Deriving every
+such name here, from the stage prefix alone, keeps producer and watcher in step without
+cross-stack references that would form a cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Lambda functions of the platform: folder under lambdas/ -> physical name suffix.
+LAMBDA_FUNCTIONS = {
+    "predict": "predict",
+    "deployer": "deployer",
+    "registrar": "registrar",
+    "drift_monitor": "drift-monitor",
+}
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Names derived from a stage prefix such as ``readmission-dev``."""
+
+    prefix: str
+
+    @property
+    def endpoint(self) -> str:
+        """The real-time endpoint the deployer creates and updates."""
+        return f"{self.prefix}-endpoint"
+
+    @property
+    def model_package_group(self) -> str:
+        return f"{self.prefix}-models"
+
+    @property
+    def glue_job(self) -> str:
+        return f"{self.prefix}-ehr-features"
+
+    @property
+    def glue_security_configuration(self) -> str:
+        return f"{self.prefix}-glue-security"
+
+    @property
+    def state_machine(self) -> str:
+        return f"{self.prefix}-training"
+
+    @property
+    def alert_topic(self) -> str:
+        return f"{self.prefix}-alerts"
+
+    @property
+    def api(self) -> str:
+        return f"{self.prefix}-prediction-api"
+
+    @property
+    def deid_secret(self) -> str:
+        """Secrets Manager name of the HMAC de-identification key."""
+        return f"{self.prefix}/deidentification-key"
+
+    def function(self, folder: str) -> str:
+        """Physical name of the Lambda in ``lambdas/<folder>``."""
+        return f"{self.prefix}-{LAMBDA_FUNCTIONS[folder]}"
+
+    def alarm(self, purpose: str) -> str:
+        """CloudWatch alarm name, e.g. ``readmission-dev-endpoint-latency-p95-rollback``."""
+        return f"{self.prefix}-{purpose}"
+
+    @property
+    def feature_drift_alarm(self) -> str:
+        return self.alarm("feature-drift")
+
+    @property
+    def rollback_latency_alarm(self) -> str:
+        return self.alarm("endpoint-latency-p95-rollback")
+
+    @property
+    def rollback_5xx_alarm(self) -> str:
+        return self.alarm("endpoint-5xx-rollback")

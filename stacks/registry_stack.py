@@ -1,0 +1,41 @@
+"""The registry stack: where trained models wait for a reviewer's approval."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from stacks.components.data_lake import DataLake
+from stacks.components.model_registry import ModelRegistry
+from stacks.config import StageConfig
+from stacks.naming import ResourceNames
+from stacks.wildcards import acknowledge_inline_policies
+
+
+class RegistryStack(Stack):
+    """Composes :class:`ModelRegistry`; exposes ``registry``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        data_lake: DataLake,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        acknowledge_inline_policies(self)
+        self.registry = ModelRegistry(
+            self,
+            "Registry",
+            group_name=ResourceNames(config.prefix).model_package_group,
+            data_key=data_lake.key,
+            curated_bucket=data_lake.curated_bucket,
+            artifact_bucket=data_lake.artifact_bucket,
+            capture_bucket=data_lake.capture_bucket,
+        )
+        CfnOutput(self, "ModelPackageGroupName", value=self.registry.group_name)
+        CfnOutput(self, "ApproverRoleArn", value=self.registry.approver_role.role_arn)

@@ -1,0 +1,216 @@
+"""The API: IAM auth, body validation against the contract, throttling, logs, WAF by stage."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from aws_cdk import App
+from aws_cdk.assertions import Template
+
+from app import add_stacks
+from contracts import serving
+from contracts.encounter import model_input_fields
+from stacks.components.prediction_api import ACCESS_LOG_FIELDS, predict_request_schema
+from stacks.config import load_stage_config
+from tests.stacks.cdk_helpers import cdk_context
+from tests.stacks.conftest import Synthesized, only
+
+
+def _methods(template: Template) -> dict[str, dict[str, Any]]:
+    return {
+        m["Properties"]["HttpMethod"]: m["Properties"]
+        for m in template.find_resources("AWS::ApiGateway::Method").values()
+    }
+
+
+def test_every_method_requires_sigv4_by_default(dev: Synthesized) -> None:
+    methods = _methods(dev["Api"])
+    assert sorted(methods) == ["GET", "POST"]
+    for method in methods.values():
+        assert method["AuthorizationType"] == "AWS_IAM"
+        assert method["Integration"]["Type"] == "AWS_PROXY"
+
+
+def test_predict_body_is_validated_against_the_contract_model(dev: Synthesized) -> None:
+    api = dev["Api"]
+    post = _methods(api)["POST"]
+    validator_id = post["RequestValidatorId"]["Ref"]
+    validator = api.find_resources("AWS::ApiGateway::RequestValidator")[validator_id]
+    assert validator["Properties"]["ValidateRequestBody"] is True
+    model = only(api, "AWS::ApiGateway::Model")
+    assert model["ContentType"] == "application/json"
+    schema = model["Schema"]
+    single, batch = schema["oneOf"]
+    assert "maxItems" not in batch["properties"]["instances"]
+    assert batch["properties"]["instances"]["minItems"] == 1
+    assert single["additionalProperties"] is False
+    assert set(single["properties"]) == {"patient_id", "encounter_id"} | {
+        spec.name for spec in model_input_fields()
+    }
+    assert post["RequestModels"] == {
+        "application/json": {"Ref": next(iter(api.find_resources("AWS::ApiGateway::Model")))}
+    }
+
+
+def test_schema_bounds_and_vocabularies_come_from_the_contract() -> None:
+    record = predict_request_schema()["oneOf"][0]
+    assert record["properties"]["age_years"] == {"type": "integer", "minimum": 0, "maximum": 130}
+    assert record["properties"]["sex"] == {"type": "string", "enum": ["F", "M", "unknown"]}
+    assert record["properties"]["days_since_last_discharge"]["type"] == ["number", "null"]
+    assert "days_since_last_discharge" not in record["required"]
+    assert record["required"][0] == "patient_id"
+    assert record["properties"]["diagnosis_codes"]["maxItems"] == serving.MAX_CODES_PER_SEQUENCE
+
+
+def test_stage_throttles_traces_and_logs_without_bodies(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    stage = only(dev["Api"], "AWS::ApiGateway::Stage")
+    assert stage["StageName"] == "v1"
+    assert stage["TracingEnabled"] is True
+    (settings,) = stage["MethodSettings"]
+    assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (50, 100)
+    assert settings.get("CachingEnabled") is False
+    assert settings.get("DataTraceEnabled") is False
+    log_format = json.loads(stage["AccessLogSetting"]["Format"])
+    assert log_format == ACCESS_LOG_FIELDS
+    assert not any("body" in v.lower() for v in log_format.values())
+    prod_settings = only(prod["Api"], "AWS::ApiGateway::Stage")["MethodSettings"][0]
+    assert (prod_settings["ThrottlingRateLimit"], prod_settings["ThrottlingBurstLimit"]) == (
+        200,
+        400,
+    )
+
+
+def test_gateway_validation_errors_echo_nothing(dev: Synthesized) -> None:
+    response = only(dev["Api"], "AWS::ApiGateway::GatewayResponse")
+    assert response["ResponseType"] == "BAD_REQUEST_BODY"
+    assert response["ResponseTemplates"] == {
+        "application/json": '{"error":"invalid_request","request_id":"$context.requestId"}'
+    }
+
+
+def test_waf_only_where_the_stage_enables_it(dev: Synthesized, prod: Synthesized) -> None:
+    dev["Api"].resource_count_is("AWS::WAFv2::WebACL", 0)
+    acl = only(prod["Api"], "AWS::WAFv2::WebACL")
+    assert acl["Scope"] == "REGIONAL"
+    rules = {rule["Name"]: rule for rule in acl["Rules"]}
+    managed = rules["AWSManagedRulesCommonRuleSet"]["Statement"]["ManagedRuleGroupStatement"]
+    assert managed["RuleActionOverrides"] == [
+        {"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}
+    ]
+    assert rules["RateLimitPerIp"]["Action"] == {"Block": {}}
+    prod["Api"].resource_count_is("AWS::WAFv2::WebACLAssociation", 1)
+    logging = only(prod["Api"], "AWS::WAFv2::LoggingConfiguration")
+    assert {f["SingleHeader"]["Name"] for f in logging["RedactedFields"]} == {
+        "authorization",
+        "x-api-key",
+    }
+
+
+def test_predict_function_reaches_only_its_endpoint_and_secret(dev: Synthesized) -> None:
+    function = only(
+        dev["Api"], "AWS::Lambda::Function", {"FunctionName": "readmission-dev-predict"}
+    )
+    assert function["Environment"]["Variables"]["ENDPOINT_NAME"] == "readmission-dev-endpoint"
+    assert "DEID_SECRET_ARN" in function["Environment"]["Variables"]
+    assert function["ReservedConcurrentExecutions"] == 50
+
+
+@pytest.fixture(scope="module")
+def api_key_stage() -> Template:
+    context = copy.deepcopy(cdk_context())
+    context["stages"]["dev"]["api"]["auth"] = "api_key"
+    app = App(context=context)
+    stacks = add_stacks(app, load_stage_config(context, "dev"))
+    return Template.from_stack(stacks["Api"])
+
+
+def test_api_key_mode_requires_a_key_under_a_usage_plan(api_key_stage: Template) -> None:
+    for method in _methods(api_key_stage).values():
+        assert method["AuthorizationType"] == "NONE"
+        assert method["ApiKeyRequired"] is True
+    plan = only(api_key_stage, "AWS::ApiGateway::UsagePlan")
+    assert plan["Throttle"] == {"RateLimit": 50, "BurstLimit": 100}
+    api_key_stage.resource_count_is("AWS::ApiGateway::ApiKey", 1)
+    api_key_stage.resource_count_is("AWS::ApiGateway::UsagePlanKey", 1)
+
+
+EXAMPLE_RECORD: dict[str, Any] = {
+    "patient_id": "MRN-0012345",
+    "encounter_id": "ADM-98765",
+    "age_years": 71,
+    "sex": "F",
+    "admission_type": "emergency",
+    "admission_source": "emergency_department",
+    "discharge_disposition": "home_health",
+    "admitting_service": "cardiology",
+    "length_of_stay_days": 5.5,
+    "prior_admissions_12m": 2,
+    "prior_ed_visits_12m": 3,
+    "prior_outpatient_visits_12m": None,
+    "days_since_last_discharge": 41.0,
+    "num_diagnoses": 9,
+    "num_procedures": 1,
+    "num_medications": 14,
+    "num_lab_tests": 62,
+    "num_abnormal_labs": 11,
+    "hba1c_result": "above_7",
+    "max_glucose_result": "normal",
+    "charlson_index": 4,
+    "diagnosis_codes": ["4280", "42731", "25000"],
+    "procedure_codes": ["8856"],
+    "medications": ["furosemide", "metoprolol"],
+    "abnormal_labs": ["creatinine"],
+    "note_text": None,
+}
+
+
+def _gateway_accepts(body: Any) -> bool:
+    from jsonschema import Draft4Validator
+
+    return Draft4Validator(predict_request_schema()).is_valid(body)
+
+
+def _lambda_accepts(body: Any) -> bool:
+    from pydantic import ValidationError
+
+    from lambdas.predict.schema import PredictRequest
+
+    try:
+        PredictRequest.model_validate(body)
+    except ValidationError:
+        return False
+    return True
+
+
+def _changed(**changes: Any) -> dict[str, Any]:
+    return {**EXAMPLE_RECORD, **changes}
+
+
+@pytest.mark.parametrize(
+    ("body", "accepted"),
+    [
+        (EXAMPLE_RECORD, True),
+        ({"instances": [EXAMPLE_RECORD, _changed(patient_id=42)]}, True),
+        ({"instances": [EXAMPLE_RECORD] * serving.MAX_BATCH_SIZE}, True),
+        # The Lambda answers an oversized batch with 413; the gateway lets it through.
+        ({"instances": [EXAMPLE_RECORD] * (serving.MAX_BATCH_SIZE + 1)}, True),
+        ({"instances": []}, False),
+        (_changed(age_years=131), False),
+        (_changed(age_years=70.5), False),
+        (_changed(sex="female"), False),
+        (_changed(unexpected_field=1), False),
+        ({k: v for k, v in EXAMPLE_RECORD.items() if k != "patient_id"}, False),
+        ({k: v for k, v in EXAMPLE_RECORD.items() if k != "note_text"}, True),
+        (["not", "an", "object"], False),
+    ],
+)
+def test_gateway_model_agrees_with_the_lambdas_request_model(body: Any, accepted: bool) -> None:
+    assert _gateway_accepts(body) is accepted
+    # API Gateway must never reject what the Lambda would accept.
+    if _lambda_accepts(body):
+        assert _gateway_accepts(body)

@@ -1,0 +1,227 @@
+"""Monitoring: the encrypted alert topic, the drift schedule, every alarm, the dashboard."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from contracts.drift import drift_fields
+from stacks.config import StageConfig
+from stacks.naming import LAMBDA_FUNCTIONS
+from tests.stacks.conftest import Synthesized, flatten, only
+
+
+def _alarms(template: Template) -> dict[str, dict[str, Any]]:
+    """Alarm properties by alarm name."""
+    return {
+        alarm["Properties"]["AlarmName"]: alarm["Properties"]
+        for alarm in template.find_resources("AWS::CloudWatch::Alarm").values()
+    }
+
+
+def _topic_ref(template: Template) -> dict[str, str]:
+    return {"Ref": next(iter(template.find_resources("AWS::SNS::Topic")))}
+
+
+def test_topic_is_kms_encrypted_tls_only_and_mails_the_stage_address(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    monitoring = dev["Monitoring"]
+    topic = only(monitoring, "AWS::SNS::Topic")
+    assert topic["TopicName"] == "readmission-dev-alerts"
+    assert "KmsMasterKeyId" in topic
+    policy = only(monitoring, "AWS::SNS::TopicPolicy")["PolicyDocument"]["Statement"]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in policy
+    )
+    monitoring.has_resource_properties(
+        "AWS::SNS::Subscription",
+        {"Protocol": "email", "Endpoint": "ml-platform-dev@example.org"},
+    )
+    prod["Monitoring"].has_resource_properties(
+        "AWS::SNS::Subscription", {"Endpoint": "ml-platform-oncall@example.org"}
+    )
+
+
+def test_alert_key_lets_alarms_and_eventbridge_publish(dev: Synthesized) -> None:
+    keys = dev["Monitoring"].find_resources("AWS::KMS::Key")
+    assert len(keys) == 1
+    statements = next(iter(keys.values()))["Properties"]["KeyPolicy"]["Statement"]
+    services = {
+        flatten(s["Principal"]["Service"])
+        for s in statements
+        if "Service" in s.get("Principal", {})
+    }
+    assert services == {
+        "logs.<ref>.amazonaws.com",
+        "cloudwatch.amazonaws.com",
+        "events.amazonaws.com",
+    }
+
+
+def test_drift_monitor_runs_hourly_on_the_endpoint_capture(
+    dev: Synthesized, dev_config: StageConfig
+) -> None:
+    monitoring = dev["Monitoring"]
+    function = only(
+        monitoring, "AWS::Lambda::Function", {"FunctionName": "readmission-dev-drift-monitor"}
+    )
+    env = function["Environment"]["Variables"]
+    assert env["ENDPOINT_NAME"] == "readmission-dev-endpoint"
+    assert env["CAPTURE_PREFIX"] == "capture"
+    assert env["METRIC_NAMESPACE"] == "ReadmissionPlatform/Drift"
+    assert env["PSI_THRESHOLD"] == str(dev_config.alarms.feature_psi)
+    assert function["Handler"] == "lambdas.drift_monitor.app.lambda_handler"
+    assert "DeadLetterConfig" in function
+    monitoring.has_resource_properties(
+        "AWS::Events::Rule", {"ScheduleExpression": "rate(1 hour)", "State": "ENABLED"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "namespace", "metric", "statistic", "threshold", "operator"),
+    [
+        (
+            "feature-drift",
+            "ReadmissionPlatform/Drift",
+            "MaxFeaturePSI",
+            "Maximum",
+            0.2,
+            "GreaterThanThreshold",
+        ),
+        (
+            "prediction-drift",
+            "ReadmissionPlatform/Drift",
+            "PredictionPSI",
+            "Maximum",
+            0.1,
+            "GreaterThanThreshold",
+        ),
+        (
+            "endpoint-latency-p95",
+            "AWS/SageMaker",
+            "ModelLatency",
+            "p95",
+            200_000,
+            "GreaterThanThreshold",
+        ),
+        (
+            "endpoint-5xx",
+            "AWS/SageMaker",
+            "Invocation5XXErrors",
+            "Sum",
+            5,
+            "GreaterThanOrEqualToThreshold",
+        ),
+        (
+            "endpoint-4xx",
+            "AWS/SageMaker",
+            "Invocation4XXErrors",
+            "Sum",
+            50,
+            "GreaterThanOrEqualToThreshold",
+        ),
+        (
+            "training-pipeline-failed",
+            "AWS/States",
+            "ExecutionsFailed",
+            "Sum",
+            1,
+            "GreaterThanOrEqualToThreshold",
+        ),
+    ],
+)
+def test_each_alarm_watches_its_metric_with_the_stage_threshold_and_pages(
+    dev: Synthesized,
+    name: str,
+    namespace: str,
+    metric: str,
+    statistic: str,
+    threshold: float,
+    operator: str,
+) -> None:
+    monitoring = dev["Monitoring"]
+    alarm = _alarms(monitoring)[f"readmission-dev-{name}"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Threshold"]) == (
+        namespace,
+        metric,
+        threshold,
+    )
+    assert alarm.get("Statistic", alarm.get("ExtendedStatistic")) == statistic
+    assert alarm["ComparisonOperator"] == operator
+    assert alarm["AlarmActions"] == [_topic_ref(monitoring)]
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_endpoint_and_drift_alarms_watch_the_deployed_endpoint(dev: Synthesized) -> None:
+    alarms = _alarms(dev["Monitoring"])
+    latency = alarms["readmission-dev-endpoint-latency-p95"]
+    assert {d["Name"]: d["Value"] for d in latency["Dimensions"]} == {
+        "EndpointName": "readmission-dev-endpoint",
+        "VariantName": "AllTraffic",
+    }
+    drift = alarms["readmission-dev-feature-drift"]
+    assert drift["Dimensions"] == [{"Name": "EndpointName", "Value": "readmission-dev-endpoint"}]
+    failed = alarms["readmission-dev-training-pipeline-failed"]
+    assert flatten(failed["Dimensions"][0]["Value"]).endswith(
+        ":stateMachine:readmission-dev-training"
+    )
+
+
+def test_prod_pages_on_tighter_latency_and_error_thresholds(prod: Synthesized) -> None:
+    alarms = _alarms(prod["Monitoring"])
+    assert alarms["readmission-prod-endpoint-latency-p95"]["Threshold"] == 150_000
+    assert alarms["readmission-prod-endpoint-5xx"]["Threshold"] == 1
+    assert alarms["readmission-prod-predict-errors"]["Threshold"] == 1
+
+
+def test_every_function_has_error_and_throttle_alarms(dev: Synthesized) -> None:
+    alarms = _alarms(dev["Monitoring"])
+    for suffix in LAMBDA_FUNCTIONS.values():
+        errors = alarms[f"readmission-dev-{suffix}-errors"]
+        throttles = alarms[f"readmission-dev-{suffix}-throttles"]
+        assert (errors["MetricName"], errors["Threshold"]) == ("Errors", 5)
+        assert (throttles["MetricName"], throttles["Threshold"]) == ("Throttles", 1)
+        assert errors["Dimensions"] == [
+            {"Name": "FunctionName", "Value": f"readmission-dev-{suffix}"}
+        ]
+
+
+def test_glue_failures_go_to_the_topic(dev: Synthesized) -> None:
+    monitoring = dev["Monitoring"]
+    rule = only(
+        monitoring,
+        "AWS::Events::Rule",
+        {"EventPattern": Match.object_like({"source": ["aws.glue"]})},
+    )
+    assert rule["EventPattern"] == {
+        "source": ["aws.glue"],
+        "detail-type": ["Glue Job State Change"],
+        "detail": {
+            "jobName": ["readmission-dev-ehr-features"],
+            "state": ["FAILED", "TIMEOUT", "ERROR"],
+        },
+    }
+    assert rule["Targets"][0]["Arn"] == _topic_ref(monitoring)
+
+
+def test_dashboard_shows_psi_of_every_drift_feature(dev: Synthesized) -> None:
+    dashboard = only(dev["Monitoring"], "AWS::CloudWatch::Dashboard")
+    assert dashboard["DashboardName"] == "readmission-dev-model-health"
+    body = json.loads(flatten(dashboard["DashboardBody"]))
+    titles = [w["properties"]["title"] for w in body["widgets"]]
+    assert titles == [
+        "Invocations",
+        "Model latency (microseconds)",
+        "Endpoint errors",
+        "Prediction PSI",
+        "Feature PSI",
+        "Realised quality (labels 31 days later)",
+    ]
+    feature_widget = body["widgets"][titles.index("Feature PSI")]
+    features = {m[-1]["label"] for m in feature_widget["properties"]["metrics"]}
+    assert features == {spec.name for spec in drift_fields()}
