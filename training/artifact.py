@@ -1,7 +1,8 @@
 """The model directory: everything the serving container needs, laid out for ``model.tar.gz``.
 
 SageMaker tars ``SM_MODEL_DIR`` as it is; the PyTorch serving image imports
-``code/inference.py`` and installs ``code/requirements.txt``, so the directory deploys unchanged.
+``code/serving_entry.py`` and installs ``code/requirements.txt``, so the directory deploys
+unchanged.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ EVALUATION_FILE = "evaluation.json"
 MODEL_CARD_FILE = "model_card.html"
 CODE_DIR = "code"
 CODE_PACKAGES = ("inference", "contracts")
-INFERENCE_ENTRY = "inference.py"
+#: Not ``inference.py``: code/inference/ (the package) would shadow a module of that name.
+INFERENCE_ENTRY = "serving_entry.py"
 INFERENCE_ENTRY_SOURCE = (
     '"""SageMaker PyTorch serving entry point: the hooks live in inference.handler."""\n\n'
     "from inference.handler import input_fn, model_fn, output_fn, predict_fn\n\n"

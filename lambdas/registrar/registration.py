@@ -25,7 +25,7 @@ CONTENT_TYPE_JSON = "application/json"
 PENDING_MANUAL_APPROVAL = "PendingManualApproval"
 #: How the PyTorch serving image finds the hooks inside model.tar.gz (training/artifact.py).
 SERVING_ENVIRONMENT = {
-    "SAGEMAKER_PROGRAM": "inference.py",
+    "SAGEMAKER_PROGRAM": "serving_entry.py",
     "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
     "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
 }

@@ -68,7 +68,7 @@ def sagemaker(mocked_aws: None) -> Any:
 
 
 def put_model(s3: Any, report: dict | None, *, prefix: str = "./") -> None:
-    files = {f"{prefix}model.safetensors": b"\x00" * 64, f"{prefix}code/inference.py": b"pass\n"}
+    files = {f"{prefix}model.safetensors": b"\x00" * 64, f"{prefix}code/serving_entry.py": b"pass\n"}
     if report is not None:
         files[f"{prefix}evaluation.json"] = json.dumps(report).encode()
     s3.put_object(Bucket=BUCKET, Key=MODEL_KEY, Body=model_archive(files))
@@ -163,7 +163,7 @@ def test_register_creates_a_pending_version_with_the_report_as_quality_metrics(
     (container,) = package["InferenceSpecification"]["Containers"]
     assert container["Image"] == IMAGE
     assert container["ModelDataUrl"] == MODEL_URL
-    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "serving_entry.py"
     assert package["ModelMetrics"]["ModelQuality"]["Statistics"] == {
         "ContentType": "application/json",
         "S3Uri": gated["evaluation_s3_uri"],

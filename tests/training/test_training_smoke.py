@@ -36,7 +36,9 @@ def test_artifact_is_complete(smoke_run: tuple[Path, Path]) -> None:
     model_dir = out / "model"
     assert artifact.missing_files(model_dir) == []
     assert (model_dir / "notes_tokenizer.json").is_file()  # the notes encoder switched on
-    assert (model_dir / "code" / "inference.py").read_text() == artifact.INFERENCE_ENTRY_SOURCE
+    assert (
+        model_dir / "code" / artifact.INFERENCE_ENTRY
+    ).read_text() == artifact.INFERENCE_ENTRY_SOURCE
     requirements = (model_dir / "code" / "requirements.txt").read_text()
     assert "transformers==5.23.0" in requirements
     spec = json.loads((model_dir / "feature_spec.json").read_text())
@@ -120,3 +122,33 @@ def test_printed_metrics_match_the_job_metric_definitions(
     assert {"test:auroc", "test:brier", "baseline:auroc", "validation:auroc"} <= set(found)
     assert found["test:auroc"] == pytest.approx(result.metrics["test"]["auroc"], abs=1e-6)
     assert all(math.isfinite(v) for v in found.values())
+
+
+def test_serving_container_finds_the_hooks_the_way_the_toolkit_imports_them(
+    smoke_run: tuple[Path, Path],
+) -> None:
+    """The PyTorch serving toolkit puts code/ on sys.path and imports SAGEMAKER_PROGRAM's stem."""
+    import subprocess
+    import sys
+
+    from lambdas.registrar.registration import SERVING_ENVIRONMENT
+
+    program = SERVING_ENVIRONMENT["SAGEMAKER_PROGRAM"]
+    assert program == artifact.INFERENCE_ENTRY
+    code_dir = smoke_run[1] / "model" / "code"
+    probe = (
+        "import importlib, sys; sys.path.insert(0, sys.argv[1]); "
+        f"m = importlib.import_module({program.removesuffix('.py')!r}); "
+        "hooks = ('model_fn', 'input_fn', 'predict_fn', 'output_fn'); "
+        "print(sorted(h for h in hooks if callable(getattr(m, h, None))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(code_dir)],
+        cwd=code_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['input_fn', 'model_fn', 'output_fn', 'predict_fn']"

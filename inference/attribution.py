@@ -1,0 +1,358 @@
+"""Top contributing factors of each prediction, by occlusion, in names a clinician can read.
+
+Method: occlusion against a training baseline. Each feature group of a record is replaced by
+what an average training patient would have, and the change of the calibrated log-odds is the
+group's contribution (positive: the patient's value raises the risk):
+
+* a numeric field: its training median, not missing (the encoder's imputation value);
+* a categorical field: its embedding replaced by the training-frequency-weighted mean
+  embedding (frequencies from the model's ``drift_baseline.json``);
+* one code (a diagnosis, procedure, medication or abnormal lab): its tokens masked out;
+* the discharge note: replaced by an empty note.
+
+Why occlusion and not integrated gradients: the answer is exact for the question a clinician
+asks ("what if this were typical?"), needs no gradients (the hooks run under
+``torch.inference_mode``), is deterministic, and is cheap here because each group touches one
+modality: only that modality's tower is re-run for its variants, all variants of a request in
+one batched pass per tower, and the fusion head once over all of them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from contracts.encounter import FieldKind, field, model_input_fields
+from contracts.serving import (
+    DIRECTION_DECREASES,
+    DIRECTION_INCREASES,
+    FACTOR_CONTRIBUTION,
+    FACTOR_DIRECTION,
+    FACTOR_FEATURE,
+)
+from inference.code_titles import title
+from inference.encoding import CATEGORY_UNK_ID, NOTE_FIELD, FeatureEncoder, code_group
+from inference.fast_encoder import accelerated
+from inference.model import ReadmissionModel
+
+#: Factors returned per prediction.
+TOP_FACTORS = 5
+#: Decimals of a reported contribution (log-odds); smaller effects round to zero and are dropped.
+CONTRIBUTION_DECIMALS = 6
+#: Rows per pass of the code encoder over occlusion variants (bounds memory on big batches).
+CODE_VARIANT_CHUNK = 512
+
+_NUMERIC = tuple(spec.name for spec in model_input_fields(FieldKind.NUMERIC))
+_CATEGORICAL = tuple(spec.name for spec in model_input_fields(FieldKind.CATEGORICAL))
+_CODE_NOUNS = {
+    spec.name: spec.readable_name for spec in model_input_fields(FieldKind.CODE_SEQUENCE)
+}
+_BASELINE_BUCKETS = "buckets"
+_BASELINE_COUNTS = "counts"
+_BASELINE_FEATURES = "features"
+
+
+@dataclass(frozen=True)
+class Forward:
+    """One forward pass kept in pieces: each modality's vector, the tabular input, the logits."""
+
+    codes: torch.Tensor
+    tabular_input: torch.Tensor
+    tabular: torch.Tensor
+    notes: torch.Tensor | None
+    logits: torch.Tensor
+
+
+def format_value(value: float) -> str:
+    """A number as a clinician would write it: integers bare, others to two decimals."""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{round(float(value), 2):g}"
+
+
+def _numeric_name(name: str, value: Any) -> str:
+    spec = field(name)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return f"{spec.readable_name} not recorded"
+    number = float(value)
+    if spec.valid_min is not None:
+        number = max(number, float(spec.valid_min))
+    if spec.valid_max is not None:
+        number = min(number, float(spec.valid_max))
+    return f"{spec.readable_name} = {format_value(number)}"
+
+
+def _category_name(name: str, value: Any) -> str:
+    spec = field(name)
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        return f"{spec.readable_name} not recorded"
+    return f"{spec.readable_name} = {text.replace('_', ' ')}"
+
+
+def _code_name(field_name: str, code: str, titles: Mapping[str, Mapping[str, str]]) -> str:
+    description = title(field_name, code, titles)
+    noun = _CODE_NOUNS[field_name]
+    return f"{noun} {code} ({description})" if description else f"{noun} {code}"
+
+
+def code_spans(
+    encoder: FeatureEncoder, record: Mapping[str, Any]
+) -> dict[tuple[str, str], list[int]]:
+    """Token positions of each distinct code of a record, as ``FeatureEncoder.encode`` lays them.
+
+    A code occupies its own token and, where it has one, its group's token; position 0 is
+    [CLS] and nothing at or past ``max_code_length`` is kept (truncated codes are absent).
+    """
+    spans: dict[tuple[str, str], list[int]] = {}
+    position = 1
+    limit = encoder.config.max_codes_per_field
+    max_length = encoder.config.max_code_length
+    for field_name in encoder.code_fields:
+        value = record.get(field_name)
+        if value is None:
+            continue
+        for raw in list(value)[:limit]:
+            if raw is None:
+                continue
+            code = str(raw).strip()
+            if not code:
+                continue
+            width = 1 if code_group(field_name, code) is None else 2
+            kept = [p for p in range(position, position + width) if p < max_length]
+            position += width
+            if kept:
+                spans.setdefault((field_name, code), []).extend(kept)
+    return spans
+
+
+def _category_weights(
+    encoder: FeatureEncoder, name: str, drift_baseline: Mapping[str, Any] | None
+) -> torch.Tensor:
+    """Training frequency of each vocabulary entry of a categorical field (sums to 1)."""
+    size = len(encoder.category_vocabs[name])
+    weights = torch.zeros(size, dtype=torch.float64)
+    feature = (drift_baseline or {}).get(_BASELINE_FEATURES, {}).get(name)
+    if isinstance(feature, Mapping):
+        index = encoder.category_index[name]
+        lower = field(name).categories is None
+        for bucket, count in zip(
+            feature.get(_BASELINE_BUCKETS, []), feature.get(_BASELINE_COUNTS, []), strict=False
+        ):
+            key = str(bucket).strip().lower() if lower else str(bucket).strip()
+            weights[index.get(key, CATEGORY_UNK_ID)] += float(count)
+    if float(weights.sum()) <= 0.0:
+        # No frequencies saved: every known category counts the same.
+        weights[:] = 1.0
+        if size > 1:
+            weights[CATEGORY_UNK_ID] = 0.0
+    return weights / weights.sum()
+
+
+def _mean_embedding(embedding: torch.nn.Module, weights: torch.Tensor) -> torch.Tensor:
+    """The frequency-weighted mean of an embedding table's rows."""
+    if not isinstance(embedding, torch.nn.Embedding):
+        raise TypeError("the tabular tower's categorical layers must be embeddings")
+    table = embedding.weight.detach()
+    return weights.to(table.dtype) @ table
+
+
+#: What a candidate factor refers to, named only if it makes the top list:
+#: ("categorical" | "numeric", field) or ("code", field, code) or ("note",).
+_Group = tuple[str, ...]
+
+
+class OcclusionExplainer:
+    """Runs the model in pieces and explains each prediction by occlusion (module docstring)."""
+
+    def __init__(
+        self,
+        model: ReadmissionModel,
+        encoder: FeatureEncoder,
+        drift_baseline: Mapping[str, Any] | None,
+        titles: Mapping[str, Mapping[str, str]],
+    ) -> None:
+        self.model = model
+        self.encoder = encoder
+        self.titles = titles
+        self.codes_encoder = accelerated(model.codes)
+        self.notes_encoder = accelerated(model.notes) if model.notes is not None else None
+        typical = encoder.encode([{}])
+        with torch.inference_mode():
+            numeric_baseline = torch.from_numpy(typical.numeric[0, : len(_NUMERIC)].copy())
+            category_baselines = [
+                _mean_embedding(embedding, _category_weights(encoder, name, drift_baseline))
+                for name, embedding in zip(_CATEGORICAL, model.tabular.embeddings, strict=True)
+            ]
+            self.tabular_keep, self.tabular_fill = _tabular_occlusions(
+                category_baselines, numeric_baseline, model.config.category_embedding_dim
+            )
+            self.tabular_groups: list[_Group] = [
+                *(("categorical", name) for name in _CATEGORICAL),
+                *(("numeric", name) for name in _NUMERIC),
+            ]
+            self.empty_note: torch.Tensor | None = None
+            if (
+                self.notes_encoder is not None
+                and typical.note_ids is not None
+                and typical.note_mask is not None
+            ):
+                ids = torch.from_numpy(typical.note_ids)
+                mask = torch.from_numpy(typical.note_mask)
+                self.empty_note = self.notes_encoder(ids, mask, None).detach()
+
+    # ----- the model, in pieces -----
+    def forward(self, tensors: Mapping[str, torch.Tensor]) -> Forward:
+        """The model's forward pass, keeping each modality's vector for the occlusions."""
+        codes = self.codes_encoder(tensors["code_ids"], tensors["code_mask"], tensors["code_types"])
+        tabular_input = self._tabular_input(tensors["categorical"], tensors["numeric"])
+        tabular = self.model.tabular.mlp(tabular_input)
+        notes = None
+        if self.notes_encoder is not None:
+            notes = self.notes_encoder(tensors["note_ids"], tensors["note_mask"], None)
+        return Forward(codes, tabular_input, tabular, notes, self._head(codes, tabular, notes))
+
+    def _tabular_input(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
+        embeddings = self.model.tabular.embeddings
+        parts = [embedding(categorical[:, i]) for i, embedding in enumerate(embeddings)]
+        return torch.cat([*parts, numeric], dim=-1)
+
+    def _head(
+        self, codes: torch.Tensor, tabular: torch.Tensor, notes: torch.Tensor | None
+    ) -> torch.Tensor:
+        parts = [codes, tabular] if notes is None else [codes, tabular, notes]
+        return self.model.head(self.model.fusion(parts)).squeeze(-1)
+
+    # ----- occlusion -----
+    def explain(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        tensors: Mapping[str, torch.Tensor],
+        forward: Forward,
+        temperature: float,
+    ) -> list[list[dict[str, Any]]]:
+        """Top factors of each record: contributions in calibrated log-odds, largest first."""
+        n = len(records)
+        groups = len(self.tabular_groups)
+        owners: list[int] = []
+        code_groups: list[_Group] = []
+        rows: list[int] = []
+        positions: list[int] = []
+        for r, record in enumerate(records):
+            for (field_name, code), span in code_spans(self.encoder, record).items():
+                rows.extend([len(owners)] * len(span))
+                positions.extend(span)
+                owners.append(r)
+                code_groups.append(("code", field_name, code))
+        note_owners = [r for r, record in enumerate(records) if self._has_note(record)]
+
+        tabular_owners = torch.arange(n).repeat_interleave(groups)
+        occluded = forward.tabular_input[tabular_owners] * self.tabular_keep.repeat(n, 1)
+        tabular_variants = self.model.tabular.mlp(occluded + self.tabular_fill.repeat(n, 1))
+        code_owners = torch.tensor(owners, dtype=torch.long)
+        notes_owners = torch.tensor(note_owners, dtype=torch.long)
+        codes_parts = [forward.codes[tabular_owners]]
+        tabular_parts = [tabular_variants]
+        if owners:
+            mask = tensors["code_mask"][code_owners].clone()
+            mask[torch.tensor(rows), torch.tensor(positions)] = 0
+            codes_parts.append(self._occluded_codes(code_owners, mask, tensors))
+            tabular_parts.append(forward.tabular[code_owners])
+        if note_owners:
+            codes_parts.append(forward.codes[notes_owners])
+            tabular_parts.append(forward.tabular[notes_owners])
+        notes_input = None
+        if forward.notes is not None:
+            notes_parts = [forward.notes[tabular_owners], forward.notes[code_owners]]
+            if note_owners and self.empty_note is not None:
+                notes_parts.append(self.empty_note.expand(len(note_owners), -1))
+            notes_input = torch.cat(notes_parts)
+        logits = self._head(torch.cat(codes_parts), torch.cat(tabular_parts), notes_input)
+        owner = torch.cat([tabular_owners, code_owners, notes_owners])
+        contributions = ((forward.logits[owner] - logits) / temperature).double().tolist()
+
+        candidates: list[list[tuple[float, int, _Group]]] = [[] for _ in range(n)]
+        described = [
+            *(self.tabular_groups[i % groups] for i in range(n * groups)),
+            *code_groups,
+            *(("note",) for _ in note_owners),
+        ]
+        for order, (r, value, group) in enumerate(
+            zip(owner.tolist(), contributions, described, strict=True)
+        ):
+            rounded = round(value, CONTRIBUTION_DECIMALS)
+            if rounded != 0.0:
+                candidates[r].append((rounded, order, group))
+        return [self._top(items, record) for items, record in zip(candidates, records, strict=True)]
+
+    def _has_note(self, record: Mapping[str, Any]) -> bool:
+        note = record.get(NOTE_FIELD)
+        return self.empty_note is not None and isinstance(note, str) and bool(note.strip())
+
+    def _occluded_codes(
+        self, owners: torch.Tensor, mask: torch.Tensor, tensors: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        ids = tensors["code_ids"][owners]
+        types = tensors["code_types"][owners]
+        chunks = [
+            self.codes_encoder(
+                ids[start : start + CODE_VARIANT_CHUNK],
+                mask[start : start + CODE_VARIANT_CHUNK],
+                types[start : start + CODE_VARIANT_CHUNK],
+            )
+            for start in range(0, len(owners), CODE_VARIANT_CHUNK)
+        ]
+        return torch.cat(chunks)
+
+    def _top(
+        self, items: list[tuple[float, int, _Group]], record: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        items.sort(key=lambda item: (-abs(item[0]), item[1]))
+        return [
+            {
+                FACTOR_FEATURE: self._name(group, record),
+                FACTOR_DIRECTION: DIRECTION_INCREASES if value > 0 else DIRECTION_DECREASES,
+                FACTOR_CONTRIBUTION: value,
+            }
+            for value, _, group in items[:TOP_FACTORS]
+        ]
+
+    def _name(self, group: _Group, record: Mapping[str, Any]) -> str:
+        kind = group[0]
+        if kind == "categorical":
+            return _category_name(group[1], record.get(group[1]))
+        if kind == "numeric":
+            return _numeric_name(group[1], record.get(group[1]))
+        if kind == "code":
+            return _code_name(group[1], group[2], self.titles)
+        return field(NOTE_FIELD).readable_name
+
+
+def _tabular_occlusions(
+    category_baselines: list[torch.Tensor], numeric_baseline: torch.Tensor, embedding_dim: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per tabular group, which input columns to keep (1) and what to put in the others.
+
+    A categorical group's columns are its embedding slice (filled with the mean embedding); a
+    numeric group's are its standardised value (filled with the median) and its missing flag
+    (filled with 0). Rows follow the order categorical fields, then numeric fields.
+    """
+    k = len(numeric_baseline)
+    width = embedding_dim * len(category_baselines) + 2 * k
+    groups = len(category_baselines) + k
+    keep = torch.ones(groups, width, dtype=numeric_baseline.dtype)
+    fill = torch.zeros(groups, width, dtype=numeric_baseline.dtype)
+    for i, baseline in enumerate(category_baselines):
+        columns = slice(i * embedding_dim, (i + 1) * embedding_dim)
+        keep[i, columns] = 0.0
+        fill[i, columns] = baseline.to(fill.dtype)
+    offset = embedding_dim * len(category_baselines)
+    for j in range(k):
+        row = len(category_baselines) + j
+        keep[row, [offset + j, offset + k + j]] = 0.0
+        fill[row, offset + j] = numeric_baseline[j]
+    return keep, fill

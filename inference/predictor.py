@@ -1,0 +1,170 @@
+"""The loaded model directory and the scoring of a request: encode, run, calibrate, explain.
+
+Everything is read once from the directory that training wrote (training/artifact.py): the
+fitted encoder (never refitted here), the weights, the temperature and logit offset of the
+calibration, the decision threshold and the model version. Scoring follows training's
+evaluation exactly: ``probability = sigmoid((logit - logit_offset) / temperature)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from contracts.drift import BASELINE_FILE_NAME
+from contracts.serving import (
+    ENCOUNTER_KEY,
+    MODEL_VERSION,
+    PROBABILITY,
+    RISK_BAND,
+    TOP_FACTORS,
+    risk_band,
+)
+from inference.attribution import OcclusionExplainer
+from inference.code_titles import load_titles
+from inference.encoding import ENCODER_FILE, FeatureEncoder, UnscorableRecordError
+from inference.errors import InvalidRequestError, ModelArtifactError
+from inference.model import MODEL_CONFIG_FILE, WEIGHTS_FILE, ReadmissionModel, load_model
+from inference.payload import EncounterBatch, check_record
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_FILE = "calibration.json"
+METADATA_FILE = "metadata.json"
+REQUIRED_FILES = (ENCODER_FILE, MODEL_CONFIG_FILE, WEIGHTS_FILE, CALIBRATION_FILE, METADATA_FILE)
+
+#: Logits are clipped to this before the sigmoid, as training's calibration does.
+_LOGIT_CLIP = 60.0
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """What ``model_fn`` returns: the model and everything needed to turn logits into answers."""
+
+    encoder: FeatureEncoder
+    model: ReadmissionModel
+    explainer: OcclusionExplainer
+    temperature: float
+    logit_offset: float
+    threshold: float
+    model_version: str
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelArtifactError(f"{path.name} cannot be read as JSON") from e
+    if not isinstance(data, dict):
+        raise ModelArtifactError(f"{path.name} is not a JSON object")
+    return data
+
+
+def _finite(document: Mapping[str, Any], key: str, file_name: str) -> float:
+    value = document.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ModelArtifactError(f"{file_name}: '{key}' must be a finite number")
+    return float(value)
+
+
+def load_serving_model(model_dir: str | Path) -> ServingModel:
+    """Load a model directory once; a missing or inconsistent file is named in the error."""
+    path = Path(model_dir)
+    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
+    if missing:
+        raise ModelArtifactError(f"model directory lacks {', '.join(missing)}")
+    calibration = _read_json(path / CALIBRATION_FILE)
+    temperature = _finite(calibration, "temperature", CALIBRATION_FILE)
+    threshold = _finite(calibration, "threshold", CALIBRATION_FILE)
+    offset = _finite(
+        {"logit_offset": calibration.get("logit_offset", 0.0)}, "logit_offset", CALIBRATION_FILE
+    )
+    if temperature <= 0.0 or not 0.0 < threshold < 1.0:
+        raise ModelArtifactError(
+            f"{CALIBRATION_FILE}: temperature must be > 0, threshold in (0, 1)"
+        )
+    version = _read_json(path / METADATA_FILE).get("model_version")
+    if not isinstance(version, str) or not version:
+        raise ModelArtifactError(f"{METADATA_FILE}: 'model_version' is missing")
+    baseline_path = path / BASELINE_FILE_NAME
+    baseline = _read_json(baseline_path) if baseline_path.is_file() else None
+    encoder = FeatureEncoder.load(path)
+    model = load_model(path)
+    _check_consistent(encoder, model)
+    explainer = OcclusionExplainer(model, encoder, baseline, load_titles())
+    log.info("model loaded: version %s", version)
+    return ServingModel(encoder, model, explainer, temperature, offset, threshold, version)
+
+
+def _check_consistent(encoder: FeatureEncoder, model: ReadmissionModel) -> None:
+    """The encoder and the weights must come from the same training run."""
+    config = model.config
+    if (
+        config.code_vocab_size != len(encoder.code_vocab)
+        or list(config.category_cardinalities) != encoder.category_cardinalities
+        or config.numeric_width != encoder.numeric_width
+        or config.notes_enabled != encoder.notes_enabled
+    ):
+        raise ModelArtifactError(f"{ENCODER_FILE} does not match {MODEL_CONFIG_FILE}")
+
+
+def calibrated_probabilities(logits: np.ndarray, offset: float, temperature: float) -> np.ndarray:
+    """``sigmoid((logit - offset) / temperature)`` in float64."""
+    z = np.clip((logits.astype(np.float64) - offset) / temperature, -_LOGIT_CLIP, _LOGIT_CLIP)
+    return np.asarray(1.0 / (1.0 + np.exp(-z)))
+
+
+def _unscorable(
+    serving: ServingModel, batch: EncounterBatch, error: UnscorableRecordError
+) -> InvalidRequestError:
+    """Name the record and field at fault (re-encoding one record at a time, error path only)."""
+    for index, record in enumerate(batch.records):
+        try:
+            serving.encoder.encode([record])
+        except UnscorableRecordError as found:
+            return InvalidRequestError(batch.field_path(index, found.field), found.reason)
+    return InvalidRequestError(error.field, error.reason)
+
+
+def predict(serving: ServingModel, batch: EncounterBatch) -> list[dict[str, Any]]:
+    """Score a checked batch: one prediction per record, in order (contracts.serving)."""
+    try:
+        encoded = serving.encoder.encode(batch.records)
+    except UnscorableRecordError as e:
+        raise _unscorable(serving, batch, e) from e
+    with torch.inference_mode():
+        tensors = {name: torch.from_numpy(array) for name, array in encoded.arrays().items()}
+        forward = serving.explainer.forward(tensors)
+        factors = serving.explainer.explain(batch.records, tensors, forward, serving.temperature)
+        logits = forward.logits.numpy()
+    probabilities = calibrated_probabilities(logits, serving.logit_offset, serving.temperature)
+    return [
+        {
+            ENCOUNTER_KEY: record.get(ENCOUNTER_KEY),
+            PROBABILITY: float(probability),
+            RISK_BAND: risk_band(float(probability), serving.threshold),
+            MODEL_VERSION: serving.model_version,
+            TOP_FACTORS: record_factors,
+        }
+        for record, probability, record_factors in zip(
+            batch.records, probabilities, factors, strict=True
+        )
+    ]
+
+
+def as_batch(data: EncounterBatch | Sequence[Mapping[str, Any]]) -> EncounterBatch:
+    """Accept what ``input_fn`` returns, or a plain list of records from a caller in Python."""
+    if isinstance(data, EncounterBatch):
+        return data
+    batch = EncounterBatch(records=[], batched=True)
+    for index, record in enumerate(data):
+        batch.records.append(check_record(record, batch, index))
+    return batch
