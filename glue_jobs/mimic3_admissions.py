@@ -1,0 +1,168 @@
+"""MIMIC-III admissions: typing, validation, cohort rules, prior utilisation and the label.
+
+Every ADMISSIONS row leaves ``stage_admissions`` exactly once with a status. The timeline
+(prior utilisation, days since the last discharge, the label) is computed over the patient's
+admissions that are not quarantined, excluded ones included: a readmission that ends in death
+is still a readmission of the admission before it.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F  # noqa: N812 (house style)
+
+from contracts.encounter import (
+    AGE_CAP_YEARS,
+    PRIOR_UTILISATION_WINDOW_DAYS,
+    READMISSION_WINDOW_DAYS,
+    field,
+)
+from glue_jobs import cohort
+from glue_jobs.mappings import (
+    MIMIC_ADMISSION_LOCATION,
+    MIMIC_ADMISSION_TYPE,
+    MIMIC_DISCHARGE_LOCATION,
+    MIMIC_ETHNICITY,
+    MIMIC_GENDER,
+    MIMIC_NEWBORN_ADMISSION_TYPE,
+    MIMIC_PLANNED_ADMISSION_TYPES,
+    lookup,
+    map_category,
+)
+from glue_jobs.parsing import (
+    SECONDS_PER_DAY,
+    as_id_string,
+    as_long,
+    as_timestamp,
+    days_between,
+    is_bad,
+)
+
+MONTHS_PER_YEAR = 12
+_MAX_LENGTH_OF_STAY_DAYS = field("length_of_stay_days").valid_max
+_TEXT_COLUMNS = ("admission_type", "admission_location", "discharge_location", "ethnicity")
+
+
+def _clean_text(name: str) -> Column:
+    return F.upper(F.trim(F.col(name)))
+
+
+def parse_admissions(raw: DataFrame) -> DataFrame:
+    """Raw ADMISSIONS -> typed keys and times, upper-cased category text, parse-failure flags."""
+    return raw.select(
+        as_id_string(raw, "subject_id").alias("subject_id"),
+        as_id_string(raw, "hadm_id").alias("hadm_id"),
+        as_timestamp(raw, "admittime").alias("admit_ts"),
+        as_timestamp(raw, "dischtime").alias("disch_ts"),
+        as_timestamp(raw, "edregtime").alias("edreg_ts"),
+        *[_clean_text(name).alias(name) for name in _TEXT_COLUMNS],
+        as_long(raw, "hospital_expire_flag").alias("hospital_expire_flag"),
+        is_bad(F.col("edregtime"), as_timestamp(raw, "edregtime")).alias("_bad_edregtime"),
+    )
+
+
+def parse_patients(raw: DataFrame) -> DataFrame:
+    """Raw PATIENTS -> one row per subject_id with sex, dob and how many rows it had."""
+    typed = raw.select(
+        as_id_string(raw, "subject_id").alias("subject_id"),
+        F.upper(F.trim(F.col("gender"))).alias("gender"),
+        as_timestamp(raw, "dob").alias("dob_ts"),
+    ).where(F.col("subject_id").isNotNull())
+    return typed.groupBy("subject_id").agg(
+        F.count(F.lit(1)).alias("_patient_rows"),
+        F.min("gender").alias("gender"),
+        F.min("dob_ts").alias("dob_ts"),
+    )
+
+
+def stage_admissions(admissions: DataFrame, patients: DataFrame) -> DataFrame:
+    """Parsed admissions + parsed patients -> one row per admission with status and reason."""
+    joined = admissions.join(patients, on="subject_id", how="left").withColumn(
+        "_hadm_rows", F.count(F.lit(1)).over(Window.partitionBy("hadm_id"))
+    )
+    age = F.floor(F.months_between(F.col("admit_ts"), F.col("dob_ts")) / MONTHS_PER_YEAR)
+    los = days_between(F.col("disch_ts"), F.col("admit_ts"))
+    staged = joined.select(
+        "*",
+        F.least(age, F.lit(AGE_CAP_YEARS)).cast("int").alias("age_years"),
+        los.alias("length_of_stay_days"),
+    )
+    quarantine_checks = [
+        (F.col("subject_id").isNull() | F.col("hadm_id").isNull(), cohort.MISSING_KEY),
+        (F.col("_hadm_rows") > 1, cohort.DUPLICATE_ID),
+        (
+            F.col("admit_ts").isNull() | F.col("disch_ts").isNull() | F.col("_bad_edregtime"),
+            cohort.UNPARSEABLE_DATE,
+        ),
+        (F.col("_patient_rows").isNull(), cohort.UNKNOWN_PATIENT),
+        (F.col("_patient_rows") > 1, cohort.DUPLICATE_PATIENT),
+        (F.col("dob_ts").isNull(), cohort.UNPARSEABLE_DATE),
+        (F.col("disch_ts") < F.col("admit_ts"), cohort.DISCHARGE_BEFORE_ADMISSION),
+        (
+            (F.col("length_of_stay_days") > F.lit(_MAX_LENGTH_OF_STAY_DAYS))
+            | (F.col("age_years") < 0)
+            | ~F.coalesce(F.col("hospital_expire_flag").isin(0, 1), F.lit(False)),
+            cohort.OUT_OF_CONTRACT,
+        ),
+    ]
+    exclusion_checks = [
+        (F.col("hospital_expire_flag") == 1, cohort.IN_HOSPITAL_DEATH),
+        (F.col("admission_type") == MIMIC_NEWBORN_ADMISSION_TYPE, cohort.NEWBORN),
+    ]
+    return cohort.with_outcome(staged, quarantine_checks, exclusion_checks).drop(
+        "_hadm_rows", "_patient_rows", "_bad_edregtime"
+    )
+
+
+def add_timeline(staged: DataFrame) -> DataFrame:
+    """Add prior utilisation, days since the last discharge and ``readmitted_30d``.
+
+    Windows run per patient over the non-quarantined admissions (quarantined rows form their
+    own partitions and their values are never used).
+    """
+    with_seconds = staged.select(
+        "*",
+        (F.col("status") != cohort.STATUS_QUARANTINED).alias("_in_timeline"),
+        F.unix_timestamp(F.col("admit_ts")).alias("_admit_s"),
+        F.unix_timestamp(F.col("disch_ts")).alias("_disch_s"),
+    )
+    patient = Window.partitionBy("subject_id", "_in_timeline")
+    ordered = patient.orderBy("_admit_s", "hadm_id")
+    look_back = patient.orderBy("_admit_s").rangeBetween(
+        -PRIOR_UTILISATION_WINDOW_DAYS * SECONDS_PER_DAY, -1
+    )
+    next_gap = F.lead("_admit_s").over(ordered) - F.col("_disch_s")
+    next_type = F.lead("admission_type").over(ordered)
+    readmitted = next_gap.between(0, READMISSION_WINDOW_DAYS * SECONDS_PER_DAY) & ~F.coalesce(
+        next_type, F.lit("")
+    ).isin(*MIMIC_PLANNED_ADMISSION_TYPES)
+    since_last = (F.col("_admit_s") - F.lag("_disch_s").over(ordered)) / F.lit(SECONDS_PER_DAY)
+    return with_seconds.select(
+        "*",
+        F.count(F.lit(1)).over(look_back).cast("int").alias("prior_admissions_12m"),
+        F.count(F.col("edreg_ts")).over(look_back).cast("int").alias("prior_ed_visits_12m"),
+        F.when(since_last.isNotNull(), F.greatest(since_last, F.lit(0.0))).alias(
+            "days_since_last_discharge"
+        ),
+        F.coalesce(readmitted, F.lit(False)).cast("int").alias("readmitted_30d"),
+    ).drop("_in_timeline", "_admit_s", "_disch_s")
+
+
+def add_categories(staged: DataFrame) -> DataFrame:
+    """Map the source vocabularies to the contract's categories and flag unmapped values."""
+    mappings = {
+        "admission_type": (MIMIC_ADMISSION_TYPE, "admission_type_raw"),
+        "admission_source": (MIMIC_ADMISSION_LOCATION, "admission_location"),
+        "discharge_disposition": (MIMIC_DISCHARGE_LOCATION, "discharge_location"),
+        "sex": (MIMIC_GENDER, "gender"),
+        "race": (MIMIC_ETHNICITY, "ethnicity"),
+    }
+    # Renamed first: a new column named like an input column must not shadow it.
+    renamed = staged.withColumnRenamed("admission_type", "admission_type_raw")
+    columns = [F.col(c) for c in renamed.columns]
+    for target, (mapping, source) in mappings.items():
+        columns.append(map_category(mapping, F.col(source)).alias(target))
+        columns.append(
+            lookup(mapping, F.col(source)).isNull().alias(f"{cohort.UNMAPPED_PREFIX}{target}")
+        )
+    return renamed.select(*columns)

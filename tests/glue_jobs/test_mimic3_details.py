@@ -1,0 +1,141 @@
+"""Per-admission aggregates of the MIMIC child tables and the Charlson index, exact rows."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F  # noqa: N812 (house style)
+
+from glue_jobs.charlson import charlson_index
+from glue_jobs.mimic3_details import (
+    code_sequences,
+    coded_icd9,
+    lab_features,
+    medication_features,
+    note_features,
+    service_features,
+    typed_labs,
+)
+from tests.glue_jobs.conftest import first_row, text_frame
+
+pytestmark = pytest.mark.spark
+
+
+def _as_dict(frame, key: str = "hadm_id") -> dict:  # type: ignore[no-untyped-def]
+    return {r[key]: tuple(r[c] for c in frame.columns if c != key) for r in frame.collect()}
+
+
+def test_diagnoses_in_seq_order_without_dots(spark: SparkSession) -> None:
+    diagnoses = text_frame(
+        spark,
+        ("hadm_id", "seq_num", "icd9_code"),
+        [
+            ("10", "2", "428.0"),
+            ("10", "1", " 41071"),
+            ("10", "3", None),
+            ("11", "1", "v4581"),
+            (None, "1", "4019"),
+        ],
+    )
+    actual = _as_dict(code_sequences(coded_icd9(diagnoses), "diagnosis_codes", "num_diagnoses"))
+    assert actual == {"10": (["41071", "4280"], 2), "11": (["V4581"], 1)}
+
+
+#: Codes of one admission -> its Charlson index (Quan 2005, Charlson weights, hierarchy).
+CHARLSON_CASES: dict[str, tuple[list[str], int]] = {
+    "mi_and_chf": (["41071", "4280"], 2),
+    "diabetes_hierarchy": (["25000", "25040"], 2),
+    "truncated_diabetes": (["250"], 1),
+    "liver_hierarchy": (["5715", "5722"], 3),
+    "cancer_hierarchy": (["1625", "1977"], 6),
+    "hiv_and_pvd": (["042", "V434", "4019"], 7),
+    "no_comorbidity": (["4019", "V3000"], 0),
+}
+
+
+def test_charlson_index(spark: SparkSession) -> None:
+    frame = spark.createDataFrame(
+        [(case, codes) for case, (codes, _) in CHARLSON_CASES.items()],
+        "case string, codes array<string>",
+    )
+    scores = {
+        r["case"]: r["score"]
+        for r in frame.select("case", charlson_index(F.col("codes")).alias("score")).collect()
+    }
+    assert scores == {case: expected for case, (_, expected) in CHARLSON_CASES.items()}
+
+
+def test_medications_distinct_lower_case_by_first_start(spark: SparkSession) -> None:
+    prescriptions = text_frame(
+        spark,
+        ("hadm_id", "startdate", "drug"),
+        [
+            ("10", "2170-01-03 00:00:00", "Heparin"),
+            ("10", "2170-01-01 00:00:00", "Insulin"),
+            ("10", "2170-01-02 00:00:00", "HEPARIN"),
+            ("10", None, "Aspirin"),
+            ("10", "2170-01-01 00:00:00", None),
+            ("11", "2170-01-01 00:00:00", "Senna"),
+        ],
+    )
+    assert _as_dict(medication_features(prescriptions)) == {
+        "10": (["insulin", "heparin", "aspirin"], 3),
+        "11": (["senna"], 1),
+    }
+
+
+def test_lab_counts_bands_and_abnormal_names(spark: SparkSession) -> None:
+    labs = typed_labs(
+        text_frame(
+            spark,
+            ("hadm_id", "itemid", "charttime", "valuenum", "flag"),
+            [
+                ("10", "50852", "2170-01-01 10:00:00", "7.5", "abnormal"),
+                ("10", "50852", "2170-01-02 10:00:00", "6.1", None),
+                ("10", "50931", "2170-01-01 09:00:00", "310", "abnormal"),
+                ("10", "50971", "2170-01-01 08:00:00", "6.0", "abnormal"),
+                ("10", "50971", "2170-01-03 08:00:00", "6.2", "abnormal"),
+                ("10", "51222", "2170-01-01 08:00:00", "13", "delta"),
+                ("11", "50931", "2170-01-01 08:00:00", "150", None),
+                (None, "50931", "2170-01-01 08:00:00", "400", "abnormal"),
+            ],
+        )
+    )
+    items = text_frame(
+        spark,
+        ("itemid", "label"),
+        [("50852", "% Hemoglobin A1c"), ("50931", "Glucose"), ("50971", "Potassium")],
+    )
+    assert _as_dict(lab_features(labs, items)) == {
+        "10": (6, 4, "above_7", "above_300", ["potassium", "glucose", "% hemoglobin a1c"]),
+        "11": (1, 0, "not_measured", "normal", []),
+    }
+
+
+def test_first_service_and_latest_valid_discharge_summary(spark: SparkSession) -> None:
+    services = text_frame(
+        spark,
+        ("hadm_id", "transfertime", "curr_service"),
+        [("10", "2170-01-02 00:00:00", "SURG"), ("10", "2170-01-01 00:00:00", "MED")],
+    )
+    assert _as_dict(service_features(services)) == {"10": ("med",)}
+    notes = text_frame(
+        spark,
+        ("row_id", "hadm_id", "chartdate", "charttime", "category", "iserror", "text"),
+        [
+            ("1", "10", "2170-01-05", None, "Discharge summary", None, "first"),
+            ("2", "10", "2170-01-09", None, "Discharge summary", None, "addendum"),
+            ("3", "10", "2170-01-10", None, "Discharge summary", "1", "in error"),
+            ("4", "10", "2170-01-11", None, "Nursing", None, "not a summary"),
+            ("5", "11", "2170-01-11", None, "Radiology", None, "no summary"),
+        ],
+    )
+    assert _as_dict(note_features(notes)) == {"10": ("addendum",)}
+
+
+def test_codes_keep_order_when_seq_num_ties(spark: SparkSession) -> None:
+    diagnoses = text_frame(
+        spark, ("hadm_id", "seq_num", "icd9_code"), [("10", "1", "B"), ("10", "1", "A")]
+    )
+    result = first_row(code_sequences(coded_icd9(diagnoses), "codes", "n").select(F.col("codes")))
+    assert result["codes"] == ["A", "B"]
