@@ -21,7 +21,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help setup demo test pytest lint typecheck synth cfn-lint bench lock clean
+.PHONY: help setup demo demo-serve test pytest lint typecheck synth cfn-lint bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,8 +39,11 @@ $(NODE_STAMP): package.json package-lock.json
 
 setup: $(VENV_STAMP) $(NODE_STAMP) ## Create .venv and install the pinned Python and CDK CLI dependencies
 
-demo: setup ## Run the platform end to end locally (see README)
+demo: setup ## Run the platform end to end locally (see README); DEMO_ARGS="--source synthetic"
 	$(PY) -m local_platform.demo $(DEMO_ARGS)
+
+demo-serve: setup ## Run the demo, then leave the API up until Ctrl-C
+	$(PY) -m local_platform.demo --serve $(DEMO_ARGS)
 
 test: setup ## Run the whole test suite, lint and type checks (what CI runs)
 	$(PY) -m pytest

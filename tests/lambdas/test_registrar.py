@@ -68,7 +68,10 @@ def sagemaker(mocked_aws: None) -> Any:
 
 
 def put_model(s3: Any, report: dict | None, *, prefix: str = "./") -> None:
-    files = {f"{prefix}model.safetensors": b"\x00" * 64, f"{prefix}code/serving_entry.py": b"pass\n"}
+    files = {
+        f"{prefix}model.safetensors": b"\x00" * 64,
+        f"{prefix}code/serving_entry.py": b"pass\n",
+    }
     if report is not None:
         files[f"{prefix}evaluation.json"] = json.dumps(report).encode()
     s3.put_object(Bucket=BUCKET, Key=MODEL_KEY, Body=model_archive(files))
