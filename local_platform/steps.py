@@ -164,7 +164,30 @@ def etl(run: DemoRun) -> dict[str, Any]:
     splits = manifest["rows_out_by_split"]
     progress.fact("splits", ", ".join(f"{name} {count}" for name, count in splits.items()))
     progress.fact("features", f"s3://{buckets.curated}/features/ (split=train|validation|test)")
+    require_trainable(manifest)
     return manifest
+
+
+def require_trainable(manifest: dict[str, Any]) -> None:
+    """Stop before training when a split has no positive or no negative label.
+
+    Calibration, the sensitivity threshold and AUROC all need both classes in the validation
+    and test splits; the bundled MIMIC-III demo (100 patients, 11 positives) is too small for
+    that, while its ETL run above is still complete and real.
+    """
+    counts = manifest.get("label_counts_by_split", {})
+    short = [
+        split
+        for split in ("train", "validation", "test")
+        if not (int(counts.get(split, {}).get("0", 0)) and int(counts.get(split, {}).get("1", 0)))
+    ]
+    if short:
+        raise DemoError(
+            f"the {', '.join(short)} split(s) lack a positive or a negative label, so a model "
+            "cannot be calibrated or evaluated on this source; the ETL output above is complete. "
+            "Run the full demo with --source uci_diabetes (default) or --source synthetic, or "
+            "point the ETL at a full MIMIC-III extract."
+        )
 
 
 def train(run: DemoRun) -> dict[str, Any]:

@@ -191,3 +191,23 @@ def test_progress_prints_steps_and_facts_and_logs_them(tmp_path: Path) -> None:
     log = (tmp_path / "demo.log").read_text()
     assert "[2/7] Glue ETL" in log
     assert log.rstrip().endswith("subprocess line")
+
+
+def test_a_source_too_small_to_train_stops_before_training_with_the_reason() -> None:
+    # The bundled MIMIC-III demo's real split: no positive in validation.
+    manifest = {
+        "label_counts_by_split": {
+            "train": {"0": 51, "1": 8},
+            "validation": {"0": 10},
+            "test": {"0": 17, "1": 3},
+        }
+    }
+    with pytest.raises(steps.DemoError, match=r"^the validation split\(s\) lack a positive"):
+        steps.require_trainable(manifest)
+
+
+def test_a_source_with_both_labels_in_every_split_may_train() -> None:
+    both = {"0": 5, "1": 1}
+    steps.require_trainable(
+        {"label_counts_by_split": {"train": both, "validation": both, "test": both}}
+    )
