@@ -7,7 +7,7 @@ import os
 from pyspark.sql import SparkSession
 
 LOCAL_MASTER = "local[2]"
-DEFAULT_DRIVER_MEMORY = "4g"
+DEFAULT_DRIVER_MEMORY = "3g"
 DEFAULT_SHUFFLE_PARTITIONS = 8
 SESSION_TIME_ZONE = "UTC"
 

@@ -3,7 +3,8 @@
 Every unit is shipped as its own folder, and the shared contracts travel inside it (see
 docs/architecture.md, "Shared contracts"):
 
-- a Lambda asset is ``lambdas/__init__.py`` + ``lambdas/<name>/`` + ``contracts/``, so its
+- a Lambda asset is ``lambdas/__init__.py`` + ``lambdas/environment.py`` (settings parsing)
+  + ``lambdas/<name>/`` + ``contracts/``, so its
   handler ``lambdas.<name>.app.lambda_handler`` imports exactly as it does in the tests;
 - the Glue job's ``--extra-py-files`` is a zip of ``glue_jobs/`` + ``contracts/``;
 - the SageMaker training source is ``training/`` + ``inference/`` + ``contracts/``.
@@ -24,6 +25,9 @@ BUILD_ROOT = REPO_ROOT / "build"
 
 #: Packages that every artifact carries.
 SHARED_PACKAGES = ("contracts",)
+
+#: Modules of the ``lambdas`` package that every function's asset carries.
+LAMBDA_SHARED_MODULES = ("__init__.py", "environment.py")
 
 #: What the training job's source folder holds.
 TRAINING_PACKAGES = ("training", "inference", *SHARED_PACKAGES)
@@ -62,7 +66,8 @@ def stage_lambda(name: str, build_root: Path = BUILD_ROOT, root: Path = REPO_ROO
     destination = stage_directory(
         [f"lambdas/{name}", *SHARED_PACKAGES], build_root / "lambda" / name, root
     )
-    shutil.copy2(root / "lambdas" / "__init__.py", destination / "lambdas" / "__init__.py")
+    for shared in LAMBDA_SHARED_MODULES:
+        shutil.copy2(root / "lambdas" / shared, destination / "lambdas" / shared)
     return destination
 
 

@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from lambdas.environment import SettingsError, flag, integer, names
+
 ENDPOINT_NAME_ENV = "ENDPOINT_NAME"
 EXECUTION_ROLE_ARN_ENV = "EXECUTION_ROLE_ARN"
 INSTANCE_TYPE_ENV = "INSTANCE_TYPE"
@@ -37,10 +39,6 @@ DEFAULT_MAX_EXECUTION_SECONDS = 3600
 _MAX_WAIT_SECONDS = 3600
 _MAX_EXECUTION_RANGE = (600, 28_800)
 _MAX_STEP_PERCENT = 50
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the variable, never its value."""
 
 
 @dataclass(frozen=True)
@@ -117,53 +115,28 @@ class DeployerSettings:
             endpoint_name=env.get(ENDPOINT_NAME_ENV, ""),
             execution_role_arn=env.get(EXECUTION_ROLE_ARN_ENV, ""),
             instance_type=env.get(INSTANCE_TYPE_ENV, ""),
-            instance_count=_integer(env, INSTANCE_COUNT_ENV, 1),
+            instance_count=integer(env, INSTANCE_COUNT_ENV, 1),
             data_capture_s3_uri=env.get(DATA_CAPTURE_S3_URI_ENV, "").rstrip("/"),
             kms_key_arn=env.get(KMS_KEY_ARN_ENV, ""),
             sns_topic_arn=env.get(SNS_TOPIC_ARN_ENV, ""),
             model_package_group_name=env.get(MODEL_PACKAGE_GROUP_NAME_ENV, ""),
-            capture_sampling_percent=_integer(env, CAPTURE_SAMPLING_PERCENT_ENV, 100),
-            rollback_alarm_names=_names(env, ROLLBACK_ALARM_NAMES_ENV),
-            vpc_subnet_ids=_names(env, VPC_SUBNET_IDS_ENV),
-            vpc_security_group_ids=_names(env, VPC_SECURITY_GROUP_IDS_ENV),
+            capture_sampling_percent=integer(env, CAPTURE_SAMPLING_PERCENT_ENV, 100),
+            rollback_alarm_names=names(env, ROLLBACK_ALARM_NAMES_ENV),
+            vpc_subnet_ids=names(env, VPC_SUBNET_IDS_ENV),
+            vpc_security_group_ids=names(env, VPC_SECURITY_GROUP_IDS_ENV),
             traffic_routing=env.get(TRAFFIC_ROUTING_ENV, DEFAULT_TRAFFIC_ROUTING).upper(),
-            traffic_step_percent=_integer(
+            traffic_step_percent=integer(
                 env, TRAFFIC_STEP_PERCENT_ENV, DEFAULT_TRAFFIC_STEP_PERCENT
             ),
-            traffic_wait_seconds=_integer(
+            traffic_wait_seconds=integer(
                 env, TRAFFIC_WAIT_SECONDS_ENV, DEFAULT_TRAFFIC_WAIT_SECONDS
             ),
-            termination_wait_seconds=_integer(
+            termination_wait_seconds=integer(
                 env, TERMINATION_WAIT_SECONDS_ENV, DEFAULT_TERMINATION_WAIT_SECONDS
             ),
-            max_execution_seconds=_integer(
+            max_execution_seconds=integer(
                 env, MAX_EXECUTION_SECONDS_ENV, DEFAULT_MAX_EXECUTION_SECONDS
             ),
-            network_isolation=_flag(env, NETWORK_ISOLATION_ENV, default=True),
-            encrypt_volume_with_kms=_flag(env, ENCRYPT_VOLUME_ENV, default=True),
+            network_isolation=flag(env, NETWORK_ISOLATION_ENV, default=True),
+            encrypt_volume_with_kms=flag(env, ENCRYPT_VOLUME_ENV, default=True),
         )
-
-
-def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
-
-
-def _integer(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as error:
-        raise SettingsError(f"{name} must be an integer") from error
-
-
-def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes"):
-        return True
-    if raw in ("0", "false", "no"):
-        return False
-    raise SettingsError(f"{name} must be true or false")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from contracts.drift import DEFAULT_METRIC_NAMESPACE, PSI_ALARM_THRESHOLD, baseline_s3_key
 from contracts.encounter import READMISSION_WINDOW_DAYS
+from lambdas.environment import SettingsError, integer, number
 
 ENDPOINT_NAME_ENV = "ENDPOINT_NAME"
 CAPTURE_BUCKET_ENV = "CAPTURE_BUCKET"
@@ -27,10 +28,6 @@ DEFAULT_CAPTURE_DELAY_MINUTES = 5
 #: Labels are complete once the 30-day horizon has passed, plus a day for the label feed.
 DEFAULT_GROUND_TRUTH_DELAY_DAYS = READMISSION_WINDOW_DAYS + 1
 MINUTES_PER_DAY = 24 * 60
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the variable, never its value."""
 
 
 @dataclass(frozen=True)
@@ -82,34 +79,14 @@ class MonitorSettings:
             capture_bucket=env.get(CAPTURE_BUCKET_ENV, ""),
             capture_prefix=env.get(CAPTURE_PREFIX_ENV, "").strip("/"),
             baseline_key=env.get(BASELINE_KEY_ENV, "").lstrip("/"),
-            window_minutes=_integer(env, WINDOW_MINUTES_ENV, DEFAULT_WINDOW_MINUTES),
+            window_minutes=integer(env, WINDOW_MINUTES_ENV, DEFAULT_WINDOW_MINUTES),
             metric_namespace=env.get(METRIC_NAMESPACE_ENV) or DEFAULT_METRIC_NAMESPACE,
             ground_truth_prefix=env.get(GROUND_TRUTH_PREFIX_ENV, "").strip("/") or None,
-            ground_truth_delay_days=_integer(
+            ground_truth_delay_days=integer(
                 env, GROUND_TRUTH_DELAY_DAYS_ENV, DEFAULT_GROUND_TRUTH_DELAY_DAYS
             ),
-            capture_delay_minutes=_integer(
+            capture_delay_minutes=integer(
                 env, CAPTURE_DELAY_MINUTES_ENV, DEFAULT_CAPTURE_DELAY_MINUTES
             ),
-            psi_threshold=_number(env, PSI_THRESHOLD_ENV, PSI_ALARM_THRESHOLD),
+            psi_threshold=number(env, PSI_THRESHOLD_ENV, PSI_ALARM_THRESHOLD),
         )
-
-
-def _integer(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as error:
-        raise SettingsError(f"{name} must be an integer") from error
-
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as error:
-        raise SettingsError(f"{name} must be a number") from error

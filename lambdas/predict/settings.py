@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from lambdas.environment import SettingsError, number
+
 ENDPOINT_NAME_ENV = "ENDPOINT_NAME"
 DEID_SECRET_ARN_ENV = "DEID_SECRET_ARN"  # noqa: S105 - the variable's name, not a secret
 DEID_KEY_ENV = "DEID_KEY"
@@ -23,10 +25,6 @@ DEFAULT_READ_TIMEOUT_S = 5.0
 DEFAULT_MAX_ATTEMPTS = 2
 DEFAULT_HEALTH_TTL_S = 30.0
 DEFAULT_RETRY_AFTER_S = 5
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the variable, never its value."""
 
 
 @dataclass(frozen=True)
@@ -62,19 +60,9 @@ class Settings:
             endpoint_name=env.get(ENDPOINT_NAME_ENV, ""),
             deid_secret_arn=env.get(DEID_SECRET_ARN_ENV) or None,
             deid_key=env.get(DEID_KEY_ENV) or None,
-            connect_timeout_s=_number(env, CONNECT_TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT_S),
-            read_timeout_s=_number(env, READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT_S),
-            max_attempts=int(_number(env, MAX_ATTEMPTS_ENV, DEFAULT_MAX_ATTEMPTS)),
-            health_cache_ttl_s=_number(env, HEALTH_TTL_ENV, DEFAULT_HEALTH_TTL_S),
-            retry_after_s=int(_number(env, RETRY_AFTER_ENV, DEFAULT_RETRY_AFTER_S)),
+            connect_timeout_s=number(env, CONNECT_TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT_S),
+            read_timeout_s=number(env, READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT_S),
+            max_attempts=int(number(env, MAX_ATTEMPTS_ENV, DEFAULT_MAX_ATTEMPTS)),
+            health_cache_ttl_s=number(env, HEALTH_TTL_ENV, DEFAULT_HEALTH_TTL_S),
+            retry_after_s=int(number(env, RETRY_AFTER_ENV, DEFAULT_RETRY_AFTER_S)),
         )
-
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as e:
-        raise SettingsError(f"{name} is not a number") from e

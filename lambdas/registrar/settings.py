@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from lambdas.environment import SettingsError, number
 
 MODEL_PACKAGE_GROUP_NAME_ENV = "MODEL_PACKAGE_GROUP_NAME"
 INFERENCE_IMAGE_URI_ENV = "INFERENCE_IMAGE_URI"
 ENDPOINT_INSTANCE_TYPE_ENV = "ENDPOINT_INSTANCE_TYPE"
 MIN_TEST_AUROC_ENV = "MIN_TEST_AUROC"
 KMS_KEY_ARN_ENV = "KMS_KEY_ARN"
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names the variable, never its value."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,8 @@ class RegistrarSettings:
         for name, value in required.items():
             if not value:
                 raise SettingsError(f"{name} is not set")
+        if math.isnan(self.min_test_auroc):
+            raise SettingsError(f"{MIN_TEST_AUROC_ENV} is not set")
         if not 0.5 <= self.min_test_auroc <= 1.0:
             raise SettingsError(f"{MIN_TEST_AUROC_ENV} must lie in [0.5, 1]")
 
@@ -44,11 +45,7 @@ class RegistrarSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> RegistrarSettings:
         """Read the settings from ``env`` (default: the process environment)."""
         env = os.environ if env is None else env
-        raw_auroc = env.get(MIN_TEST_AUROC_ENV, "")
-        try:
-            min_auroc = float(raw_auroc)
-        except ValueError as error:
-            raise SettingsError(f"{MIN_TEST_AUROC_ENV} must be a number") from error
+        min_auroc = number(env, MIN_TEST_AUROC_ENV, float("nan"))
         return cls(
             model_package_group_name=env.get(MODEL_PACKAGE_GROUP_NAME_ENV, ""),
             inference_image_uri=env.get(INFERENCE_IMAGE_URI_ENV, ""),

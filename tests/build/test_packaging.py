@@ -14,7 +14,7 @@ from stacks import packaging
 def _fake_repo(root: Path) -> Path:
     for package, files in {
         "contracts": ["__init__.py", "encounter.py"],
-        "lambdas": ["__init__.py"],
+        "lambdas": ["__init__.py", "environment.py"],
         "lambdas/predict": ["__init__.py", "app.py"],
         "lambdas/deployer": ["__init__.py", "app.py"],
         "glue_jobs": ["__init__.py", "ehr_features.py"],
@@ -40,6 +40,7 @@ def test_lambda_asset_holds_its_own_package_and_the_contracts_only(tmp_path: Pat
     staged = packaging.stage_lambda("predict", build_root=tmp_path / "build", root=repo)
     assert _tree(staged) == {
         "lambdas/__init__.py",
+        "lambdas/environment.py",
         "lambdas/predict/__init__.py",
         "lambdas/predict/app.py",
         "contracts/__init__.py",

@@ -357,7 +357,10 @@ def test_settings_defaults_and_overrides() -> None:
     ("env", "message"),
     [
         ({}, "ENDPOINT_NAME is not set"),
-        ({"ENDPOINT_NAME": "ep", "ENDPOINT_MAX_ATTEMPTS": "lots"}, "ENDPOINT_MAX_ATTEMPTS is not"),
+        (
+            {"ENDPOINT_NAME": "ep", "ENDPOINT_MAX_ATTEMPTS": "lots"},
+            "ENDPOINT_MAX_ATTEMPTS must be a number",
+        ),
         ({"ENDPOINT_NAME": "ep", "ENDPOINT_MAX_ATTEMPTS": "0"}, "at least 1"),
         ({"ENDPOINT_NAME": "ep", "ENDPOINT_CONNECT_TIMEOUT_S": "-1"}, "must be positive"),
     ],

@@ -221,6 +221,7 @@ def test_handler_runs_both_steps_as_the_state_machine_calls_them(
         ({"MIN_TEST_AUROC": "high"}, "MIN_TEST_AUROC must be a number"),
         ({"MIN_TEST_AUROC": "0.4"}, r"MIN_TEST_AUROC must lie in \[0.5, 1\]"),
         ({"INFERENCE_IMAGE_URI": ""}, "INFERENCE_IMAGE_URI is not set"),
+        ({"MIN_TEST_AUROC": ""}, "MIN_TEST_AUROC is not set"),
     ],
 )
 def test_settings_fail_naming_the_variable(change: dict[str, str], message: str) -> None:
