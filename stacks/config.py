@@ -151,6 +151,14 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class ImagesConfig:
+    """The derived images: how many tags ECR keeps and how long a build may take."""
+
+    keep_last: int
+    build_timeout_minutes: int
+
+
+@dataclass(frozen=True)
 class StageConfig:
     """Everything a stage configures; built once by :func:`load_stage_config`."""
 
@@ -164,6 +172,7 @@ class StageConfig:
     notification_email: str
     retention: RetentionConfig
     api: ApiConfig
+    images: ImagesConfig
 
     @property
     def prefix(self) -> str:
@@ -232,6 +241,15 @@ def _api(section: _Section) -> ApiConfig:
     return api
 
 
+def _images(section: _Section) -> ImagesConfig:
+    return ImagesConfig(
+        # At least the image in service and the one being rolled out.
+        keep_last=section.integer("keep_last", 2, 1_000),
+        # CodeBuild's limits: 5 minutes to 36 hours.
+        build_timeout_minutes=section.integer("build_timeout_minutes", 5, 2_160),
+    )
+
+
 def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
     """Build the :class:`StageConfig` of ``stage`` from the ``cdk.json`` context.
 
@@ -256,4 +274,5 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         notification_email=section.string("notification_email", EMAIL_PATTERN),
         retention=_retention(section.section("retention")),
         api=_api(section.section("api")),
+        images=_images(section.section("images")),
     )

@@ -60,6 +60,15 @@ class ResourceNames:
         """Secrets Manager name of the HMAC de-identification key."""
         return f"{self.prefix}/deidentification-key"
 
+    def image_repository(self, image: str) -> str:
+        """ECR repository of a derived image (``training`` or ``serving``)."""
+        return f"{self.prefix}-{image}"
+
+    @property
+    def image_build_project(self) -> str:
+        """The CodeBuild project that builds the derived images."""
+        return f"{self.prefix}-image-build"
+
     def function(self, folder: str) -> str:
         """Physical name of the Lambda in ``lambdas/<folder>``."""
         return f"{self.prefix}-{LAMBDA_FUNCTIONS[folder]}"

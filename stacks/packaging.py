@@ -7,7 +7,11 @@ docs/architecture.md, "Shared contracts"):
   + ``lambdas/<name>/`` + ``contracts/``, so its
   handler ``lambdas.<name>.app.lambda_handler`` imports exactly as it does in the tests;
 - the Glue job's ``--extra-py-files`` is a zip of ``glue_jobs/`` + ``contracts/``;
-- the SageMaker training source is ``training/`` + ``inference/`` + ``contracts/``.
+- the SageMaker training source is ``training/`` + ``inference/`` + ``contracts/`` (no
+  ``requirements.txt``: the derived training image already holds those packages, and the
+  training subnets could not reach PyPI anyway);
+- the derived images' build context is ``containers/`` with each image's requirements file
+  staged beside its Dockerfile (``CONTAINER_REQUIREMENTS``).
 
 Staging is pure file copying (no docker) and deterministic: the same sources give the same
 bytes, so CDK asset hashes only change when code does.
@@ -15,6 +19,7 @@ bytes, so CDK asset hashes only change when code does.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import zipfile
 from collections.abc import Iterable
@@ -34,6 +39,17 @@ TRAINING_PACKAGES = ("training", "inference", *SHARED_PACKAGES)
 
 #: What the Glue job's extra Python files hold.
 GLUE_PACKAGES = ("glue_jobs", *SHARED_PACKAGES)
+
+#: Derived image (folder under ``containers/``) -> the project file its image installs. The
+#: serving image installs what every model archive carries as ``code/requirements.txt``
+#: (``training/artifact.py`` copies ``inference/requirements.txt``).
+CONTAINER_REQUIREMENTS = {
+    "training": "training/requirements.txt",
+    "serving": "inference/requirements.txt",
+}
+CONTAINERS_DIR = "containers"
+#: The build script at the root of the build context.
+CONTAINER_BUILD_SCRIPT = "build.sh"
 
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache")
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -72,10 +88,43 @@ def stage_lambda(name: str, build_root: Path = BUILD_ROOT, root: Path = REPO_ROO
 
 
 def stage_training_source(build_root: Path = BUILD_ROOT, root: Path = REPO_ROOT) -> Path:
-    """Stage the SageMaker training job's source folder."""
-    destination = stage_directory(TRAINING_PACKAGES, build_root / "training-source", root)
-    shutil.copy2(root / "training" / "requirements.txt", destination / "requirements.txt")
+    """Stage the SageMaker training job's source folder: the packages, nothing to install.
+
+    The toolkit pip-installs only a ``requirements.txt`` at the top of the folder, and there
+    is none. The packages' own files stay (``inference/requirements.txt`` is what
+    ``training/artifact.py`` copies into the model's ``code/``).
+    """
+    return stage_directory(TRAINING_PACKAGES, build_root / "training-source", root)
+
+
+def stage_container_context(build_root: Path = BUILD_ROOT, root: Path = REPO_ROOT) -> Path:
+    """Stage the derived images' build context: ``containers/`` plus each requirements file."""
+    destination = build_root / CONTAINERS_DIR
+    if destination.exists():
+        shutil.rmtree(destination)
+    destination.mkdir(parents=True)
+    source = root / CONTAINERS_DIR
+    shutil.copy2(source / CONTAINER_BUILD_SCRIPT, destination / CONTAINER_BUILD_SCRIPT)
+    for image, requirements in CONTAINER_REQUIREMENTS.items():
+        shutil.copytree(source / image, destination / image, ignore=_IGNORED)
+        shutil.copy2(root / requirements, destination / image / "requirements.txt")
     return destination
+
+
+def content_digest(folder: Path) -> str:
+    """SHA-256 over the relative paths and bytes of every file under ``folder``, in order.
+
+    Independent of mtimes, permissions and the folder's own location, so the same sources
+    give the same digest on every machine.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = path.relative_to(folder).as_posix().encode()
+        content = path.read_bytes()
+        for part in (name, content):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+    return digest.hexdigest()
 
 
 def build_glue_library(build_root: Path = BUILD_ROOT, root: Path = REPO_ROOT) -> Path:

@@ -28,14 +28,20 @@ class RegistryStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         acknowledge_inline_policies(self)
+        names = ResourceNames(config.prefix)
         self.registry = ModelRegistry(
             self,
             "Registry",
-            group_name=ResourceNames(config.prefix).model_package_group,
+            group_name=names.model_package_group,
             data_key=data_lake.key,
             curated_bucket=data_lake.curated_bucket,
             artifact_bucket=data_lake.artifact_bucket,
             capture_bucket=data_lake.capture_bucket,
+            image_repositories=[
+                names.image_repository("training"),
+                names.image_repository("serving"),
+            ],
         )
         CfnOutput(self, "ModelPackageGroupName", value=self.registry.group_name)
         CfnOutput(self, "ApproverRoleArn", value=self.registry.approver_role.role_arn)
+        CfnOutput(self, "ExecutionRoleArn", value=self.registry.execution_role.role_arn)

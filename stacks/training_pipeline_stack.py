@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from stacks.components.container_images import ContainerImages
 from stacks.components.data_lake import DataLake
 from stacks.components.model_registry import ModelRegistry
 from stacks.components.network import PrivateNetwork
@@ -19,7 +20,8 @@ from stacks.wildcards import acknowledge_inline_policies
 
 
 class TrainingPipelineStack(Stack):
-    """Composes :class:`TrainingPipeline`; exposes ``pipeline``."""
+    """Composes :class:`ContainerImages` and :class:`TrainingPipeline`; exposes ``images``
+    and ``pipeline``."""
 
     def __init__(
         self,
@@ -41,9 +43,26 @@ class TrainingPipelineStack(Stack):
             self,
             "OperationsKey",
             alias=f"alias/{config.prefix}-training-pipeline",
-            description=f"{config.prefix}: encrypts the pipeline's logs and Lambda settings",
+            description=(
+                f"{config.prefix}: encrypts the pipeline's logs, Lambda settings, image "
+                "repositories and image builds"
+            ),
             retain=retain,
         ).key
+        self.images = ContainerImages(
+            self,
+            "Images",
+            training_repository_name=names.image_repository("training"),
+            serving_repository_name=names.image_repository("serving"),
+            project_name=names.image_build_project,
+            training_instance_type=config.training.instance_type,
+            serving_instance_type=config.endpoint.instance_type,
+            key=key,
+            keep_last=config.images.keep_last,
+            build_timeout=Duration.minutes(config.images.build_timeout_minutes),
+            log_retention_days=config.retention.log_group_days,
+            retain=retain,
+        )
         self.pipeline = TrainingPipeline(
             self,
             "Pipeline",
@@ -58,6 +77,7 @@ class TrainingPipelineStack(Stack):
             endpoint=config.endpoint,
             schedule=config.retraining_schedule,
             registry=registry,
+            images=self.images,
             data_key=data_lake.key,
             curated_bucket=data_lake.curated_bucket,
             artifact_bucket=data_lake.artifact_bucket,
@@ -71,3 +91,6 @@ class TrainingPipelineStack(Stack):
             etl_timeout_minutes=config.etl.timeout_minutes,
         )
         CfnOutput(self, "StateMachineArn", value=self.pipeline.state_machine.state_machine_arn)
+        CfnOutput(self, "TrainingImageUri", value=self.images.training_image_uri)
+        CfnOutput(self, "ServingImageUri", value=self.images.serving_image_uri)
+        CfnOutput(self, "ImageBuildProjectName", value=self.images.project.project_name)

@@ -1,52 +1,71 @@
 """Start the training job in SageMaker: ``python -m training.launch --stage dev|prod ...``.
 
-Built on the SageMaker SDK v3 ``ModelTrainer`` with the ``Torchrun`` distribution, so that every
-GPU of every instance runs ``training/train.py`` (the same module as ``python -m
-training.train``) under torchrun. ``build_model_trainer`` is pure apart from the session it is
-given, which lets the tests drive it against moto.
+The manual twin of the pipeline's training step: the same derived training image (built by
+the TrainingPipeline stack's CodeBuild project, stack output ``TrainingImageUri``), the same
+deterministic ``sourcedir.tar.gz``, and the hyperparameters, environment, metric definitions,
+stopping condition and checkpoint settings of :mod:`training.job_spec`. The stage's compute
+comes from ``cdk.json``, as the stack's does. Built on the SageMaker SDK v3 ``ModelTrainer``
+in bring-your-own-container mode: the image's training toolkit runs ``training/train.py``
+under torchrun on every GPU of every instance. ``build_model_trainer`` is pure apart from the
+session it is given, which lets the tests drive it against moto.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import shutil
+import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.metrics import METRIC_DEFINITIONS
+from training import job_spec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-#: PyTorch 2.6 is the newest SageMaker PyTorch training image whose CUDA 12.6 build still ships
-#: Volta (sm_70) kernels for ml.p3, and the oldest that transformers 5 accepts (torch>=2.6).
-#: See docs/model.md.
-FRAMEWORK_VERSION = "2.6.0"
-PY_VERSION = "py312"
-#: Where SageMaker mounts the ``code`` channel; on PYTHONPATH so ``training`` imports as a package.
-CONTAINER_CODE_DIR = "/opt/ml/input/data/code"
-CONTAINER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
-ENTRY_SCRIPT = "training/train.py"
-REQUIREMENTS = "training/requirements.txt"
-SOURCE_PACKAGES = ("training", "inference", "contracts")
+CDK_CONFIG = REPO_ROOT / "cdk.json"
 BASE_JOB_NAME = "readmission-train"
+SOURCE_ARCHIVE = "sourcedir.tar.gz"
+#: ``<account>.dkr.ecr.<region>.<suffix>/<repository>:<tag>``: a private ECR image, by tag.
+ECR_IMAGE_PATTERN = re.compile(
+    r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9][a-z0-9._/-]*:[\w][\w.-]{0,127}$"
+)
+SECONDS_PER_HOUR = 3600
+
+# Kept importable from here for existing callers; job_spec is the source.
+FRAMEWORK_VERSION = job_spec.FRAMEWORK_VERSION
+PY_VERSION = job_spec.PY_VERSION
+ENTRY_SCRIPT = job_spec.ENTRY_SCRIPT
+CONTAINER_CHECKPOINT_DIR = job_spec.CONTAINER_CHECKPOINT_DIR
 
 
 @dataclass(frozen=True)
 class StageDefaults:
+    """A stage's training compute, as ``cdk.json`` configures it for the pipeline."""
+
     instance_type: str
     instance_count: int
     use_spot: bool
     max_run_seconds: int
 
 
-STAGES: dict[str, StageDefaults] = {
-    "dev": StageDefaults("ml.p3.8xlarge", 1, use_spot=True, max_run_seconds=4 * 3600),
-    "prod": StageDefaults("ml.p3.8xlarge", 2, use_spot=False, max_run_seconds=8 * 3600),
-}
+def stage_defaults(path: Path = CDK_CONFIG) -> dict[str, StageDefaults]:
+    """Every stage's ``training`` section of ``cdk.json`` (the stack reads the same keys)."""
+    stages = json.loads(path.read_text())["context"]["stages"]
+    return {
+        name: StageDefaults(
+            instance_type=str(stage["training"]["instance_type"]),
+            instance_count=int(stage["training"]["instance_count"]),
+            use_spot=bool(stage["training"]["use_spot"]),
+            max_run_seconds=int(stage["training"]["max_runtime_hours"]) * SECONDS_PER_HOUR,
+        )
+        for name, stage in stages.items()
+    }
+
+
+STAGES: dict[str, StageDefaults] = stage_defaults()
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,7 @@ class LaunchConfig:
     stage: str
     region: str
     role_arn: str
+    image_uri: str  # the derived training image (stack output TrainingImageUri)
     data_s3_uri: str  # the ETL output's features/ prefix (holding split=train|validation|test)
     output_s3_uri: str
     instance_type: str
@@ -66,7 +86,6 @@ class LaunchConfig:
     checkpoint_s3_uri: str = ""
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     volume_size_gb: int = 50
-    processes_per_node: int | None = None  # None: one per GPU
     base_job_name: str = BASE_JOB_NAME
 
     def __post_init__(self) -> None:
@@ -81,10 +100,14 @@ class LaunchConfig:
                 raise ValueError(f"{name} must be an s3:// URI")
         if not self.role_arn.startswith("arn:"):
             raise ValueError("role_arn must be an IAM role ARN")
+        if not ECR_IMAGE_PATTERN.match(self.image_uri):
+            raise ValueError("image_uri must be a private ECR image with a tag")
         if self.instance_count < 1 or self.max_run_seconds < 60:
             raise ValueError("instance_count must be >= 1 and max_run_seconds >= 60")
         if self.use_spot and not self.checkpoint_s3_uri:
             raise ValueError("spot training needs checkpoint_s3_uri so that it can resume")
+        # Fails here, not in SageMaker, on a reserved (sagemaker_*) name.
+        job_spec.hyperparameters("s3://check/source.tar.gz", self.region, self.hyperparameters)
 
     @classmethod
     def for_stage(cls, stage: str, **overrides: Any) -> LaunchConfig:
@@ -102,31 +125,26 @@ class LaunchConfig:
         return cls(stage=stage, **values)
 
 
-def training_image_uri(region: str, instance_type: str) -> str:
-    """The region's PyTorch training image of ``FRAMEWORK_VERSION``, as the SDK resolves it."""
-    from sagemaker.core import image_uris
+def build_source_archive(build_root: Path) -> Path:
+    """The pipeline's deterministic ``sourcedir.tar.gz`` (same packer, same bytes)."""
+    from stacks.training_source import build_training_source_archive
 
-    return str(
-        image_uris.retrieve(
-            "pytorch",
-            region=region,
-            version=FRAMEWORK_VERSION,
-            py_version=PY_VERSION,
-            instance_type=instance_type,
-            image_scope="training",
-        )
-    )
+    return build_training_source_archive(build_root)
 
 
-def stage_source(destination: str | Path) -> Path:
-    """Copy only the packages the job imports (not data, venvs or node_modules)."""
-    destination = Path(destination)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for package in SOURCE_PACKAGES:
-        shutil.copytree(
-            REPO_ROOT / package, destination / package, ignore=ignore, dirs_exist_ok=True
-        )
-    return destination
+def source_location(output_s3_uri: str, archive: Path) -> tuple[str, str]:
+    """``(bucket, key)`` for the archive: content-addressed under the output prefix."""
+    bucket, _, prefix = output_s3_uri.removeprefix("s3://").partition("/")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
+    folder = f"{prefix.rstrip('/')}/source/{digest}" if prefix.strip("/") else f"source/{digest}"
+    return bucket, f"{folder}/{SOURCE_ARCHIVE}"
+
+
+def upload_source(s3: Any, output_s3_uri: str, archive: Path) -> str:
+    """Upload the archive and return its ``s3://`` URI (the bucket's default key encrypts it)."""
+    bucket, key = source_location(output_s3_uri, archive)
+    s3.upload_file(str(archive), bucket, key)
+    return f"s3://{bucket}/{key}"
 
 
 def input_channels(config: LaunchConfig) -> list[Any]:
@@ -144,65 +162,63 @@ def input_channels(config: LaunchConfig) -> list[Any]:
     return channels
 
 
-def build_model_trainer(config: LaunchConfig, session: Any, source_dir: str | Path) -> Any:
+def _stopping(spec: Mapping[str, int]) -> Any:
+    from sagemaker.core.training.configs import StoppingCondition
+
+    return StoppingCondition(
+        max_runtime_in_seconds=spec["MaxRuntimeInSeconds"],
+        max_wait_time_in_seconds=spec.get("MaxWaitTimeInSeconds"),
+    )
+
+
+def build_model_trainer(config: LaunchConfig, session: Any, source_uri: str) -> Any:
     """Build the ``ModelTrainer`` of one job (nothing is sent until ``train`` is called)."""
     from sagemaker.core.training.configs import (
         CheckpointConfig,
         Compute,
         MetricDefinition,
         OutputDataConfig,
-        SourceCode,
-        StoppingCondition,
     )
-    from sagemaker.train.distributed import Torchrun
     from sagemaker.train.model_trainer import ModelTrainer
 
-    stopping = StoppingCondition(max_runtime_in_seconds=config.max_run_seconds)
-    if config.use_spot:
-        stopping = StoppingCondition(
-            max_runtime_in_seconds=config.max_run_seconds,
-            max_wait_time_in_seconds=2 * config.max_run_seconds,
-        )
-    checkpoint = (
-        CheckpointConfig(s3_uri=config.checkpoint_s3_uri, local_path=CONTAINER_CHECKPOINT_DIR)
-        if config.checkpoint_s3_uri
-        else None
-    )
+    checkpoint = None
+    if config.checkpoint_s3_uri:
+        spec = job_spec.checkpoint_config(config.checkpoint_s3_uri)
+        checkpoint = CheckpointConfig(s3_uri=spec["S3Uri"], local_path=spec["LocalPath"])
     trainer = ModelTrainer(
         sagemaker_session=session,
         role=config.role_arn,
         base_job_name=f"{config.base_job_name}-{config.stage}",
-        training_image=training_image_uri(config.region, config.instance_type),
-        source_code=SourceCode(
-            source_dir=str(source_dir), entry_script=ENTRY_SCRIPT, requirements=REQUIREMENTS
-        ),
-        distributed=Torchrun(process_count_per_node=config.processes_per_node),
+        training_image=config.image_uri,
         compute=Compute(
             instance_type=config.instance_type,
             instance_count=config.instance_count,
             volume_size_in_gb=config.volume_size_gb,
             enable_managed_spot_training=config.use_spot,
         ),
-        stopping_condition=stopping,
+        stopping_condition=_stopping(
+            job_spec.stopping_condition(config.max_run_seconds, config.use_spot)
+        ),
         checkpoint_config=checkpoint,
         output_data_config=OutputDataConfig(s3_output_path=config.output_s3_uri),
-        hyperparameters=dict(config.hyperparameters),
-        environment={
-            "PYTHONPATH": CONTAINER_CODE_DIR,
-            "SM_CHECKPOINT_DIR": CONTAINER_CHECKPOINT_DIR,
-        },
+        hyperparameters=job_spec.hyperparameters(source_uri, config.region, config.hyperparameters),
+        environment=job_spec.environment(),
         tags=[{"key": "project", "value": "readmission"}, {"key": "stage", "value": config.stage}],
     )
-    definitions = [MetricDefinition(name=d["Name"], regex=d["Regex"]) for d in METRIC_DEFINITIONS]
+    definitions = [
+        MetricDefinition(name=d["Name"], regex=d["Regex"]) for d in job_spec.metric_definitions()
+    ]
     return trainer.with_metric_definitions(definitions)
 
 
 def launch(config: LaunchConfig, session: Any, wait: bool = False) -> str:
-    """Start the job and return its name."""
+    """Upload the source archive, start the job and return its name."""
     with tempfile.TemporaryDirectory(prefix="readmission-source-") as tmp:
-        trainer = build_model_trainer(config, session, stage_source(tmp))
-        trainer.train(input_data_config=input_channels(config), wait=wait, logs=wait)
-        return str(trainer._latest_training_job.training_job_name)
+        archive = build_source_archive(Path(tmp))
+        source_uri = upload_source(session.boto_session.client("s3"), config.output_s3_uri, archive)
+    trainer = build_model_trainer(config, session, source_uri)
+    trainer.train(input_data_config=input_channels(config), wait=wait, logs=wait)
+    return str(trainer._latest_training_job.training_job_name)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> LaunchConfig:
@@ -210,6 +226,10 @@ def parse_args(argv: Sequence[str] | None = None) -> LaunchConfig:
     parser.add_argument("--stage", required=True, choices=sorted(STAGES))
     parser.add_argument("--region", required=True)
     parser.add_argument("--role-arn", required=True)
+    parser.add_argument(
+        "--image-uri", required=True, help="stack output Readmission-<stage>-TrainingPipeline."
+        "TrainingImageUri"
+    )  # fmt: skip
     parser.add_argument("--data-s3-uri", required=True)
     parser.add_argument("--output-s3-uri", required=True)
     parser.add_argument("--protected-s3-uri", default="")

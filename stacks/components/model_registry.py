@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Aws, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -12,10 +14,6 @@ from constructs import Construct
 from stacks.components.grants import grant_key, grant_objects, reference
 from stacks.wildcards import acknowledge_wildcards
 
-#: Account of the AWS Deep Learning Container images (every commercial region but a few).
-DLC_ACCOUNT = "763104351884"
-DLC_REPOSITORIES = ("pytorch-training", "pytorch-inference")
-
 #: Prefixes of the artifact bucket: training jobs write under ``training/``.
 TRAINING_PREFIX = "training"
 #: Where the curated bucket holds the ETL's output.
@@ -23,6 +21,11 @@ FEATURES_PREFIX = "features"
 PROTECTED_PREFIX = "protected"
 #: Where SageMaker writes endpoint data capture in the capture bucket.
 CAPTURE_PREFIX = "capture"
+
+
+def ecr_repository_arn(name: str) -> str:
+    """ARN of an ECR repository of this account and region, by name."""
+    return f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{Aws.ACCOUNT_ID}:repository/{name}"
 
 
 def sagemaker_arn(resource: str) -> str:
@@ -47,14 +50,17 @@ class ModelRegistry(Construct):
         curated_bucket: s3.IBucket,
         artifact_bucket: s3.IBucket,
         capture_bucket: s3.IBucket,
+        image_repositories: Sequence[str],
     ) -> None:
         super().__init__(scope, construct_id)
+        if not image_repositories:
+            raise ValueError("the execution role needs the image repositories it pulls from")
         self.group_name = group_name
         self.group_arn = sagemaker_arn(f"model-package-group/{group_name}")
         self.package_arns = sagemaker_arn(f"model-package/{group_name}/*")
         self.approver_role = self._approver_role(data_key, artifact_bucket)
         self.execution_role = self._execution_role(
-            data_key, curated_bucket, artifact_bucket, capture_bucket
+            data_key, curated_bucket, artifact_bucket, capture_bucket, image_repositories
         )
         group = sagemaker.CfnModelPackageGroup(
             self,
@@ -139,8 +145,13 @@ class ModelRegistry(Construct):
         curated_bucket: s3.IBucket,
         artifact_bucket: s3.IBucket,
         capture_bucket: s3.IBucket,
+        image_repositories: Sequence[str],
     ) -> iam.Role:
-        """The role training jobs and the endpoint run as."""
+        """The role training jobs and the endpoint run as.
+
+        It pulls the derived images by repository name (the repositories live in the
+        TrainingPipeline stack, which depends on this one, so no reference back is possible).
+        """
         role = iam.Role(
             self,
             "ExecutionRole",
@@ -163,16 +174,13 @@ class ModelRegistry(Construct):
         )
         role.add_to_policy(
             iam.PolicyStatement(
-                sid="PullDeepLearningContainers",
+                sid="PullDerivedImages",
                 actions=[
                     "ecr:BatchGetImage",
                     "ecr:GetDownloadUrlForLayer",
                     "ecr:BatchCheckLayerAvailability",
                 ],
-                resources=[
-                    f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{DLC_ACCOUNT}:repository/{name}"
-                    for name in DLC_REPOSITORIES
-                ],
+                resources=[ecr_repository_arn(name) for name in image_repositories],
             )
         )
         role.add_to_policy(

@@ -1,33 +1,45 @@
 """One of the platform's Lambda functions, deployed the same way every time.
 
 Python 3.12 on ARM64, code staged by ``stacks.packaging.stage_lambda`` (the function's folder
-plus ``contracts``), the AWS-managed Powertools layer, inside the VPC's private subnets, X-Ray
+plus ``contracts``), the AWS-managed Powertools layer of exactly the version the project pins
+(resolved at deploy time from the public SSM parameter Powertools publishes per release),
+inside the VPC's private subnets, X-Ray
 active, environment encrypted with the stack's key, its own encrypted log group, and a role
 that holds only what is granted to it here and by the stack.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from pathlib import Path
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from stacks.components.log_groups import encrypted_log_group
 from stacks.nag import acknowledge
-from stacks.packaging import stage_lambda
+from stacks.packaging import REPO_ROOT, stage_lambda
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.ARM_64
-#: The AWS-managed Powertools for AWS Lambda (Python) v3 layer. Bump deliberately: the layer
-#: must carry the Powertools version the functions are tested with (requirements.txt).
-POWERTOOLS_LAYER_ACCOUNT = "017000801446"
-POWERTOOLS_LAYER_VERSION = 27
+#: Powertools for AWS Lambda (Python) publishes, per release, the layer ARN of each runtime and
+#: architecture as the public SSM parameter
+#: ``/aws/service/powertools/python/<arch>/<python3.x>/<semantic version>`` (see
+#: .github/workflows/update_ssm.yml of aws-powertools/powertools-lambda-python). Resolving
+#: the pinned version's parameter at deploy time gives the layer of exactly that release.
+POWERTOOLS_PACKAGE = "aws-lambda-powertools"
+POWERTOOLS_PARAMETER_ROOT = "/aws/service/powertools/python"
+PROJECT_REQUIREMENTS = REPO_ROOT / "requirements.txt"
+#: ``name[extras] <specifier>  # comment`` -> name, specifier.
+_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9_.-]*)\s*(?:\[[^\]]*\])?\s*(.*?)\s*(?:#.*)?$")
+_EXACT_PIN = re.compile(r"==\s*([0-9][0-9A-Za-z.+!-]*)")
 #: How long a failed asynchronous event is kept for inspection in the dead-letter queue.
 DLQ_RETENTION = Duration.days(14)
 
@@ -45,13 +57,31 @@ XRAY_REASON = (
 )
 
 
-def powertools_layer_arn(region: str = Aws.REGION, partition: str = Aws.PARTITION) -> str:
-    """ARN of the pinned Powertools v3 layer for Python 3.12 on ARM64 in ``region``."""
-    name = "AWSLambdaPowertoolsPythonV3-python312-arm64"
-    return (
-        f"arn:{partition}:lambda:{region}:{POWERTOOLS_LAYER_ACCOUNT}:layer:{name}:"
-        f"{POWERTOOLS_LAYER_VERSION}"
-    )
+def pinned_version(package: str, requirements: Path = PROJECT_REQUIREMENTS) -> str:
+    """The exact ``==`` pin of ``package`` in a requirements file; refuses a loose one."""
+    wanted = _canonical(package)
+    for line in requirements.read_text().splitlines():
+        match = _REQUIREMENT.match(line)
+        if match is None or _canonical(match.group(1)) != wanted:
+            continue
+        pinned = _EXACT_PIN.fullmatch(match.group(2))
+        if pinned is None:
+            raise ValueError(f"{package} must be pinned with == in {requirements.name}")
+        return pinned.group(1)
+    raise ValueError(f"{package} is not in {requirements.name}")
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def powertools_layer_parameter(
+    version: str,
+    runtime: lambda_.Runtime = RUNTIME,
+    architecture: lambda_.Architecture = ARCHITECTURE,
+) -> str:
+    """``/aws/service/powertools/python/arm64/python3.12/<version>``."""
+    return f"{POWERTOOLS_PARAMETER_ROOT}/{architecture.name}/{runtime.name}/{version}"
 
 
 class PlatformFunction(Construct):
@@ -133,9 +163,10 @@ class PlatformFunction(Construct):
                 "of a dead-letter queue would only move the same failed events again.",
                 "AwsSolutions-SQS3",
             )
-        layer = lambda_.LayerVersion.from_layer_version_arn(
-            self, "Powertools", powertools_layer_arn()
+        layer_arn = ssm.StringParameter.value_for_string_parameter(
+            self, powertools_layer_parameter(pinned_version(POWERTOOLS_PACKAGE))
         )
+        layer = lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", layer_arn)
         self.function = lambda_.Function(
             self,
             "Function",

@@ -1,9 +1,13 @@
-"""The training pipeline: ETL -> distributed training -> quality gate -> registry -> notify.
+"""The training pipeline: images -> ETL -> distributed training -> gate -> registry -> notify.
 
 A Step Functions state machine, started by the retraining schedule and by the feature-drift
-alarm. The training step is a ``CustomState`` over ``createTrainingJob.sync`` because the CDK
-``SageMakerCreateTrainingJob`` task cannot express managed spot (``EnableManagedSpotTraining``,
-``MaxWaitTimeInSeconds``) or ``CheckpointConfig``; its IAM permissions are added here exactly.
+alarm. It first asks ECR whether the derived training and serving images of this synthesis
+exist (``ecr:describeImages`` on their content-hash tags) and runs the CodeBuild project
+(``startBuild.sync``) only when one is missing. The training step is a ``CustomState`` over
+``createTrainingJob.sync`` because the CDK ``SageMakerCreateTrainingJob`` task cannot express
+managed spot (``EnableManagedSpotTraining``, ``MaxWaitTimeInSeconds``) or ``CheckpointConfig``;
+its request is built from :mod:`training.job_spec`, like the manual launcher's, and its IAM
+permissions are added here exactly.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -24,6 +29,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from stacks.components.container_images import ContainerImages
 from stacks.components.grants import grant_key, grant_objects, reference
 from stacks.components.log_groups import encrypted_log_group
 from stacks.components.model_registry import (
@@ -34,23 +40,25 @@ from stacks.components.model_registry import (
     sagemaker_arn,
 )
 from stacks.components.platform_function import PlatformFunction
-from stacks.components.sagemaker_images import pytorch_image_uri
 from stacks.config import EndpointConfig, TrainingConfig
 from stacks.training_source import build_training_source_archive
 from stacks.wildcards import acknowledge_wildcards
-from training.launch import CONTAINER_CHECKPOINT_DIR, ENTRY_SCRIPT
-from training.metrics import METRIC_DEFINITIONS
+from training import job_spec
 
-#: Where the toolkit unpacks sourcedir.tar.gz; on PYTHONPATH so ``training`` imports as a package.
-CONTAINER_SOURCE_DIR = "/opt/ml/code"
 TRAINING_VOLUME_GB = 50
 SPLITS = ("train", "validation", "test")
 #: createTrainingJob.sync polls through this EventBridge rule that Step Functions manages.
 SAGEMAKER_SYNC_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
 SECONDS_PER_HOUR = 3600
 
+#: What describeImages raises, as a Step Functions SDK integration names it, for a missing tag.
+IMAGE_NOT_FOUND = "Ecr.ImageNotFoundException"
+
 #: State names, in the order a successful execution visits them.
 PREPARE = "Prepare"
+CHECK_TRAINING_IMAGE = "Check training image"
+CHECK_SERVING_IMAGE = "Check serving image"
+BUILD_IMAGES = "Build images"
 RUN_ETL = "Run ETL"
 TRAIN = "Train"
 EVALUATE = "Evaluate"
@@ -80,6 +88,7 @@ def training_job_state(
     image: str,
     role_arn: str,
     source_uri: str,
+    region: str,
     features_uri: str,
     protected_uri: str,
     output_uri: str,
@@ -89,10 +98,6 @@ def training_job_state(
     security_group_ids: list[str],
 ) -> dict[str, Any]:
     """The ``createTrainingJob.sync`` task state (Parameters as SageMaker's API names them)."""
-    max_run = training.max_runtime_hours * SECONDS_PER_HOUR
-    stopping: dict[str, Any] = {"MaxRuntimeInSeconds": max_run}
-    if training.use_spot:
-        stopping["MaxWaitTimeInSeconds"] = 2 * max_run
     channels = [
         {
             "ChannelName": split,
@@ -118,6 +123,7 @@ def training_job_state(
             },
         }
     )
+    checkpoint = job_spec.checkpoint_config(job_spec.checkpoint_s3_uri(output_uri, "{}"))
     return {
         "Type": "Task",
         "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTrainingJob.sync",
@@ -127,20 +133,11 @@ def training_job_state(
             "AlgorithmSpecification": {
                 "TrainingImage": image,
                 "TrainingInputMode": "File",
-                "MetricDefinitions": [dict(d) for d in METRIC_DEFINITIONS],
+                "MetricDefinitions": job_spec.metric_definitions(),
                 "EnableSageMakerMetricsTimeSeries": True,
             },
-            "HyperParameters": {
-                "sagemaker_program": ENTRY_SCRIPT,
-                "sagemaker_submit_directory": source_uri,
-                "sagemaker_torch_distributed_enabled": "true",
-                "sagemaker_region": Aws.REGION,
-                "sagemaker_container_log_level": "20",
-            },
-            "Environment": {
-                "PYTHONPATH": CONTAINER_SOURCE_DIR,
-                "SM_CHECKPOINT_DIR": CONTAINER_CHECKPOINT_DIR,
-            },
+            "HyperParameters": job_spec.hyperparameters(source_uri, region),
+            "Environment": job_spec.environment(),
             "InputDataConfig": channels,
             "OutputDataConfig": {"S3OutputPath": output_uri, "KmsKeyId": key_arn},
             "ResourceConfig": {
@@ -149,11 +146,14 @@ def training_job_state(
                 "VolumeSizeInGB": TRAINING_VOLUME_GB,
                 "VolumeKmsKeyId": key_arn,
             },
-            "StoppingCondition": stopping,
+            "StoppingCondition": job_spec.stopping_condition(
+                training.max_runtime_hours * SECONDS_PER_HOUR, training.use_spot
+            ),
             "EnableManagedSpotTraining": training.use_spot,
             "CheckpointConfig": {
-                "S3Uri.$": f"States.Format('{output_uri}/{{}}/checkpoints/', $.job_name)",
-                "LocalPath": CONTAINER_CHECKPOINT_DIR,
+                # The job name is only known at run time: the path is formatted per execution.
+                "S3Uri.$": f"States.Format('{checkpoint['S3Uri']}', $.job_name)",
+                "LocalPath": checkpoint["LocalPath"],
             },
             "VpcConfig": {"Subnets": subnet_ids, "SecurityGroupIds": security_group_ids},
             "EnableInterContainerTrafficEncryption": True,
@@ -169,6 +169,9 @@ def training_job_state(
 class TrainingPipeline(Construct):
     """Registrar Lambda, state machine, retraining schedule and drift trigger.
 
+    Trains on ``images``' derived training image and registers versions with its derived
+    serving image (the deployer serves whatever image a version names).
+
     Exposes ``state_machine``, ``registrar`` (a :class:`PlatformFunction`),
     ``schedule_rule`` and ``drift_rule``.
     """
@@ -183,6 +186,7 @@ class TrainingPipeline(Construct):
         endpoint: EndpointConfig,
         schedule: str,
         registry: ModelRegistry,
+        images: ContainerImages,
         data_key: kms.IKey,
         curated_bucket: s3.IBucket,
         artifact_bucket: s3.IBucket,
@@ -204,7 +208,7 @@ class TrainingPipeline(Construct):
             description="Quality-gates a trained model and registers it for manual approval",
             environment={
                 "MODEL_PACKAGE_GROUP_NAME": registry.group_name,
-                "INFERENCE_IMAGE_URI": pytorch_image_uri("inference", endpoint.instance_type),
+                "INFERENCE_IMAGE_URI": images.serving_image_uri,
                 "ENDPOINT_INSTANCE_TYPE": endpoint.instance_type,
                 "MIN_TEST_AUROC": str(training.min_test_auroc),
                 "KMS_KEY_ARN": reference(self, data_key.key_arn, data_key),
@@ -226,9 +230,10 @@ class TrainingPipeline(Construct):
             subnet_type=subnets.subnet_type, subnet_group_name=subnets.subnet_group_name
         )
         train_state = training_job_state(
-            image=pytorch_image_uri("training", training.instance_type),
+            image=images.training_image_uri,
             role_arn=registry.execution_role.role_arn,
             source_uri=source.s3_object_url,
+            region=Aws.REGION,
             features_uri=f"s3://{curated}/{FEATURES_PREFIX}",
             protected_uri=f"s3://{curated}/{PROTECTED_PREFIX}",
             output_uri=f"s3://{artifacts}/{TRAINING_PREFIX}",
@@ -237,10 +242,14 @@ class TrainingPipeline(Construct):
             subnet_ids=selection.subnet_ids,
             security_group_ids=[security_group.security_group_id],
         )
-        definition = self._definition(names, train_state, alert_topic)
-        # ETL, the longest a (spot) training job may take, and an hour for the rest.
-        training_hours = training.max_runtime_hours * (2 if training.use_spot else 1)
-        timeout_hours = etl_timeout_minutes / 60 + training_hours + 1
+        definition = self._definition(names, train_state, alert_topic, images)
+        # An image build, ETL, the longest a (spot) training job may take, and an hour for
+        # the rest.
+        training_hours = training.max_runtime_hours * (
+            job_spec.SPOT_WAIT_FACTOR if training.use_spot else 1
+        )
+        build_hours = images.project_timeout.to_minutes() / 60
+        timeout_hours = build_hours + etl_timeout_minutes / 60 + training_hours + 1
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
@@ -287,7 +296,11 @@ class TrainingPipeline(Construct):
         )
 
     def _definition(
-        self, names: PipelineNames, train_state: dict[str, Any], topic: sns.ITopic
+        self,
+        names: PipelineNames,
+        train_state: dict[str, Any],
+        topic: sns.ITopic,
+        images: ContainerImages,
     ) -> sfn.IChainable:
         failure = tasks.SnsPublish(
             self,
@@ -317,6 +330,23 @@ class TrainingPipeline(Construct):
                 )
             },
         )
+        build = catching(
+            tasks.CodeBuildStartBuild(
+                self,
+                BUILD_IMAGES,
+                project=images.project,
+                integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+                result_path=sfn.JsonPath.DISCARD,
+            )
+        )
+        check_training = self._image_check(
+            CHECK_TRAINING_IMAGE, images.training_repository, images.training_tag, build
+        )
+        check_serving = self._image_check(
+            CHECK_SERVING_IMAGE, images.serving_repository, images.serving_tag, build
+        )
+        for check in (check_training, check_serving):
+            catching(check)
         etl = catching(
             tasks.GlueStartJobRun(
                 self,
@@ -395,7 +425,36 @@ class TrainingPipeline(Construct):
             )
             .otherwise(notify_gate_failed)
         )
-        return prepare.next(etl).next(train).next(evaluate).next(gate)
+        build.next(etl)
+        return (
+            prepare.next(check_training)
+            .next(check_serving)
+            .next(etl)
+            .next(train)
+            .next(evaluate)
+            .next(gate)
+        )
+
+    def _image_check(
+        self, state_id: str, repository: ecr.IRepository, tag: str, build: sfn.IChainable
+    ) -> tasks.CallAwsService:
+        """``ecr:describeImages`` for one tag; a missing image goes to the build."""
+        check = tasks.CallAwsService(
+            self,
+            state_id,
+            service="ecr",
+            action="describeImages",
+            parameters={
+                "RepositoryName": repository.repository_name,
+                "ImageIds": [{"ImageTag": tag}],
+            },
+            iam_resources=[repository.repository_arn],
+            iam_action="ecr:DescribeImages",
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        # The error lands beside the input, so the job name travels on to the build and ETL.
+        check.add_catch(build, errors=[IMAGE_NOT_FOUND], result_path="$.image_missing")
+        return check
 
     def _grant_registrar(
         self, registry: ModelRegistry, artifact_bucket: s3.IBucket, data_key: kms.IKey

@@ -60,7 +60,9 @@ def test_training_source_carries_training_inference_contracts(tmp_path: Path) ->
     repo = _fake_repo(tmp_path / "repo")
     staged = packaging.stage_training_source(build_root=tmp_path / "build", root=repo)
     top_level = {p.name for p in staged.iterdir()}
-    assert top_level == {"training", "inference", "contracts", "requirements.txt"}
+    assert top_level == {"training", "inference", "contracts"}
+    # Nothing for the training toolkit to pip-install: the derived image already holds it.
+    assert not (staged / "requirements.txt").exists()
 
 
 def test_glue_library_zip_is_deterministic_and_complete(tmp_path: Path) -> None:

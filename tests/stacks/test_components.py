@@ -16,7 +16,10 @@ from aws_cdk.assertions import Template
 
 from stacks.components.grants import grant_objects
 from stacks.components.log_groups import retention_days
-from stacks.components.platform_function import POWERTOOLS_LAYER_VERSION, powertools_layer_arn
+from stacks.components.platform_function import (
+    pinned_version,
+    powertools_layer_parameter,
+)
 from stacks.components.sagemaker_images import is_gpu_instance, pytorch_image_uri
 from stacks.training_source import build_training_source_archive
 from stacks.wildcards import acknowledge_wildcards, flatten_reference, wildcard_findings
@@ -115,13 +118,25 @@ def test_retention_rounds_up_to_what_cloudwatch_accepts(
     assert retention_days(days) == expected
 
 
-def test_image_uris_match_what_the_sagemaker_sdk_resolves() -> None:
-    from training.launch import training_image_uri
+def test_base_image_uris_match_what_the_sagemaker_sdk_resolves() -> None:
+    from sagemaker.core import image_uris
+
+    from training.job_spec import FRAMEWORK_VERSION, PY_VERSION
 
     for region in ("us-east-1", "eu-west-1"):
-        assert pytorch_image_uri(
-            "training", "ml.p3.8xlarge", region=region, url_suffix="amazonaws.com"
-        ) == training_image_uri(region, "ml.p3.8xlarge")
+        for scope, instance_type in (("training", "ml.p3.8xlarge"), ("inference", "ml.m5.large")):
+            sdk = image_uris.retrieve(
+                "pytorch",
+                region=region,
+                version=FRAMEWORK_VERSION,
+                py_version=PY_VERSION,
+                instance_type=instance_type,
+                image_scope=scope,
+            )
+            ours = pytorch_image_uri(
+                scope, instance_type, region=region, url_suffix="amazonaws.com"
+            )
+            assert ours == sdk, (scope, region)
     assert (
         pytorch_image_uri(
             "inference", "ml.m5.large", region="us-east-1", url_suffix="amazonaws.com"
@@ -131,11 +146,52 @@ def test_image_uris_match_what_the_sagemaker_sdk_resolves() -> None:
     assert (is_gpu_instance("ml.g5.xlarge"), is_gpu_instance("ml.c5.xlarge")) == (True, False)
 
 
-def test_powertools_layer_is_the_pinned_arm64_python312_build() -> None:
-    assert powertools_layer_arn("eu-west-1", "aws") == (
-        "arn:aws:lambda:eu-west-1:017000801446:layer:"
-        f"AWSLambdaPowertoolsPythonV3-python312-arm64:{POWERTOOLS_LAYER_VERSION}"
+def test_powertools_layer_parameter_is_derived_from_the_requirements_pin() -> None:
+    assert pinned_version("aws-lambda-powertools") == "3.37.0"
+    assert powertools_layer_parameter("3.37.0") == (
+        "/aws/service/powertools/python/arm64/python3.12/3.37.0"
     )
+
+
+def test_a_changed_pin_changes_the_parameter(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# Lambdas\naws_lambda_powertools[tracer]==3.40.1  # layer\n")
+    version = pinned_version("aws-lambda-powertools", requirements)
+    assert version == "3.40.1"
+    assert powertools_layer_parameter(version).endswith("/arm64/python3.12/3.40.1")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [("aws-lambda-powertools>=3.37", "must be pinned with =="), ("boto3==1.44.5", "is not in")],
+)
+def test_a_loose_or_missing_pin_is_refused(tmp_path: Path, line: str, message: str) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(line + "\n")
+    with pytest.raises(ValueError, match=message):
+        pinned_version("aws-lambda-powertools", requirements)
+
+
+def test_every_function_resolves_the_pinned_layer_at_deploy_time(dev: Synthesized) -> None:
+    parameter = "/aws/service/powertools/python/arm64/python3.12/3.37.0"
+    for name in ("Monitoring", "TrainingPipeline", "Deployment", "Api"):
+        template = dev[name].to_json()
+        resolved = {
+            logical_id
+            for logical_id, spec in template.get("Parameters", {}).items()
+            if spec == {"Type": "AWS::SSM::Parameter::Value<String>", "Default": parameter}
+        }
+        assert len(resolved) == 1, name
+        functions = [
+            props
+            for props in (
+                f["Properties"] for f in dev[name].find_resources("AWS::Lambda::Function").values()
+            )
+            if str(props.get("FunctionName", "")).startswith("readmission-dev-")
+        ]
+        assert functions, name
+        for props in functions:
+            assert props["Layers"] == [{"Ref": next(iter(resolved))}], name
 
 
 def test_training_source_archive_is_deterministic_and_complete(tmp_path: Path) -> None:
@@ -147,12 +203,17 @@ def test_training_source_archive_is_deterministic_and_complete(tmp_path: Path) -
     with tarfile.open(first, "r:gz") as archive:
         names = set(archive.getnames())
         assert {
-            "requirements.txt",
             "training/train.py",
+            "training/job_spec.py",
             "inference/__init__.py",
             "contracts/encounter.py",
         } <= names
         assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+        # Nothing for the toolkit to pip-install (it installs a top-level requirements.txt
+        # only): the derived training image holds the pins. The model's code/ still gets
+        # inference/requirements.txt from here (training/artifact.py).
+        assert "requirements.txt" not in names
+        assert "inference/requirements.txt" in names
         assert {m.mtime for m in archive.getmembers()} == {0}
 
 

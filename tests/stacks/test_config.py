@@ -26,6 +26,8 @@ def test_dev_and_prod_load_with_the_documented_training_compute(context: dict[st
     assert (dev.training.min_test_auroc, prod.training.min_test_auroc) == (0.6, 0.65)
     assert (dev.etl.worker_count, prod.etl.worker_count) == (2, 10)
     assert dev.etl.source == prod.etl.source == "mimic3"
+    assert (dev.images.keep_last, prod.images.keep_last) == (5, 20)
+    assert dev.images.build_timeout_minutes == prod.images.build_timeout_minutes == 90
 
 
 def test_config_is_frozen(context: dict[str, Any]) -> None:
@@ -66,6 +68,8 @@ def test_missing_key_is_reported_with_its_full_path(context: dict[str, Any]) -> 
         (("etl", "source"), "synthetic", "must be one of"),
         (("etl", "worker_count"), 1, r"=1 is outside \[2, 299\]"),
         (("etl", "timeout_minutes"), "60", "must be int, got str"),
+        (("images", "keep_last"), 1, r"=1 is outside \[2, 1000\]"),
+        (("images", "build_timeout_minutes"), 4, r"=4 is outside \[5, 2160\]"),
     ],
 )
 def test_bad_values_fail_fast(

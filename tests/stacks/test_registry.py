@@ -59,8 +59,10 @@ def test_execution_role_reads_features_and_writes_only_its_prefixes(dev: Synthes
         "features",
         "protected",
     ]
-    pulls = next(s for s in found if s.get("Sid") == "PullDeepLearningContainers")
-    assert sorted(flatten(r).rsplit("/", 1)[-1] for r in pulls["Resource"]) == [
-        "pytorch-inference",
-        "pytorch-training",
+    # Training jobs and the endpoint run the derived images, and pull nothing else.
+    pulls = next(s for s in found if s.get("Sid") == "PullDerivedImages")
+    assert sorted(flatten(r) for r in pulls["Resource"]) == [
+        f"arn:<ref>:ecr:<ref>:<ref>:repository/readmission-dev-{image}"
+        for image in ("serving", "training")
     ]
+    assert not any("763104351884" in flatten(r) for s in found for r in as_list(s["Resource"]))

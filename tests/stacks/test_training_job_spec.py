@@ -1,0 +1,146 @@
+"""The two ways a training job starts agree: the launcher's request and the pipeline's task.
+
+Both are built from ``training/job_spec.py``; this compares what each actually sends (the
+launcher's CreateTrainingJob request captured against moto, the synthesized state machine's
+Train state) field by field. Where the pipeline holds a CloudFormation reference (rendered
+``<ref>``) or a run-time value, any text matches there and the rest must be equal.
+"""
+
+from __future__ import annotations
+
+import re
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from stacks.components import training_pipeline as tp
+from stacks.training_source import build_training_source_archive
+from tests.stacks.conftest import Synthesized, only, state_machine_definition
+from tests.training.test_training_launch import REGION, send
+from training.launch import LaunchConfig
+
+SOURCE = "sagemaker_submit_directory"
+#: What a reference or a ``${AWS::...}`` substitution stands for.
+_PLACEHOLDER = re.compile(r"<ref>|\$\{[^}]+\}")
+
+
+def _matches(pipeline: str, launcher: str) -> bool:
+    parts = [re.escape(part) for part in _PLACEHOLDER.split(pipeline)]
+    return re.fullmatch(".+".join(parts), launcher) is not None
+
+
+@pytest.fixture(scope="module")
+def launched(dev: Synthesized) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(launcher request, pipeline Train parameters) for the dev stage."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "SAGEMAKER_VALIDATE_ROLE": "false",
+        }.items():
+            monkeypatch.setenv(name, value)
+        yield _launch(dev)
+
+
+def _launch(dev: Synthesized) -> tuple[dict[str, Any], dict[str, Any]]:
+    pipeline = state_machine_definition(dev["TrainingPipeline"])["States"][tp.TRAIN]["Parameters"]
+    project = only(dev["TrainingPipeline"], "AWS::CodeBuild::Project")
+    tag = next(
+        v["Value"]
+        for v in project["Environment"]["EnvironmentVariables"]
+        if v["Name"] == "TRAINING_IMAGE_TAG"
+    )
+    with mock_aws():
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket="artifacts")
+        role = boto3.client("iam").create_role(RoleName="training", AssumeRolePolicyDocument="{}")
+        config = LaunchConfig.for_stage(
+            "dev",
+            region=REGION,
+            role_arn=role["Role"]["Arn"],
+            image_uri=f"123456789012.dkr.ecr.{REGION}.amazonaws.com/readmission-dev-training:{tag}",
+            data_s3_uri="s3://curated/features",
+            protected_s3_uri="s3://curated/protected",
+            output_s3_uri="s3://artifacts/training",
+            checkpoint_s3_uri="s3://artifacts/training/manual-1/checkpoints/",
+        )
+        request, _ = send(config)
+        archive = request["HyperParameters"]["sagemaker_submit_directory"]
+        bucket, _, key = archive.removeprefix("s3://").partition("/")
+        body = boto3.client("s3", region_name=REGION).get_object(Bucket=bucket, Key=key)["Body"]
+        request["_archive_bytes"] = body.read()
+        return request, pipeline
+
+
+def test_hyperparameters_and_distribution_agree(
+    launched: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    request, pipeline = launched
+    assert set(request["HyperParameters"]) == set(pipeline["HyperParameters"])
+    for name, value in pipeline["HyperParameters"].items():
+        if name == SOURCE:
+            continue  # uploaded to different places; the bytes are compared below
+        assert _matches(value, request["HyperParameters"][name]), name
+    for hyper in (request["HyperParameters"], pipeline["HyperParameters"]):
+        assert hyper[SOURCE].startswith("s3://")
+        assert hyper[SOURCE].endswith(".gz")  # the toolkit opens it as a gzip'd tar
+    # torchrun through the toolkit, on the same entry script, in both.
+    assert pipeline["HyperParameters"]["sagemaker_torch_distributed_enabled"] == "true"
+    assert pipeline["HyperParameters"]["sagemaker_program"] == "training/train.py"
+
+
+def test_environment_metrics_stopping_and_checkpoints_agree(
+    launched: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    request, pipeline = launched
+    assert request["Environment"] == pipeline["Environment"]
+    assert (
+        request["AlgorithmSpecification"]["MetricDefinitions"]
+        == pipeline["AlgorithmSpecification"]["MetricDefinitions"]
+    )
+    assert request["StoppingCondition"] == pipeline["StoppingCondition"]
+    assert request["EnableManagedSpotTraining"] == pipeline["EnableManagedSpotTraining"] is True
+    assert request["CheckpointConfig"]["LocalPath"] == pipeline["CheckpointConfig"]["LocalPath"]
+    # Same layout: <output>/<job name>/checkpoints/ (the pipeline formats the name per run).
+    pattern = re.search(r"'(.+)'", pipeline["CheckpointConfig"]["S3Uri.$"])
+    assert pattern is not None
+    formatted = pattern.group(1).replace("{}", "manual-1")
+    assert _matches(formatted, request["CheckpointConfig"]["S3Uri"])
+
+
+def test_image_compute_and_channels_agree(
+    launched: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    request, pipeline = launched
+    assert _matches(
+        pipeline["AlgorithmSpecification"]["TrainingImage"],
+        request["AlgorithmSpecification"]["TrainingImage"],
+    )
+    for name in ("InstanceType", "InstanceCount", "VolumeSizeInGB"):
+        assert request["ResourceConfig"][name] == pipeline["ResourceConfig"][name], name
+
+    def channels(spec: dict[str, Any]) -> dict[str, str]:
+        return {
+            c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+            for c in spec["InputDataConfig"]
+        }
+
+    ours, theirs = channels(request), channels(pipeline)
+    assert list(ours) == list(theirs)
+    for name, uri in theirs.items():
+        assert _matches(uri, ours[name]), name
+
+
+def test_both_ship_the_same_source_archive(
+    launched: tuple[dict[str, Any], dict[str, Any]], tmp_path: Path
+) -> None:
+    request, _ = launched
+    archive = build_training_source_archive(tmp_path)
+    assert request["_archive_bytes"] == archive.read_bytes()
+    with tarfile.open(archive, "r:gz") as tar:
+        assert "requirements.txt" not in tar.getnames()

@@ -1,0 +1,92 @@
+"""What every SageMaker training job of the project is, whoever starts it.
+
+The Step Functions pipeline (``stacks/components/training_pipeline.py``) and the manual
+launcher (``training/launch.py``) both start the job through the SageMaker training toolkit
+of the PyTorch image: it downloads ``sagemaker_submit_directory`` (the deterministic
+``sourcedir.tar.gz``), unpacks it into ``/opt/ml/code`` and runs ``sagemaker_program`` under
+torchrun on every GPU of every instance. Both take the hyperparameters, environment, metric
+definitions, stopping condition and checkpoint settings from here, in the shape of the
+CreateTrainingJob API, so the two requests cannot drift apart. Standard library only (plus
+the metric log format), so that CDK synthesis can import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from training.metrics import METRIC_DEFINITIONS
+
+#: PyTorch 2.6 is the newest SageMaker PyTorch training image whose CUDA 12.6 build still ships
+#: Volta (sm_70) kernels for ml.p3, and the oldest that transformers 5 accepts (torch>=2.6).
+#: See docs/model.md. The derived images of ``containers/`` are built FROM these.
+FRAMEWORK_VERSION = "2.6.0"
+PY_VERSION = "py312"
+ENTRY_SCRIPT = "training/train.py"
+#: Where the toolkit unpacks the source; on PYTHONPATH so ``training`` imports as a package.
+CONTAINER_SOURCE_DIR = "/opt/ml/code"
+CONTAINER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
+#: logging.INFO for the toolkit's own log lines.
+CONTAINER_LOG_LEVEL = "20"
+#: Hyperparameters with this prefix steer the toolkit; the training script never sees them.
+TOOLKIT_PREFIX = "sagemaker_"
+#: Spot jobs may wait for capacity as long as they may run.
+SPOT_WAIT_FACTOR = 2
+
+
+def toolkit_hyperparameters(source_uri: str, region: str) -> dict[str, str]:
+    """The toolkit's settings: the source archive, the entry script and torchrun on."""
+    return {
+        "sagemaker_program": ENTRY_SCRIPT,
+        "sagemaker_submit_directory": source_uri,
+        "sagemaker_torch_distributed_enabled": "true",
+        "sagemaker_region": region,
+        "sagemaker_container_log_level": CONTAINER_LOG_LEVEL,
+    }
+
+
+def hyperparameters(
+    source_uri: str, region: str, overrides: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """Toolkit settings plus the training overrides (``training/config.py`` names), as strings.
+
+    SageMaker passes every hyperparameter as a string; booleans are written the way
+    ``training.config`` parses them.
+    """
+    user = dict(overrides or {})
+    reserved = sorted(name for name in user if name.startswith(TOOLKIT_PREFIX))
+    if reserved:
+        raise ValueError(f"hyperparameters may not set toolkit settings: {reserved}")
+    as_text = {
+        name: ("true" if value else "false") if isinstance(value, bool) else str(value)
+        for name, value in user.items()
+    }
+    return {**toolkit_hyperparameters(source_uri, region), **as_text}
+
+
+def environment() -> dict[str, str]:
+    """The container environment: the source on PYTHONPATH and where checkpoints live."""
+    return {"PYTHONPATH": CONTAINER_SOURCE_DIR, "SM_CHECKPOINT_DIR": CONTAINER_CHECKPOINT_DIR}
+
+
+def metric_definitions() -> list[dict[str, str]]:
+    """One ``{"Name", "Regex"}`` per metric line the training script prints."""
+    return [dict(definition) for definition in METRIC_DEFINITIONS]
+
+
+def stopping_condition(max_run_seconds: int, use_spot: bool) -> dict[str, int]:
+    """``StoppingCondition``; a spot job also gets its wait time."""
+    condition = {"MaxRuntimeInSeconds": max_run_seconds}
+    if use_spot:
+        condition["MaxWaitTimeInSeconds"] = SPOT_WAIT_FACTOR * max_run_seconds
+    return condition
+
+
+def checkpoint_s3_uri(output_uri: str, job_name: str) -> str:
+    """Where a job's checkpoints go: beside its model, so a resumed spot job finds them."""
+    return f"{output_uri.rstrip('/')}/{job_name}/checkpoints/"
+
+
+def checkpoint_config(s3_uri: str) -> dict[str, str]:
+    """``CheckpointConfig``: SageMaker syncs ``LocalPath`` with ``S3Uri`` (spot resumption)."""
+    return {"S3Uri": s3_uri, "LocalPath": CONTAINER_CHECKPOINT_DIR}
