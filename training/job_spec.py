@@ -8,11 +8,17 @@ torchrun on every GPU of every instance. Both take the hyperparameters, environm
 definitions, stopping condition and checkpoint settings from here, in the shape of the
 CreateTrainingJob API, so the two requests cannot drift apart. Standard library only (plus
 the metric log format), so that CDK synthesis can import it.
+
+The job reads patient data, so both also take its protection from here: output and
+volumes under the data key (KMS), the private subnets, encrypted traffic between the
+instances. Network isolation stays off in both: an isolated container has no S3 access, and
+the toolkit itself downloads ``sagemaker_submit_directory``; the subnets (no internet route,
+S3 through the gateway endpoint) are the boundary instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from training.metrics import METRIC_DEFINITIONS
@@ -32,6 +38,14 @@ CONTAINER_LOG_LEVEL = "20"
 TOOLKIT_PREFIX = "sagemaker_"
 #: Spot jobs may wait for capacity as long as they may run.
 SPOT_WAIT_FACTOR = 2
+#: Each instance's ML storage volume (data channels, checkpoints, the model before upload).
+TRAINING_VOLUME_GB = 50
+#: The model archive is ``model.tar.gz``.
+OUTPUT_COMPRESSION = "GZIP"
+#: Multi-node torchrun (NCCL) exchanges gradients between instances: encrypted in transit.
+INTER_CONTAINER_TRAFFIC_ENCRYPTION = True
+#: Off: the toolkit downloads the source archive from S3 inside the container (see above).
+NETWORK_ISOLATION = False
 
 
 def toolkit_hyperparameters(source_uri: str, region: str) -> dict[str, str]:
@@ -90,3 +104,47 @@ def checkpoint_s3_uri(output_uri: str, job_name: str) -> str:
 def checkpoint_config(s3_uri: str) -> dict[str, str]:
     """``CheckpointConfig``: SageMaker syncs ``LocalPath`` with ``S3Uri`` (spot resumption)."""
     return {"S3Uri": s3_uri, "LocalPath": CONTAINER_CHECKPOINT_DIR}
+
+
+def output_data_config(output_uri: str, kms_key_id: str | None) -> dict[str, str]:
+    """``OutputDataConfig``: where ``model.tar.gz`` goes and the key that encrypts it.
+
+    GZIP is the API's default, spelled out: the registrar opens ``model.tar.gz``.
+    """
+    config = {"S3OutputPath": output_uri, "CompressionType": OUTPUT_COMPRESSION}
+    if kms_key_id:
+        config["KmsKeyId"] = kms_key_id
+    return config
+
+
+def resource_config(
+    instance_type: str,
+    instance_count: int,
+    kms_key_id: str | None,
+    volume_size_gb: int = TRAINING_VOLUME_GB,
+) -> dict[str, Any]:
+    """``ResourceConfig``: the compute and its storage volumes, under the same key as the output."""
+    config: dict[str, Any] = {
+        "InstanceType": instance_type,
+        "InstanceCount": instance_count,
+        "VolumeSizeInGB": volume_size_gb,
+    }
+    if kms_key_id:
+        config["VolumeKmsKeyId"] = kms_key_id
+    return config
+
+
+def network_config(subnet_ids: Sequence[str], security_group_ids: Sequence[str]) -> dict[str, Any]:
+    """``VpcConfig`` (when subnets are given) and the two traffic switches of the request."""
+    config: dict[str, Any] = {
+        "EnableInterContainerTrafficEncryption": INTER_CONTAINER_TRAFFIC_ENCRYPTION,
+        "EnableNetworkIsolation": NETWORK_ISOLATION,
+    }
+    if subnet_ids or security_group_ids:
+        if not (subnet_ids and security_group_ids):
+            raise ValueError("a VPC config needs both subnet ids and security group ids")
+        config["VpcConfig"] = {
+            "Subnets": list(subnet_ids),
+            "SecurityGroupIds": list(security_group_ids),
+        }
+    return config

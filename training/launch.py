@@ -3,8 +3,12 @@
 The manual twin of the pipeline's training step: the same derived training image (built by
 the TrainingPipeline stack's CodeBuild project, stack output ``TrainingImageUri``), the same
 deterministic ``sourcedir.tar.gz``, and the hyperparameters, environment, metric definitions,
-stopping condition and checkpoint settings of :mod:`training.job_spec`. The stage's compute
-comes from ``cdk.json``, as the stack's does. Built on the SageMaker SDK v3 ``ModelTrainer``
+stopping condition and checkpoint settings of :mod:`training.job_spec`, and the same
+protection: output and volumes under the data key (``--kms-key-id``), the private subnets
+(``--subnet-ids``, ``--security-group-ids``), encrypted traffic between instances. A launch
+without a key or without the subnets is refused unless ``--allow-aws-managed-key`` or
+``--allow-no-vpc`` says so. The stage's compute comes from ``cdk.json``, as the stack's
+does. Built on the SageMaker SDK v3 ``ModelTrainer``
 in bring-your-own-container mode: the image's training toolkit runs ``training/train.py``
 under torchrun on every GPU of every instance. ``build_model_trainer`` is pure apart from the
 session it is given, which lets the tests drive it against moto.
@@ -33,6 +37,16 @@ ECR_IMAGE_PATTERN = re.compile(
     r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9][a-z0-9._/-]*:[\w][\w.-]{0,127}$"
 )
 SECONDS_PER_HOUR = 3600
+#: A KMS key ARN, alias ARN, key id or alias name (what SageMaker's ``KmsKeyId`` accepts).
+KMS_KEY_PATTERN = re.compile(
+    r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key/[\w-]+|alias/[\w/-]+)"
+    r"|(mrk-)?[0-9a-f]{32}|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}|alias/[\w/-]+)$"
+)
+SUBNET_PATTERN = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+SECURITY_GROUP_PATTERN = re.compile(r"^sg-[0-9a-f]{8,17}$")
+#: CreateTrainingJob's limits on ``VpcConfig``.
+MAX_SUBNETS = 16
+MAX_SECURITY_GROUPS = 5
 
 # Kept importable from here for existing callers; job_spec is the source.
 FRAMEWORK_VERSION = job_spec.FRAMEWORK_VERSION
@@ -85,8 +99,13 @@ class LaunchConfig:
     protected_s3_uri: str = ""  # the ETL output's protected/ prefix, for subgroup metrics
     checkpoint_s3_uri: str = ""
     hyperparameters: dict[str, Any] = field(default_factory=dict)
-    volume_size_gb: int = 50
+    volume_size_gb: int = job_spec.TRAINING_VOLUME_GB
     base_job_name: str = BASE_JOB_NAME
+    kms_key_id: str = ""  # the data key (stack output DataKeyArn): output and volumes
+    subnet_ids: tuple[str, ...] = ()  # the private subnets the pipeline trains in
+    security_group_ids: tuple[str, ...] = ()  # the workload security group
+    allow_aws_managed_key: bool = False  # explicitly launch without kms_key_id
+    allow_no_vpc: bool = False  # explicitly launch outside the VPC
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -108,6 +127,41 @@ class LaunchConfig:
             raise ValueError("spot training needs checkpoint_s3_uri so that it can resume")
         # Fails here, not in SageMaker, on a reserved (sagemaker_*) name.
         job_spec.hyperparameters("s3://check/source.tar.gz", self.region, self.hyperparameters)
+        self._check_protection()
+
+    def _check_protection(self) -> None:
+        """The pipeline's key and subnets, or an explicit opt-out (values never quoted)."""
+        if self.kms_key_id and self.allow_aws_managed_key:
+            raise ValueError("give kms_key_id or allow_aws_managed_key, not both")
+        if not self.kms_key_id and not self.allow_aws_managed_key:
+            raise ValueError(
+                "kms_key_id (--kms-key-id) is required: the job reads patient data, so its "
+                "output and volumes are encrypted with the data key (stack output "
+                f"Readmission-{self.stage}-DataLake.DataKeyArn) as the pipeline's are; pass "
+                "--allow-aws-managed-key to launch with SageMaker's default keys instead"
+            )
+        if self.kms_key_id and not KMS_KEY_PATTERN.match(self.kms_key_id):
+            raise ValueError("kms_key_id must be a KMS key ARN, alias ARN, key id or alias name")
+        vpc = bool(self.subnet_ids or self.security_group_ids)
+        if vpc and self.allow_no_vpc:
+            raise ValueError("give subnet_ids and security_group_ids or allow_no_vpc, not both")
+        if not vpc and not self.allow_no_vpc:
+            raise ValueError(
+                "subnet_ids (--subnet-ids) and security_group_ids (--security-group-ids) are "
+                "required: the pipeline trains in the stage's private subnets, with no route to "
+                "the internet; pass --allow-no-vpc to launch outside the VPC instead"
+            )
+        if vpc and not (self.subnet_ids and self.security_group_ids):
+            raise ValueError("subnet_ids and security_group_ids go together")
+        for name, pattern, form, limit in (
+            ("subnet_ids", SUBNET_PATTERN, "subnet-<hex>", MAX_SUBNETS),
+            ("security_group_ids", SECURITY_GROUP_PATTERN, "sg-<hex>", MAX_SECURITY_GROUPS),
+        ):
+            values = getattr(self, name)
+            if not isinstance(values, tuple):
+                raise ValueError(f"{name} must be a tuple of ids")
+            if len(values) > limit or not all(pattern.match(value) for value in values):
+                raise ValueError(f"{name} must be at most {limit} ids of the form {form}")
 
     @classmethod
     def for_stage(cls, stage: str, **overrides: Any) -> LaunchConfig:
@@ -140,10 +194,14 @@ def source_location(output_s3_uri: str, archive: Path) -> tuple[str, str]:
     return bucket, f"{folder}/{SOURCE_ARCHIVE}"
 
 
-def upload_source(s3: Any, output_s3_uri: str, archive: Path) -> str:
-    """Upload the archive and return its ``s3://`` URI (the bucket's default key encrypts it)."""
+def upload_source(s3: Any, output_s3_uri: str, archive: Path, kms_key_id: str = "") -> str:
+    """Upload the archive and return its ``s3://`` URI.
+
+    Encrypted with the job's key when there is one, else with the bucket's default key.
+    """
     bucket, key = source_location(output_s3_uri, archive)
-    s3.upload_file(str(archive), bucket, key)
+    extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else None
+    s3.upload_file(str(archive), bucket, key, ExtraArgs=extra)
     return f"s3://{bucket}/{key}"
 
 
@@ -171,14 +229,48 @@ def _stopping(spec: Mapping[str, int]) -> Any:
     )
 
 
+def _compute(config: LaunchConfig) -> Any:
+    from sagemaker.core.training.configs import Compute
+
+    spec = job_spec.resource_config(
+        config.instance_type, config.instance_count, config.kms_key_id, config.volume_size_gb
+    )
+    return Compute(
+        instance_type=spec["InstanceType"],
+        instance_count=spec["InstanceCount"],
+        volume_size_in_gb=spec["VolumeSizeInGB"],
+        volume_kms_key_id=spec.get("VolumeKmsKeyId"),
+        enable_managed_spot_training=config.use_spot,
+    )
+
+
+def _output(config: LaunchConfig) -> Any:
+    from sagemaker.core.training.configs import OutputDataConfig
+
+    spec = job_spec.output_data_config(config.output_s3_uri, config.kms_key_id)
+    return OutputDataConfig(
+        s3_output_path=spec["S3OutputPath"],
+        kms_key_id=spec.get("KmsKeyId"),
+        compression_type=spec["CompressionType"],
+    )
+
+
+def _networking(config: LaunchConfig) -> Any:
+    from sagemaker.core.training.configs import Networking
+
+    spec = job_spec.network_config(config.subnet_ids, config.security_group_ids)
+    vpc = spec.get("VpcConfig", {})
+    return Networking(
+        subnets=vpc.get("Subnets"),
+        security_group_ids=vpc.get("SecurityGroupIds"),
+        enable_network_isolation=spec["EnableNetworkIsolation"],
+        enable_inter_container_traffic_encryption=spec["EnableInterContainerTrafficEncryption"],
+    )
+
+
 def build_model_trainer(config: LaunchConfig, session: Any, source_uri: str) -> Any:
     """Build the ``ModelTrainer`` of one job (nothing is sent until ``train`` is called)."""
-    from sagemaker.core.training.configs import (
-        CheckpointConfig,
-        Compute,
-        MetricDefinition,
-        OutputDataConfig,
-    )
+    from sagemaker.core.training.configs import CheckpointConfig, MetricDefinition
     from sagemaker.train.model_trainer import ModelTrainer
 
     checkpoint = None
@@ -190,17 +282,13 @@ def build_model_trainer(config: LaunchConfig, session: Any, source_uri: str) -> 
         role=config.role_arn,
         base_job_name=f"{config.base_job_name}-{config.stage}",
         training_image=config.image_uri,
-        compute=Compute(
-            instance_type=config.instance_type,
-            instance_count=config.instance_count,
-            volume_size_in_gb=config.volume_size_gb,
-            enable_managed_spot_training=config.use_spot,
-        ),
+        compute=_compute(config),
+        networking=_networking(config),
         stopping_condition=_stopping(
             job_spec.stopping_condition(config.max_run_seconds, config.use_spot)
         ),
         checkpoint_config=checkpoint,
-        output_data_config=OutputDataConfig(s3_output_path=config.output_s3_uri),
+        output_data_config=_output(config),
         hyperparameters=job_spec.hyperparameters(source_uri, config.region, config.hyperparameters),
         environment=job_spec.environment(),
         tags=[{"key": "project", "value": "readmission"}, {"key": "stage", "value": config.stage}],
@@ -215,10 +303,16 @@ def launch(config: LaunchConfig, session: Any, wait: bool = False) -> str:
     """Upload the source archive, start the job and return its name."""
     with tempfile.TemporaryDirectory(prefix="readmission-source-") as tmp:
         archive = build_source_archive(Path(tmp))
-        source_uri = upload_source(session.boto_session.client("s3"), config.output_s3_uri, archive)
+        s3 = session.boto_session.client("s3")
+        source_uri = upload_source(s3, config.output_s3_uri, archive, config.kms_key_id)
     trainer = build_model_trainer(config, session, source_uri)
     trainer.train(input_data_config=input_channels(config), wait=wait, logs=wait)
     return str(trainer._latest_training_job.training_job_name)
+
+
+def _ids(text: str) -> tuple[str, ...]:
+    """``a,b`` or ``a b`` (as ``aws ... --output text`` prints them) as a tuple."""
+    return tuple(part for part in re.split(r"[\s,]+", text) if part)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> LaunchConfig:
@@ -241,6 +335,19 @@ def parse_args(argv: Sequence[str] | None = None) -> LaunchConfig:
     )
     parser.add_argument("--max-run-seconds", type=int)
     parser.add_argument("--hyperparameters", default="{}", help="JSON object")
+    parser.add_argument(
+        "--kms-key-id", default="", help="stack output Readmission-<stage>-DataLake.DataKeyArn"
+    )
+    parser.add_argument(
+        "--subnet-ids", type=_ids, default=(), help="the private subnets (commas or spaces)"
+    )
+    parser.add_argument(
+        "--security-group-ids", type=_ids, default=(), help="the workload security group"
+    )
+    parser.add_argument(
+        "--allow-aws-managed-key", action="store_true", help="launch without --kms-key-id"
+    )
+    parser.add_argument("--allow-no-vpc", action="store_true", help="launch outside the VPC")
     parser.add_argument("--wait", action="store_true")
     args = vars(parser.parse_args(argv))
     args.pop("wait")

@@ -6,8 +6,8 @@ exist (``ecr:describeImages`` on their content-hash tags) and runs the CodeBuild
 (``startBuild.sync``) only when one is missing. The training step is a ``CustomState`` over
 ``createTrainingJob.sync`` because the CDK ``SageMakerCreateTrainingJob`` task cannot express
 managed spot (``EnableManagedSpotTraining``, ``MaxWaitTimeInSeconds``) or ``CheckpointConfig``;
-its request is built from :mod:`training.job_spec`, like the manual launcher's, and its IAM
-permissions are added here exactly.
+its request (encryption and network settings included) is built from :mod:`training.job_spec`,
+like the manual launcher's, and its IAM permissions are added here exactly.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ from stacks.training_source import build_training_source_archive
 from stacks.wildcards import acknowledge_wildcards
 from training import job_spec
 
-TRAINING_VOLUME_GB = 50
 SPLITS = ("train", "validation", "test")
 #: createTrainingJob.sync polls through this EventBridge rule that Step Functions manages.
 SAGEMAKER_SYNC_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
@@ -139,13 +138,10 @@ def training_job_state(
             "HyperParameters": job_spec.hyperparameters(source_uri, region),
             "Environment": job_spec.environment(),
             "InputDataConfig": channels,
-            "OutputDataConfig": {"S3OutputPath": output_uri, "KmsKeyId": key_arn},
-            "ResourceConfig": {
-                "InstanceType": training.instance_type,
-                "InstanceCount": training.instance_count,
-                "VolumeSizeInGB": TRAINING_VOLUME_GB,
-                "VolumeKmsKeyId": key_arn,
-            },
+            "OutputDataConfig": job_spec.output_data_config(output_uri, key_arn),
+            "ResourceConfig": job_spec.resource_config(
+                training.instance_type, training.instance_count, key_arn
+            ),
             "StoppingCondition": job_spec.stopping_condition(
                 training.max_runtime_hours * SECONDS_PER_HOUR, training.use_spot
             ),
@@ -155,8 +151,8 @@ def training_job_state(
                 "S3Uri.$": f"States.Format('{checkpoint['S3Uri']}', $.job_name)",
                 "LocalPath": checkpoint["LocalPath"],
             },
-            "VpcConfig": {"Subnets": subnet_ids, "SecurityGroupIds": security_group_ids},
-            "EnableInterContainerTrafficEncryption": True,
+            # VpcConfig, inter-container traffic encryption, network isolation (off).
+            **job_spec.network_config(subnet_ids, security_group_ids),
         },
         "ResultSelector": {
             "TrainingJobName.$": "$.TrainingJobName",

@@ -2,8 +2,9 @@
 
 Both are built from ``training/job_spec.py``; this compares what each actually sends (the
 launcher's CreateTrainingJob request captured against moto, the synthesized state machine's
-Train state) field by field. Where the pipeline holds a CloudFormation reference (rendered
-``<ref>``) or a run-time value, any text matches there and the rest must be equal.
+Train state) field by field, the data key and the network settings included. Where the
+pipeline holds a CloudFormation reference (rendered ``<ref>``) or a run-time value, any text
+matches there and the rest must be equal.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from moto import mock_aws
 from stacks.components import training_pipeline as tp
 from stacks.training_source import build_training_source_archive
 from tests.stacks.conftest import Synthesized, only, state_machine_definition
-from tests.training.test_training_launch import REGION, send
+from tests.training.test_training_launch import REGION, protection, send
 from training.launch import LaunchConfig
 
 SOURCE = "sagemaker_submit_directory"
@@ -68,6 +69,7 @@ def _launch(dev: Synthesized) -> tuple[dict[str, Any], dict[str, Any]]:
             protected_s3_uri="s3://curated/protected",
             output_s3_uri="s3://artifacts/training",
             checkpoint_s3_uri="s3://artifacts/training/manual-1/checkpoints/",
+            **protection(),
         )
         request, _ = send(config)
         archive = request["HyperParameters"]["sagemaker_submit_directory"]
@@ -121,6 +123,7 @@ def test_image_compute_and_channels_agree(
         pipeline["AlgorithmSpecification"]["TrainingImage"],
         request["AlgorithmSpecification"]["TrainingImage"],
     )
+    assert set(request["ResourceConfig"]) == set(pipeline["ResourceConfig"])
     for name in ("InstanceType", "InstanceCount", "VolumeSizeInGB"):
         assert request["ResourceConfig"][name] == pipeline["ResourceConfig"][name], name
 
@@ -144,3 +147,45 @@ def test_both_ship_the_same_source_archive(
     assert request["_archive_bytes"] == archive.read_bytes()
     with tarfile.open(archive, "r:gz") as tar:
         assert "requirements.txt" not in tar.getnames()
+
+
+def test_encryption_and_network_agree(
+    launched: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    request, pipeline = launched
+    for spec in (request, pipeline):
+        # One key (the data key) for the model output and the instances' volumes.
+        assert spec["OutputDataConfig"]["KmsKeyId"] == spec["ResourceConfig"]["VolumeKmsKeyId"]
+        assert spec["OutputDataConfig"]["CompressionType"] == "GZIP"
+        assert spec["EnableInterContainerTrafficEncryption"] is True
+        assert spec["EnableNetworkIsolation"] is False
+    assert set(request["OutputDataConfig"]) == set(pipeline["OutputDataConfig"])
+    for name, value in pipeline["OutputDataConfig"].items():
+        assert _matches(value, request["OutputDataConfig"][name]), name
+    assert _matches(
+        pipeline["ResourceConfig"]["VolumeKmsKeyId"], request["ResourceConfig"]["VolumeKmsKeyId"]
+    )
+    assert (
+        set(request["VpcConfig"])
+        == set(pipeline["VpcConfig"])
+        == {
+            "Subnets",
+            "SecurityGroupIds",
+        }
+    )
+    for name, ids in pipeline["VpcConfig"].items():
+        assert len(request["VpcConfig"][name]) == len(ids), name  # two subnets, one group
+        for theirs, ours in zip(ids, request["VpcConfig"][name], strict=True):
+            assert _matches(theirs, ours), name
+
+
+def test_the_requests_set_the_same_fields(
+    launched: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    """No setting of one request is missing from the other (names as the API spells them)."""
+    request, pipeline = launched
+    ours = {name for name in request if not name.startswith("_")}
+    theirs = {name.removesuffix(".$") for name in pipeline}
+    # Only the launcher tags its job (project, stage): the pipeline's are known by name prefix.
+    assert ours - theirs == {"Tags"}
+    assert theirs - ours == set()

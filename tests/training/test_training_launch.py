@@ -1,5 +1,6 @@
 """The launcher's CreateTrainingJob request, sent to moto: the derived image, the stage's
-compute from cdk.json, torchrun through the toolkit, the uploaded source archive."""
+compute from cdk.json, torchrun through the toolkit, the uploaded source archive, the data
+key on output and volumes, the private subnets; and the refusals without them."""
 
 from __future__ import annotations
 
@@ -39,7 +40,24 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     with mock_aws():
         boto3.client("s3", region_name=REGION).create_bucket(Bucket="etl")
         role = boto3.client("iam").create_role(RoleName="training", AssumeRolePolicyDocument="{}")
-        yield {"role_arn": role["Role"]["Arn"]}
+        yield {"role_arn": role["Role"]["Arn"], **protection()}
+
+
+def protection() -> dict[str, Any]:
+    """A moto KMS key, two subnets and a security group, as LaunchConfig takes them."""
+    key = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["Arn"]
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    subnets = tuple(
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.40.{i * 4}.0/22")["Subnet"]["SubnetId"]
+        for i in range(2)
+    )
+    group = ec2.create_security_group(GroupName="workloads", Description="w", VpcId=vpc)
+    return {
+        "kms_key_id": key,
+        "subnet_ids": subnets,
+        "security_group_ids": (group["GroupId"],),
+    }
 
 
 def send(config: LaunchConfig) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -82,10 +100,17 @@ def test_prod_request_runs_torchrun_on_the_derived_image(aws: dict[str, Any]) ->
         output_s3_uri="s3://etl/models",
         instance_count=3,
         hyperparameters={"epochs": 5, "batch_size": 512, "use_notes": False},
+        kms_key_id=aws["kms_key_id"],
+        subnet_ids=aws["subnet_ids"],
+        security_group_ids=aws["security_group_ids"],
     )
     request, described = send(config)
-    assert request["ResourceConfig"]["InstanceType"] == "ml.p3.8xlarge"
-    assert request["ResourceConfig"]["InstanceCount"] == 3
+    assert request["ResourceConfig"] == {
+        "InstanceType": "ml.p3.8xlarge",
+        "InstanceCount": 3,
+        "VolumeSizeInGB": 50,
+        "VolumeKmsKeyId": aws["kms_key_id"],
+    }
     assert described["ResourceConfig"]["InstanceCount"] == 3
     algorithm = request["AlgorithmSpecification"]
     assert algorithm["TrainingImage"] == IMAGE
@@ -120,11 +145,28 @@ def test_prod_request_runs_torchrun_on_the_derived_image(aws: dict[str, Any]) ->
     }
     assert request.get("EnableManagedSpotTraining") is False
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 8 * 3600}
-    # The archive the toolkit downloads is uploaded, content-addressed, under the output path.
+    # Locked down as the pipeline's job: the data key, the private subnets, encrypted NCCL.
+    assert request["OutputDataConfig"] == {
+        "S3OutputPath": "s3://etl/models",
+        "KmsKeyId": aws["kms_key_id"],
+        "CompressionType": "GZIP",
+    }
+    assert request["VpcConfig"] == {
+        "Subnets": list(aws["subnet_ids"]),
+        "SecurityGroupIds": list(aws["security_group_ids"]),
+    }
+    assert request["EnableInterContainerTrafficEncryption"] is True
+    assert request["EnableNetworkIsolation"] is False
+    assert described["OutputDataConfig"]["KmsKeyId"] == aws["kms_key_id"]
+    assert described["VpcConfig"]["Subnets"] == list(aws["subnet_ids"])
+    # The archive the toolkit downloads is uploaded, content-addressed, under the output path,
+    # encrypted with the job's key.
     bucket, _, key = source_uri.removeprefix("s3://").partition("/")
-    body = boto3.client("s3", region_name=REGION).get_object(Bucket=bucket, Key=key)["Body"]
-    digest = hashlib.sha256(body.read()).hexdigest()
+    stored = boto3.client("s3", region_name=REGION).get_object(Bucket=bucket, Key=key)
+    digest = hashlib.sha256(stored["Body"].read()).hexdigest()
     assert source_uri == f"s3://etl/models/source/{digest[:16]}/sourcedir.tar.gz"
+    assert stored["ServerSideEncryption"] == "aws:kms"
+    assert stored["SSEKMSKeyId"] == aws["kms_key_id"]
 
 
 def test_dev_request_uses_spot_with_checkpoints(aws: dict[str, Any]) -> None:
@@ -133,11 +175,18 @@ def test_dev_request_uses_spot_with_checkpoints(aws: dict[str, Any]) -> None:
             "--stage", "dev", "--region", REGION, "--role-arn", aws["role_arn"],
             "--image-uri", IMAGE, "--data-s3-uri", "s3://etl/uci/features",
             "--output-s3-uri", "s3://etl/models", "--checkpoint-s3-uri", "s3://etl/checkpoints",
+            "--kms-key-id", aws["kms_key_id"], "--subnet-ids", ",".join(aws["subnet_ids"]),
+            # As `aws ec2 describe-security-groups --output text` prints ids: tab-separated.
+            "--security-group-ids", "\t".join(aws["security_group_ids"]),
         ]
     )  # fmt: skip
+    assert config.subnet_ids == aws["subnet_ids"]
     request, _ = send(config)
     assert request["EnableManagedSpotTraining"] is True
     assert request["ResourceConfig"]["InstanceCount"] == 1
+    assert request["ResourceConfig"]["VolumeKmsKeyId"] == aws["kms_key_id"]
+    assert request["OutputDataConfig"]["KmsKeyId"] == aws["kms_key_id"]
+    assert request["VpcConfig"]["Subnets"] == list(aws["subnet_ids"])
     assert request["CheckpointConfig"] == {
         "S3Uri": "s3://etl/checkpoints",
         "LocalPath": "/opt/ml/checkpoints",
@@ -148,15 +197,54 @@ def test_dev_request_uses_spot_with_checkpoints(aws: dict[str, Any]) -> None:
     }
 
 
+def test_explicit_opt_outs_launch_with_default_keys_outside_the_vpc(
+    aws: dict[str, Any],
+) -> None:
+    config = parse_args(
+        [
+            "--stage", "prod", "--region", REGION, "--role-arn", aws["role_arn"],
+            "--image-uri", IMAGE, "--data-s3-uri", "s3://etl/uci/features",
+            "--output-s3-uri", "s3://etl/models", "--allow-aws-managed-key", "--allow-no-vpc",
+        ]
+    )  # fmt: skip
+    request, _ = send(config)
+    assert request["OutputDataConfig"] == {
+        "S3OutputPath": "s3://etl/models",
+        "CompressionType": "GZIP",
+    }
+    assert "VolumeKmsKeyId" not in request["ResourceConfig"]
+    assert "VpcConfig" not in request
+    # Traffic between the instances stays encrypted either way.
+    assert request["EnableInterContainerTrafficEncryption"] is True
+    source = request["HyperParameters"]["sagemaker_submit_directory"]
+    bucket, _, key = source.removeprefix("s3://").partition("/")
+    stored = boto3.client("s3", region_name=REGION).head_object(Bucket=bucket, Key=key)
+    assert "SSEKMSKeyId" not in stored
+
+
+KEY = "arn:aws:kms:us-east-1:123456789012:key/0123abcd-0123-4567-89ab-0123456789ab"
+SUBNETS = ("subnet-0123456789abcdef0", "subnet-0123456789abcdef1")
+GROUPS = ("sg-0123456789abcdef0",)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({}, "checkpoint_s3_uri"),
-        ({"checkpoint_s3_uri": "s3://etl/c", "image_uri": "pytorch-training:2.6"}, "image_uri"),
+        ({"checkpoint_s3_uri": ""}, "checkpoint_s3_uri"),
+        ({"image_uri": "pytorch-training:2.6"}, "image_uri"),
+        ({"hyperparameters": {"sagemaker_program": "x"}}, "toolkit settings"),
+        ({"kms_key_id": ""}, r"kms_key_id \(--kms-key-id\) is required.+--allow-aws-managed-key"),
+        ({"allow_aws_managed_key": True}, "kms_key_id or allow_aws_managed_key, not both"),
+        ({"kms_key_id": "secret-key-9"}, "kms_key_id must be a KMS key ARN"),
         (
-            {"checkpoint_s3_uri": "s3://etl/c", "hyperparameters": {"sagemaker_program": "x"}},
-            "toolkit settings",
+            {"subnet_ids": (), "security_group_ids": ()},
+            r"subnet_ids \(--subnet-ids\) and security_group_ids .+ required.+--allow-no-vpc",
         ),
+        ({"allow_no_vpc": True}, "or allow_no_vpc, not both"),
+        ({"security_group_ids": ()}, "go together"),
+        ({"subnet_ids": ("subnet-XYZ",)}, "subnet_ids must be at most 16 ids"),
+        ({"subnet_ids": ["subnet-0123456789abcdef0"]}, "subnet_ids must be a tuple"),
+        ({"security_group_ids": GROUPS * 6}, "security_group_ids must be at most 5 ids"),
     ],
 )
 def test_bad_launch_settings_are_refused(overrides: dict[str, Any], message: str) -> None:
@@ -166,6 +254,36 @@ def test_bad_launch_settings_are_refused(overrides: dict[str, Any], message: str
         "image_uri": IMAGE,
         "data_s3_uri": "s3://etl/f",
         "output_s3_uri": "s3://etl/m",
+        "checkpoint_s3_uri": "s3://etl/c",
+        "kms_key_id": KEY,
+        "subnet_ids": SUBNETS,
+        "security_group_ids": GROUPS,
     }
-    with pytest.raises(ValueError, match=message):
+    LaunchConfig.for_stage("dev", **values)  # the baseline is valid
+    with pytest.raises(ValueError, match=message) as refused:
         LaunchConfig.for_stage("dev", **{**values, **overrides})
+    # The message names the field, never the value given.
+    for value in ("secret-key-9", "subnet-XYZ"):
+        assert value not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "ids"),
+    [
+        ("subnet-0123456789abcdef0,subnet-0123456789abcdef1", SUBNETS),
+        ("subnet-0123456789abcdef0\tsubnet-0123456789abcdef1\n", SUBNETS),
+        (" subnet-0123456789abcdef0 , subnet-0123456789abcdef1", SUBNETS),
+    ],
+)
+def test_id_lists_parse_as_the_aws_cli_prints_them(text: str, ids: tuple[str, ...]) -> None:
+    config = parse_args(
+        [
+            "--stage", "prod", "--region", REGION, "--role-arn", "arn:aws:iam::1:role/x",
+            "--image-uri", IMAGE, "--data-s3-uri", "s3://etl/f", "--output-s3-uri", "s3://etl/m",
+            "--kms-key-id", "alias/readmission-prod-data", "--subnet-ids", text,
+            "--security-group-ids", GROUPS[0],
+        ]
+    )  # fmt: skip
+    assert config.subnet_ids == ids
+    assert config.security_group_ids == GROUPS
+    assert config.kms_key_id == "alias/readmission-prod-data"
