@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Stack
+from aws_cdk import CfnOutput, Fn, Stack
 from constructs import Construct
 
 from stacks.components.network import PrivateNetwork
@@ -38,4 +38,14 @@ class NetworkStack(Stack):
             key=key,
             log_retention_days=config.retention.log_group_days,
             retain_logs=retain,
+        )
+        # What a hand-launched training job (python -m training.launch) runs in.
+        subnet_ids = self.network.vpc.select_subnets(
+            subnet_type=self.network.subnets.subnet_type
+        ).subnet_ids
+        CfnOutput(self, "PrivateSubnetIds", value=Fn.join(",", subnet_ids))
+        CfnOutput(
+            self,
+            "WorkloadSecurityGroupId",
+            value=self.network.workload_security_group.security_group_id,
         )

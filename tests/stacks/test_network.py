@@ -83,3 +83,19 @@ def test_flow_logs_capture_all_traffic_to_an_encrypted_log_group(dev: Synthesize
 
 def test_prod_keeps_flow_logs_for_its_retention(prod: Synthesized) -> None:
     assert only(prod["Network"], "AWS::Logs::LogGroup")["RetentionInDays"] == 365
+
+
+def test_outputs_give_a_hand_launched_job_the_private_subnets_and_security_group(
+    dev: Synthesized,
+) -> None:
+    network = dev["Network"]
+    outputs = network.find_outputs("*")
+    subnets = network.find_resources("AWS::EC2::Subnet")
+    joined = outputs["PrivateSubnetIds"]["Value"]["Fn::Join"]
+    assert joined[0] == ","
+    assert sorted(ref["Ref"] for ref in joined[1]) == sorted(subnets)
+    groups = network.find_resources("AWS::EC2::SecurityGroup")
+    group_id = outputs["WorkloadSecurityGroupId"]["Value"]["Fn::GetAtt"]
+    assert group_id[1] == "GroupId"
+    assert group_id[0] in groups
+    assert "workload" in group_id[0].lower()
