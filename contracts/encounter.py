@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 
 #: Ages above this are reported as this value (HIPAA safe-harbour style cap).
 AGE_CAP_YEARS = 90
@@ -205,6 +205,30 @@ ENCOUNTER_FIELDS: tuple[FieldSpec, ...] = (
         valid_min=0,
         valid_max=100_000,
         clinical_label="days since last discharge",
+    ),
+    FieldSpec(
+        "prior_encounters_on_record",
+        FieldKind.NUMERIC,
+        "int",
+        "Earlier inpatient encounters of this patient in the hospital's record, any time back; "
+        "null where the source cannot link a patient's encounters.",
+        nullable=True,
+        model_input=True,
+        valid_min=0,
+        valid_max=_COUNT_MAX,
+        clinical_label="earlier admissions on record",
+    ),
+    FieldSpec(
+        "prior_readmissions_30d_on_record",
+        FieldKind.NUMERIC,
+        "int",
+        "How many of those earlier encounters were followed by a readmission within 30 days "
+        "(the label's definition); null where unknown.",
+        nullable=True,
+        model_input=True,
+        valid_min=0,
+        valid_max=_COUNT_MAX,
+        clinical_label="earlier 30-day readmissions on record",
     ),
     FieldSpec(
         "num_diagnoses",

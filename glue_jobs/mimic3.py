@@ -67,6 +67,8 @@ def assemble_features(kept: DataFrame, details: list[DataFrame], record_source: 
         "prior_ed_visits_12m",
         F.lit(None).cast("int").alias("prior_outpatient_visits_12m"),
         "days_since_last_discharge",
+        "prior_encounters_on_record",
+        "prior_readmissions_30d_on_record",
         F.coalesce("num_diagnoses", zero).alias("num_diagnoses"),
         F.coalesce("num_procedures", zero).alias("num_procedures"),
         F.coalesce("num_medications", zero).alias("num_medications"),

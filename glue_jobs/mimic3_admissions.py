@@ -115,7 +115,11 @@ def stage_admissions(admissions: DataFrame, patients: DataFrame) -> DataFrame:
 
 
 def add_timeline(staged: DataFrame) -> DataFrame:
-    """Add prior utilisation, days since the last discharge and ``readmitted_30d``.
+    """Add prior utilisation, days since the last discharge, the record's history and the label.
+
+    ``prior_encounters_on_record`` counts every earlier admission of the patient and
+    ``prior_readmissions_30d_on_record`` those of them whose own label is 1: known by this
+    admission's discharge, since the latest such readmission is at the latest this admission.
 
     Windows run per patient over the non-quarantined admissions (quarantined rows form their
     own partitions and their values are never used).
@@ -137,7 +141,8 @@ def add_timeline(staged: DataFrame) -> DataFrame:
         next_type, F.lit("")
     ).isin(*MIMIC_PLANNED_ADMISSION_TYPES)
     since_last = (F.col("_admit_s") - F.lag("_disch_s").over(ordered)) / F.lit(SECONDS_PER_DAY)
-    return with_seconds.select(
+    earlier = ordered.rowsBetween(Window.unboundedPreceding, -1)
+    labelled = with_seconds.select(
         "*",
         F.count(F.lit(1)).over(look_back).cast("int").alias("prior_admissions_12m"),
         F.count(F.col("edreg_ts")).over(look_back).cast("int").alias("prior_ed_visits_12m"),
@@ -145,6 +150,13 @@ def add_timeline(staged: DataFrame) -> DataFrame:
             "days_since_last_discharge"
         ),
         F.coalesce(readmitted, F.lit(False)).cast("int").alias("readmitted_30d"),
+    )
+    return labelled.select(
+        "*",
+        F.count(F.lit(1)).over(earlier).cast("int").alias("prior_encounters_on_record"),
+        F.coalesce(F.sum("readmitted_30d").over(earlier), F.lit(0))
+        .cast("int")
+        .alias("prior_readmissions_30d_on_record"),
     ).drop("_in_timeline", "_admit_s", "_disch_s")
 
 

@@ -56,6 +56,8 @@ LOG1P_FIELDS = frozenset(
         "prior_ed_visits_12m",
         "prior_outpatient_visits_12m",
         "days_since_last_discharge",
+        "prior_encounters_on_record",
+        "prior_readmissions_30d_on_record",
         "num_diagnoses",
         "num_procedures",
         "num_medications",
@@ -230,6 +232,11 @@ class FeatureEncoder:
             for name, vocab in category_vocabs.items()
         }
         self.numeric_stats = numeric_stats
+        # The fields this encoder was fitted on: an artifact of an earlier minor schema version
+        # keeps its own inputs and ignores fields added to the contract since.
+        self._numeric_specs = tuple(
+            spec for spec in model_input_fields(FieldKind.NUMERIC) if spec.name in numeric_stats
+        )
         self.notes_enabled = notes_enabled
         self._notes_tokenizer_json = notes_tokenizer_json
         self._notes_tokenizer: Any = None
@@ -241,7 +248,7 @@ class FeatureEncoder:
     # ----- the fitted shape, which the model config is built from -----
     @property
     def numeric_fields(self) -> tuple[str, ...]:
-        return tuple(spec.name for spec in model_input_fields(FieldKind.NUMERIC))
+        return tuple(spec.name for spec in self._numeric_specs)
 
     @property
     def categorical_fields(self) -> tuple[str, ...]:
@@ -329,7 +336,7 @@ class FeatureEncoder:
         type_rows: list[list[int]] = []
         categorical = np.zeros((n, len(self.categorical_fields)), dtype=np.int64)
         numeric = np.zeros((n, self.numeric_width), dtype=np.float32)
-        numeric_specs = model_input_fields(FieldKind.NUMERIC)
+        numeric_specs = self._numeric_specs
         categorical_specs = model_input_fields(FieldKind.CATEGORICAL)
         code_specs = model_input_fields(FieldKind.CODE_SEQUENCE)
         k = len(numeric_specs)

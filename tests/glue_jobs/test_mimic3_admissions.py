@@ -163,6 +163,25 @@ def test_staged_timeline_labels_and_categories(spark: SparkSession) -> None:
     }
 
 
+def test_record_history_counts_earlier_admissions_and_their_labels(spark: SparkSession) -> None:
+    """Patient 1: 101 (label 1), 102, 103 (elective, so 102's label is 0), 104; patient 2: 201
+    (label 1), 202. A 30-day readmission counts once its admission has been discharged."""
+    staged = stage(_tables(spark, rows.ADMISSIONS, rows.PATIENTS), "k")
+    actual = {
+        r["hadm_id"]: (r["prior_encounters_on_record"], r["prior_readmissions_30d_on_record"])
+        for r in staged.collect()
+    }
+    assert actual == {
+        "101": (0, 0),
+        "102": (1, 1),
+        "103": (2, 1),
+        "104": (3, 1),
+        "201": (0, 0),
+        "202": (1, 1),
+        "301": (0, 0),
+    }
+
+
 def test_every_malformed_admission_gets_its_reason(spark: SparkSession) -> None:
     tables = _tables(
         spark, rows.ADMISSIONS + rows.BAD_ADMISSIONS, rows.PATIENTS + rows.BAD_PATIENTS

@@ -6,7 +6,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from glue_jobs.mappings import UCI_ADMISSION_SOURCE, UCI_ADMISSION_TYPE, UCI_DISCHARGE_DISPOSITION
-from glue_jobs.uci_diabetes import add_features, parse_encounters, stage_encounters
+from glue_jobs.uci_diabetes import add_features, add_history, parse_encounters, stage_encounters
 from tests.glue_jobs import uci_rows
 from tests.glue_jobs.conftest import UCI_DIABETES, text_frame
 
@@ -17,7 +17,7 @@ def _staged(spark: SparkSession):  # type: ignore[no-untyped-def]
     raw = text_frame(
         spark, [c.lower() for c in uci_rows.HEADER], [c[0] for c in uci_rows.CASES.values()]
     )
-    return add_features(stage_encounters(parse_encounters(raw)))
+    return add_features(add_history(stage_encounters(parse_encounters(raw))))
 
 
 def test_each_row_gets_its_status_and_reason(spark: SparkSession) -> None:
@@ -123,6 +123,43 @@ def test_features_of_kept_rows(spark: SparkSession) -> None:
     )
     assert actual["1012"][3] == "unknown"
     assert actual["1012"][-1] is True
+
+
+def test_history_counts_earlier_encounters_in_encounter_id_order(spark: SparkSession) -> None:
+    """Patient 500: 1000 (ok), 1002-1004 (excluded), 1006-1010 (quarantined), 1012 (ok).
+
+    Every one of its rows carries ``<30``; excluded rows count as history, quarantined ones
+    neither count nor get a value.
+    """
+    columns = ("status", "prior_encounters_on_record", "prior_readmissions_30d_on_record")
+    actual = {
+        r["encounter_id"]: tuple(r[c] for c in columns)
+        for r in _staged(spark).collect()
+        if r["patient_nbr"] in ("500", "501")
+    }
+    assert actual["1000"] == ("ok", 0, 0)
+    assert actual["1001"] == ("ok", 0, 0)
+    assert actual["1002"] == ("excluded", 1, 1)
+    assert actual["1004"] == ("excluded", 3, 3)
+    assert actual["1012"] == ("ok", 4, 4)
+    assert actual["1007"] == ("quarantined", None, None)
+
+
+def test_history_counts_only_earlier_30_day_readmissions(spark: SparkSession) -> None:
+    rows = [
+        uci_rows.row(encounter_id="20", patient_nbr="9", readmitted=">30"),
+        uci_rows.row(encounter_id="7", patient_nbr="9", readmitted="NO"),
+        uci_rows.row(encounter_id="31", patient_nbr="9", readmitted="<30"),
+        uci_rows.row(encounter_id="100", patient_nbr="9", readmitted="NO"),
+    ]
+    raw = text_frame(spark, [c.lower() for c in uci_rows.HEADER], rows)
+    history = add_history(stage_encounters(parse_encounters(raw)))
+    actual = {
+        r["encounter_id"]: (r["prior_encounters_on_record"], r["prior_readmissions_30d_on_record"])
+        for r in history.collect()
+    }
+    # Numeric order (7 < 20 < 31 < 100), not string order.
+    assert actual == {"7": (0, 0), "20": (1, 0), "31": (2, 0), "100": (3, 1)}
 
 
 def test_every_id_in_ids_mapping_is_mapped() -> None:

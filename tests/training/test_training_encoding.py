@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -188,3 +189,26 @@ def test_notes_stay_off_when_the_training_split_has_none() -> None:
     fitted = FeatureEncoder.fit(records)
     assert not fitted.notes_enabled
     assert fitted.encode(records[:3]).note_ids is None
+
+
+def test_an_encoder_of_an_earlier_minor_schema_ignores_fields_added_since(
+    encoder: FeatureEncoder, tmp_path: Any
+) -> None:
+    """A 1.0.0 artifact has no statistics for the 1.1.0 history fields: it keeps its inputs."""
+    added = ("prior_encounters_on_record", "prior_readmissions_30d_on_record")
+    saved = encoder.to_dict()
+    saved["schema_version"] = "1.0.0"
+    saved["numeric_stats"] = {
+        name: stats for name, stats in saved["numeric_stats"].items() if name not in added
+    }
+    (tmp_path / "encoder.json").write_text(json.dumps(saved))
+    old = FeatureEncoder.load(tmp_path)
+    kept = [name for name in NUMERIC if name not in added]
+    assert list(old.numeric_fields) == kept
+    assert old.numeric_width == 2 * len(kept)
+    record = _record(prior_encounters_on_record=4, prior_readmissions_30d_on_record=2)
+    now = encoder.encode([record]).numeric[0]
+    before = old.encode([record]).numeric[0]
+    columns = [NUMERIC.index(name) for name in kept]
+    np.testing.assert_array_equal(before[: len(kept)], now[columns])
+    assert not any(name in old.feature_names() for name in added)
