@@ -5,11 +5,12 @@ to a fixed error body in one place below. Nothing a caller sent (no identifier, 
 value, not even an unknown key) is ever logged or echoed back.
 """
 
+import json
 import logging
 import traceback
 import warnings
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -18,11 +19,11 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from contracts.serving import MAX_BATCH_SIZE, MAX_BODY_BYTES
 from lambdas.predict.clients import Clients
@@ -51,6 +52,7 @@ from lambdas.predict.schema import (
 )
 from lambdas.predict.settings import DEFAULT_RETRY_AFTER_S, Settings, SettingsError
 from lambdas.predict.tracing import make_tracer
+from lambdas.predict.validation import validated_body
 
 SERVICE_NAME = "prediction-api"
 METRICS_NAMESPACE = "ReadmissionPlatform/API"
@@ -64,16 +66,25 @@ for _noisy in ("aws_lambda_powertools", "boto3", "botocore", "urllib3"):
 # /health and 404s publish no application metric; that is expected, not worth a warning.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
+
+def to_json(body: Any) -> str:
+    """Serialise a response body; a pydantic model by pydantic itself.
+
+    Powertools' default encoder would import its OpenAPI helpers on the first model it dumps.
+    """
+    if isinstance(body, BaseModel):
+        return body.model_dump_json()
+    return json.dumps(body, separators=(",", ":"))
+
+
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 tracer = make_tracer(SERVICE_NAME)
 # debug=False always: Powertools' debug mode prints whole events and returns stack traces.
-# A response that breaks its own model is our bug: 500, not Powertools' default 422/400.
-app = APIGatewayRestResolver(
-    enable_validation=True,
-    debug=False,
-    response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
-)
+# No enable_validation: the request body is validated by pydantic in validation.py (the same
+# models, without Powertools' OpenAPI machinery in the cold import), and a response is built
+# from its pydantic model, so one that breaks the model fails as a 500 in construction.
+app = APIGatewayRestResolver(debug=False, serializer=to_json)
 
 clients = Clients()
 keys = KeyProvider(clients.secrets)
@@ -128,12 +139,6 @@ def error_response(
     )
 
 
-def body_too_large() -> bool:
-    """Tell whether the request body is over MAX_BODY_BYTES."""
-    body = app.current_event.decoded_body
-    return body is not None and len(body.encode("utf-8")) > MAX_BODY_BYTES
-
-
 _RETRY_AFTER_HEADER: dict[str, OpenAPIResponseHeader] = {
     "Retry-After": {
         "description": "Seconds to wait before retrying.",
@@ -168,14 +173,10 @@ _ERROR_RESPONSES: dict[int, Any] = {
     tags=["predictions"],
     operation_id="predict",
     responses={200: {"description": "Predictions in request order."}, **_ERROR_RESPONSES},
+    middlewares=[validated_body(PredictRequest, "request", MAX_BODY_BYTES)],
 )
-def predict(request: Annotated[PredictRequest, Body()]) -> PredictResponse:
-    """Validate, de-identify, score on the endpoint and return predictions in order."""
-    if body_too_large():
-        raise PayloadTooLargeError("request body over the limit")
-    if not isinstance(app.current_event.json_body, dict):
-        # Powertools validates a JSON array body as its first element; this API takes objects.
-        raise RequestValidationError([{"loc": ("body",), "type": "model_type"}])
+def predict(request: PredictRequest) -> PredictResponse:
+    """De-identify the validated request, score it on the endpoint, return predictions in order."""
     settings = current_settings()
     records = to_endpoint_records(request_records(request), keys.get(settings))
     predictions = score(settings, records)
@@ -242,9 +243,9 @@ def _check(settings: Settings) -> EndpointHealth:
 
 @app.exception_handler(RequestValidationError)
 def on_invalid_request(error: RequestValidationError) -> Response[dict[str, Any]]:
-    """400 naming the fields at fault (413 for an oversized body or batch)."""
+    """400 naming the fields at fault (413 for a batch over the limit)."""
     errors = list(error.errors())
-    if body_too_large() or is_batch_too_large(errors):
+    if is_batch_too_large(errors):
         return on_api_error(PayloadTooLargeError("request over the size or batch limit"))
     fields = [FieldError(field=path, reason=reason) for path, reason in field_errors(errors)]
     metrics.add_metric(name="ValidationErrors", unit=MetricUnit.Count, value=1)
