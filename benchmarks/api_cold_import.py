@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from lambdas.environment import RUNTIME_ENVIRONMENT  # noqa: E402 (after the path setup)
+
 RESULT = ROOT / "benchmarks" / "results" / "api_cold_import.json"
 MODULE = "lambdas.predict.app"
 TARGET_MS = 300.0
@@ -81,7 +83,14 @@ _LAMBDA_LIKE_ENV = {
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "LAMBDA_"))}
-    env.update({"AWS_DEFAULT_REGION": "us-east-1", "PYTHONDONTWRITEBYTECODE": "1", **extra})
+    env.update(
+        {
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **RUNTIME_ENVIRONMENT,  # what the stacks set on the deployed function
+            **extra,
+        }
+    )
     return env
 
 

@@ -23,6 +23,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from lambdas.environment import RUNTIME_ENVIRONMENT
 from stacks.components.log_groups import encrypted_log_group
 from stacks.nag import acknowledge
 from stacks.packaging import REPO_ROOT, stage_lambda
@@ -181,6 +182,7 @@ class PlatformFunction(Construct):
             environment={
                 "POWERTOOLS_SERVICE_NAME": function_name,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
+                **RUNTIME_ENVIRONMENT,
                 **environment,
             },
             environment_encryption=key,

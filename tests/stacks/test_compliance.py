@@ -10,6 +10,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
 from app import STACK_NAMES
+from lambdas.environment import RUNTIME_ENVIRONMENT
 from stacks.nag import apply_compliance_checks
 from tests.stacks.conftest import Synthesized
 
@@ -54,3 +55,22 @@ def test_an_unprotected_bucket_fails_synthesis(tmp_path: Path) -> None:
     apply_compliance_checks(app)
     with pytest.raises(RuntimeError, match="ValidationFailed"):
         app.synth()
+
+
+def test_every_platform_function_runs_with_the_shared_runtime_environment(
+    dev: Synthesized,
+) -> None:
+    """What benchmarks/api_cold_import.py measures is what the stacks deploy."""
+    functions = [
+        props
+        for template in dev.templates.values()
+        for props in (
+            resource["Properties"]
+            for resource in template.find_resources("AWS::Lambda::Function").values()
+        )
+        if "POWERTOOLS_SERVICE_NAME" in props.get("Environment", {}).get("Variables", {})
+    ]
+    assert len(functions) >= 4
+    for props in functions:
+        variables = props["Environment"]["Variables"]
+        assert {k: variables[k] for k in RUNTIME_ENVIRONMENT} == dict(RUNTIME_ENVIRONMENT)
