@@ -14,14 +14,17 @@ Why occlusion and not integrated gradients: the answer is exact for the question
 asks ("what if this were typical?"), needs no gradients (the hooks run under
 ``torch.inference_mode``), is deterministic, and is cheap here because each group touches one
 modality: only that modality's tower is re-run for its variants, all variants of a request in
-one batched pass per tower, and the fusion head once over all of them.
+one batched pass per tower with the original records inside that batch, and the fusion head
+once over originals and variants. The code encoder, where nearly all the cost is, shares
+what masking a code cannot change (embeddings, the first layer's projections and attention
+scores) between a record and its variants (``FastSequenceEncoder.occluded``); the answer is
+the same as re-scoring each variant on its own, which the tests check group by group.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -36,7 +39,7 @@ from contracts.serving import (
 )
 from inference.code_titles import title
 from inference.encoding import CATEGORY_UNK_ID, NOTE_FIELD, FeatureEncoder, code_group
-from inference.fast_encoder import accelerated
+from inference.fast_encoder import FastSequenceEncoder, accelerated
 from inference.model import ReadmissionModel
 
 #: Factors returned per prediction.
@@ -46,25 +49,12 @@ CONTRIBUTION_DECIMALS = 6
 #: Rows per pass of the code encoder over occlusion variants (bounds memory on big batches).
 CODE_VARIANT_CHUNK = 512
 
-_NUMERIC = tuple(spec.name for spec in model_input_fields(FieldKind.NUMERIC))
-_CATEGORICAL = tuple(spec.name for spec in model_input_fields(FieldKind.CATEGORICAL))
 _CODE_NOUNS = {
     spec.name: spec.readable_name for spec in model_input_fields(FieldKind.CODE_SEQUENCE)
 }
 _BASELINE_BUCKETS = "buckets"
 _BASELINE_COUNTS = "counts"
 _BASELINE_FEATURES = "features"
-
-
-@dataclass(frozen=True)
-class Forward:
-    """One forward pass kept in pieces: each modality's vector, the tabular input, the logits."""
-
-    codes: torch.Tensor
-    tabular_input: torch.Tensor
-    tabular: torch.Tensor
-    notes: torch.Tensor | None
-    logits: torch.Tensor
 
 
 def format_value(value: float) -> str:
@@ -181,19 +171,24 @@ class OcclusionExplainer:
         self.titles = titles
         self.codes_encoder = accelerated(model.codes)
         self.notes_encoder = accelerated(model.notes) if model.notes is not None else None
+        # The fields the encoder was fitted on (an earlier schema version's artifact has fewer).
+        numeric_fields = encoder.numeric_fields
+        categorical_fields = encoder.categorical_fields
         typical = encoder.encode([{}])
         with torch.inference_mode():
-            numeric_baseline = torch.from_numpy(typical.numeric[0, : len(_NUMERIC)].copy())
+            numeric_baseline = torch.from_numpy(typical.numeric[0, : len(numeric_fields)].copy())
             category_baselines = [
                 _mean_embedding(embedding, _category_weights(encoder, name, drift_baseline))
-                for name, embedding in zip(_CATEGORICAL, model.tabular.embeddings, strict=True)
+                for name, embedding in zip(
+                    categorical_fields, model.tabular.embeddings, strict=True
+                )
             ]
             self.tabular_keep, self.tabular_fill = _tabular_occlusions(
                 category_baselines, numeric_baseline, model.config.category_embedding_dim
             )
             self.tabular_groups: list[_Group] = [
-                *(("categorical", name) for name in _CATEGORICAL),
-                *(("numeric", name) for name in _NUMERIC),
+                *(("categorical", name) for name in categorical_fields),
+                *(("numeric", name) for name in numeric_fields),
             ]
             self.empty_note: torch.Tensor | None = None
             if (
@@ -206,15 +201,16 @@ class OcclusionExplainer:
                 self.empty_note = self.notes_encoder(ids, mask, None).detach()
 
     # ----- the model, in pieces -----
-    def forward(self, tensors: Mapping[str, torch.Tensor]) -> Forward:
-        """The model's forward pass, keeping each modality's vector for the occlusions."""
+    def logits(self, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The model's logits through the serving encoders, without any explanation."""
         codes = self.codes_encoder(tensors["code_ids"], tensors["code_mask"], tensors["code_types"])
         tabular_input = self._tabular_input(tensors["categorical"], tensors["numeric"])
-        tabular = self.model.tabular.mlp(tabular_input)
-        notes = None
-        if self.notes_encoder is not None:
-            notes = self.notes_encoder(tensors["note_ids"], tensors["note_mask"], None)
-        return Forward(codes, tabular_input, tabular, notes, self._head(codes, tabular, notes))
+        return self._head(codes, self.model.tabular.mlp(tabular_input), self._notes(tensors))
+
+    def _notes(self, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        if self.notes_encoder is None:
+            return None
+        return self.notes_encoder(tensors["note_ids"], tensors["note_mask"], None)
 
     def _tabular_input(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
         embeddings = self.model.tabular.embeddings
@@ -232,48 +228,63 @@ class OcclusionExplainer:
         self,
         records: Sequence[Mapping[str, Any]],
         tensors: Mapping[str, torch.Tensor],
-        forward: Forward,
         temperature: float,
-    ) -> list[list[dict[str, Any]]]:
-        """Top factors of each record: contributions in calibrated log-odds, largest first."""
+    ) -> tuple[torch.Tensor, list[list[dict[str, Any]]]]:
+        """Each record's logit, and its top factors in calibrated log-odds, largest first.
+
+        One pass per tower with the original records inside the variant batch (code encoder,
+        tabular MLP), the notes encoder over the originals only, the fusion head once over
+        originals and variants together.
+        """
         n = len(records)
         groups = len(self.tabular_groups)
-        owners: list[int] = []
+        code_owners: list[int] = []
         code_groups: list[_Group] = []
         rows: list[int] = []
         positions: list[int] = []
         for r, record in enumerate(records):
             for (field_name, code), span in code_spans(self.encoder, record).items():
-                rows.extend([len(owners)] * len(span))
+                rows.extend([n + len(code_owners)] * len(span))
                 positions.extend(span)
-                owners.append(r)
+                code_owners.append(r)
                 code_groups.append(("code", field_name, code))
         note_owners = [r for r, record in enumerate(records) if self._has_note(record)]
+        originals = torch.arange(n)
+        tabular_owners = originals.repeat_interleave(groups)
+        by_code = torch.tensor(code_owners, dtype=torch.long)
+        by_note = torch.tensor(note_owners, dtype=torch.long)
 
-        tabular_owners = torch.arange(n).repeat_interleave(groups)
-        occluded = forward.tabular_input[tabular_owners] * self.tabular_keep.repeat(n, 1)
-        tabular_variants = self.model.tabular.mlp(occluded + self.tabular_fill.repeat(n, 1))
-        code_owners = torch.tensor(owners, dtype=torch.long)
-        notes_owners = torch.tensor(note_owners, dtype=torch.long)
-        codes_parts = [forward.codes[tabular_owners]]
-        tabular_parts = [tabular_variants]
-        if owners:
-            mask = tensors["code_mask"][code_owners].clone()
-            mask[torch.tensor(rows), torch.tensor(positions)] = 0
-            codes_parts.append(self._occluded_codes(code_owners, mask, tensors))
-            tabular_parts.append(forward.tabular[code_owners])
-        if note_owners:
-            codes_parts.append(forward.codes[notes_owners])
-            tabular_parts.append(forward.tabular[notes_owners])
-        notes_input = None
-        if forward.notes is not None:
-            notes_parts = [forward.notes[tabular_owners], forward.notes[code_owners]]
-            if note_owners and self.empty_note is not None:
-                notes_parts.append(self.empty_note.expand(len(note_owners), -1))
-            notes_input = torch.cat(notes_parts)
-        logits = self._head(torch.cat(codes_parts), torch.cat(tabular_parts), notes_input)
-        owner = torch.cat([tabular_owners, code_owners, notes_owners])
-        contributions = ((forward.logits[owner] - logits) / temperature).double().tolist()
+        # Code encoder rows: the originals, then each record without one of its codes.
+        owners = torch.cat([originals, by_code])
+        masks = tensors["code_mask"].index_select(0, owners)
+        masks[torch.tensor(rows, dtype=torch.long), torch.tensor(positions, dtype=torch.long)] = 0
+        codes = self._codes(tensors, owners, masks)
+        # Tabular MLP rows: the originals, then each record with one group made typical.
+        tabular_input = self._tabular_input(tensors["categorical"], tensors["numeric"])
+        occluded = tabular_input.index_select(0, tabular_owners) * self.tabular_keep.repeat(n, 1)
+        tabular = self.model.tabular.mlp(
+            torch.cat([tabular_input, occluded + self.tabular_fill.repeat(n, 1)])
+        )
+        notes = self._notes(tensors)
+
+        # Head rows: originals, tabular variants, code variants, note variants.
+        variant_codes = torch.arange(n, n + len(code_owners))
+        variant_tabular = torch.arange(n, n + n * groups)
+        head_codes = torch.cat([originals, tabular_owners, variant_codes, by_note])
+        head_tabular = torch.cat([originals, variant_tabular, by_code, by_note])
+        head_notes = None
+        if notes is not None:
+            if self.empty_note is not None:
+                notes = torch.cat([notes, self.empty_note])
+            empty = torch.full((len(note_owners),), n, dtype=torch.long)
+            head_notes = notes.index_select(
+                0, torch.cat([originals, tabular_owners, by_code, empty])
+            )
+        logits = self._head(
+            codes.index_select(0, head_codes), tabular.index_select(0, head_tabular), head_notes
+        )
+        owner = torch.cat([tabular_owners, by_code, by_note])
+        contributions = ((logits[owner] - logits[n:]) / temperature).double().tolist()
 
         candidates: list[list[tuple[float, int, _Group]]] = [[] for _ in range(n)]
         described = [
@@ -287,22 +298,27 @@ class OcclusionExplainer:
             rounded = round(value, CONTRIBUTION_DECIMALS)
             if rounded != 0.0:
                 candidates[r].append((rounded, order, group))
-        return [self._top(items, record) for items, record in zip(candidates, records, strict=True)]
+        factors = [
+            self._top(items, record) for items, record in zip(candidates, records, strict=True)
+        ]
+        return logits[:n], factors
 
     def _has_note(self, record: Mapping[str, Any]) -> bool:
         note = record.get(NOTE_FIELD)
         return self.empty_note is not None and isinstance(note, str) and bool(note.strip())
 
-    def _occluded_codes(
-        self, owners: torch.Tensor, mask: torch.Tensor, tensors: Mapping[str, torch.Tensor]
+    def _codes(
+        self, tensors: Mapping[str, torch.Tensor], owners: torch.Tensor, masks: torch.Tensor
     ) -> torch.Tensor:
-        ids = tensors["code_ids"][owners]
-        types = tensors["code_types"][owners]
+        """The code vector of batch row ``owners[i]`` under ``masks[i]``, for every ``i``."""
+        ids, types = tensors["code_ids"], tensors["code_types"]
+        if isinstance(self.codes_encoder, FastSequenceEncoder):
+            return self.codes_encoder.occluded(ids, types, owners, masks)
         chunks = [
             self.codes_encoder(
-                ids[start : start + CODE_VARIANT_CHUNK],
-                mask[start : start + CODE_VARIANT_CHUNK],
-                types[start : start + CODE_VARIANT_CHUNK],
+                ids.index_select(0, owners[start : start + CODE_VARIANT_CHUNK]),
+                masks[start : start + CODE_VARIANT_CHUNK],
+                types.index_select(0, owners[start : start + CODE_VARIANT_CHUNK]),
             )
             for start in range(0, len(owners), CODE_VARIANT_CHUNK)
         ]

@@ -142,9 +142,8 @@ def predict(serving: ServingModel, batch: EncounterBatch) -> list[dict[str, Any]
         raise _unscorable(serving, batch, e) from e
     with torch.inference_mode():
         tensors = {name: torch.from_numpy(array) for name, array in encoded.arrays().items()}
-        forward = serving.explainer.forward(tensors)
-        factors = serving.explainer.explain(batch.records, tensors, forward, serving.temperature)
-        logits = forward.logits.numpy()
+        scores, factors = serving.explainer.explain(batch.records, tensors, serving.temperature)
+        logits = scores.numpy()
     probabilities = calibrated_probabilities(logits, serving.logit_offset, serving.temperature)
     return [
         {

@@ -173,7 +173,7 @@ def test_an_unexpected_error_is_500_without_detail(
     serving_model: ServingModel, caplog: pytest.LogCaptureFixture
 ) -> None:
     class BrokenExplainer:
-        def forward(self, tensors: Any) -> Any:
+        def explain(self, *args: Any) -> Any:
             raise RuntimeError(f"internal state {SECRET}")
 
     broken = dataclasses.replace(serving_model, explainer=BrokenExplainer())  # type: ignore[arg-type]
