@@ -39,15 +39,13 @@ from contracts.serving import (
 )
 from inference.code_titles import title
 from inference.encoding import CATEGORY_UNK_ID, NOTE_FIELD, FeatureEncoder, code_group
-from inference.fast_encoder import FastSequenceEncoder, accelerated
+from inference.fast_encoder import VARIANT_CHUNK, FastSequenceEncoder, accelerated
 from inference.model import ReadmissionModel
 
 #: Factors returned per prediction.
 TOP_FACTORS = 5
 #: Decimals of a reported contribution (log-odds); smaller effects round to zero and are dropped.
 CONTRIBUTION_DECIMALS = 6
-#: Rows per pass of the code encoder over occlusion variants (bounds memory on big batches).
-CODE_VARIANT_CHUNK = 512
 
 _CODE_NOUNS = {
     spec.name: spec.readable_name for spec in model_input_fields(FieldKind.CODE_SEQUENCE)
@@ -204,7 +202,7 @@ class OcclusionExplainer:
     def logits(self, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The model's logits through the serving encoders, without any explanation."""
         codes = self.codes_encoder(tensors["code_ids"], tensors["code_mask"], tensors["code_types"])
-        tabular_input = self._tabular_input(tensors["categorical"], tensors["numeric"])
+        tabular_input = self.model.tabular.inputs(tensors["categorical"], tensors["numeric"])
         return self._head(codes, self.model.tabular.mlp(tabular_input), self._notes(tensors))
 
     def _notes(self, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
@@ -212,16 +210,10 @@ class OcclusionExplainer:
             return None
         return self.notes_encoder(tensors["note_ids"], tensors["note_mask"], None)
 
-    def _tabular_input(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
-        embeddings = self.model.tabular.embeddings
-        parts = [embedding(categorical[:, i]) for i, embedding in enumerate(embeddings)]
-        return torch.cat([*parts, numeric], dim=-1)
-
     def _head(
         self, codes: torch.Tensor, tabular: torch.Tensor, notes: torch.Tensor | None
     ) -> torch.Tensor:
-        parts = [codes, tabular] if notes is None else [codes, tabular, notes]
-        return self.model.head(self.model.fusion(parts)).squeeze(-1)
+        return self.model.combine([codes, tabular] if notes is None else [codes, tabular, notes])
 
     # ----- occlusion -----
     def explain(
@@ -260,7 +252,7 @@ class OcclusionExplainer:
         masks[torch.tensor(rows, dtype=torch.long), torch.tensor(positions, dtype=torch.long)] = 0
         codes = self._codes(tensors, owners, masks)
         # Tabular MLP rows: the originals, then each record with one group made typical.
-        tabular_input = self._tabular_input(tensors["categorical"], tensors["numeric"])
+        tabular_input = self.model.tabular.inputs(tensors["categorical"], tensors["numeric"])
         occluded = tabular_input.index_select(0, tabular_owners) * self.tabular_keep.repeat(n, 1)
         tabular = self.model.tabular.mlp(
             torch.cat([tabular_input, occluded + self.tabular_fill.repeat(n, 1)])
@@ -316,11 +308,11 @@ class OcclusionExplainer:
             return self.codes_encoder.occluded(ids, types, owners, masks)
         chunks = [
             self.codes_encoder(
-                ids.index_select(0, owners[start : start + CODE_VARIANT_CHUNK]),
-                masks[start : start + CODE_VARIANT_CHUNK],
-                types.index_select(0, owners[start : start + CODE_VARIANT_CHUNK]),
+                ids.index_select(0, owners[start : start + VARIANT_CHUNK]),
+                masks[start : start + VARIANT_CHUNK],
+                types.index_select(0, owners[start : start + VARIANT_CHUNK]),
             )
-            for start in range(0, len(owners), CODE_VARIANT_CHUNK)
+            for start in range(0, len(owners), VARIANT_CHUNK)
         ]
         return torch.cat(chunks)
 

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from inference.model import SequenceEncoder
+from inference.model import SequenceEncoder, pool_states
 
 log = logging.getLogger(__name__)
 
@@ -216,9 +216,7 @@ class FastSequenceEncoder:
 
     def _pool(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """[CLS] and the masked mean, projected, as ``SequenceEncoder`` pools."""
-        weights = mask.unsqueeze(-1).to(states.dtype)
-        mean = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        return self.project(torch.cat([states[:, 0], mean], dim=-1))
+        return self.project(pool_states(states, mask))
 
     # ----- public -----
     def states(

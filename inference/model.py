@@ -85,7 +85,7 @@ def _bert(
     return BertModel(config, add_pooling_layer=False)
 
 
-def _pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def pool_states(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Concatenate the [CLS] state with the masked mean of all states."""
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
@@ -104,7 +104,7 @@ class SequenceEncoder(nn.Module):
         self, ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor | None = None
     ) -> torch.Tensor:
         states = self.bert(input_ids=ids, attention_mask=mask, token_type_ids=types)
-        return self.project(_pool(states.last_hidden_state, mask))
+        return self.project(pool_states(states.last_hidden_state, mask))
 
 
 class TabularTower(nn.Module):
@@ -123,9 +123,16 @@ class TabularTower(nn.Module):
             nn.GELU(),
         )
 
-    def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
+    def inputs(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
+        """The MLP's input: each categorical's embedding in field order, then the numerics.
+
+        Occlusion attribution replaces slices of exactly this layout.
+        """
         parts = [emb(categorical[:, i]) for i, emb in enumerate(self.embeddings)]
-        return self.mlp(torch.cat([*parts, numeric], dim=-1))
+        return torch.cat([*parts, numeric], dim=-1)
+
+    def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.inputs(categorical, numeric))
 
 
 class GatedFusion(nn.Module):
@@ -187,6 +194,10 @@ class ReadmissionModel(nn.Module):
             if note_ids is None or note_mask is None:
                 raise ValueError("this model needs note_ids and note_mask")
             parts.append(self.notes(note_ids, note_mask))
+        return self.combine(parts)
+
+    def combine(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """The logit from each modality's vector (codes, tabular, then notes when on)."""
         return self.head(self.fusion(parts)).squeeze(-1)
 
 
