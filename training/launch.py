@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stacks.config import load_stage_config
 from training import job_spec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -66,17 +67,18 @@ class StageDefaults:
 
 
 def stage_defaults(path: Path = CDK_CONFIG) -> dict[str, StageDefaults]:
-    """Every stage's ``training`` section of ``cdk.json`` (the stack reads the same keys)."""
-    stages = json.loads(path.read_text())["context"]["stages"]
-    return {
-        name: StageDefaults(
-            instance_type=str(stage["training"]["instance_type"]),
-            instance_count=int(stage["training"]["instance_count"]),
-            use_spot=bool(stage["training"]["use_spot"]),
-            max_run_seconds=int(stage["training"]["max_runtime_hours"]) * SECONDS_PER_HOUR,
+    """Every stage's training compute, read and validated as the stacks read it."""
+    context = json.loads(path.read_text())["context"]
+    defaults = {}
+    for name in context["stages"]:
+        training = load_stage_config(context, name).training
+        defaults[name] = StageDefaults(
+            instance_type=training.instance_type,
+            instance_count=training.instance_count,
+            use_spot=training.use_spot,
+            max_run_seconds=training.max_runtime_hours * SECONDS_PER_HOUR,
         )
-        for name, stage in stages.items()
-    }
+    return defaults
 
 
 STAGES: dict[str, StageDefaults] = stage_defaults()
