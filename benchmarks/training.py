@@ -97,13 +97,15 @@ def run(data: Path, extra_args: list[str]) -> dict[str, Any]:
 
 
 def run_etl(output: Path) -> None:
-    """Run the UCI ETL in its own process (its JVM must not share this one's memory)."""
-    environment = {**os.environ, "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1")}
+    """Run the UCI ETL in its own process (its JVM must not share this one's memory).
+
+    Its local Spark session defaults ``SPARK_LOCAL_IP`` to loopback (glue_jobs.spark_session).
+    """
     command = [
         sys.executable, "-m", "glue_jobs.ehr_features",
         "--source", "uci_diabetes", "--input", str(UCI_INPUT), "--output", str(output),
     ]  # fmt: skip
-    subprocess.run(command, check=True, cwd=REPO_ROOT, env=environment)
+    subprocess.run(command, check=True, cwd=REPO_ROOT)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,13 +22,13 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from pydantic import BaseModel, ValidationError
 
+from contracts.serving import CONTENT_TYPE_JSON
 from lambdas.predict.errors import PayloadTooLargeError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
     from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
-JSON_MEDIA_TYPE = "application/json"
 #: Where Powertools keeps the keyword arguments it calls the route with (its own validation
 #: middleware writes the validated body there the same way).
 ROUTE_ARGS = "_route_args"
@@ -40,7 +40,7 @@ Middleware = Callable[["APIGatewayRestResolver", "NextMiddleware"], "Response[An
 def is_json(content_type: str | None) -> bool:
     """Whether a Content-Type names JSON; none at all counts as JSON, as in Powertools."""
     media_type = (content_type or "").strip().lower()
-    return not media_type or media_type.startswith(JSON_MEDIA_TYPE)
+    return not media_type or media_type.startswith(CONTENT_TYPE_JSON)
 
 
 def parse_body(body: str | None, model: type[BaseModel], max_bytes: int) -> BaseModel:
