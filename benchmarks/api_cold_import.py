@@ -1,8 +1,11 @@
 """Cold start of the prediction API Lambda: module import (target: under 300 ms) and the first
 invocation after it.
 
-Each sample is a fresh interpreter that times ``import lambdas.predict.app`` alone
-(interpreter start-up excluded: the module-load part of a Lambda cold start), then the first
+Each sample is a fresh interpreter that first imports the Lambda runtime interface client
+(``awslambdaric.bootstrap``, the code of AWS's managed Python runtime, which is loaded before it
+imports a handler), then times ``import lambdas.predict.app`` alone (the module-load part of a
+Lambda cold start; what the runtime itself loaded, such as ``json`` and ``logging``, is not the
+module's cost), then the first
 and the second ``POST /predict`` through ``lambda_handler`` (one valid encounter, the real boto3
 sagemaker-runtime client, the test suite's fake endpoint in its own process). The first
 invocation carries what the import left for later (boto3 and its client, the de-identification
@@ -24,6 +27,8 @@ import argparse
 import json
 import os
 import platform
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -40,13 +45,17 @@ RESULT = ROOT / "benchmarks" / "results" / "api_cold_import.json"
 MODULE = "lambdas.predict.app"
 TARGET_MS = 300.0
 ENDPOINT_NAME = "readmission-cold-start"
+#: What the managed Python runtime has imported before it imports the handler's module.
+RUNTIME_BOOTSTRAP = "import awslambdaric.bootstrap"
 _TIMED_IMPORT = (
-    "import time; t = time.perf_counter(); c = time.process_time(); import {module}; "
-    "print((time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000)"
+    RUNTIME_BOOTSTRAP + "; import time; t = time.perf_counter(); c = time.process_time(); "
+    "import {module}; print((time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000)"
 )
 #: One cold container: import, then two invocations; the event arrives on stdin, unparsed
 #: until the import is timed (so that nothing is imported for it beforehand).
-_COLD_START = """
+_COLD_START = (
+    RUNTIME_BOOTSTRAP
+    + """
 import sys, time
 raw_event = sys.stdin.read()
 t = time.perf_counter(); c = time.process_time()
@@ -74,6 +83,7 @@ with contextlib.redirect_stdout(io.StringIO()):
 print(json.dumps({"import_ms": import_ms, "import_cpu_ms": import_cpu_ms,
                   "first_invocation_ms": times[0], "second_invocation_ms": times[1]}))
 """
+)
 _LAMBDA_LIKE_ENV = {
     "LAMBDA_TASK_ROOT": str(ROOT),
     "AWS_LAMBDA_FUNCTION_NAME": "prediction-api-benchmark",
@@ -145,8 +155,10 @@ def cold_starts(runs: int, extra_env: dict[str, str], endpoint_url: str) -> list
 
 def biggest_imports(count: int = 8) -> list[dict[str, Any]]:
     """The top-level packages with the largest cumulative import time (``-X importtime``)."""
+    marker = "-- handler module --"
+    code = f"{RUNTIME_BOOTSTRAP}; import sys; print({marker!r}, file=sys.stderr); import {MODULE}"
     out = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", f"import {MODULE}"],
+        [sys.executable, "-X", "importtime", "-c", code],
         cwd=ROOT,
         env=_env({}),
         capture_output=True,
@@ -154,11 +166,36 @@ def biggest_imports(count: int = 8) -> list[dict[str, Any]]:
         check=True,
     )
     rows: list[dict[str, Any]] = []
-    for line in out.stderr.splitlines()[1:]:
+    for line in out.stderr.split(marker, 1)[1].splitlines()[1:]:
         _, cumulative, name = line.split("|")
         if len(name) - len(name.lstrip()) == 3:  # imported directly by the module
             rows.append({"module": name.strip(), "cumulative_ms": int(cumulative) / 1000})
     return sorted(rows, key=lambda row: -float(row["cumulative_ms"]))[:count]
+
+
+def import_instructions() -> dict[str, int] | None:
+    """Instructions the module's import executes (valgrind's callgrind), or None without valgrind.
+
+    Unlike milliseconds, the count does not depend on how fast or how busy the machine is, so
+    it compares runs made on different days: the bootstrap alone is subtracted from the
+    bootstrap plus the module.
+    """
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    counts = []
+    for code in (RUNTIME_BOOTSTRAP, f"{RUNTIME_BOOTSTRAP}; import {MODULE}"):
+        out = subprocess.run(
+            [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
+             sys.executable, "-c", code],
+            cwd=ROOT, env=_env({"POWERTOOLS_TRACE_DISABLED": "true"}),
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        match = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
+        if match is None:
+            raise RuntimeError("callgrind printed no instruction count")
+        counts.append(int(match.group(1).replace(",", "")))
+    return {"bootstrap": counts[0], "module_import": counts[1] - counts[0]}
 
 
 def _p95(values: list[float]) -> float:
@@ -223,6 +260,7 @@ def main() -> None:
         "tracing_on_xray": tracing_on,
         "meets_target_tracing_off": tracing_off["median_ms"] <= TARGET_MS,
         "meets_target_tracing_off_cpu": tracing_off["median_cpu_ms"] <= TARGET_MS,
+        "import_instructions_tracing_off": import_instructions(),
         "biggest_imports_tracing_off": biggest_imports(),
         "machine": {
             "python": platform.python_version(),
