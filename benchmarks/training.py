@@ -7,8 +7,9 @@ above the baseline; training within 15 minutes on 2 CPU cores.
 
     python benchmarks/training.py [--data runs/benchmarks/uci-etl] [--device-label cpu-2core]
 
-Without ETL output at ``--data`` it runs the UCI ETL (``glue_jobs.ehr_features``, Spark local
-mode, about a minute) on ``data/uci-diabetes`` first, so a fresh clone measures the same thing.
+Without ETL output of this contract version at ``--data`` it (re)runs the UCI ETL
+(``glue_jobs.ehr_features``, Spark local mode, about a minute) on ``data/uci-diabetes`` first,
+so a fresh clone measures the same thing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -96,6 +98,16 @@ def run(data: Path, extra_args: list[str]) -> dict[str, Any]:
     }
 
 
+def is_current(data: Path) -> bool:
+    """Whether ``data`` holds an ETL output written under this contract version."""
+    from contracts.encounter import SCHEMA_VERSION
+
+    manifest = data / "manifest.json"
+    if not (data / "features").is_dir() or not manifest.is_file():
+        return False
+    return bool(json.loads(manifest.read_text()).get("schema_version") == SCHEMA_VERSION)
+
+
 def run_etl(output: Path) -> None:
     """Run the UCI ETL in its own process (its JVM must not share this one's memory).
 
@@ -115,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", default=str(RESULTS))
     args, extra = parser.parse_known_args(argv)
     data = Path(args.data)
-    if not (data / "features").is_dir():
+    if not is_current(data):
+        shutil.rmtree(data, ignore_errors=True)
         run_etl(data)
     record = run(data, extra)
     label = args.device_label or ("gpu" if record["machine"]["cuda"] else "cpu")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-SCHEMA_VERSION = "1.1.0"
+SCHEMA_VERSION = "1.2.0"
 
 #: Ages above this are reported as this value (HIPAA safe-harbour style cap).
 AGE_CAP_YEARS = 90
@@ -33,6 +33,9 @@ class FieldKind(StrEnum):
     CODE_SEQUENCE = "code_sequence"
     TEXT = "text"
     LABEL = "label"
+    #: A training-only target beside the label (multi-task learning); never a model input,
+    #: and training runs without it when a dataset lacks it.
+    AUXILIARY_LABEL = "auxiliary_label"
     PROTECTED = "protected"
     META = "meta"
 
@@ -354,6 +357,13 @@ ENCOUNTER_FIELDS: tuple[FieldSpec, ...] = (
         FieldKind.LABEL,
         "int",
         "1 if an unplanned (non-elective) admission starts within 30 days of discharge.",
+    ),
+    FieldSpec(
+        "readmitted_any",
+        FieldKind.AUXILIARY_LABEL,
+        "int",
+        "1 if the patient's next admission is unplanned, however long after discharge "
+        "(so readmitted_30d = 1 implies 1): an auxiliary training target.",
     ),
     FieldSpec(
         "source", FieldKind.META, "string", "Which source the row came from.", categories=SOURCES

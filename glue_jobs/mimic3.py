@@ -83,6 +83,7 @@ def assemble_features(kept: DataFrame, details: list[DataFrame], record_source: 
         F.coalesce("abnormal_labs", empty_strings()).alias("abnormal_labs"),
         "note_text",
         "readmitted_30d",
+        "readmitted_any",
         F.lit(record_source).alias("source"),
         "split",
     )

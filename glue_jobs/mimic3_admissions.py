@@ -115,7 +115,10 @@ def stage_admissions(admissions: DataFrame, patients: DataFrame) -> DataFrame:
 
 
 def add_timeline(staged: DataFrame) -> DataFrame:
-    """Add prior utilisation, days since the last discharge, the record's history and the label.
+    """Add prior utilisation, days since the last discharge, the record's history and the labels.
+
+    ``readmitted_30d`` is 1 when the next admission is unplanned and starts 0-30 days after
+    discharge; ``readmitted_any`` (the auxiliary training target) when it is unplanned at all.
 
     ``prior_encounters_on_record`` counts every earlier admission of the patient and
     ``prior_readmissions_30d_on_record`` those of them whose own label is 1: known by this
@@ -137,9 +140,9 @@ def add_timeline(staged: DataFrame) -> DataFrame:
     )
     next_gap = F.lead("_admit_s").over(ordered) - F.col("_disch_s")
     next_type = F.lead("admission_type").over(ordered)
-    readmitted = next_gap.between(0, READMISSION_WINDOW_DAYS * SECONDS_PER_DAY) & ~F.coalesce(
-        next_type, F.lit("")
-    ).isin(*MIMIC_PLANNED_ADMISSION_TYPES)
+    next_unplanned = ~F.coalesce(next_type, F.lit("")).isin(*MIMIC_PLANNED_ADMISSION_TYPES)
+    readmitted = next_gap.between(0, READMISSION_WINDOW_DAYS * SECONDS_PER_DAY) & next_unplanned
+    readmitted_any = (next_gap >= 0) & next_unplanned
     since_last = (F.col("_admit_s") - F.lag("_disch_s").over(ordered)) / F.lit(SECONDS_PER_DAY)
     earlier = ordered.rowsBetween(Window.unboundedPreceding, -1)
     labelled = with_seconds.select(
@@ -150,6 +153,7 @@ def add_timeline(staged: DataFrame) -> DataFrame:
             "days_since_last_discharge"
         ),
         F.coalesce(readmitted, F.lit(False)).cast("int").alias("readmitted_30d"),
+        F.coalesce(readmitted_any, F.lit(False)).cast("int").alias("readmitted_any"),
     )
     return labelled.select(
         "*",

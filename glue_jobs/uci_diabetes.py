@@ -38,6 +38,8 @@ MISSING = "?"
 AGE_BRACKET_PATTERN = r"^\[(\d+)-(\d+)\)$"
 READMITTED_VALUES = ("NO", ">30", "<30")
 READMITTED_WITHIN_30_DAYS = "<30"
+#: Any readmission on record: within 30 days or later ("NO": none).
+READMITTED_ANY = ("<30", ">30")
 ACTIVE_DRUG_VALUES = ("Up", "Down", "Steady")
 DIAGNOSIS_COLUMNS = ("diag_1", "diag_2", "diag_3")
 DRUG_COLUMNS = (
@@ -230,6 +232,7 @@ def add_features(staged: DataFrame) -> DataFrame:
         abnormal.alias("abnormal_labs"),
         F.lit(None).cast("string").alias("note_text"),
         (F.col("readmitted") == READMITTED_WITHIN_30_DAYS).cast("int").alias("readmitted_30d"),
+        F.col("readmitted").isin(*READMITTED_ANY).cast("int").alias("readmitted_any"),
         F.lit(SOURCE_NAME).alias("source"),
     )
 

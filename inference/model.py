@@ -19,6 +19,8 @@ MODEL_CONFIG_FILE = "model_config.json"
 WEIGHTS_FILE = "model.safetensors"
 #: Key in ``ModelConfig.extra`` holding a hub-initialised code encoder's BERT config.
 CODE_ENCODER_CONFIG_KEY = "code_encoder_bert_config"
+#: State-dict prefix of the training-only auxiliary head.
+AUXILIARY_PREFIX = "auxiliary."
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class ModelConfig:
     tabular_hidden_size: int = 64
     fusion_size: int = 64
     dropout: float = 0.1
+    #: A second output for the auxiliary training target; training only (``save_model`` drops it).
+    auxiliary_head: bool = False
     #: A hub encoder for the codes (production option); never used in tests or offline runs.
     pretrained_code_encoder: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -178,6 +182,9 @@ class ReadmissionModel(nn.Module):
             nn.GELU(),
             nn.Linear(config.fusion_size, 1),
         )
+        # Multi-task training: the auxiliary target's logit from the head's hidden layer, so
+        # that its (denser) supervision shapes everything the main logit is computed from.
+        self.auxiliary = nn.Linear(config.fusion_size, 1) if config.auxiliary_head else None
 
     def forward(
         self,
@@ -188,17 +195,33 @@ class ReadmissionModel(nn.Module):
         numeric: torch.Tensor,
         note_ids: torch.Tensor | None = None,
         note_mask: torch.Tensor | None = None,
+        with_auxiliary: bool = False,
     ) -> torch.Tensor:
+        """The logits ``(n,)``; with ``with_auxiliary``, ``(n, 2)``: main then auxiliary."""
         parts = [self.codes(code_ids, code_mask, code_types), self.tabular(categorical, numeric)]
         if self.notes is not None:
             if note_ids is None or note_mask is None:
                 raise ValueError("this model needs note_ids and note_mask")
             parts.append(self.notes(note_ids, note_mask))
-        return self.combine(parts)
+        if not with_auxiliary:
+            return self.combine(parts)
+        if self.auxiliary is None:
+            raise ValueError("this model has no auxiliary head")
+        hidden, output = self._hidden(parts)
+        return torch.cat([output(hidden), self.auxiliary(hidden)], dim=-1)
+
+    def _hidden(self, parts: list[torch.Tensor]) -> tuple[torch.Tensor, nn.Module]:
+        """The head's last hidden layer, and the layer that turns it into the logit."""
+        *hidden_layers, output = self.head
+        x = self.fusion(parts)
+        for layer in hidden_layers:
+            x = layer(x)
+        return x, output
 
     def combine(self, parts: list[torch.Tensor]) -> torch.Tensor:
         """The logit from each modality's vector (codes, tabular, then notes when on)."""
-        return self.head(self.fusion(parts)).squeeze(-1)
+        hidden, output = self._hidden(parts)
+        return cast(torch.Tensor, output(hidden)).squeeze(-1)
 
 
 def _code_bert(config: ModelConfig, download_pretrained: bool) -> Any:
@@ -233,18 +256,21 @@ def save_model(model: ReadmissionModel, directory: str | Path) -> None:
     """Write ``model_config.json`` and ``model.safetensors``.
 
     A hub-initialised encoder's full BERT config is recorded so that loading never downloads.
+    The auxiliary head is left out: the artifact holds what serving runs, nothing more.
     """
     from safetensors.torch import save_file
 
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
-    config = model.config
+    config = replace(model.config, auxiliary_head=False)  # serving never uses it
     if config.pretrained_code_encoder and CODE_ENCODER_CONFIG_KEY not in config.extra:
         bert_config = cast(Any, model.codes.bert).config.to_dict()
         config = replace(config, extra={**config.extra, CODE_ENCODER_CONFIG_KEY: bert_config})
     config.save(path)
     state = {
-        name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()
+        name: tensor.detach().cpu().contiguous()
+        for name, tensor in model.state_dict().items()
+        if not name.startswith(AUXILIARY_PREFIX)
     }
     save_file(state, str(path / WEIGHTS_FILE))
 

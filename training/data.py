@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from contracts.encounter import ENCOUNTER_FIELDS, FieldKind
+from inference.encoding import labels
 
 PROTECTED_ATTRIBUTE = "race"
 ENCOUNTER_KEY = "encounter_key"
 LABEL = next(spec.name for spec in ENCOUNTER_FIELDS if spec.kind == FieldKind.LABEL)
+AUXILIARY_LABEL = next(
+    spec.name for spec in ENCOUNTER_FIELDS if spec.kind == FieldKind.AUXILIARY_LABEL
+)
 
 
 def read_records(directory: str | Path) -> list[dict[str, Any]]:
@@ -34,6 +40,18 @@ def read_records(directory: str | Path) -> list[dict[str, Any]]:
         raise ValueError(f"split is missing contract columns: {missing}")
     keep = [spec.name for spec in ENCOUNTER_FIELDS if spec.name in present]
     return list(table.select(keep).to_pylist())
+
+
+def auxiliary_labels(records: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
+    """The auxiliary target as float32 0/1, or None when any record lacks it.
+
+    Optional by design: a dataset written before contract 1.2.0 (or a source that cannot tell
+    a later readmission) trains on the main label alone.
+    """
+    values = [record.get(AUXILIARY_LABEL) for record in records]
+    if not values or any(value is None for value in values):
+        return None
+    return labels(records, AUXILIARY_LABEL)
 
 
 def read_protected(directory: str | Path | None) -> dict[str, str]:

@@ -80,9 +80,15 @@ def shutdown_distributed() -> None:
 class TensorSet:
     """One split held as CPU tensors; batches are index lookups trimmed to their padding."""
 
-    def __init__(self, batch: EncodedBatch, labels: np.ndarray) -> None:
+    def __init__(
+        self, batch: EncodedBatch, labels: np.ndarray, auxiliary: np.ndarray | None = None
+    ) -> None:
         self.tensors = {name: torch.from_numpy(array) for name, array in batch.arrays().items()}
         self.labels = torch.from_numpy(labels.astype(np.float32))
+        #: The auxiliary target (multi-task training), when the split has one.
+        self.auxiliary = (
+            None if auxiliary is None else torch.from_numpy(auxiliary.astype(np.float32))
+        )
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -220,7 +226,12 @@ def train_model(
     pos_weight: float,
     emit: Callable[[str], None] = print,
 ) -> TrainOutcome:
-    """Train with early stopping on validation AUROC; return the best weights (on CPU)."""
+    """Train with early stopping on validation AUROC; return the best weights (on CPU).
+
+    When ``train`` carries the auxiliary target and ``hyper.auxiliary_weight`` is positive,
+    the objective is the main loss plus that weight times the auxiliary head's loss (the
+    model must have been built with ``auxiliary_head``); selection stays on the main label.
+    """
     if hyper.batch_size % context.world_size:
         raise ValueError("batch_size must be divisible by the number of processes")
     per_rank = hyper.batch_size // context.world_size
@@ -237,6 +248,7 @@ def train_model(
     )
     scaler = torch.amp.GradScaler("cuda", enabled=context.amp)
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, device=context.device))
+    auxiliary_weight = hyper.auxiliary_weight if train.auxiliary is not None else 0.0
     checkpointer = Checkpointer(
         checkpoint_dir, fingerprint(hyper, len(train), len(validation)), context.is_main
     )
@@ -264,7 +276,7 @@ def train_model(
             break
         net.train()
         started = time.perf_counter()
-        losses = []
+        losses, auxiliary_losses = [], []
         for index in _batches(
             _epoch_indices(len(train), context, hyper.seed, state.epoch), per_rank
         ):
@@ -273,8 +285,19 @@ def train_model(
             with torch.autocast(
                 device_type=context.device.type, dtype=torch.float16, enabled=context.amp
             ):
-                logits = net(**batch)
-            loss = loss_fn(logits.float(), target)
+                if auxiliary_weight:
+                    outputs = net(**batch, with_auxiliary=True).float()
+                    logits = outputs[:, 0]
+                else:
+                    logits = net(**batch)
+            main_loss = loss_fn(logits.float(), target)
+            loss = main_loss
+            if auxiliary_weight and train.auxiliary is not None:
+                auxiliary_loss = nn.functional.binary_cross_entropy_with_logits(
+                    outputs[:, 1], train.auxiliary[index].to(context.device)
+                )
+                loss = main_loss + auxiliary_weight * auxiliary_loss
+                auxiliary_losses.append(float(auxiliary_loss.detach()))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -284,7 +307,7 @@ def train_model(
             scheduler.step()
             state.step += 1
             state.samples_seen += per_rank * context.world_size
-            losses.append(float(loss.detach()))
+            losses.append(float(main_loss.detach()))
             if context.is_main and hyper.log_every and state.step % hyper.log_every == 0:
                 log.info("epoch %d step %d loss %.4f", state.epoch, state.step, losses[-1])
             if hyper.max_steps and state.step >= hyper.max_steps:
@@ -299,17 +322,20 @@ def train_model(
             )
         )
         train_loss = float(np.mean(losses)) if losses else math.nan
-        state.history.append(
-            {
-                "epoch": state.epoch,
-                "train_loss": train_loss,
-                "validation_loss": validation_loss,
-                "validation_auroc": validation_auroc,
-            }
-        )
+        record = {
+            "epoch": state.epoch,
+            "train_loss": train_loss,
+            "validation_loss": validation_loss,
+            "validation_auroc": validation_auroc,
+        }
+        if auxiliary_losses:
+            record["train_auxiliary_loss"] = float(np.mean(auxiliary_losses))
+        state.history.append(record)
         if context.is_main:
             emit(f"epoch={state.epoch}")
             emit(format_metric("train", "loss", train_loss))
+            if auxiliary_losses:
+                emit(format_metric("train", "auxiliary_loss", record["train_auxiliary_loss"]))
             emit(format_metric("validation", "loss", validation_loss))
             emit(format_metric("validation", "auroc", validation_auroc))
         score = validation_auroc if not math.isnan(validation_auroc) else -validation_loss

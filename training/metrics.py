@@ -16,6 +16,7 @@ import numpy as np
 #: (split, metric) pairs the training job prints; each gets one metric definition.
 REPORTED_METRICS: tuple[tuple[str, str], ...] = (
     ("train", "loss"),
+    ("train", "auxiliary_loss"),
     ("validation", "loss"),
     ("validation", "auroc"),
     ("validation", "auprc"),

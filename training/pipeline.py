@@ -59,7 +59,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def model_config(encoder: FeatureEncoder, hyper: HyperParameters) -> ModelConfig:
+def model_config(
+    encoder: FeatureEncoder, hyper: HyperParameters, auxiliary_head: bool = False
+) -> ModelConfig:
     """The architecture: sizes decided by the fitted encoder plus the hyperparameters."""
     return ModelConfig(
         code_vocab_size=len(encoder.code_vocab),
@@ -78,8 +80,14 @@ def model_config(encoder: FeatureEncoder, hyper: HyperParameters) -> ModelConfig
         tabular_hidden_size=hyper.tabular_hidden_size,
         fusion_size=hyper.fusion_size,
         dropout=hyper.dropout,
+        auxiliary_head=auxiliary_head,
         pretrained_code_encoder=hyper.pretrained_code_encoder or None,
     )
+
+
+def code_min_frequency(hyper: HyperParameters, n_train: int) -> int:
+    """Training count a code token needs to enter the vocabulary: the floor, or the share."""
+    return max(hyper.code_min_frequency, math.ceil(hyper.code_min_fraction * n_train))
 
 
 def _pos_weight(hyper: HyperParameters, y: np.ndarray) -> float:
@@ -119,7 +127,7 @@ def _run(
     encoder = FeatureEncoder.fit(
         train_records,
         EncoderConfig(
-            code_min_frequency=hyper.code_min_frequency,
+            code_min_frequency=code_min_frequency(hyper, len(train_records)),
             category_min_frequency=hyper.category_min_frequency,
             max_code_length=hyper.max_code_length,
             note_max_length=hyper.note_max_length,
@@ -128,10 +136,13 @@ def _run(
     )
     train_batch = encoder.encode(train_records)
     y_train = labels(train_records)
-    train_set = TensorSet(train_batch, y_train)
+    auxiliary = data.auxiliary_labels(train_records) if hyper.auxiliary_weight > 0 else None
+    if hyper.auxiliary_weight > 0 and auxiliary is None:
+        log.info("the training split has no %s: main label only", data.AUXILIARY_LABEL)
+    train_set = TensorSet(train_batch, y_train, auxiliary)
     validation_set = TensorSet(encoder.encode(validation_records), labels(validation_records))
     pos_weight = _pos_weight(hyper, y_train)
-    config = model_config(encoder, hyper)
+    config = model_config(encoder, hyper, auxiliary_head=auxiliary is not None)
     torch.manual_seed(hyper.seed)
     model = ReadmissionModel(config, download_pretrained=bool(hyper.pretrained_code_encoder))
     outcome = train_model(
@@ -188,8 +199,22 @@ def _run(
             f"hidden {config.hidden_size}), "
             f"tabular tower, {'notes encoder, ' if config.notes_enabled else ''}"
             "gated-concatenation fusion, binary head; temperature-scaled."
+            + (
+                ""
+                if auxiliary is None
+                else f" Trained with an auxiliary {data.AUXILIARY_LABEL} head."
+            )
         ),
         "threshold_target": f"{threshold.target}={threshold.target_value}",
+        "auxiliary_target": (
+            None
+            if auxiliary is None
+            else {
+                "field": data.AUXILIARY_LABEL,
+                "weight": hyper.auxiliary_weight,
+                "positive_rate_train": float(auxiliary.mean()),
+            }
+        ),
         "hyperparameters": hyper.__dict__,
         "training": {
             "epochs_run": outcome.epochs_run,

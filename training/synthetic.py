@@ -49,6 +49,8 @@ NOTE_WORDS = (
     "one", "week", "continue", "current", "medications",
 )  # fmt: skip
 
+#: Risk log-odds above which a synthetic patient counts as readmitted later if not within 30 days.
+LATER_READMISSION_LOGIT = -1.5
 _DTYPES = {"int": "int32", "double": "float64", "string": "string", "array<string>": "list"}
 
 
@@ -81,6 +83,9 @@ def synthetic_encounter(
         + (1.2 if with_notes and lives_alone else 0.0)
     )
     readmitted = int(rng.random() < 1.0 / (1.0 + math.exp(-logit)))
+    # A later readmission for the riskier patients too (no extra draw: earlier seeds keep
+    # their records).
+    readmitted_any = int(readmitted or logit > LATER_READMISSION_LOGIT)
     length_of_stay = float(round(rng.gamma(2.0, 2.5), 2))
     note = None
     if with_notes:
@@ -116,6 +121,7 @@ def synthetic_encounter(
         "abnormal_labs": _pick(rng, LABS, int(rng.integers(0, 4))),
         "note_text": note,
         "readmitted_30d": readmitted,
+        "readmitted_any": readmitted_any,
         "source": "synthetic",
     }
     record["split"] = split_for_patient_key(record["patient_key"])

@@ -182,6 +182,22 @@ def test_record_history_counts_earlier_admissions_and_their_labels(spark: SparkS
     }
 
 
+def test_any_later_unplanned_admission_is_the_auxiliary_label(spark: SparkSession) -> None:
+    """103 is followed by an emergency admission 15 months later: no 30-day readmission, but
+    a readmission on record; 102 by an elective one: neither; the last admissions: neither."""
+    staged = stage(_tables(spark, rows.ADMISSIONS, rows.PATIENTS), "k")
+    actual = {r["hadm_id"]: (r["readmitted_30d"], r["readmitted_any"]) for r in staged.collect()}
+    assert actual == {
+        "101": (1, 1),
+        "102": (0, 0),
+        "103": (0, 1),
+        "104": (0, 0),
+        "201": (1, 1),
+        "202": (0, 0),
+        "301": (0, 0),
+    }
+
+
 def test_every_malformed_admission_gets_its_reason(spark: SparkSession) -> None:
     tables = _tables(
         spark, rows.ADMISSIONS + rows.BAD_ADMISSIONS, rows.PATIENTS + rows.BAD_PATIENTS

@@ -162,6 +162,21 @@ def test_history_counts_only_earlier_30_day_readmissions(spark: SparkSession) ->
     assert actual == {"7": (0, 0), "20": (1, 0), "31": (2, 0), "100": (3, 1)}
 
 
+def test_any_readmission_is_the_auxiliary_label(spark: SparkSession) -> None:
+    """'<30' and '>30' are a readmission on record; only '<30' is the 30-day label."""
+    rows = [
+        uci_rows.row(encounter_id="1", patient_nbr="1", readmitted="<30"),
+        uci_rows.row(encounter_id="2", patient_nbr="2", readmitted=">30"),
+        uci_rows.row(encounter_id="3", patient_nbr="3", readmitted="NO"),
+    ]
+    raw = text_frame(spark, [c.lower() for c in uci_rows.HEADER], rows)
+    features = add_features(add_history(stage_encounters(parse_encounters(raw))))
+    actual = {
+        r["encounter_id"]: (r["readmitted_30d"], r["readmitted_any"]) for r in features.collect()
+    }
+    assert actual == {"1": (1, 1), "2": (0, 1), "3": (0, 0)}
+
+
 def test_every_id_in_ids_mapping_is_mapped() -> None:
     tables: list[dict[str, str]] = [
         UCI_ADMISSION_TYPE,
