@@ -24,7 +24,9 @@ the same as re-scoring each variant on its own, which the tests check group by g
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -168,6 +170,7 @@ class OcclusionExplainer:
         self.encoder = encoder
         self.titles = titles
         self.codes_encoder = accelerated(model.codes)
+        self._notes_pool: ThreadPoolExecutor | None = None  # created on first use
         self.notes_encoder = accelerated(model.notes) if model.notes is not None else None
         # The fields the encoder was fitted on (an earlier schema version's artifact has fewer).
         numeric_fields = encoder.numeric_fields
@@ -225,8 +228,8 @@ class OcclusionExplainer:
         """Each record's logit, and its top factors in calibrated log-odds, largest first.
 
         One pass per tower with the original records inside the variant batch (code encoder,
-        tabular MLP), the notes encoder over the originals only, the fusion head once over
-        originals and variants together.
+        tabular MLP), the notes encoder over the originals only (on a worker thread, beside
+        the code variants), the fusion head once over originals and variants together.
         """
         n = len(records)
         groups = len(self.tabular_groups)
@@ -241,6 +244,8 @@ class OcclusionExplainer:
                 code_owners.append(r)
                 code_groups.append(("code", field_name, code))
         note_owners = [r for r, record in enumerate(records) if self._has_note(record)]
+        # The notes tower depends on no variant: it runs on another core meanwhile.
+        pending_notes = self._notes_in_background(tensors)
         originals = torch.arange(n)
         tabular_owners = originals.repeat_interleave(groups)
         by_code = torch.tensor(code_owners, dtype=torch.long)
@@ -257,7 +262,7 @@ class OcclusionExplainer:
         tabular = self.model.tabular.mlp(
             torch.cat([tabular_input, occluded + self.tabular_fill.repeat(n, 1)])
         )
-        notes = self._notes(tensors)
+        notes = None if pending_notes is None else pending_notes.result()
 
         # Head rows: originals, tabular variants, code variants, note variants.
         variant_codes = torch.arange(n, n + len(code_owners))
@@ -294,6 +299,27 @@ class OcclusionExplainer:
             self._top(items, record) for items, record in zip(candidates, records, strict=True)
         ]
         return logits[:n], factors
+
+    def _notes_in_background(self, tensors: Mapping[str, torch.Tensor]) -> Future[Any] | None:
+        """The notes tower's output, computed on a worker thread (None without notes).
+
+        torch releases the GIL inside its kernels, so on a machine with a spare core the
+        256-token notes encoder overlaps the code variants instead of following them. The
+        worker runs under the caller's inference and grad modes (both are per thread).
+        """
+        if self.notes_encoder is None:
+            return None
+        inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+        def run() -> torch.Tensor | None:
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                return self._notes(tensors)
+
+        if self._notes_pool is None:
+            self._notes_pool = ThreadPoolExecutor(
+                max_workers=os.cpu_count() or 1, thread_name_prefix="notes-tower"
+            )
+        return self._notes_pool.submit(run)
 
     def _has_note(self, record: Mapping[str, Any]) -> bool:
         note = record.get(NOTE_FIELD)

@@ -31,6 +31,11 @@ SEP_TOKEN = "[SEP]"  # noqa: S105 (a vocabulary token, not a secret)
 MASK_TOKEN = "[MASK]"  # noqa: S105 (a vocabulary token, not a secret)
 SPECIAL_CODE_TOKENS = (PAD_TOKEN, UNK_TOKEN, CLS_TOKEN)
 PAD_ID = 0
+#: Characters of a note tokenized per kept token (notes are cut to ``note_max_length`` tokens):
+#: English clinical prose averages 4-6 characters per WordPiece token, spaces included, so a
+#: prefix this long nearly always holds the kept tokens; when it does not, the whole note is
+#: tokenized (``_prefix_suffices``).
+NOTE_PREFIX_CHARS_PER_TOKEN = 8
 UNK_ID = 1
 CLS_ID = 2
 
@@ -384,10 +389,27 @@ class FeatureEncoder:
         )
 
     def _encode_notes(self, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        encodings = self._notes_tokenizer.encode_batch(notes)
-        ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
-        mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
-        return ids.reshape(len(notes), -1), mask.reshape(len(notes), -1)
+        """Token ids and mask of each note, truncated to ``note_max_length``.
+
+        A discharge summary runs to thousands of words of which the first ``note_max_length``
+        tokens are kept, so each note is tokenized from a prefix (``NOTE_PREFIX_CHARS_PER_TOKEN``
+        characters per kept token) and only re-tokenized whole when that prefix might not give
+        the same tokens (``_prefix_suffices``): the result is always that of the whole note.
+        """
+        tokenizer = self._notes_tokenizer
+        limit = self.config.note_max_length * NOTE_PREFIX_CHARS_PER_TOKEN
+        prefixes = [note[:limit] for note in notes]
+        encodings = list(tokenizer.encode_batch(prefixes))
+        for i, (note, prefix) in enumerate(zip(notes, prefixes, strict=True)):
+            if len(note) > len(prefix) and not _prefix_suffices(encodings[i], prefix):
+                encodings[i] = tokenizer.encode(note)
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(notes), width), tokenizer.padding["pad_id"], dtype=np.int64)
+        mask = np.zeros((len(notes), width), dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.attention_mask)] = encoding.attention_mask
+        return ids, mask
 
     def feature_names(self) -> list[str]:
         """Names of the tabular columns in the order ``categorical`` then ``numeric`` hold them."""
@@ -466,6 +488,25 @@ def _category_vocab(spec: FieldSpec, counts: Counter[str], config: EncoderConfig
         key=lambda value: (-counts[value], value),
     )
     return [UNK_TOKEN, *kept]
+
+
+def _prefix_suffices(encoding: Any, prefix: str) -> bool:
+    """Whether a cut note's prefix gave the whole note's tokens.
+
+    It did when the prefix filled every kept position (so the whole note, longer still, is
+    truncated at the same length) and the last kept token ends before the prefix's last
+    whitespace: the BERT pre-tokenizer splits words at whitespace and WordPiece tokenizes each
+    word alone, so the cut can only change the tokens of the word it falls in.
+    """
+    if not encoding.overflowing:  # the prefix did not fill the kept positions
+        return False
+    last_space = max(prefix.rfind(" "), prefix.rfind("\n"), prefix.rfind("\t"))
+    ends = [
+        end
+        for (_, end), kept in zip(encoding.offsets, encoding.attention_mask, strict=True)
+        if kept
+    ]
+    return bool(ends) and max(ends) <= last_space
 
 
 def _train_notes_tokenizer(notes: list[str], config: EncoderConfig) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from inference.allocator import retain_freed_memory
 from inference.payload import EncounterBatch, parse_request, response_body
 from inference.predictor import ServingModel, as_batch, load_serving_model, predict
 
@@ -22,7 +23,11 @@ __all__ = ["input_fn", "model_fn", "output_fn", "predict_fn"]
 
 
 def model_fn(model_dir: str) -> ServingModel:
-    """Load the encoder, the model (in eval mode), calibration, threshold and version once."""
+    """Load the encoder, the model (in eval mode), calibration, threshold and version once.
+
+    Also keeps freed buffers in the heap between requests (``inference.allocator``).
+    """
+    retain_freed_memory()
     return load_serving_model(model_dir)
 
 

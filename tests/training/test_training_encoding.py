@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from contracts.encounter import FieldKind, model_input_fields
+from inference import encoding
 from inference.encoding import (
     CATEGORY_UNK_ID,
     CLS_ID,
@@ -182,6 +183,39 @@ def test_save_load_round_trip_encodes_identically(tmp_path: Any) -> None:
         np.testing.assert_array_equal(array, after.arrays()[name], err_msg=name)
     assert before.note_ids is not None
     assert before.note_ids.shape[0] == 100
+
+
+def test_long_notes_are_tokenized_from_a_prefix_with_the_whole_notes_tokens() -> None:
+    """Notes past the prefix length give exactly what tokenizing them whole gives, whatever
+    falls at the cut: long words, runs of spaces, newlines, tabs, accents, no whitespace."""
+    records, _ = synthetic_records(200, seed=5, with_notes=True)
+    fitted = FeatureEncoder.fit(records, EncoderConfig(note_vocab_size=200, note_max_length=32))
+    words = " ".join(r["note_text"] for r in records[:20]).split()
+    rng = np.random.default_rng(11)
+    separators = [" ", " ", "  ", "\n", "\t", ", ", ". ", "\u00a0", " é "]
+    notes = []
+    for _ in range(120):
+        count = int(rng.integers(1, 400))
+        pieces = [str(rng.choice(words)) + str(rng.choice(separators)) for _ in range(count)]
+        note = "".join(pieces)
+        if rng.random() < 0.3:  # glue words together: tokens that straddle the cut
+            note = note.replace(" ", "", int(rng.integers(1, 200)))
+        notes.append(note)
+    notes += ["x" * 5000, " " * 5000 + "chf", "word " * 2000]
+    # The cut falls inside a word the kept tokens reach: 101-character words (one [UNK] each),
+    # then a 150-character one (one [UNK] whole, many pieces when cut short) across the cut.
+    limit = 32 * encoding.NOTE_PREFIX_CHARS_PER_TOKEN
+    straddling = " ".join(["b" * 101] * ((limit - 1) // 102) + ["a" * 150] + ["c"] * 50)
+    assert straddling.index("a") < limit < straddling.rindex("a")
+    notes.append(straddling)
+    ids, mask = fitted._encode_notes(notes)
+    assert any(len(note) > limit for note in notes)
+    for row, note in enumerate(notes):
+        whole = fitted._notes_tokenizer.encode(note)
+        width = len(whole.ids)
+        assert ids[row, :width].tolist() == whole.ids, row
+        assert mask[row, :width].tolist() == whole.attention_mask, row
+        assert not mask[row, width:].any()
 
 
 def test_notes_stay_off_when_the_training_split_has_none() -> None:
