@@ -20,6 +20,7 @@ import logging
 
 log = logging.getLogger(__name__)
 
+GLIBC_SONAME = "libc.so.6"
 # mallopt parameters (glibc malloc.h).
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
@@ -38,9 +39,8 @@ _SETTINGS = (
 
 def retain_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds; return whether every setting took."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
+    # find_library needs ldconfig or a compiler, which a slim image may lack.
+    name = ctypes.util.find_library("c") or GLIBC_SONAME
     try:
         mallopt = ctypes.CDLL(name).mallopt
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune

@@ -46,6 +46,31 @@ def test_every_threshold_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
 
 
+def test_glibc_is_loaded_by_name_where_find_library_finds_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loaded: list[str] = []
+    library = _Library(answer=1)
+    monkeypatch.setattr(allocator.ctypes.util, "find_library", lambda _: None)
+
+    def load(name: str) -> _Library:
+        loaded.append(name)
+        return library
+
+    monkeypatch.setattr(allocator.ctypes, "CDLL", load)
+    assert allocator.retain_freed_memory()
+    assert loaded == [allocator.GLIBC_SONAME]
+
+
+def test_no_c_library_at_all_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(name: str) -> Any:
+        raise OSError(name)
+
+    monkeypatch.setattr(allocator.ctypes.util, "find_library", lambda _: None)
+    monkeypatch.setattr(allocator.ctypes, "CDLL", missing)
+    assert not allocator.retain_freed_memory()
+
+
 def test_a_c_library_without_mallopt_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     _with_library(monkeypatch, _Library(answer=None))
     assert not allocator.retain_freed_memory()
@@ -64,6 +89,11 @@ def test_model_fn_tunes_the_allocator(monkeypatch: pytest.MonkeyPatch, model_dir
     from inference import handler
 
     calls: list[bool] = []
-    monkeypatch.setattr(handler, "retain_freed_memory", lambda: calls.append(True) or True)
+
+    def tune() -> bool:
+        calls.append(True)
+        return True
+
+    monkeypatch.setattr(handler, "retain_freed_memory", tune)
     assert handler.model_fn(str(model_dir)) is not None
     assert calls == [True]
