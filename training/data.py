@@ -48,8 +48,7 @@ def auxiliary_labels(records: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
     Optional by design: a dataset written before contract 1.2.0 (or a source that cannot tell
     a later readmission) trains on the main label alone.
     """
-    values = [record.get(AUXILIARY_LABEL) for record in records]
-    if not values or any(value is None for value in values):
+    if not records or any(record.get(AUXILIARY_LABEL) is None for record in records):
         return None
     return labels(records, AUXILIARY_LABEL)
 

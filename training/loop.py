@@ -248,7 +248,7 @@ def train_model(
     )
     scaler = torch.amp.GradScaler("cuda", enabled=context.amp)
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, device=context.device))
-    auxiliary_weight = hyper.auxiliary_weight if train.auxiliary is not None else 0.0
+    auxiliary_targets = train.auxiliary if hyper.auxiliary_weight > 0 else None
     checkpointer = Checkpointer(
         checkpoint_dir, fingerprint(hyper, len(train), len(validation)), context.is_main
     )
@@ -285,18 +285,19 @@ def train_model(
             with torch.autocast(
                 device_type=context.device.type, dtype=torch.float16, enabled=context.amp
             ):
-                if auxiliary_weight:
+                auxiliary_loss = None
+                if auxiliary_targets is None:
+                    logits = net(**batch)
+                else:
                     outputs = net(**batch, with_auxiliary=True).float()
                     logits = outputs[:, 0]
-                else:
-                    logits = net(**batch)
+                    auxiliary_loss = nn.functional.binary_cross_entropy_with_logits(
+                        outputs[:, 1], auxiliary_targets[index].to(context.device)
+                    )
             main_loss = loss_fn(logits.float(), target)
             loss = main_loss
-            if auxiliary_weight and train.auxiliary is not None:
-                auxiliary_loss = nn.functional.binary_cross_entropy_with_logits(
-                    outputs[:, 1], train.auxiliary[index].to(context.device)
-                )
-                loss = main_loss + auxiliary_weight * auxiliary_loss
+            if auxiliary_loss is not None:
+                loss = main_loss + hyper.auxiliary_weight * auxiliary_loss
                 auxiliary_losses.append(float(auxiliary_loss.detach()))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
