@@ -166,9 +166,7 @@ def run(data: Path, seed: int) -> dict[str, Any]:
     n_numeric = batches["train"].numeric.shape[1]
     cardinalities = encoder.category_cardinalities
     # Categorical indices as categorical features where scikit-learn allows (< 255 levels).
-    categorical = (
-        [False] * n_numeric + [c < 255 for c in cardinalities] + [False] * len(bag)
-    )
+    categorical = [False] * n_numeric + [c < 255 for c in cardinalities] + [False] * len(bag)
     grid = []
     best: tuple[float, dict[str, Any], np.ndarray, np.ndarray] | None = None
     for values in itertools.product(*GRID.values()):
@@ -209,7 +207,7 @@ def run(data: Path, seed: int) -> dict[str, Any]:
         "seed": seed,
         "rows": {s: len(records[s]) for s in splits},
         "network": network,
-        "gradient_boosting": {"chosen": chosen, "grid": grid, "bag_size": int(len(bag))},
+        "gradient_boosting": {"chosen": chosen, "grid": grid, "bag_size": len(bag)},
         "blend": blend,
         "test_auroc_target": TARGET_TEST_AUROC,
         "correlation_test_logits": float(np.corrcoef(network_logits["test"], trees_test)[0, 1]),
