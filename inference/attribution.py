@@ -178,10 +178,14 @@ class OcclusionExplainer:
         typical = encoder.encode([{}])
         with torch.inference_mode():
             numeric_baseline = torch.from_numpy(typical.numeric[0, : len(numeric_fields)].copy())
+            self.numeric_baseline = numeric_baseline
+            self.category_weights = [
+                _category_weights(encoder, name, drift_baseline) for name in categorical_fields
+            ]
             category_baselines = [
-                _mean_embedding(embedding, _category_weights(encoder, name, drift_baseline))
-                for name, embedding in zip(
-                    categorical_fields, model.tabular.embeddings, strict=True
+                _mean_embedding(embedding, weights)
+                for weights, embedding in zip(
+                    self.category_weights, model.tabular.embeddings, strict=True
                 )
             ]
             self.tabular_keep, self.tabular_fill = _tabular_occlusions(
@@ -206,7 +210,14 @@ class OcclusionExplainer:
         """The model's logits through the serving encoders, without any explanation."""
         codes = self.codes_encoder(tensors["code_ids"], tensors["code_mask"], tensors["code_types"])
         tabular_input = self.model.tabular.inputs(tensors["categorical"], tensors["numeric"])
-        return self._head(codes, self.model.tabular.mlp(tabular_input), self._notes(tensors))
+        network = self._head(codes, self.model.tabular.mlp(tabular_input), self._notes(tensors))
+        trees = self.model.trees
+        if trees is None:
+            return network
+        x = trees.design(
+            tensors["numeric"], tensors["categorical"], tensors["code_ids"], tensors["code_mask"]
+        )
+        return self.model.blend(network, trees.score(x))
 
     def _notes(self, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
         if self.notes_encoder is None:
@@ -280,6 +291,9 @@ class OcclusionExplainer:
         logits = self._head(
             codes.index_select(0, head_codes), tabular.index_select(0, head_tabular), head_notes
         )
+        if self.model.trees is not None:
+            tree_logits = self._tree_rows(tensors, masks[n:], by_code, by_note)
+            logits = self.model.blend(logits, tree_logits)
         owner = torch.cat([tabular_owners, by_code, by_note])
         contributions = ((logits[owner] - logits[n:]) / temperature).double().tolist()
 
@@ -299,6 +313,62 @@ class OcclusionExplainer:
             self._top(items, record) for items, record in zip(candidates, records, strict=True)
         ]
         return logits[:n], factors
+
+    def _tree_rows(
+        self,
+        tensors: Mapping[str, torch.Tensor],
+        code_variant_masks: torch.Tensor,
+        by_code: torch.Tensor,
+        by_note: torch.Tensor,
+    ) -> torch.Tensor:
+        """The trees' logits for the head's rows: originals, tabular, code, note variants.
+
+        The same baselines as the network's: a numeric set to its training median (not
+        missing); a categorical averaged over the training categories by frequency (the
+        trees' counterpart of the mean embedding); a code's tokens masked out. The trees do
+        not read the note, so a note variant scores as its original.
+        """
+        trees = self.model.trees
+        assert trees is not None
+        x = trees.design(
+            tensors["numeric"], tensors["categorical"], tensors["code_ids"], tensors["code_mask"]
+        )
+        n = x.shape[0]
+        k = len(self.numeric_baseline)
+        blocks = [x]  # originals
+        offset = trees.shape.numeric_width
+        for size in trees.shape.category_cardinalities:
+            rows = x.repeat_interleave(size, dim=0)
+            rows[:, offset : offset + size] = torch.eye(size, dtype=x.dtype).repeat(n, 1)
+            blocks.append(rows)
+            offset += size
+        for j in range(k):
+            rows = x.clone()
+            rows[:, j] = float(self.numeric_baseline[j])
+            rows[:, k + j] = 0.0
+            blocks.append(rows)
+        if len(by_code):
+            blocks.append(
+                trees.design(
+                    tensors["numeric"].index_select(0, by_code),
+                    tensors["categorical"].index_select(0, by_code),
+                    tensors["code_ids"].index_select(0, by_code),
+                    code_variant_masks,
+                )
+            )
+        scores = trees.score(torch.cat(blocks))
+        originals, rest = scores[:n], scores[n:]
+        tabular = []
+        for size, weights in zip(
+            trees.shape.category_cardinalities, self.category_weights, strict=True
+        ):
+            tabular.append(rest[: n * size].view(n, size) @ weights.to(scores.dtype))
+            rest = rest[n * size :]
+        for _ in range(k):
+            tabular.append(rest[:n])
+            rest = rest[n:]
+        by_record = torch.stack(tabular, dim=1).reshape(-1)  # record-major, as tabular_owners
+        return torch.cat([originals, by_record, rest, originals.index_select(0, by_note)])
 
     def _notes_in_background(self, tensors: Mapping[str, torch.Tensor]) -> Future[Any] | None:
         """The notes tower's output, computed on a worker thread (None without notes).

@@ -15,6 +15,8 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from inference.trees import TreeEnsemble, TreeShape
+
 MODEL_CONFIG_FILE = "model_config.json"
 WEIGHTS_FILE = "model.safetensors"
 #: Key in ``ModelConfig.extra`` holding a hub-initialised code encoder's BERT config.
@@ -47,6 +49,8 @@ class ModelConfig:
     auxiliary_head: bool = False
     #: A hub encoder for the codes (production option); never used in tests or offline runs.
     pretrained_code_encoder: str | None = None
+    #: ``TreeShape.to_dict()`` of the blended gradient-boosted trees; None: the network alone.
+    trees: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -185,6 +189,15 @@ class ReadmissionModel(nn.Module):
         # Multi-task training: the auxiliary target's logit from the head's hidden layer, so
         # that its (denser) supervision shapes everything the main logit is computed from.
         self.auxiliary = nn.Linear(config.fusion_size, 1) if config.auxiliary_head else None
+        # Gradient-boosted trees over the same encoded inputs, fitted after the network
+        # (``attach_trees``) and blended at the logit: the two rank differently enough that
+        # the blend ranks better than either (docs/model.md).
+        # Both exist only in a model with trees, so artifacts without them load as before.
+        self.trees: TreeEnsemble | None = None
+        self.tree_blend: torch.Tensor  # [network weight, prior shift added to the trees]
+        if config.trees is not None:
+            self.trees = TreeEnsemble(TreeShape.from_dict(config.trees))
+            self.register_buffer("tree_blend", torch.tensor([1.0, 0.0], dtype=torch.float64))
 
     def forward(
         self,
@@ -204,7 +217,10 @@ class ReadmissionModel(nn.Module):
                 raise ValueError("this model needs note_ids and note_mask")
             parts.append(self.notes(note_ids, note_mask))
         if not with_auxiliary:
-            return self.combine(parts)
+            network = self.combine(parts)
+            if self.trees is None:
+                return network
+            return self.blend(network, self.trees(numeric, categorical, code_ids, code_mask))
         if self.auxiliary is None:
             raise ValueError("this model has no auxiliary head")
         hidden, output = self._hidden(parts)
@@ -219,9 +235,29 @@ class ReadmissionModel(nn.Module):
         return x, output
 
     def combine(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        """The logit from each modality's vector (codes, tabular, then notes when on)."""
+        """The network's logit from each modality's vector (codes, tabular, then notes)."""
         hidden, output = self._hidden(parts)
         return cast(torch.Tensor, output(hidden)).squeeze(-1)
+
+    def blend(self, network: torch.Tensor, trees: torch.Tensor) -> torch.Tensor:
+        """``w * network + (1 - w) * (trees + shift)``, in the network's dtype.
+
+        The shift puts the trees on the network's logit scale (the prior shift a positive
+        class weight gives the network), so calibration's offset applies to the blend as is.
+        """
+        weight, shift = self.tree_blend[0], self.tree_blend[1]
+        mixed = weight * network.double() + (1.0 - weight) * (trees.double() + shift)
+        return mixed.to(network.dtype)
+
+    def attach_trees(self, trees: TreeEnsemble, network_weight: float, shift: float) -> None:
+        """Blend ``trees`` into the logit from now on (recorded in the config for loading)."""
+        if not 0.0 <= network_weight <= 1.0:
+            raise ValueError("the network's weight must lie in [0, 1]")
+        device = next(self.parameters()).device
+        self.trees = trees.to(device)
+        self.config = replace(self.config, trees=trees.shape.to_dict())
+        blend = torch.tensor([network_weight, shift], dtype=torch.float64, device=device)
+        self.register_buffer("tree_blend", blend)
 
 
 def _code_bert(config: ModelConfig, download_pretrained: bool) -> Any:

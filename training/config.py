@@ -112,6 +112,14 @@ class HyperParameters:
     max_code_length: int = 64
     note_max_length: int = 256
     note_vocab_size: int = 4000
+    # Gradient-boosted trees blended with the network at the logit (docs/model.md); the
+    # network's weight is chosen on validation (1.0, the network alone, if trees don't help).
+    tree_blend: bool = True
+    tree_learning_rate: float = 0.06
+    tree_max_leaf_nodes: int = 31
+    tree_min_samples_leaf: int = 200
+    tree_max_iterations: int = 300  # early stopping on held-out training rows ends sooner
+    tree_bag_size: int = 400  # most frequent code tokens the trees see as presence columns
     threshold_target: str = "sensitivity"
     threshold_value: float = 0.8
     pretrained_code_encoder: str = ""  # a hub name (production only); downloads when set
@@ -134,6 +142,10 @@ class HyperParameters:
             raise ValueError("learning_rate must be > 0; weight_decay and pos_weight >= 0")
         if not 0.0 <= self.warmup_ratio < 1.0 or not 0.0 <= self.dropout < 1.0:
             raise ValueError("warmup_ratio and dropout must lie in [0, 1)")
+        if self.tree_learning_rate <= 0 or self.tree_max_leaf_nodes < 2:
+            raise ValueError("tree_learning_rate must be > 0 and tree_max_leaf_nodes >= 2")
+        if min(self.tree_min_samples_leaf, self.tree_max_iterations, self.tree_bag_size) < 1:
+            raise ValueError("tree_min_samples_leaf, tree_max_iterations, tree_bag_size >= 1")
         if self.threshold_target not in ("sensitivity", "alert_rate"):
             raise ValueError("threshold_target must be 'sensitivity' or 'alert_rate'")
         if not 0.0 < self.threshold_value <= 1.0:

@@ -22,7 +22,7 @@ import torch
 
 from contracts.drift import BASELINE_FILE_NAME, build_baseline
 from contracts.encounter import SCHEMA_VERSION
-from inference.encoding import EncoderConfig, FeatureEncoder, labels
+from inference.encoding import EncodedBatch, EncoderConfig, FeatureEncoder, labels
 from inference.model import ModelConfig, ReadmissionModel, save_model
 from training import artifact, data, evaluation, model_card
 from training.calibration import ThresholdTarget, calibrated, choose_threshold, fit_temperature
@@ -36,7 +36,8 @@ from training.loop import (
     shutdown_distributed,
     train_model,
 )
-from training.metrics import format_metric, summary
+from training.metrics import auroc, format_metric, summary
+from training.trees import choose_network_weight, fit_trees
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,11 @@ def _run(
     model.to(context.device).eval()
     offset = math.log(pos_weight)  # undoes the prior shift that pos_weight put into the logits
     y_validation = validation_set.labels.numpy().astype(np.float64)
+    blend = None
+    if hyper.tree_blend:
+        blend = _attach_trees(
+            model, encoder, train_batch, y_train, validation_set, hyper, context, offset
+        )
     validation_logits = (
         predict_logits(model, validation_set, context, hyper.eval_batch_size) - offset
     )
@@ -198,7 +204,14 @@ def _run(
             f"BERT code-sequence encoder ({config.num_layers} layers, "
             f"hidden {config.hidden_size}), "
             f"tabular tower, {'notes encoder, ' if config.notes_enabled else ''}"
-            "gated-concatenation fusion, binary head; temperature-scaled."
+            "gated-concatenation fusion, binary head"
+            + (
+                ""
+                if blend is None or not blend["trees"]
+                else f"; blended with {blend['trees']} gradient-boosted trees "
+                f"(network weight {blend['network_weight']:.1f})"
+            )
+            + "; temperature-scaled."
             + (
                 ""
                 if auxiliary is None
@@ -215,6 +228,7 @@ def _run(
                 "positive_rate_train": float(auxiliary.mean()),
             }
         ),
+        "tree_blend": blend,
         "hyperparameters": hyper.__dict__,
         "training": {
             "epochs_run": outcome.epochs_run,
@@ -284,6 +298,43 @@ def _run(
     )
     _emit_final(emit, report)
     return RunResult(model_dir, metrics, outcome)
+
+
+def _attach_trees(
+    model: ReadmissionModel,
+    encoder: FeatureEncoder,
+    train_batch: EncodedBatch,
+    y_train: np.ndarray,
+    validation: TensorSet,
+    hyper: HyperParameters,
+    context: DistributedContext,
+    offset: float,
+) -> dict[str, Any]:
+    """Fit the trees on train, choose the blend on validation, attach; report each part."""
+    started = time.perf_counter()
+    trees = fit_trees(train_batch, y_train, encoder.category_cardinalities, hyper)
+    if trees.splits == 0:  # too little data to split on: a constant adds nothing
+        log.info("the trees found no split: the network alone")
+        return {"network_weight": 1.0, "trees": 0, "fit_seconds": time.perf_counter() - started}
+    y_validation = validation.labels.numpy()
+    network = predict_logits(model, validation, context, hyper.eval_batch_size)
+    with torch.inference_mode():
+        tensors = validation.tensors
+        tree_logits = (
+            trees(tensors["numeric"], tensors["categorical"], tensors["code_ids"],
+                  tensors["code_mask"]).numpy()
+        )  # fmt: skip
+    weight = choose_network_weight(y_validation, network, tree_logits, offset)
+    model.attach_trees(trees, weight, offset)
+    return {
+        "network_weight": weight,
+        "trees": trees.shape.n_trees,
+        "fit_seconds": time.perf_counter() - started,
+        "validation_auroc": {
+            "network": auroc(y_validation, network),
+            "trees": auroc(y_validation, tree_logits),
+        },
+    }
 
 
 def _emit_final(emit: Callable[[str], None], report: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 import torch
@@ -33,3 +34,41 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def blended_serving_model(serving_model: ServingModel, model_dir: Path) -> ServingModel:
+    """The tiny model with gradient-boosted trees attached at weight 0.5 (the UCI model's
+    shape); the tiny training run's own validation split is too small to choose them."""
+    import copy
+    import json
+
+    from contracts.drift import BASELINE_FILE_NAME
+    from inference.attribution import OcclusionExplainer
+    from inference.code_titles import load_titles
+    from inference.encoding import labels
+    from training.config import HyperParameters
+    from training.synthetic import synthetic_records
+    from training.trees import fit_trees
+
+    records = synthetic_records(1500, seed=8, with_notes=True)[0]
+    encoder = serving_model.encoder
+    hyper = HyperParameters(tree_min_samples_leaf=10, tree_max_iterations=30, tree_bag_size=40)
+    trees = fit_trees(
+        encoder.encode(records), labels(records), encoder.category_cardinalities, hyper
+    )
+    assert trees.splits > 0
+    model = copy.deepcopy(serving_model.model)
+    model.attach_trees(trees, 0.5, serving_model.logit_offset)
+    model.eval()
+    baseline = json.loads((model_dir / BASELINE_FILE_NAME).read_text())
+    explainer = OcclusionExplainer(model, encoder, baseline, load_titles())
+    return ServingModel(**{**serving_model.__dict__, "model": model, "explainer": explainer})
+
+
+@pytest.fixture(params=["network", "blended"])
+def either_model(request: pytest.FixtureRequest, serving_model: ServingModel) -> ServingModel:
+    """The network alone, then the same network blended with trees."""
+    if request.param == "network":
+        return serving_model
+    return cast(ServingModel, request.getfixturevalue("blended_serving_model"))

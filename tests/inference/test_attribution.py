@@ -7,7 +7,7 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -71,54 +71,54 @@ def batch_contributions(
     return [{f["feature"]: f["contribution"] for f in factors} for factors in explained]
 
 
-def test_the_forward_in_pieces_equals_the_model(serving_model: ServingModel) -> None:
+def test_the_forward_in_pieces_equals_the_model(either_model: ServingModel) -> None:
     batch = records(16)
-    explainer = serving_model.explainer
+    explainer = either_model.explainer
     with torch.inference_mode():
         tensors = {
-            k: torch.from_numpy(v) for k, v in serving_model.encoder.encode(batch).arrays().items()
+            k: torch.from_numpy(v) for k, v in either_model.encoder.encode(batch).arrays().items()
         }
         pieces = explainer.logits(tensors).numpy()
-        explained = explainer.explain(batch, tensors, serving_model.temperature)[0].numpy()
-    expected = logits(serving_model, batch)
+        explained = explainer.explain(batch, tensors, either_model.temperature)[0].numpy()
+    expected = logits(either_model, batch)
     np.testing.assert_allclose(pieces, expected, rtol=0, atol=1e-6)
     np.testing.assert_allclose(explained, expected, rtol=0, atol=1e-6)
 
 
 def test_a_numeric_contribution_is_the_change_when_set_to_the_training_median(
-    serving_model: ServingModel,
+    either_model: ServingModel,
 ) -> None:
     record = {**records(1)[0], "prior_admissions_12m": 4}
     name = "prior_admissions_12m"
-    median = serving_model.encoder.numeric_stats[name]["median"]
+    median = either_model.encoder.numeric_stats[name]["median"]
     typical = math.expm1(median) if name in LOG1P_FIELDS else median
-    contributions = all_contributions(serving_model, record)
-    [with_value, with_median] = logits(serving_model, [record, {**record, name: typical}])
-    expected = (with_value - with_median) / serving_model.temperature
+    contributions = all_contributions(either_model, record)
+    [with_value, with_median] = logits(either_model, [record, {**record, name: typical}])
+    expected = (with_value - with_median) / either_model.temperature
     assert contributions["admissions in the prior 12 months = 4"] == pytest.approx(
         expected, abs=2e-5
     )
 
 
 def test_a_code_contribution_is_the_change_when_the_code_is_removed(
-    serving_model: ServingModel,
+    either_model: ServingModel,
 ) -> None:
     record = {**records(1)[0], "abnormal_labs": ["creatinine", "potassium"]}
     without = {**record, "abnormal_labs": ["creatinine"]}  # the last code: nothing shifts
-    contributions = all_contributions(serving_model, record)
-    [full, removed] = [logits(serving_model, [r])[0] for r in (record, without)]
-    expected = (full - removed) / serving_model.temperature
+    contributions = all_contributions(either_model, record)
+    [full, removed] = [logits(either_model, [r])[0] for r in (record, without)]
+    expected = (full - removed) / either_model.temperature
     assert contributions["abnormal lab potassium"] == pytest.approx(expected, abs=2e-5)
 
 
-def test_the_note_contribution_is_the_change_without_the_note(serving_model: ServingModel) -> None:
+def test_the_note_contribution_is_the_change_without_the_note(either_model: ServingModel) -> None:
     record = records(1)[0]
     assert record["note_text"]
-    contributions = all_contributions(serving_model, record)
+    contributions = all_contributions(either_model, record)
     [full, without] = [
-        logits(serving_model, [r])[0] for r in (record, {**record, "note_text": None})
+        logits(either_model, [r])[0] for r in (record, {**record, "note_text": None})
     ]
-    expected = (full - without) / serving_model.temperature
+    expected = (full - without) / either_model.temperature
     assert contributions["discharge note"] == pytest.approx(expected, abs=2e-5)
 
 
@@ -219,23 +219,43 @@ def reference_contributions(
         for k, v in encoder.encode([{**record, NOTE_FIELD: None}]).arrays().items()
     }
 
+    def trees_logit(
+        mask: torch.Tensor, category: tuple[int, torch.Tensor] | None, values: torch.Tensor
+    ) -> torch.Tensor:
+        """The tree term: a categorical's average over every category, by training weight."""
+        assert model.trees is not None
+        if category is None:
+            return model.trees(values, t["categorical"], t["code_ids"], mask)
+        index, weights = category
+        total = torch.zeros(1, dtype=torch.float64)
+        for value, weight in enumerate(weights.tolist()):
+            categorical = t["categorical"].clone()
+            categorical[0, index] = value
+            total += weight * model.trees(values, categorical, t["code_ids"], mask)
+        return total
+
     def logit(
         code_mask: torch.Tensor | None = None,
         category: tuple[int, torch.Tensor] | None = None,
         numeric: torch.Tensor | None = None,
         empty_note: bool = False,
     ) -> float:
+        """The edited record's logit; ``category`` is (field index, training weights)."""
         mask = t["code_mask"] if code_mask is None else code_mask
         parts = [model.codes(t["code_ids"], mask, t["code_types"])]
         embedded = [e(t["categorical"][:, i]) for i, e in enumerate(model.tabular.embeddings)]
         if category is not None:
-            embedded[category[0]] = category[1][None, :]
+            table = cast(torch.nn.Embedding, model.tabular.embeddings[category[0]]).weight
+            embedded[category[0]] = (category[1].to(table.dtype) @ table)[None, :]
         values = t["numeric"] if numeric is None else numeric
         parts.append(model.tabular.mlp(torch.cat([*embedded, values], dim=-1)))
         if model.notes is not None:
             source = note if empty_note else t
             parts.append(model.notes(source["note_ids"], source["note_mask"]))
-        return float(model.head(model.fusion(parts)).squeeze())
+        network = model.head(model.fusion(parts)).squeeze(-1)
+        if model.trees is None:
+            return float(network)
+        return float(model.blend(network, trees_logit(mask, category, values)))
 
     explainer = serving.explainer
     edited: dict[tuple[str, ...], float] = {}
@@ -243,10 +263,7 @@ def reference_contributions(
         full = logit()
         for i, name in enumerate(encoder.categorical_fields):
             weights = _category_weights(encoder, name, baseline)
-            embedding = model.tabular.embeddings[i]
-            assert isinstance(embedding, torch.nn.Embedding)
-            table = embedding.weight
-            edited[("categorical", name)] = logit(category=(i, weights.to(table.dtype) @ table))
+            edited[("categorical", name)] = logit(category=(i, weights))
         k = len(encoder.numeric_fields)
         for j, name in enumerate(encoder.numeric_fields):
             stats = encoder.numeric_stats[name]
@@ -267,7 +284,7 @@ def reference_contributions(
 
 
 def test_batched_occlusion_equals_plain_occlusion_group_by_group(
-    serving_model: ServingModel, model_dir: Path
+    either_model: ServingModel, model_dir: Path
 ) -> None:
     baseline = json.loads((model_dir / BASELINE_FILE_NAME).read_text())
     batch = records(5, seed=71)
@@ -275,9 +292,9 @@ def test_batched_occlusion_equals_plain_occlusion_group_by_group(
     batch[2] = {**batch[2], "diagnosis_codes": [], "procedure_codes": None, "medications": []}
     batch[2] = {**batch[2], "abnormal_labs": None}
     batch[3] = {**batch[3], "diagnosis_codes": [f"{400 + i}1" for i in range(40)]}
-    explained = batch_contributions(serving_model, batch)
+    explained = batch_contributions(either_model, batch)
     for record, got in zip(batch, explained, strict=True):
-        expected = reference_contributions(serving_model, record, baseline)
+        expected = reference_contributions(either_model, record, baseline)
         assert set(got) <= set(expected)
         for name, value in expected.items():
             assert got.get(name, 0.0) == pytest.approx(value, abs=2e-5), name
@@ -286,14 +303,14 @@ def test_batched_occlusion_equals_plain_occlusion_group_by_group(
 
 
 def test_the_module_encoder_gives_the_same_factors_as_the_fast_one(
-    serving_model: ServingModel, model_dir: Path
+    either_model: ServingModel, model_dir: Path
 ) -> None:
     batch = records(4, seed=5)
-    fast = batch_contributions(serving_model, batch)
+    fast = batch_contributions(either_model, batch)
     baseline = json.loads((model_dir / BASELINE_FILE_NAME).read_text())
-    plain = OcclusionExplainer(serving_model.model, serving_model.encoder, baseline, load_titles())
-    plain.codes_encoder = serving_model.model.codes
-    bare = ServingModel(**{**serving_model.__dict__, "explainer": plain})
+    plain = OcclusionExplainer(either_model.model, either_model.encoder, baseline, load_titles())
+    plain.codes_encoder = either_model.model.codes
+    bare = ServingModel(**{**either_model.__dict__, "explainer": plain})
     for got, expected in zip(batch_contributions(bare, batch), fast, strict=True):
         assert got == pytest.approx(expected, abs=2e-5)
 

@@ -1,0 +1,192 @@
+"""Gradient-boosted trees as tensors: a fitted ensemble evaluated in torch, saved with the model.
+
+Why: on UCI the network and a gradient-boosting model over the same encoded inputs are
+complementary (docs/model.md: a validation-chosen blend ranks +0.003 to +0.004 better on
+validation with every seed). Holding the trees as buffers of an ``nn.Module`` keeps them in
+``model.safetensors`` and the serving path free of scikit-learn and pickles; training fits
+them with scikit-learn and exports them with ``from_sklearn``.
+
+The trees read a purely numeric design built from the encoded batch (``design``): the
+standardised numerics and missing flags, each categorical one-hot, and the presence of the
+most frequent code tokens. Numeric splits only (``x <= threshold`` goes left) make the
+traversal a fixed number of gathers; a leaf points at itself, so every row can step the full
+depth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from inference.encoding import CLS_ID, PAD_ID
+
+
+@dataclass(frozen=True)
+class TreeShape:
+    """Sizes of the buffers, recorded in the model config so that loading rebuilds them."""
+
+    n_trees: int
+    n_nodes: int  # nodes of the largest tree; smaller trees are padded with self-loops
+    depth: int
+    numeric_width: int
+    category_cardinalities: tuple[int, ...]
+    bag_size: int
+
+    @property
+    def n_features(self) -> int:
+        return self.numeric_width + sum(self.category_cardinalities) + self.bag_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "category_cardinalities": list(self.category_cardinalities)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TreeShape:
+        return cls(**{**data, "category_cardinalities": tuple(data["category_cardinalities"])})
+
+
+def frequent_codes(code_ids: np.ndarray, code_mask: np.ndarray, size: int) -> np.ndarray:
+    """The ``size`` most frequent code-token ids of a (training) batch, most frequent first.
+
+    [PAD] and [CLS] are left out; [UNK] stays (it says "holds a code rarer than the floor").
+    """
+    ids = code_ids[code_mask.astype(bool)]
+    ids = ids[(ids != PAD_ID) & (ids != CLS_ID)]
+    values, counts = np.unique(ids, return_counts=True)
+    order = np.lexsort((values, -counts))  # by count, ties by id: deterministic
+    return values[order][:size].astype(np.int64)
+
+
+def design(
+    numeric: torch.Tensor,
+    categorical: torch.Tensor,
+    code_ids: torch.Tensor,
+    code_mask: torch.Tensor,
+    cardinalities: Sequence[int],
+    bag: torch.Tensor,
+) -> torch.Tensor:
+    """The trees' input (float64): numerics, one-hot categoricals, code-token presence."""
+    parts = [numeric.to(torch.float64)]
+    for j, size in enumerate(cardinalities):
+        parts.append(nn.functional.one_hot(categorical[:, j], size).to(torch.float64))
+    if bag.numel():
+        hits = (code_ids.unsqueeze(-1) == bag) & code_mask.bool().unsqueeze(-1)
+        parts.append(hits.any(dim=1).to(torch.float64))
+    return torch.cat(parts, dim=1)
+
+
+class TreeEnsemble(nn.Module):
+    """Sum of the trees' leaf values plus the baseline: one raw logit per row."""
+
+    feature: torch.Tensor
+    threshold: torch.Tensor
+    left: torch.Tensor
+    right: torch.Tensor
+    value: torch.Tensor
+    baseline: torch.Tensor
+    bag: torch.Tensor
+
+    def __init__(self, shape: TreeShape) -> None:
+        super().__init__()
+        self.shape = shape
+        t, n = shape.n_trees, shape.n_nodes
+        self.register_buffer("feature", torch.zeros(t, n, dtype=torch.int64))
+        self.register_buffer("threshold", torch.full((t, n), torch.inf, dtype=torch.float64))
+        self.register_buffer("left", torch.zeros(t, n, dtype=torch.int64))
+        self.register_buffer("right", torch.zeros(t, n, dtype=torch.int64))
+        self.register_buffer("value", torch.zeros(t, n, dtype=torch.float64))
+        self.register_buffer("baseline", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("bag", torch.zeros(shape.bag_size, dtype=torch.int64))
+
+    @property
+    def splits(self) -> int:
+        """Split nodes over all trees (0: every tree is one leaf, a constant)."""
+        return int(torch.isfinite(self.threshold).sum())
+
+    def design(
+        self,
+        numeric: torch.Tensor,
+        categorical: torch.Tensor,
+        code_ids: torch.Tensor,
+        code_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        return design(
+            numeric, categorical, code_ids, code_mask, self.shape.category_cardinalities, self.bag
+        )
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw logits ``(n,)`` of a design matrix ``(n, n_features)``."""
+        trees = torch.arange(self.shape.n_trees, device=x.device)
+        node = torch.zeros(x.shape[0], self.shape.n_trees, dtype=torch.int64, device=x.device)
+        for _ in range(self.shape.depth):
+            values = x.gather(1, self.feature[trees, node])
+            node = torch.where(
+                values <= self.threshold[trees, node],
+                self.left[trees, node],
+                self.right[trees, node],
+            )
+        return self.value[trees, node].sum(dim=1) + self.baseline
+
+    def forward(
+        self,
+        numeric: torch.Tensor,
+        categorical: torch.Tensor,
+        code_ids: torch.Tensor,
+        code_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        return self.score(self.design(numeric, categorical, code_ids, code_mask))
+
+
+def from_sklearn(
+    model: Any, numeric_width: int, cardinalities: Sequence[int], bag: np.ndarray
+) -> TreeEnsemble:
+    """Export a fitted binary ``HistGradientBoostingClassifier`` trained on ``design``.
+
+    Refuses what the traversal does not implement (categorical splits, several trees per
+    iteration); missing values never reach the trees (the encoder imputes).
+    """
+    if getattr(model, "n_trees_per_iteration_", 1) != 1:
+        raise ValueError("only binary classifiers (one tree per iteration) can be exported")
+    if getattr(model, "is_categorical_", None) is not None and np.any(model.is_categorical_):
+        raise ValueError("categorical splits are not supported: one-hot the categoricals")
+    predictors = [iteration[0] for iteration in model._predictors]
+    shape = TreeShape(
+        n_trees=len(predictors),
+        n_nodes=max(len(p.nodes) for p in predictors),
+        depth=max(int(p.nodes["depth"].max()) for p in predictors),
+        numeric_width=numeric_width,
+        category_cardinalities=tuple(int(c) for c in cardinalities),
+        bag_size=len(bag),
+    )
+    if model.n_features_in_ != shape.n_features:
+        raise ValueError("the model was not trained on this design's columns")
+    ensemble = TreeEnsemble(shape)
+    t, n = shape.n_trees, shape.n_nodes
+    feature = np.zeros((t, n), dtype=np.int64)
+    threshold = np.full((t, n), np.inf)
+    self_loop = np.tile(np.arange(n, dtype=np.int64), (t, 1))
+    left, right = self_loop.copy(), self_loop.copy()
+    value = np.zeros((t, n))
+    for i, predictor in enumerate(predictors):
+        nodes = predictor.nodes
+        size = len(nodes)
+        split = nodes["is_leaf"] == 0
+        index = np.arange(size)
+        feature[i, :size] = np.where(split, nodes["feature_idx"], 0)
+        threshold[i, :size] = np.where(split, nodes["num_threshold"], np.inf)
+        left[i, :size] = np.where(split, nodes["left"], index)
+        right[i, :size] = np.where(split, nodes["right"], index)
+        value[i, :size] = np.where(split, 0.0, nodes["value"])
+    with torch.no_grad():
+        ensemble.feature.copy_(torch.from_numpy(feature))
+        ensemble.threshold.copy_(torch.from_numpy(threshold))
+        ensemble.left.copy_(torch.from_numpy(left))
+        ensemble.right.copy_(torch.from_numpy(right))
+        ensemble.value.copy_(torch.from_numpy(value))
+        ensemble.baseline.fill_(float(np.ravel(model._baseline_prediction)[0]))
+        ensemble.bag.copy_(torch.from_numpy(np.asarray(bag, dtype=np.int64)))
+    return ensemble

@@ -1,0 +1,109 @@
+"""Trees as tensors: the torch traversal gives scikit-learn's scores; it refuses what it can't."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from inference.encoding import CLS_ID, PAD_ID, UNK_ID
+from inference.trees import TreeEnsemble, TreeShape, design, frequent_codes, from_sklearn
+
+CARDINALITIES = (3, 5)
+NUMERIC_WIDTH = 4
+
+
+def _batch(n: int, seed: int) -> dict[str, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    numeric = rng.normal(size=(n, NUMERIC_WIDTH)).astype(np.float32)
+    categorical = np.stack([rng.integers(0, c, n) for c in CARDINALITIES], axis=1)
+    lengths = rng.integers(1, 6, n)
+    code_ids = np.zeros((n, 7), dtype=np.int64)
+    for row, length in enumerate(lengths):
+        code_ids[row, 0] = CLS_ID
+        code_ids[row, 1 : 1 + length] = rng.integers(CLS_ID + 1, 20, length)  # may repeat
+    code_ids[:, 1][code_ids[:, 1] == 19] = UNK_ID  # some rows hold a rare code
+    code_mask = (code_ids != PAD_ID).astype(np.int64)
+    return {
+        "numeric": torch.from_numpy(numeric),
+        "categorical": torch.from_numpy(categorical),
+        "code_ids": torch.from_numpy(code_ids),
+        "code_mask": torch.from_numpy(code_mask),
+    }
+
+
+def _labels(batch: dict[str, torch.Tensor], seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    signal = (
+        batch["numeric"][:, 0].numpy()
+        + (batch["categorical"][:, 1].numpy() == 2)
+        + (batch["code_ids"] == 7).any(dim=1).numpy()
+    )
+    return (signal + rng.normal(0, 0.5, len(signal)) > 0.8).astype(int)
+
+
+def _fitted(batch: dict[str, torch.Tensor]) -> tuple[TreeEnsemble, HistGradientBoostingClassifier]:
+    bag = frequent_codes(batch["code_ids"].numpy(), batch["code_mask"].numpy(), 10)
+    x = design(**batch, cardinalities=CARDINALITIES, bag=torch.from_numpy(bag)).numpy()
+    model = HistGradientBoostingClassifier(max_iter=40, max_leaf_nodes=15, random_state=0)
+    model.fit(x, _labels(batch, 1))
+    return from_sklearn(model, NUMERIC_WIDTH, CARDINALITIES, bag), model
+
+
+def test_frequent_codes_orders_by_count_then_id_and_skips_padding_and_cls() -> None:
+    ids = np.array([[CLS_ID, 7, 9, 9, PAD_ID], [CLS_ID, 9, 7, UNK_ID, 11]])
+    mask = (ids != PAD_ID).astype(np.int64)
+    assert frequent_codes(ids, mask, 10).tolist() == [9, 7, UNK_ID, 11]
+    assert frequent_codes(ids, mask, 2).tolist() == [9, 7]
+
+
+def test_design_reads_presence_under_the_mask_only() -> None:
+    ids = torch.tensor([[CLS_ID, 7, 9, 9], [CLS_ID, 11, 7, 9]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])  # row 1's 7 and 9 are masked out
+    x = design(
+        torch.zeros(2, 1), torch.tensor([[2], [0]]), ids, mask, (3,), torch.tensor([9, 7, 13])
+    )
+    assert x.tolist() == [[0, 0, 0, 1, 1, 1, 0], [0, 1, 0, 0, 0, 0, 0]]
+
+
+def test_torch_traversal_equals_scikit_learn_on_unseen_rows() -> None:
+    ensemble, model = _fitted(_batch(3000, 0))
+    unseen = _batch(500, 2)
+    x = ensemble.design(**unseen)
+    expected = model.decision_function(x.numpy())
+    with torch.inference_mode():
+        got = ensemble(**unseen).numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
+    assert np.std(expected) > 0.1  # the trees learned something to compare
+
+
+def test_state_dict_and_shape_round_trip() -> None:
+    ensemble, _ = _fitted(_batch(2000, 0))
+    rebuilt = TreeEnsemble(TreeShape.from_dict(ensemble.shape.to_dict()))
+    rebuilt.load_state_dict(ensemble.state_dict())
+    rows = _batch(50, 3)
+    with torch.inference_mode():
+        assert torch.equal(rebuilt(**rows), ensemble(**rows))
+
+
+def test_refuses_categorical_splits_and_foreign_designs() -> None:
+    batch = _batch(500, 0)
+    bag = frequent_codes(batch["code_ids"].numpy(), batch["code_mask"].numpy(), 10)
+    x = design(**batch, cardinalities=CARDINALITIES, bag=torch.from_numpy(bag)).numpy()
+    y = _labels(batch, 1)
+    native = HistGradientBoostingClassifier(max_iter=5, categorical_features=[NUMERIC_WIDTH]).fit(
+        x, y
+    )
+    with pytest.raises(ValueError, match="categorical splits"):
+        from_sklearn(native, NUMERIC_WIDTH, CARDINALITIES, bag)
+    plain = HistGradientBoostingClassifier(max_iter=5).fit(x, y)
+    with pytest.raises(ValueError, match="design"):
+        from_sklearn(plain, NUMERIC_WIDTH + 1, CARDINALITIES, bag)
+
+
+def test_splits_counts_split_nodes_only() -> None:
+    ensemble, model = _fitted(_batch(2000, 0))
+    expected = sum(int((p[0].nodes["is_leaf"] == 0).sum()) for p in model._predictors)
+    assert ensemble.splits == expected > 0
+    assert TreeEnsemble(ensemble.shape).splits == 0  # unfitted: every node a leaf
