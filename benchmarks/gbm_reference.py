@@ -5,7 +5,8 @@ gradient-boosting model reaches". This measures that claim on the ETL's own pati
 split, with the network's own encoded inputs, so the network is compared with the reference
 on equal terms:
 
-1. train the network with the default hyperparameters (``training.train.main``, seed 42);
+1. train the network alone with the default hyperparameters (``training.train.main``, seed
+   42, ``--tree-blend false``);
 2. fit scikit-learn ``HistGradientBoostingClassifier`` on the same encoded training split
    (numerics, categorical indices as categorical features, presence of the most frequent code
    tokens) for a small grid, and pick the setting by validation AUROC;
@@ -36,6 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.training import DEFAULT_DATA, TARGET_TEST_AUROC, is_current, run_etl  # noqa: E402
+from inference.trees import frequent_codes  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "gbm_reference.json"
 #: Code tokens (codes and their ICD-9 groups) given to the trees as presence columns.
@@ -43,17 +45,6 @@ BAG_SIZE = 400
 #: The grid searched on validation: learning rate x leaves per tree x minimum leaf size.
 GRID = {"learning_rate": (0.03, 0.06), "max_leaf_nodes": (15, 31, 63), "min_samples_leaf": (200,)}
 BLEND_WEIGHTS = tuple(round(0.1 * step, 1) for step in range(11))
-
-
-def frequent_codes(code_ids: np.ndarray, code_mask: np.ndarray, size: int) -> np.ndarray:
-    """The ``size`` most frequent code-token ids of a (training) batch, most frequent first."""
-    from inference.encoding import CLS_ID, PAD_ID
-
-    ids = code_ids[code_mask.astype(bool)]
-    ids = ids[(ids != PAD_ID) & (ids != CLS_ID)]  # [UNK] stays: "holds a rare code"
-    values, counts = np.unique(ids, return_counts=True)
-    order = np.lexsort((values, -counts))  # by count, ties by id: deterministic
-    return values[order][:size]
 
 
 def code_presence(code_ids: np.ndarray, code_mask: np.ndarray, bag: np.ndarray) -> np.ndarray:
@@ -126,6 +117,7 @@ def _network_logits(
                 "--data-dir", str(data / "features"), "--model-dir", f"{workdir}/model",
                 "--output-dir", f"{workdir}/output", "--checkpoint-dir", "",
                 "--seed", str(seed), "--log-every", "0", "--baseline", "false",
+                "--tree-blend", "false",  # the network alone: the reference is fitted here
             ]
         )  # fmt: skip
     finally:

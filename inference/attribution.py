@@ -333,36 +333,58 @@ class OcclusionExplainer:
         x = trees.design(
             tensors["numeric"], tensors["categorical"], tensors["code_ids"], tensors["code_mask"]
         )
-        n = x.shape[0]
+        n, width = x.shape
         k = len(self.numeric_baseline)
-        blocks = [x]  # originals
+        records = torch.arange(n)
+        # Each variant as (owner, changed columns, their values); padding: column ``width``.
+        owners: list[torch.Tensor] = []
+        changes: list[tuple[torch.Tensor, torch.Tensor]] = []
         offset = trees.shape.numeric_width
-        for size in trees.shape.category_cardinalities:
-            rows = x.repeat_interleave(size, dim=0)
-            rows[:, offset : offset + size] = torch.eye(size, dtype=x.dtype).repeat(n, 1)
-            blocks.append(rows)
-            offset += size
-        for j in range(k):
-            rows = x.clone()
-            rows[:, j] = float(self.numeric_baseline[j])
-            rows[:, k + j] = 0.0
-            blocks.append(rows)
-        if len(by_code):
-            blocks.append(
-                trees.design(
-                    tensors["numeric"].index_select(0, by_code),
-                    tensors["categorical"].index_select(0, by_code),
-                    tensors["code_ids"].index_select(0, by_code),
-                    code_variant_masks,
+        categorical = tensors["categorical"]
+        for j, size in enumerate(trees.shape.category_cardinalities):
+            current = categorical[:, j].repeat_interleave(size)
+            new = torch.arange(size).repeat(n)
+            owners.append(records.repeat_interleave(size))
+            same = (current == new).to(x.dtype)  # already this category: stays set
+            changes.append(
+                (
+                    torch.stack([offset + current, offset + new], dim=1),
+                    torch.stack([same, torch.ones(n * size, dtype=x.dtype)], dim=1),
                 )
             )
-        scores = trees.score(torch.cat(blocks))
-        originals, rest = scores[:n], scores[n:]
+            offset += size
+        for j in range(k):
+            owners.append(records)
+            columns = torch.tensor([[j, k + j]]).expand(n, 2)
+            values = torch.tensor([[float(self.numeric_baseline[j]), 0.0]], dtype=x.dtype)
+            changes.append((columns, values.expand(n, 2)))
+        if len(by_code):
+            variants = trees.design(
+                tensors["numeric"].index_select(0, by_code),
+                categorical.index_select(0, by_code),
+                tensors["code_ids"].index_select(0, by_code),
+                code_variant_masks,
+            )
+            changed = variants != x.index_select(0, by_code)
+            most = max(1, int(changed.sum(dim=1).max()))
+            columns = torch.where(changed, torch.arange(width), width).sort(dim=1).values
+            columns = columns[:, :most]
+            values = variants.gather(1, columns.clamp(max=width - 1))
+            owners.append(by_code)
+            changes.append((columns, values))
+        most = max(c.shape[1] for c, _ in changes)
+        columns = torch.cat([_pad_columns(c, most, width) for c, _ in changes])
+        values = torch.cat([_pad_columns(v, most, 0.0) for _, v in changes])
+        leaves, tested = trees.walk(x, record_paths=True)
+        assert tested is not None
+        scores = trees.variant_scores(x, leaves, tested, torch.cat(owners), columns, values)
+        originals = trees.total(leaves)
+        rest = scores
         tabular = []
         for size, weights in zip(
             trees.shape.category_cardinalities, self.category_weights, strict=True
         ):
-            tabular.append(rest[: n * size].view(n, size) @ weights.to(scores.dtype))
+            tabular.append(rest[: n * size].view(n, size) @ weights.to(rest.dtype))
             rest = rest[n * size :]
         for _ in range(k):
             tabular.append(rest[:n])
@@ -434,6 +456,11 @@ class OcclusionExplainer:
         if kind == "code":
             return _code_name(group[1], group[2], self.titles)
         return field(NOTE_FIELD).readable_name
+
+
+def _pad_columns(table: torch.Tensor, width: int, fill: float) -> torch.Tensor:
+    """Right-pad a 2-D table's rows with ``fill`` to ``width`` columns."""
+    return torch.nn.functional.pad(table, (0, width - table.shape[1]), value=fill)
 
 
 def _tabular_occlusions(

@@ -9,8 +9,8 @@ them with scikit-learn and exports them with ``from_sklearn``.
 The trees read a purely numeric design built from the encoded batch (``design``): the
 standardised numerics and missing flags, each categorical one-hot, and the presence of the
 most frequent code tokens. Numeric splits only (``x <= threshold`` goes left) make the
-traversal a fixed number of gathers; a leaf points at itself, so every row can step the full
-depth.
+traversal a few flat gathers per level: nodes are numbered across all trees and a leaf's
+children are itself, so all rows step together until none moves.
 """
 
 from __future__ import annotations
@@ -84,8 +84,7 @@ class TreeEnsemble(nn.Module):
 
     feature: torch.Tensor
     threshold: torch.Tensor
-    left: torch.Tensor
-    right: torch.Tensor
+    child_nodes: torch.Tensor
     value: torch.Tensor
     baseline: torch.Tensor
     bag: torch.Tensor
@@ -96,8 +95,9 @@ class TreeEnsemble(nn.Module):
         t, n = shape.n_trees, shape.n_nodes
         self.register_buffer("feature", torch.zeros(t, n, dtype=torch.int64))
         self.register_buffer("threshold", torch.full((t, n), torch.inf, dtype=torch.float64))
-        self.register_buffer("left", torch.zeros(t, n, dtype=torch.int64))
-        self.register_buffer("right", torch.zeros(t, n, dtype=torch.int64))
+        # [left, right] of every node as a global node number (tree * n_nodes + node).
+        self_loops = torch.arange(t * n, dtype=torch.int64).view(t, n, 1).repeat(1, 1, 2)
+        self.register_buffer("child_nodes", self_loops)
         self.register_buffer("value", torch.zeros(t, n, dtype=torch.float64))
         self.register_buffer("baseline", torch.zeros((), dtype=torch.float64))
         self.register_buffer("bag", torch.zeros(shape.bag_size, dtype=torch.int64))
@@ -120,16 +120,88 @@ class TreeEnsemble(nn.Module):
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """Raw logits ``(n,)`` of a design matrix ``(n, n_features)``."""
-        trees = torch.arange(self.shape.n_trees, device=x.device)
-        node = torch.zeros(x.shape[0], self.shape.n_trees, dtype=torch.int64, device=x.device)
+        return self.total(self.walk(x)[0])
+
+    def total(self, leaves: torch.Tensor) -> torch.Tensor:
+        """Raw logits from the leaf each row reached in each tree, ``(n, trees)``."""
+        return self.value.view(-1).take(leaves).sum(dim=1) + self.baseline
+
+    def walk(
+        self, x: torch.Tensor, record_paths: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The leaf of every (row, tree) pair and, on request, the columns each path tested.
+
+        All pairs step down one level at a time, as flat gathers over the global node
+        numbers; a pair on a leaf stays there, and the walk ends when no pair moves. The
+        paths come back as ``(rows, trees, n_features + 1)`` booleans (the extra column is
+        never tested: ``variant_leaves`` pads with it).
+        """
+        rows, width = x.shape
+        roots = torch.arange(self.shape.n_trees, device=x.device) * self.shape.n_nodes
+        node = roots.expand(rows, -1).contiguous()
+        feature, threshold = self.feature.view(-1), self.threshold.view(-1)
+        children = self.child_nodes.view(-1)
+        tested = None
+        if record_paths:
+            tested = torch.zeros(rows, self.shape.n_trees, width + 1, dtype=torch.bool)
         for _ in range(self.shape.depth):
-            values = x.gather(1, self.feature[trees, node])
-            node = torch.where(
-                values <= self.threshold[trees, node],
-                self.left[trees, node],
-                self.right[trees, node],
+            columns = feature.take(node)
+            bound = threshold.take(node)
+            if tested is not None:  # a leaf tests nothing: it marks the extra column
+                marked = torch.where(torch.isfinite(bound), columns, width).unsqueeze(-1)
+                tested.scatter_(2, marked, True)
+            moved = children.take(2 * node + (x.gather(1, columns) > bound))
+            if torch.equal(moved, node):
+                break
+            node = moved
+        return node, tested
+
+    def variant_scores(
+        self,
+        original: torch.Tensor,
+        leaves: torch.Tensor,
+        tested: torch.Tensor,
+        owners: torch.Tensor,
+        columns: torch.Tensor,
+        values: torch.Tensor,
+    ) -> torch.Tensor:
+        """Raw logits of variants of the original rows, each given by the columns it changes.
+
+        Variant ``v`` is row ``owners[v]`` with ``columns[v, i]`` set to ``values[v, i]``
+        (padding: column ``n_features``; a column listed twice takes its last value). Exact and
+        far cheaper than scoring whole rows: a variant's path can leave its original's only at
+        a node testing a changed column, so only the trees whose original path tested one are
+        walked again, and the variant's logit is its original's plus the leaf value changes.
+        """
+        base = self.total(leaves).index_select(0, owners)
+        again = tested[owners.unsqueeze(1), :, columns].any(dim=1)  # (variants, trees)
+        variant, tree = torch.nonzero(again, as_tuple=True)
+        if not len(tree):
+            return base
+        width = original.shape[1]
+        owner = owners.index_select(0, variant)
+        changed_columns, changed_values = columns[variant], values[variant]
+        start = owner * width
+        flat = original.contiguous().view(-1)
+        feature, threshold = self.feature.view(-1), self.threshold.view(-1)
+        children, leaf_value = self.child_nodes.view(-1), self.value.view(-1)
+        node = tree * self.shape.n_nodes
+        for _ in range(self.shape.depth):
+            column = feature.take(node)
+            hit = changed_columns == column.unsqueeze(1)  # (pairs, changes)
+            last = hit.shape[1] - 1 - hit.flip(1).to(torch.int8).argmax(dim=1)
+            value = torch.where(
+                hit.any(dim=1),
+                changed_values.gather(1, last.unsqueeze(1)).squeeze(1),
+                flat.take(start + column),
             )
-        return self.value[trees, node].sum(dim=1) + self.baseline
+            moved = children.take(2 * node + (value > threshold.take(node)))
+            if torch.equal(moved, node):
+                break
+            node = moved
+        before = leaves[owner, tree]
+        delta = leaf_value.take(node) - leaf_value.take(before)
+        return base.index_add(0, variant, delta)
 
     def forward(
         self,
@@ -168,8 +240,7 @@ def from_sklearn(
     t, n = shape.n_trees, shape.n_nodes
     feature = np.zeros((t, n), dtype=np.int64)
     threshold = np.full((t, n), np.inf)
-    self_loop = np.tile(np.arange(n, dtype=np.int64), (t, 1))
-    left, right = self_loop.copy(), self_loop.copy()
+    children = np.arange(t * n, dtype=np.int64).reshape(t, n, 1).repeat(2, axis=2)
     value = np.zeros((t, n))
     for i, predictor in enumerate(predictors):
         nodes = predictor.nodes
@@ -178,14 +249,14 @@ def from_sklearn(
         index = np.arange(size)
         feature[i, :size] = np.where(split, nodes["feature_idx"], 0)
         threshold[i, :size] = np.where(split, nodes["num_threshold"], np.inf)
-        left[i, :size] = np.where(split, nodes["left"], index)
-        right[i, :size] = np.where(split, nodes["right"], index)
+        first = i * n  # this tree's first global node number
+        children[i, :size, 0] = first + np.where(split, nodes["left"], index)
+        children[i, :size, 1] = first + np.where(split, nodes["right"], index)
         value[i, :size] = np.where(split, 0.0, nodes["value"])
     with torch.no_grad():
         ensemble.feature.copy_(torch.from_numpy(feature))
         ensemble.threshold.copy_(torch.from_numpy(threshold))
-        ensemble.left.copy_(torch.from_numpy(left))
-        ensemble.right.copy_(torch.from_numpy(right))
+        ensemble.child_nodes.copy_(torch.from_numpy(children))
         ensemble.value.copy_(torch.from_numpy(value))
         ensemble.baseline.fill_(float(np.ravel(model._baseline_prediction)[0]))
         ensemble.bag.copy_(torch.from_numpy(np.asarray(bag, dtype=np.int64)))

@@ -115,8 +115,8 @@ class HyperParameters:
     # Gradient-boosted trees blended with the network at the logit (docs/model.md); the
     # network's weight is chosen on validation (1.0, the network alone, if trees don't help).
     tree_blend: bool = True
-    tree_learning_rate: float = 0.06
-    tree_max_leaf_nodes: int = 31
+    tree_learning_rate: float = 0.03
+    tree_max_leaf_nodes: int = 63
     tree_min_samples_leaf: int = 200
     tree_max_iterations: int = 300  # early stopping on held-out training rows ends sooner
     tree_bag_size: int = 400  # most frequent code tokens the trees see as presence columns

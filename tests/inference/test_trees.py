@@ -107,3 +107,26 @@ def test_splits_counts_split_nodes_only() -> None:
     expected = sum(int((p[0].nodes["is_leaf"] == 0).sum()) for p in model._predictors)
     assert ensemble.splits == expected > 0
     assert TreeEnsemble(ensemble.shape).splits == 0  # unfitted: every node a leaf
+
+
+def test_variant_scores_equal_scoring_each_variant_whole() -> None:
+    ensemble, _ = _fitted(_batch(3000, 0))
+    original = ensemble.design(**_batch(6, 4))
+    width = original.shape[1]
+    rng = np.random.default_rng(9)
+    owners = torch.from_numpy(rng.integers(0, 6, 300))
+    columns = torch.full((300, 3), width, dtype=torch.int64)  # padding
+    values = torch.zeros(300, 3, dtype=torch.float64)
+    variants = original.index_select(0, owners).clone()
+    for row in range(300):  # 0 to 3 changed columns, one of them sometimes listed twice
+        picked = rng.choice(width, rng.integers(0, 4), replace=False).tolist()
+        if picked and rng.random() < 0.2:
+            picked[-1] = picked[0]
+        for i, column in enumerate(picked):
+            value = float(rng.normal()) if column < NUMERIC_WIDTH else float(rng.integers(0, 2))
+            columns[row, i], values[row, i] = column, value
+            variants[row, column] = value  # the last listing wins
+    leaves, tested = ensemble.walk(original, record_paths=True)
+    assert tested is not None
+    got = ensemble.variant_scores(original, leaves, tested, owners, columns, values)
+    torch.testing.assert_close(got, ensemble.score(variants), rtol=0, atol=1e-12)
