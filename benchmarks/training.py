@@ -85,6 +85,7 @@ def run(data: Path, extra_args: list[str]) -> dict[str, Any]:
         "epochs_run": training["epochs_run"],
         "best_epoch": training["best_epoch"],
         "rows": result.metrics.get("rows"),
+        "tree_blend": result.metrics.get("tree_blend"),
         "test": test,
         "validation": result.metrics["validation"],
         "baseline": baseline,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -266,6 +266,12 @@ class OcclusionExplainer:
         owners = torch.cat([originals, by_code])
         masks = tensors["code_mask"].index_select(0, owners)
         masks[torch.tensor(rows, dtype=torch.long), torch.tensor(positions, dtype=torch.long)] = 0
+        pending_trees = None
+        if self.model.trees is not None:  # independent of the towers: beside the code variants
+            variant_masks = masks[n:].clone()
+            pending_trees = self._in_background(
+                lambda: self._tree_rows(tensors, variant_masks, by_code, by_note)
+            )
         codes = self._codes(tensors, owners, masks)
         # Tabular MLP rows: the originals, then each record with one group made typical.
         tabular_input = self.model.tabular.inputs(tensors["categorical"], tensors["numeric"])
@@ -292,7 +298,8 @@ class OcclusionExplainer:
             codes.index_select(0, head_codes), tabular.index_select(0, head_tabular), head_notes
         )
         if self.model.trees is not None:
-            tree_logits = self._tree_rows(tensors, masks[n:], by_code, by_note)
+            assert pending_trees is not None
+            tree_logits = pending_trees.result()
             logits = self.model.blend(logits, tree_logits)
         owner = torch.cat([tabular_owners, by_code, by_note])
         contributions = ((logits[owner] - logits[n:]) / temperature).double().tolist()
@@ -345,11 +352,12 @@ class OcclusionExplainer:
             current = categorical[:, j].repeat_interleave(size)
             new = torch.arange(size).repeat(n)
             owners.append(records.repeat_interleave(size))
-            same = (current == new).to(x.dtype)  # already this category: stays set
+            # The current category's column cleared (unless it is the new one), the new set.
+            cleared = torch.where(current == new, width, offset + current)
             changes.append(
                 (
-                    torch.stack([offset + current, offset + new], dim=1),
-                    torch.stack([same, torch.ones(n * size, dtype=x.dtype)], dim=1),
+                    torch.stack([cleared, offset + new], dim=1),
+                    torch.stack([torch.zeros(n * size), torch.ones(n * size)], dim=1).to(x.dtype),
                 )
             )
             offset += size
@@ -396,20 +404,24 @@ class OcclusionExplainer:
         """The notes tower's output, computed on a worker thread (None without notes).
 
         torch releases the GIL inside its kernels, so on a machine with a spare core the
-        256-token notes encoder overlaps the code variants instead of following them. The
-        worker runs under the caller's inference and grad modes (both are per thread).
+        256-token notes encoder overlaps the code variants instead of following them.
         """
         if self.notes_encoder is None:
             return None
+        return self._in_background(lambda: self._notes(tensors))
+
+    def _in_background(self, work: Callable[[], Any]) -> Future[Any]:
+        """Run ``work`` on a worker thread under the caller's inference and grad modes (both
+        are per thread)."""
         inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
 
-        def run() -> torch.Tensor | None:
+        def run() -> Any:
             with torch.inference_mode(inference), torch.set_grad_enabled(grad):
-                return self._notes(tensors)
+                return work()
 
         if self._notes_pool is None:
             self._notes_pool = ThreadPoolExecutor(
-                max_workers=os.cpu_count() or 1, thread_name_prefix="notes-tower"
+                max_workers=os.cpu_count() or 1, thread_name_prefix="explainer"
             )
         return self._notes_pool.submit(run)
 

@@ -168,7 +168,7 @@ class TreeEnsemble(nn.Module):
         """Raw logits of variants of the original rows, each given by the columns it changes.
 
         Variant ``v`` is row ``owners[v]`` with ``columns[v, i]`` set to ``values[v, i]``
-        (padding: column ``n_features``; a column listed twice takes its last value). Exact and
+        (distinct columns; padding: column ``n_features``). Exact and
         far cheaper than scoring whole rows: a variant's path can leave its original's only at
         a node testing a changed column, so only the trees whose original path tested one are
         walked again, and the variant's logit is its original's plus the leaf value changes.
@@ -188,12 +188,9 @@ class TreeEnsemble(nn.Module):
         node = tree * self.shape.n_nodes
         for _ in range(self.shape.depth):
             column = feature.take(node)
-            hit = changed_columns == column.unsqueeze(1)  # (pairs, changes)
-            last = hit.shape[1] - 1 - hit.flip(1).to(torch.int8).argmax(dim=1)
+            hit = changed_columns == column.unsqueeze(1)  # (pairs, changes): one True at most
             value = torch.where(
-                hit.any(dim=1),
-                changed_values.gather(1, last.unsqueeze(1)).squeeze(1),
-                flat.take(start + column),
+                hit.any(dim=1), (changed_values * hit).sum(dim=1), flat.take(start + column)
             )
             moved = children.take(2 * node + (value > threshold.take(node)))
             if torch.equal(moved, node):

@@ -287,6 +287,7 @@ def _run(
         "baseline": report.get("baseline"),
         "threshold": threshold.value,
         "temperature": temperature,
+        "tree_blend": blend,
         "training": metadata["training"],
         "rows": metadata["training_data"]["rows"],
         "wall_seconds": time.perf_counter() - started,
@@ -325,10 +326,11 @@ def _attach_trees(
                   tensors["code_mask"]).numpy()
         )  # fmt: skip
     weight = choose_network_weight(y_validation, network, tree_logits, offset)
-    model.attach_trees(trees, weight, offset)
+    if weight < 1.0:  # trees that get no weight would only cost serving time
+        model.attach_trees(trees, weight, offset)
     return {
         "network_weight": weight,
-        "trees": trees.shape.n_trees,
+        "trees": trees.shape.n_trees if weight < 1.0 else 0,
         "fit_seconds": time.perf_counter() - started,
         "validation_auroc": {
             "network": auroc(y_validation, network),
