@@ -27,6 +27,7 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -43,6 +44,7 @@ from inference.code_titles import title
 from inference.encoding import CATEGORY_UNK_ID, NOTE_FIELD, FeatureEncoder, code_group
 from inference.fast_encoder import VARIANT_CHUNK, FastSequenceEncoder, accelerated
 from inference.model import ReadmissionModel
+from inference.trees import TreeEnsemble
 
 #: Factors returned per prediction.
 TOP_FACTORS = 5
@@ -195,6 +197,9 @@ class OcclusionExplainer:
                 *(("categorical", name) for name in categorical_fields),
                 *(("numeric", name) for name in numeric_fields),
             ]
+            self.tree_templates = (
+                None if model.trees is None else _tree_templates(model.trees, self)
+            )
             self.empty_note: torch.Tensor | None = None
             if (
                 self.notes_encoder is not None
@@ -341,35 +346,40 @@ class OcclusionExplainer:
             tensors["numeric"], tensors["categorical"], tensors["code_ids"], tensors["code_mask"]
         )
         n, width = x.shape
-        k = len(self.numeric_baseline)
+        templates = self.tree_templates
+        assert templates is not None
         records = torch.arange(n)
         # Each variant as (owner, changed columns, their values); padding: column ``width``.
-        owners: list[torch.Tensor] = []
-        changes: list[tuple[torch.Tensor, torch.Tensor]] = []
-        offset = trees.shape.numeric_width
-        categorical = tensors["categorical"]
-        for j, size in enumerate(trees.shape.category_cardinalities):
-            current = categorical[:, j].repeat_interleave(size)
-            new = torch.arange(size).repeat(n)
-            owners.append(records.repeat_interleave(size))
-            # The current category's column cleared (unless it is the new one), the new set.
-            cleared = torch.where(current == new, width, offset + current)
-            changes.append(
-                (
-                    torch.stack([cleared, offset + new], dim=1),
-                    torch.stack([torch.zeros(n * size), torch.ones(n * size)], dim=1).to(x.dtype),
+        # Tabular variants, record-major: every (field, category), then every numeric.
+        current = tensors["categorical"].index_select(1, templates.field) + templates.offset
+        new = templates.column.expand(n, -1)
+        cleared = torch.where(current == new, width, current)  # the old category's column
+        per_record = len(templates.column) + len(templates.numeric_columns)
+        owners = [records.repeat_interleave(per_record)]
+        changes = [
+            (
+                torch.cat(
+                    [
+                        torch.stack([cleared, new], dim=2),
+                        templates.numeric_columns.expand(n, -1, -1),
+                    ],
+                    dim=1,
+                ).reshape(-1, 2),
+                torch.cat(
+                    [
+                        templates.category_values.expand(n, len(templates.column), -1),
+                        templates.numeric_values.expand(n, -1, -1),
+                    ],
+                    dim=1,
                 )
+                .reshape(-1, 2)
+                .to(x.dtype),
             )
-            offset += size
-        for j in range(k):
-            owners.append(records)
-            columns = torch.tensor([[j, k + j]]).expand(n, 2)
-            values = torch.tensor([[float(self.numeric_baseline[j]), 0.0]], dtype=x.dtype)
-            changes.append((columns, values.expand(n, 2)))
+        ]
         if len(by_code):
             variants = trees.design(
                 tensors["numeric"].index_select(0, by_code),
-                categorical.index_select(0, by_code),
+                tensors["categorical"].index_select(0, by_code),
                 tensors["code_ids"].index_select(0, by_code),
                 code_variant_masks,
             )
@@ -387,17 +397,12 @@ class OcclusionExplainer:
         assert tested is not None
         scores = trees.variant_scores(x, leaves, tested, torch.cat(owners), columns, values)
         originals = trees.total(leaves)
-        rest = scores
-        tabular = []
-        for size, weights in zip(
-            trees.shape.category_cardinalities, self.category_weights, strict=True
-        ):
-            tabular.append(rest[: n * size].view(n, size) @ weights.to(rest.dtype))
-            rest = rest[n * size :]
-        for _ in range(k):
-            tabular.append(rest[:n])
-            rest = rest[n:]
-        by_record = torch.stack(tabular, dim=1).reshape(-1)  # record-major, as tabular_owners
+        tabular = scores[: n * per_record].view(n, per_record)
+        categories = len(templates.column)
+        by_record = torch.cat(
+            [tabular[:, :categories] @ templates.category_weights, tabular[:, categories:]], dim=1
+        ).reshape(-1)  # record-major, as tabular_owners: categorical fields, then numerics
+        rest = scores[n * per_record :]
         return torch.cat([originals, by_record, rest, originals.index_select(0, by_note)])
 
     def _notes_in_background(self, tensors: Mapping[str, torch.Tensor]) -> Future[Any] | None:
@@ -468,6 +473,49 @@ class OcclusionExplainer:
         if kind == "code":
             return _code_name(group[1], group[2], self.titles)
         return field(NOTE_FIELD).readable_name
+
+
+@dataclass(frozen=True)
+class _TreeTemplates:
+    """The tabular occlusions as tree-design edits, built once per model.
+
+    For every (categorical field, category): the field, its one-hot block's first column and
+    the category's column; the (category, field) weight matrix that averages a field's
+    variants by training frequency; per numeric field, its value and missing-flag columns set
+    to the median and 0.
+    """
+
+    field: torch.Tensor
+    offset: torch.Tensor
+    column: torch.Tensor
+    category_values: torch.Tensor
+    category_weights: torch.Tensor
+    numeric_columns: torch.Tensor
+    numeric_values: torch.Tensor
+
+
+def _tree_templates(trees: TreeEnsemble, explainer: OcclusionExplainer) -> _TreeTemplates:
+    cardinalities = trees.shape.category_cardinalities
+    starts = torch.tensor([0, *cardinalities]).cumsum(0)[:-1] + trees.shape.numeric_width
+    field = torch.repeat_interleave(torch.arange(len(cardinalities)), torch.tensor(cardinalities))
+    offset = starts.index_select(0, field)
+    column = offset + torch.cat([torch.arange(size) for size in cardinalities])
+    weights = torch.zeros(len(column), len(cardinalities), dtype=torch.float64)
+    weights[torch.arange(len(column)), field] = torch.cat(explainer.category_weights).double()
+    k = len(explainer.numeric_baseline)
+    numeric_columns = torch.stack([torch.arange(k), torch.arange(k) + k], dim=1)
+    numeric_values = torch.stack(
+        [explainer.numeric_baseline.double(), torch.zeros(k, dtype=torch.float64)], dim=1
+    )
+    return _TreeTemplates(
+        field=field,
+        offset=offset,
+        column=column,
+        category_values=torch.tensor([0.0, 1.0], dtype=torch.float64),
+        category_weights=weights,
+        numeric_columns=numeric_columns,
+        numeric_values=numeric_values,
+    )
 
 
 def _pad_columns(table: torch.Tensor, width: int, fill: float) -> torch.Tensor:
