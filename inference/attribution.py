@@ -417,7 +417,8 @@ class OcclusionExplainer:
 
     def _in_background(self, work: Callable[[], Any]) -> Future[Any]:
         """Run ``work`` on a worker thread under the caller's inference and grad modes (both
-        are per thread)."""
+        are per thread). One worker per spare core: the calling thread runs the code
+        variants meanwhile, and more threads than cores only take turns."""
         inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
 
         def run() -> Any:
@@ -426,7 +427,7 @@ class OcclusionExplainer:
 
         if self._notes_pool is None:
             self._notes_pool = ThreadPoolExecutor(
-                max_workers=os.cpu_count() or 1, thread_name_prefix="explainer"
+                max_workers=max(1, (os.cpu_count() or 1) - 1), thread_name_prefix="explainer"
             )
         return self._notes_pool.submit(run)
 
