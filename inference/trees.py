@@ -180,7 +180,9 @@ class TreeEnsemble(nn.Module):
             return base
         width = original.shape[1]
         owner = owners.index_select(0, variant)
-        changed_columns, changed_values = columns[variant], values[variant]
+        # One contiguous vector per change slot: elementwise ops beat reducing tiny rows.
+        changed_columns = columns.index_select(0, variant).t().contiguous().unbind()
+        changed_values = values.index_select(0, variant).t().contiguous().unbind()
         start = owner * width
         flat = original.contiguous().view(-1)
         feature, threshold = self.feature.view(-1), self.threshold.view(-1)
@@ -188,10 +190,9 @@ class TreeEnsemble(nn.Module):
         node = tree * self.shape.n_nodes
         for _ in range(self.shape.depth):
             column = feature.take(node)
-            hit = changed_columns == column.unsqueeze(1)  # (pairs, changes): one True at most
-            value = torch.where(
-                hit.any(dim=1), (changed_values * hit).sum(dim=1), flat.take(start + column)
-            )
+            value = flat.take(start + column)
+            for changed, changed_value in zip(changed_columns, changed_values, strict=True):
+                value = torch.where(changed == column, changed_value, value)
             moved = children.take(2 * node + (value > threshold.take(node)))
             if torch.equal(moved, node):
                 break
