@@ -10,7 +10,8 @@ on equal terms:
 2. fit scikit-learn ``HistGradientBoostingClassifier`` on the same encoded training split
    (numerics, categorical indices as categorical features, presence of the most frequent code
    tokens) for a small grid, and pick the setting by validation AUROC;
-3. blend the two models' validation-standardised logits, the weight chosen on validation.
+3. blend the two models' validation-standardised logits, the weight chosen on validation
+   (``training.trees.choose_network_weight``, as training chooses the served blend).
 
 Every choice is made on validation; test figures are reported, never selected on. Writes
 ``benchmarks/results/gbm_reference.json``.
@@ -27,7 +28,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,35 +37,30 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.training import DEFAULT_DATA, TARGET_TEST_AUROC, is_current, run_etl  # noqa: E402
+from inference.encoding import EncodedBatch  # noqa: E402
 from inference.trees import frequent_codes  # noqa: E402
+from training.trees import batch_design  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "gbm_reference.json"
 #: Code tokens (codes and their ICD-9 groups) given to the trees as presence columns.
 BAG_SIZE = 400
 #: The grid searched on validation: learning rate x leaves per tree x minimum leaf size.
 GRID = {"learning_rate": (0.03, 0.06), "max_leaf_nodes": (15, 31, 63), "min_samples_leaf": (200,)}
-BLEND_WEIGHTS = tuple(round(0.1 * step, 1) for step in range(11))
 
 
-def code_presence(code_ids: np.ndarray, code_mask: np.ndarray, bag: np.ndarray) -> np.ndarray:
-    """A 0/1 column per bag token: whether the row's sequence holds it."""
-    column = {int(token): j for j, token in enumerate(bag)}
-    out = np.zeros((code_ids.shape[0], len(bag)), dtype=np.float32)
-    rows, positions = np.nonzero(code_mask.astype(bool))
-    for row, token in zip(rows, code_ids[rows, positions], strict=True):
-        j = column.get(int(token))
-        if j is not None:
-            out[row, j] = 1.0
-    return out
+def tree_design(batch: EncodedBatch, bag: np.ndarray) -> np.ndarray:
+    """Numerics (with missing flags), categorical indices, then code presence.
 
-
-def tree_design(batch: Any, bag: np.ndarray) -> np.ndarray:
-    """Numerics (with missing flags), categorical indices, then code presence."""
+    The presence columns are the served trees' own (``training.trees.batch_design``); the
+    categoricals stay indices here, for scikit-learn's native categorical splits.
+    """
+    numeric_and_codes = batch_design(batch, (), bag)  # no one-hot block
+    width = batch.numeric.shape[1]
     return np.hstack(
         [
-            batch.numeric.astype(np.float32),
-            batch.categorical.astype(np.float32),
-            code_presence(batch.code_ids, batch.code_mask, bag),
+            numeric_and_codes[:, :width],
+            batch.categorical.astype(np.float64),
+            numeric_and_codes[:, width:],
         ]
     )
 
@@ -75,84 +70,58 @@ def standardised(logits: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return (logits - reference.mean()) / max(float(reference.std()), 1e-12)
 
 
-def choose_blend(
-    y_validation: np.ndarray,
-    network_validation: np.ndarray,
-    trees_validation: np.ndarray,
-    weights: Sequence[float] = BLEND_WEIGHTS,
-) -> float:
-    """The network's weight in the blend with the best validation AUROC (ties: more network)."""
-    from training.metrics import auroc
-
-    net = standardised(network_validation, network_validation)
-    trees = standardised(trees_validation, trees_validation)
-    scored = [(auroc(y_validation, w * net + (1 - w) * trees), w) for w in weights]
-    return max(scored)[1]
-
-
 def blended(
     weight: float, network: np.ndarray, trees: np.ndarray, net_ref: np.ndarray, tree_ref: np.ndarray
 ) -> np.ndarray:
     return weight * standardised(network, net_ref) + (1 - weight) * standardised(trees, tree_ref)
 
 
-def _network_logits(
-    data: Path, seed: int, workdir: str
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Train the network with the defaults; its metrics and raw validation/test logits."""
-    import training.pipeline as pipeline
+def _train_network(data: Path, seed: int, workdir: str) -> tuple[dict[str, Any], Path]:
+    """Train the network alone with the defaults; its metrics and its model directory."""
     from training.train import main
 
-    captured: list[np.ndarray] = []
-    calibrated = pipeline.calibrated
-
-    def capture(logits: Any, temperature: float) -> Any:
-        captured.append(np.asarray(logits, dtype=np.float64).copy())  # validation, then test
-        return calibrated(logits, temperature)
-
-    pipeline.calibrated = capture
-    try:
-        result = main(
-            [
-                "--data-dir", str(data / "features"), "--model-dir", f"{workdir}/model",
-                "--output-dir", f"{workdir}/output", "--checkpoint-dir", "",
-                "--seed", str(seed), "--log-every", "0", "--baseline", "false",
-                "--tree-blend", "false",  # the network alone: the reference is fitted here
-            ]
-        )  # fmt: skip
-    finally:
-        pipeline.calibrated = calibrated
-    if result is None or len(captured) < 2:
-        raise RuntimeError("the network's validation and test logits were not captured")
+    result = main(
+        [
+            "--data-dir", str(data / "features"), "--model-dir", f"{workdir}/model",
+            "--output-dir", f"{workdir}/output", "--checkpoint-dir", "",
+            "--seed", str(seed), "--log-every", "0", "--baseline", "false",
+            "--tree-blend", "false",  # the network alone: the reference is fitted here
+        ]
+    )  # fmt: skip
+    if result is None:
+        raise RuntimeError("the benchmark must run as a single process (rank 0)")
     metrics = {
         "validation_auroc": result.metrics["validation"]["auroc"],
         "test_auroc": result.metrics["test"]["auroc"],
         "best_epoch": result.metrics["training"]["best_epoch"],
     }
-    return metrics, {"validation": captured[0], "test": captured[1]}
+    return metrics, result.model_dir
 
 
 def run(data: Path, seed: int) -> dict[str, Any]:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from inference.encoding import EncoderConfig, FeatureEncoder, labels
-    from training.config import HyperParameters
+    from inference.encoding import FeatureEncoder, labels
+    from inference.model import load_model
     from training.data import read_records
+    from training.loop import DistributedContext, TensorSet, predict_logits
     from training.metrics import auroc
-    from training.pipeline import code_min_frequency
+    from training.trees import choose_network_weight
 
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-gbm-") as workdir:
-        network, network_logits = _network_logits(data, seed, workdir)
     splits = ("train", "validation", "test")
     records = {s: read_records(data / "features" / f"split={s}") for s in splits}
-    hyper = HyperParameters()
-    encoder = FeatureEncoder.fit(
-        records["train"],
-        EncoderConfig(code_min_frequency=code_min_frequency(hyper, len(records["train"]))),
-    )
-    batches = {s: encoder.encode(records[s]) for s in splits}
     y = {s: labels(records[s]) for s in splits}
+    with tempfile.TemporaryDirectory(prefix="bench-gbm-") as workdir:
+        network, model_dir = _train_network(data, seed, workdir)
+        # The trained model's own encoder (fitted on train) and raw logits.
+        encoder = FeatureEncoder.load(model_dir)
+        model = load_model(model_dir)
+        batches = {s: encoder.encode(records[s]) for s in splits}
+        network_logits = {
+            s: predict_logits(model, TensorSet(batches[s], y[s]), DistributedContext(), 1024)
+            for s in ("validation", "test")
+        }
     bag = frequent_codes(batches["train"].code_ids, batches["train"].code_mask, BAG_SIZE)
     design = {s: tree_design(batches[s], bag) for s in splits}
     n_numeric = batches["train"].numeric.shape[1]
@@ -182,8 +151,13 @@ def run(data: Path, seed: int) -> dict[str, Any]:
             best = (row["validation_auroc"], row, scores["validation"], scores["test"])
     assert best is not None
     _, chosen, trees_validation, trees_test = best
-    weight = choose_blend(y["validation"], network_logits["validation"], trees_validation)
     net_ref = network_logits["validation"]
+    weight = choose_network_weight(
+        y["validation"],
+        standardised(net_ref, net_ref),
+        standardised(trees_validation, trees_validation),
+        0.0,
+    )
     blend = {
         "network_weight": weight,
         "validation_auroc": auroc(

@@ -172,7 +172,7 @@ class OcclusionExplainer:
         self.encoder = encoder
         self.titles = titles
         self.codes_encoder = accelerated(model.codes)
-        self._notes_pool: ThreadPoolExecutor | None = None  # created on first use
+        self._pool: ThreadPoolExecutor | None = None  # created on first use
         self.notes_encoder = accelerated(model.notes) if model.notes is not None else None
         # The fields the encoder was fitted on (an earlier schema version's artifact has fewer).
         numeric_fields = encoder.numeric_fields
@@ -219,10 +219,10 @@ class OcclusionExplainer:
         trees = self.model.trees
         if trees is None:
             return network
-        x = trees.design(
+        tree_logits = trees(
             tensors["numeric"], tensors["categorical"], tensors["code_ids"], tensors["code_mask"]
         )
-        return self.model.blend(network, trees.score(x))
+        return self.model.blend(network, tree_logits)
 
     def _notes(self, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
         if self.notes_encoder is None:
@@ -425,11 +425,11 @@ class OcclusionExplainer:
             with torch.inference_mode(inference), torch.set_grad_enabled(grad):
                 return work()
 
-        if self._notes_pool is None:
-            self._notes_pool = ThreadPoolExecutor(
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
                 max_workers=max(1, (os.cpu_count() or 1) - 1), thread_name_prefix="explainer"
             )
-        return self._notes_pool.submit(run)
+        return self._pool.submit(run)
 
     def _has_note(self, record: Mapping[str, Any]) -> bool:
         note = record.get(NOTE_FIELD)

@@ -134,7 +134,7 @@ class TreeEnsemble(nn.Module):
         All pairs step down one level at a time, as flat gathers over the global node
         numbers; a pair on a leaf stays there, and the walk ends when no pair moves. The
         paths come back as ``(rows, trees, n_features + 1)`` booleans (the extra column is
-        never tested: ``variant_leaves`` pads with it).
+        never tested: ``variant_scores`` pads with it).
         """
         rows, width = x.shape
         roots = torch.arange(self.shape.n_trees, device=x.device) * self.shape.n_nodes
