@@ -37,32 +37,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.training import DEFAULT_DATA, TARGET_TEST_AUROC, is_current, run_etl  # noqa: E402
-from inference.encoding import EncodedBatch  # noqa: E402
 from inference.trees import frequent_codes  # noqa: E402
-from training.trees import batch_design  # noqa: E402
+from training.trees import batch_design, categorical_mask  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "gbm_reference.json"
 #: Code tokens (codes and their ICD-9 groups) given to the trees as presence columns.
 BAG_SIZE = 400
 #: The grid searched on validation: learning rate x leaves per tree x minimum leaf size.
 GRID = {"learning_rate": (0.03, 0.06), "max_leaf_nodes": (15, 31, 63), "min_samples_leaf": (200,)}
-
-
-def tree_design(batch: EncodedBatch, bag: np.ndarray) -> np.ndarray:
-    """Numerics (with missing flags), categorical indices, then code presence.
-
-    The presence columns are the served trees' own (``training.trees.batch_design``); the
-    categoricals stay indices here, for scikit-learn's native categorical splits.
-    """
-    numeric_and_codes = batch_design(batch, (), bag)  # no one-hot block
-    width = batch.numeric.shape[1]
-    return np.hstack(
-        [
-            numeric_and_codes[:, :width],
-            batch.categorical.astype(np.float64),
-            numeric_and_codes[:, width:],
-        ]
-    )
 
 
 def standardised(logits: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -123,11 +105,10 @@ def run(data: Path, seed: int) -> dict[str, Any]:
             for s in ("validation", "test")
         }
     bag = frequent_codes(batches["train"].code_ids, batches["train"].code_mask, BAG_SIZE)
-    design = {s: tree_design(batches[s], bag) for s in splits}
-    n_numeric = batches["train"].numeric.shape[1]
     cardinalities = encoder.category_cardinalities
-    # Categorical indices as categorical features where scikit-learn allows (< 255 levels).
-    categorical = [False] * n_numeric + [c < 255 for c in cardinalities] + [False] * len(bag)
+    # The served trees' design and categorical columns (native splits up to 255 levels).
+    design = {s: batch_design(batches[s], cardinalities, bag) for s in splits}
+    categorical = categorical_mask(batches["train"].numeric.shape[1], cardinalities, len(bag))
     grid = []
     best: tuple[float, dict[str, Any], np.ndarray, np.ndarray] | None = None
     for values in itertools.product(*GRID.values()):

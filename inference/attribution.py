@@ -351,23 +351,20 @@ class OcclusionExplainer:
         records = torch.arange(n)
         # Each variant as (owner, changed columns, their values); padding: column ``width``.
         # Tabular variants, record-major: every (field, category), then every numeric.
-        current = tensors["categorical"].index_select(1, templates.field) + templates.offset
-        new = templates.column.expand(n, -1)
-        cleared = torch.where(current == new, width, current)  # the old category's column
         per_record = len(templates.column) + len(templates.numeric_columns)
         owners = [records.repeat_interleave(per_record)]
         changes = [
             (
                 torch.cat(
                     [
-                        torch.stack([cleared, new], dim=2),
+                        templates.category_columns(tensors["categorical"], width),
                         templates.numeric_columns.expand(n, -1, -1),
                     ],
                     dim=1,
                 ).reshape(-1, 2),
                 torch.cat(
                     [
-                        templates.category_values.expand(n, len(templates.column), -1),
+                        templates.category_values.expand(n, -1, -1),
                         templates.numeric_values.expand(n, -1, -1),
                     ],
                     dim=1,
@@ -480,27 +477,47 @@ class OcclusionExplainer:
 class _TreeTemplates:
     """The tabular occlusions as tree-design edits, built once per model.
 
-    For every (categorical field, category): the field, its one-hot block's first column and
-    the category's column; the (category, field) weight matrix that averages a field's
-    variants by training frequency; per numeric field, its value and missing-flag columns set
-    to the median and 0.
+    Every (categorical field, category) variant sets the field to the category: with
+    categorical splits, its index column to the category's index; one-hot, the old
+    category's column to 0 and the new one's to 1. Beside them: the (category, field)
+    weight matrix that averages a field's variants by training frequency, and per numeric
+    field its value and missing-flag columns set to the median and 0.
     """
 
     field: torch.Tensor
     offset: torch.Tensor
     column: torch.Tensor
-    category_values: torch.Tensor
+    category_values: torch.Tensor  # (variants, 2): the values of the two changed columns
     category_weights: torch.Tensor
     numeric_columns: torch.Tensor
     numeric_values: torch.Tensor
+    one_hot: bool
+
+    def category_columns(self, categorical: torch.Tensor, width: int) -> torch.Tensor:
+        """The two design columns each category variant changes, ``(rows, variants, 2)``;
+        column ``width`` is padding (nothing changes there)."""
+        new = self.column.expand(categorical.shape[0], -1)
+        if self.one_hot:
+            current = categorical.index_select(1, self.field) + self.offset
+            cleared = torch.where(current == new, width, current)  # the old category's column
+            return torch.stack([cleared, new], dim=2)
+        return torch.stack([new, torch.full_like(new, width)], dim=2)
 
 
 def _tree_templates(trees: TreeEnsemble, explainer: OcclusionExplainer) -> _TreeTemplates:
-    cardinalities = trees.shape.category_cardinalities
-    starts = torch.tensor([0, *cardinalities]).cumsum(0)[:-1] + trees.shape.numeric_width
+    shape = trees.shape
+    cardinalities = shape.category_cardinalities
     field = torch.repeat_interleave(torch.arange(len(cardinalities)), torch.tensor(cardinalities))
-    offset = starts.index_select(0, field)
-    column = offset + torch.cat([torch.arange(size) for size in cardinalities])
+    category = torch.cat([torch.arange(size) for size in cardinalities])
+    if shape.categorical_splits:  # one index column per field
+        offset = field + shape.numeric_width
+        column = offset
+        category_values = torch.stack([category, torch.zeros_like(category)], dim=1)
+    else:  # a one-hot block per field
+        starts = torch.tensor([0, *cardinalities]).cumsum(0)[:-1] + shape.numeric_width
+        offset = starts.index_select(0, field)
+        column = offset + category
+        category_values = torch.tensor([[0.0, 1.0]]).expand(len(column), -1)
     weights = torch.zeros(len(column), len(cardinalities), dtype=torch.float64)
     weights[torch.arange(len(column)), field] = torch.cat(explainer.category_weights).double()
     k = len(explainer.numeric_baseline)
@@ -512,10 +529,11 @@ def _tree_templates(trees: TreeEnsemble, explainer: OcclusionExplainer) -> _Tree
         field=field,
         offset=offset,
         column=column,
-        category_values=torch.tensor([0.0, 1.0], dtype=torch.float64),
+        category_values=category_values.to(torch.float64),
         category_weights=weights,
         numeric_columns=numeric_columns,
         numeric_values=numeric_values,
+        one_hot=not shape.categorical_splits,
     )
 
 

@@ -6,11 +6,15 @@ validation with every seed). Holding the trees as buffers of an ``nn.Module`` ke
 ``model.safetensors`` and the serving path free of scikit-learn and pickles; training fits
 them with scikit-learn and exports them with ``from_sklearn``.
 
-The trees read a purely numeric design built from the encoded batch (``design``): the
-standardised numerics and missing flags, each categorical one-hot, and the presence of the
-most frequent code tokens. Numeric splits only (``x <= threshold`` goes left) make the
-traversal a few flat gathers per level: nodes are numbered across all trees and a leaf's
-children are itself, so all rows step together until none moves.
+The trees read a design built from the encoded batch (``design``): the standardised numerics
+and missing flags, each categorical's vocabulary index, and the presence of the most frequent
+code tokens. A numeric split sends ``x <= threshold`` left; a categorical split (scikit-learn's
+native categorical support, which ranked better than one-hot columns in patient-grouped
+cross-validation: docs/model.md) sends the categories of its left set left, read from a
+``(node, category)`` table. Either way the traversal is a few flat gathers per level: nodes
+are numbered across all trees and a leaf's children are itself, so all rows step together
+until none moves. Ensembles exported before categorical splits (one-hot categoricals,
+``categorical_splits`` false) load and score as they did.
 """
 
 from __future__ import annotations
@@ -36,10 +40,19 @@ class TreeShape:
     numeric_width: int
     category_cardinalities: tuple[int, ...]
     bag_size: int
+    # True: each categorical is one column (its index) and nodes may split on category sets;
+    # False (configs written before): each categorical is one-hot, numeric splits only.
+    categorical_splits: bool = False
+
+    @property
+    def categorical_width(self) -> int:
+        """Design columns of the categoricals: one each, or one per category (one-hot)."""
+        cardinalities = self.category_cardinalities
+        return len(cardinalities) if self.categorical_splits else sum(cardinalities)
 
     @property
     def n_features(self) -> int:
-        return self.numeric_width + sum(self.category_cardinalities) + self.bag_size
+        return self.numeric_width + self.categorical_width + self.bag_size
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "category_cardinalities": list(self.category_cardinalities)}
@@ -68,11 +81,18 @@ def design(
     code_mask: torch.Tensor,
     cardinalities: Sequence[int],
     bag: torch.Tensor,
+    categorical_splits: bool = True,
 ) -> torch.Tensor:
-    """The trees' input (float64): numerics, one-hot categoricals, code-token presence."""
+    """The trees' input (float64): numerics, categoricals, code-token presence.
+
+    A categorical is its vocabulary index (``categorical_splits``) or one-hot columns.
+    """
     parts = [numeric.to(torch.float64)]
-    for j, size in enumerate(cardinalities):
-        parts.append(nn.functional.one_hot(categorical[:, j], size).to(torch.float64))
+    if categorical_splits:
+        parts.append(categorical.to(torch.float64))
+    else:
+        for j, size in enumerate(cardinalities):
+            parts.append(nn.functional.one_hot(categorical[:, j], size).to(torch.float64))
     if bag.numel():
         hits = (code_ids.unsqueeze(-1) == bag) & code_mask.bool().unsqueeze(-1)
         parts.append(hits.any(dim=1).to(torch.float64))
@@ -88,6 +108,8 @@ class TreeEnsemble(nn.Module):
     value: torch.Tensor
     baseline: torch.Tensor
     bag: torch.Tensor
+    categorical: torch.Tensor
+    goes_left: torch.Tensor
 
     def __init__(self, shape: TreeShape) -> None:
         super().__init__()
@@ -101,6 +123,11 @@ class TreeEnsemble(nn.Module):
         self.register_buffer("value", torch.zeros(t, n, dtype=torch.float64))
         self.register_buffer("baseline", torch.zeros((), dtype=torch.float64))
         self.register_buffer("bag", torch.zeros(shape.bag_size, dtype=torch.int64))
+        if shape.categorical_splits:
+            # Whether a node splits on a categorical, and which categories it sends left.
+            widest = max(shape.category_cardinalities, default=1)
+            self.register_buffer("categorical", torch.zeros(t, n, dtype=torch.bool))
+            self.register_buffer("goes_left", torch.zeros(t, n, widest, dtype=torch.bool))
 
     @property
     def splits(self) -> int:
@@ -114,8 +141,15 @@ class TreeEnsemble(nn.Module):
         code_ids: torch.Tensor,
         code_mask: torch.Tensor,
     ) -> torch.Tensor:
+        shape = self.shape
         return design(
-            numeric, categorical, code_ids, code_mask, self.shape.category_cardinalities, self.bag
+            numeric,
+            categorical,
+            code_ids,
+            code_mask,
+            shape.category_cardinalities,
+            self.bag,
+            shape.categorical_splits,
         )
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,11 +184,23 @@ class TreeEnsemble(nn.Module):
             if tested is not None:  # a leaf tests nothing: it marks the extra column
                 marked = torch.where(torch.isfinite(bound), columns, width).unsqueeze(-1)
                 tested.scatter_(2, marked, True)
-            moved = children.take(2 * node + (x.gather(1, columns) > bound))
+            moved = children.take(2 * node + self._goes_right(node, x.gather(1, columns), bound))
             if torch.equal(moved, node):
                 break
             node = moved
         return node, tested
+
+    def _goes_right(
+        self, node: torch.Tensor, value: torch.Tensor, bound: torch.Tensor
+    ) -> torch.Tensor:
+        """Which (row, tree) pairs step right at ``node``, given the value each one tests."""
+        right = value > bound
+        if not self.shape.categorical_splits:
+            return right
+        widest = self.goes_left.shape[-1]
+        category = value.to(torch.int64).clamp(0, widest - 1)  # numeric nodes: discarded
+        left = self.goes_left.view(-1).take(node * widest + category)
+        return torch.where(self.categorical.view(-1).take(node), ~left, right)
 
     def variant_scores(
         self,
@@ -193,7 +239,7 @@ class TreeEnsemble(nn.Module):
             value = flat.take(start + column)
             for changed, changed_value in zip(changed_columns, changed_values, strict=True):
                 value = torch.where(changed == column, changed_value, value)
-            moved = children.take(2 * node + (value > threshold.take(node)))
+            moved = children.take(2 * node + self._goes_right(node, value, threshold.take(node)))
             if torch.equal(moved, node):
                 break
             node = moved
@@ -212,17 +258,23 @@ class TreeEnsemble(nn.Module):
 
 
 def from_sklearn(
-    model: Any, numeric_width: int, cardinalities: Sequence[int], bag: np.ndarray
+    model: Any,
+    numeric_width: int,
+    cardinalities: Sequence[int],
+    bag: np.ndarray,
+    categorical_splits: bool = True,
 ) -> TreeEnsemble:
     """Export a fitted binary ``HistGradientBoostingClassifier`` trained on ``design``.
 
-    Refuses what the traversal does not implement (categorical splits, several trees per
-    iteration); missing values never reach the trees (the encoder imputes).
+    With ``categorical_splits`` the design holds each categorical as its index, and the model
+    may treat those columns (only those) as categorical features; without, the design is
+    one-hot and every split must be numeric. Refuses what the traversal does not implement
+    (several trees per iteration, a foreign design); missing values never reach the trees (the
+    encoder imputes), but a category the trees never saw in training is routed as scikit-learn
+    routes it: as missing.
     """
     if getattr(model, "n_trees_per_iteration_", 1) != 1:
         raise ValueError("only binary classifiers (one tree per iteration) can be exported")
-    if getattr(model, "is_categorical_", None) is not None and np.any(model.is_categorical_):
-        raise ValueError("categorical splits are not supported: one-hot the categoricals")
     predictors = [iteration[0] for iteration in model._predictors]
     shape = TreeShape(
         n_trees=len(predictors),
@@ -231,26 +283,42 @@ def from_sklearn(
         numeric_width=numeric_width,
         category_cardinalities=tuple(int(c) for c in cardinalities),
         bag_size=len(bag),
+        categorical_splits=categorical_splits,
     )
     if model.n_features_in_ != shape.n_features:
         raise ValueError("the model was not trained on this design's columns")
+    columns, categories = _input_columns(model, shape)
     ensemble = TreeEnsemble(shape)
     t, n = shape.n_trees, shape.n_nodes
     feature = np.zeros((t, n), dtype=np.int64)
     threshold = np.full((t, n), np.inf)
     children = np.arange(t * n, dtype=np.int64).reshape(t, n, 1).repeat(2, axis=2)
     value = np.zeros((t, n))
+    categorical = np.zeros((t, n), dtype=bool)
+    goes_left = np.zeros((t, n, max(cardinalities, default=1)), dtype=bool)
     for i, predictor in enumerate(predictors):
         nodes = predictor.nodes
         size = len(nodes)
         split = nodes["is_leaf"] == 0
         index = np.arange(size)
-        feature[i, :size] = np.where(split, nodes["feature_idx"], 0)
-        threshold[i, :size] = np.where(split, nodes["num_threshold"], np.inf)
+        feature[i, :size] = np.where(split, columns[nodes["feature_idx"]], 0)
+        on_category = split & (nodes["is_categorical"] == 1)
+        threshold[i, :size] = np.where(
+            split, np.where(on_category, 0.0, nodes["num_threshold"]), np.inf
+        )
         first = i * n  # this tree's first global node number
         children[i, :size, 0] = first + np.where(split, nodes["left"], index)
         children[i, :size, 1] = first + np.where(split, nodes["right"], index)
         value[i, :size] = np.where(split, 0.0, nodes["value"])
+        categorical[i, :size] = on_category
+        for node in np.flatnonzero(on_category):
+            field = int(columns[nodes["feature_idx"][node]]) - numeric_width
+            goes_left[i, node] = _left_categories(
+                predictor.raw_left_cat_bitsets[nodes["bitset_idx"][node]],
+                categories[field],
+                bool(nodes["missing_go_to_left"][node]),
+                goes_left.shape[-1],
+            )
     with torch.no_grad():
         ensemble.feature.copy_(torch.from_numpy(feature))
         ensemble.threshold.copy_(torch.from_numpy(threshold))
@@ -258,4 +326,55 @@ def from_sklearn(
         ensemble.value.copy_(torch.from_numpy(value))
         ensemble.baseline.fill_(float(np.ravel(model._baseline_prediction)[0]))
         ensemble.bag.copy_(torch.from_numpy(np.asarray(bag, dtype=np.int64)))
+        if categorical_splits:
+            ensemble.categorical.copy_(torch.from_numpy(categorical))
+            ensemble.goes_left.copy_(torch.from_numpy(goes_left))
     return ensemble
+
+
+def _input_columns(model: Any, shape: TreeShape) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Map the fitted trees' feature numbers to design columns; each categorical's categories.
+
+    With categorical features scikit-learn reorders the columns (categoricals first) and
+    renumbers each one's categories by sorted value (``OrdinalEncoder``); the nodes and their
+    category bitsets speak that internal language. Returns the design column of every
+    internal feature, and per categorical field the design values (category indices) the
+    trees know, in internal order.
+    """
+    width = shape.n_features
+    is_categorical = getattr(model, "is_categorical_", None)
+    if is_categorical is None or not np.any(is_categorical):
+        return np.arange(width), {}
+    first = shape.numeric_width
+    allowed = np.zeros(width, dtype=bool)
+    allowed[first : first + len(shape.category_cardinalities)] = shape.categorical_splits
+    if np.any(is_categorical & ~allowed):
+        raise ValueError(
+            "categorical splits are only supported on the categoricals' index columns "
+            "(categorical_splits design)"
+        )
+    columns = np.concatenate([np.flatnonzero(is_categorical), np.flatnonzero(~is_categorical)])
+    encoder = model._preprocessor.named_transformers_["encoder"]
+    categories = {
+        int(column) - first: np.asarray(known, dtype=np.float64)
+        for column, known in zip(np.flatnonzero(is_categorical), encoder.categories_, strict=True)
+    }
+    return columns, categories
+
+
+def _left_categories(
+    bitset: np.ndarray, known: np.ndarray, missing_left: bool, width: int
+) -> np.ndarray:
+    """Which category indices ``0..width-1`` a categorical split sends left.
+
+    ``bitset`` holds the left set in scikit-learn's internal numbering (the position in
+    ``known``); a category outside ``known`` (never seen in training) goes where missing
+    values go.
+    """
+    out = np.full(width, missing_left)
+    for internal, category in enumerate(known):
+        if np.isnan(category) or not 0 <= category < width:
+            continue
+        word, bit = divmod(internal, 32)
+        out[int(category)] = bool((int(bitset[word]) >> bit) & 1)
+    return out

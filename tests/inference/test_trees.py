@@ -1,4 +1,8 @@
-"""Trees as tensors: the torch traversal gives scikit-learn's scores; it refuses what it can't."""
+"""Trees as tensors: the torch traversal gives scikit-learn's scores; it refuses what it can't.
+
+Both designs: categoricals as index columns with native categorical splits (what training
+fits) and one-hot columns with numeric splits only (ensembles exported before).
+"""
 
 from __future__ import annotations
 
@@ -43,12 +47,29 @@ def _labels(batch: dict[str, torch.Tensor], seed: int) -> np.ndarray:
     return (signal + rng.normal(0, 0.5, len(signal)) > 0.8).astype(int)
 
 
-def _fitted(batch: dict[str, torch.Tensor]) -> tuple[TreeEnsemble, HistGradientBoostingClassifier]:
+def _fitted(
+    batch: dict[str, torch.Tensor], categorical_splits: bool = True
+) -> tuple[TreeEnsemble, HistGradientBoostingClassifier]:
     bag = frequent_codes(batch["code_ids"].numpy(), batch["code_mask"].numpy(), 10)
-    x = design(**batch, cardinalities=CARDINALITIES, bag=torch.from_numpy(bag)).numpy()
-    model = HistGradientBoostingClassifier(max_iter=40, max_leaf_nodes=15, random_state=0)
+    x = design(
+        **batch, cardinalities=CARDINALITIES, bag=torch.from_numpy(bag),
+        categorical_splits=categorical_splits,
+    ).numpy()  # fmt: skip
+    categorical = None
+    if categorical_splits:
+        categorical = np.zeros(x.shape[1], dtype=bool)
+        categorical[NUMERIC_WIDTH : NUMERIC_WIDTH + len(CARDINALITIES)] = True
+    model = HistGradientBoostingClassifier(
+        max_iter=40, max_leaf_nodes=15, random_state=0, categorical_features=categorical
+    )
     model.fit(x, _labels(batch, 1))
-    return from_sklearn(model, NUMERIC_WIDTH, CARDINALITIES, bag), model
+    exported = from_sklearn(model, NUMERIC_WIDTH, CARDINALITIES, bag, categorical_splits)
+    return exported, model
+
+
+both_designs = pytest.mark.parametrize(
+    "categorical_splits", [True, False], ids=["native", "one-hot"]
+)
 
 
 def test_frequent_codes_orders_by_count_then_id_and_skips_padding_and_cls() -> None:
@@ -61,15 +82,29 @@ def test_frequent_codes_orders_by_count_then_id_and_skips_padding_and_cls() -> N
 def test_design_reads_presence_under_the_mask_only() -> None:
     ids = torch.tensor([[CLS_ID, 7, 9, 9], [CLS_ID, 11, 7, 9]])
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])  # row 1's 7 and 9 are masked out
-    x = design(
-        torch.zeros(2, 1), torch.tensor([[2], [0]]), ids, mask, (3,), torch.tensor([9, 7, 13])
+    numeric, categorical, bag = (
+        torch.zeros(2, 1),
+        torch.tensor([[2], [0]]),
+        torch.tensor([9, 7, 13]),
     )
+    x = design(numeric, categorical, ids, mask, (3,), bag, categorical_splits=False)
     assert x.tolist() == [[0, 0, 0, 1, 1, 1, 0], [0, 1, 0, 0, 0, 0, 0]]
+    x = design(numeric, categorical, ids, mask, (3,), bag)  # categoricals as their index
+    assert x.tolist() == [[0, 2, 1, 1, 0], [0, 0, 0, 0, 0]]
 
 
-def test_torch_traversal_equals_scikit_learn_on_unseen_rows() -> None:
-    ensemble, model = _fitted(_batch(3000, 0))
+@both_designs
+def test_torch_traversal_equals_scikit_learn_on_unseen_rows(categorical_splits: bool) -> None:
+    batch = _batch(3000, 0)
+    # The last category of each field never occurs in training: scikit-learn routes it as
+    # missing, and so must the export.
+    for j, size in enumerate(CARDINALITIES):
+        batch["categorical"][batch["categorical"][:, j] == size - 1, j] = 0
+    ensemble, model = _fitted(batch, categorical_splits)
+    if categorical_splits:
+        assert ensemble.categorical.any()  # the comparison covers categorical splits
     unseen = _batch(500, 2)
+    assert (unseen["categorical"] == torch.tensor(CARDINALITIES) - 1).all(dim=1).any()
     x = ensemble.design(**unseen)
     expected = model.decision_function(x.numpy())
     with torch.inference_mode():
@@ -78,8 +113,9 @@ def test_torch_traversal_equals_scikit_learn_on_unseen_rows() -> None:
     assert np.std(expected) > 0.1  # the trees learned something to compare
 
 
-def test_state_dict_and_shape_round_trip() -> None:
-    ensemble, _ = _fitted(_batch(2000, 0))
+@both_designs
+def test_state_dict_and_shape_round_trip(categorical_splits: bool) -> None:
+    ensemble, _ = _fitted(_batch(2000, 0), categorical_splits)
     rebuilt = TreeEnsemble(TreeShape.from_dict(ensemble.shape.to_dict()))
     rebuilt.load_state_dict(ensemble.state_dict())
     rows = _batch(50, 3)
@@ -87,19 +123,38 @@ def test_state_dict_and_shape_round_trip() -> None:
         assert torch.equal(rebuilt(**rows), ensemble(**rows))
 
 
-def test_refuses_categorical_splits_and_foreign_designs() -> None:
+def test_a_shape_recorded_before_categorical_splits_reads_as_one_hot() -> None:
+    ensemble, _ = _fitted(_batch(2000, 0), categorical_splits=False)
+    recorded = ensemble.shape.to_dict()
+    del recorded["categorical_splits"]  # model_config.json written before the field existed
+    rebuilt = TreeEnsemble(TreeShape.from_dict(recorded))
+    rebuilt.load_state_dict(ensemble.state_dict())  # strict: the same buffers
+    rows = _batch(50, 3)
+    with torch.inference_mode():
+        assert torch.equal(rebuilt(**rows), ensemble(**rows))
+
+
+def test_refuses_categorical_splits_off_the_index_columns_and_foreign_designs() -> None:
     batch = _batch(500, 0)
     bag = frequent_codes(batch["code_ids"].numpy(), batch["code_mask"].numpy(), 10)
-    x = design(**batch, cardinalities=CARDINALITIES, bag=torch.from_numpy(bag)).numpy()
     y = _labels(batch, 1)
-    native = HistGradientBoostingClassifier(max_iter=5, categorical_features=[NUMERIC_WIDTH]).fit(
-        x, y
-    )
+    one_hot = design(
+        **batch, cardinalities=CARDINALITIES, bag=torch.from_numpy(bag), categorical_splits=False
+    ).numpy()
+    native = HistGradientBoostingClassifier(max_iter=5, categorical_features=[NUMERIC_WIDTH])
+    native.fit(one_hot, y)  # a one-hot column declared categorical
     with pytest.raises(ValueError, match="categorical splits"):
-        from_sklearn(native, NUMERIC_WIDTH, CARDINALITIES, bag)
-    plain = HistGradientBoostingClassifier(max_iter=5).fit(x, y)
+        from_sklearn(native, NUMERIC_WIDTH, CARDINALITIES, bag, categorical_splits=False)
+    indexed = design(**batch, cardinalities=CARDINALITIES, bag=torch.from_numpy(bag)).numpy()
+    on_a_numeric = HistGradientBoostingClassifier(max_iter=5, categorical_features=[0])
+    on_a_numeric.fit(np.abs(np.round(indexed)), y)
+    with pytest.raises(ValueError, match="categorical splits"):
+        from_sklearn(on_a_numeric, NUMERIC_WIDTH, CARDINALITIES, bag)
+    plain = HistGradientBoostingClassifier(max_iter=5).fit(one_hot, y)
     with pytest.raises(ValueError, match="design"):
-        from_sklearn(plain, NUMERIC_WIDTH + 1, CARDINALITIES, bag)
+        from_sklearn(plain, NUMERIC_WIDTH + 1, CARDINALITIES, bag, categorical_splits=False)
+    with pytest.raises(ValueError, match="design"):  # a one-hot fit exported as indexed
+        from_sklearn(plain, NUMERIC_WIDTH, CARDINALITIES, bag)
 
 
 def test_splits_counts_split_nodes_only() -> None:
@@ -109,8 +164,10 @@ def test_splits_counts_split_nodes_only() -> None:
     assert TreeEnsemble(ensemble.shape).splits == 0  # unfitted: every node a leaf
 
 
-def test_variant_scores_equal_scoring_each_variant_whole() -> None:
-    ensemble, _ = _fitted(_batch(3000, 0))
+@both_designs
+def test_variant_scores_equal_scoring_each_variant_whole(categorical_splits: bool) -> None:
+    ensemble, _ = _fitted(_batch(3000, 0), categorical_splits)
+    first_code = NUMERIC_WIDTH + ensemble.shape.categorical_width
     original = ensemble.design(**_batch(6, 4))
     width = original.shape[1]
     rng = np.random.default_rng(9)
@@ -121,7 +178,12 @@ def test_variant_scores_equal_scoring_each_variant_whole() -> None:
     for row in range(300):  # 0 to 3 changed columns, as occlusion does
         picked = rng.choice(width, rng.integers(0, 4), replace=False).tolist()
         for i, column in enumerate(picked):
-            value = float(rng.normal()) if column < NUMERIC_WIDTH else float(rng.integers(0, 2))
+            if column < NUMERIC_WIDTH:
+                value = float(rng.normal())
+            elif column < first_code and categorical_splits:  # a category index
+                value = float(rng.integers(0, CARDINALITIES[column - NUMERIC_WIDTH]))
+            else:  # a one-hot or code-presence column
+                value = float(rng.integers(0, 2))
             columns[row, i], values[row, i] = column, value
             variants[row, column] = value
     leaves, tested = ensemble.walk(original, record_paths=True)

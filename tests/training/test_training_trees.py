@@ -10,13 +10,37 @@ import numpy as np
 import pytest
 import torch
 
-from inference.encoding import FeatureEncoder
+from inference.encoding import CLS_ID, PAD_ID, EncodedBatch, FeatureEncoder
 from inference.model import load_model
 from training.data import read_records
 from training.train import main
-from training.trees import BLEND_WEIGHTS, choose_network_weight
+from training.trees import (
+    BLEND_WEIGHTS,
+    MAX_NATIVE_CATEGORIES,
+    batch_design,
+    categorical_mask,
+    choose_network_weight,
+)
 
 TREE_ARGS = ["--tree-min-samples-leaf", "10", "--tree-max-iterations", "30"]
+
+
+def test_the_design_is_numerics_then_category_indices_then_code_presence() -> None:
+    ids = np.array([[CLS_ID, 7, 9, PAD_ID], [CLS_ID, 11, 7, 9]])
+    mask = np.array([[1, 1, 1, 0], [1, 1, 0, 0]])  # row 1's 7 and 9 are masked out
+    batch = EncodedBatch(
+        code_ids=ids,
+        code_types=np.zeros_like(ids),
+        code_mask=mask,
+        categorical=np.array([[2, 0], [1, 3]]),
+        numeric=np.array([[0.5, 0.0], [-1.0, 1.0]], dtype=np.float32),
+    )
+    x = batch_design(batch, (3, 4), np.array([9, 7, 13]))
+    assert x.tolist() == [[0.5, 0.0, 2, 0, 1, 1, 0], [-1.0, 1.0, 1, 3, 0, 0, 0]]
+    assert categorical_mask(2, (3, 4), 3).tolist() == [0, 0, 1, 1, 0, 0, 0]
+    # More categories than scikit-learn splits natively on: an ordered index instead.
+    wide = categorical_mask(1, (3, MAX_NATIVE_CATEGORIES + 1), 0)
+    assert wide.tolist() == [False, True, False]
 
 
 def test_the_blend_weight_follows_the_informative_model() -> None:
