@@ -44,7 +44,7 @@ from inference.code_titles import title
 from inference.encoding import CATEGORY_UNK_ID, NOTE_FIELD, FeatureEncoder, code_group
 from inference.fast_encoder import VARIANT_CHUNK, FastSequenceEncoder, accelerated
 from inference.model import ReadmissionModel
-from inference.trees import TreeEnsemble
+from inference.trees import CategoryClasses, TreeEnsemble
 
 #: Factors returned per prediction.
 TOP_FACTORS = 5
@@ -350,27 +350,20 @@ class OcclusionExplainer:
         assert templates is not None
         records = torch.arange(n)
         # Each variant as (owner, changed columns, their values); padding: column ``width``.
-        # Tabular variants, record-major: every (field, category), then every numeric.
-        per_record = len(templates.column) + len(templates.numeric_columns)
+        # Tabular variants, record-major: (one-hot trees) every (field, category), then every
+        # numeric. With categorical splits the categoricals are averaged after the walk.
+        one_hot = templates.one_hot
+        tabular_columns = [templates.numeric_columns.expand(n, -1, -1)]
+        tabular_values = [templates.numeric_values.expand(n, -1, -1)]
+        if one_hot is not None:
+            tabular_columns.insert(0, one_hot.columns(tensors["categorical"], width))
+            tabular_values.insert(0, one_hot.values.expand(n, -1, -1))
+        per_record = sum(c.shape[1] for c in tabular_columns)
         owners = [records.repeat_interleave(per_record)]
         changes = [
             (
-                torch.cat(
-                    [
-                        templates.category_columns(tensors["categorical"], width),
-                        templates.numeric_columns.expand(n, -1, -1),
-                    ],
-                    dim=1,
-                ).reshape(-1, 2),
-                torch.cat(
-                    [
-                        templates.category_values.expand(n, -1, -1),
-                        templates.numeric_values.expand(n, -1, -1),
-                    ],
-                    dim=1,
-                )
-                .reshape(-1, 2)
-                .to(x.dtype),
+                torch.cat(tabular_columns, dim=1).reshape(-1, 2),
+                torch.cat(tabular_values, dim=1).reshape(-1, 2).to(x.dtype),
             )
         ]
         if len(by_code):
@@ -395,10 +388,19 @@ class OcclusionExplainer:
         scores = trees.variant_scores(x, leaves, tested, torch.cat(owners), columns, values)
         originals = trees.total(leaves)
         tabular = scores[: n * per_record].view(n, per_record)
-        categories = len(templates.column)
-        by_record = torch.cat(
-            [tabular[:, :categories] @ templates.category_weights, tabular[:, categories:]], dim=1
-        ).reshape(-1)  # record-major, as tabular_owners: categorical fields, then numerics
+        if one_hot is not None:
+            categories = len(one_hot.column)
+            categorical = tabular[:, :categories] @ one_hot.category_weights
+            numeric = tabular[:, categories:]
+        else:
+            averages = [
+                trees.category_average(x, leaves, tested, classes, weights)
+                for classes, weights in zip(templates.classes, self.category_weights, strict=True)
+            ]
+            categorical = torch.stack(averages, dim=1) if averages else tabular[:, :0]
+            numeric = tabular
+        # Record-major, as tabular_owners: categorical fields, then numerics.
+        by_record = torch.cat([categorical, numeric], dim=1).reshape(-1)
         rest = scores[n * per_record :]
         return torch.cat([originals, by_record, rest, originals.index_select(0, by_note)])
 
@@ -474,67 +476,66 @@ class OcclusionExplainer:
 
 
 @dataclass(frozen=True)
-class _TreeTemplates:
-    """The tabular occlusions as tree-design edits, built once per model.
-
-    Every (categorical field, category) variant sets the field to the category: with
-    categorical splits, its index column to the category's index; one-hot, the old
-    category's column to 0 and the new one's to 1. Beside them: the (category, field)
-    weight matrix that averages a field's variants by training frequency, and per numeric
-    field its value and missing-flag columns set to the median and 0.
-    """
+class _OneHotVariants:
+    """Trees exported before categorical splits (one-hot categoricals): every (categorical
+    field, category) variant sets the old category's column to 0 and the new one's to 1; the
+    (category, field) weight matrix averages a field's variants by training frequency."""
 
     field: torch.Tensor
     offset: torch.Tensor
     column: torch.Tensor
-    category_values: torch.Tensor  # (variants, 2): the values of the two changed columns
+    values: torch.Tensor  # (variants, 2): 0 for the old category's column, 1 for the new
     category_weights: torch.Tensor
+
+    def columns(self, categorical: torch.Tensor, width: int) -> torch.Tensor:
+        """The two design columns each variant changes, ``(rows, variants, 2)``; a variant
+        of a row's own category changes one (column ``width`` is padding)."""
+        new = self.column.expand(categorical.shape[0], -1)
+        current = categorical.index_select(1, self.field) + self.offset
+        cleared = torch.where(current == new, width, current)
+        return torch.stack([cleared, new], dim=2)
+
+
+@dataclass(frozen=True)
+class _TreeTemplates:
+    """The tabular occlusions as tree-design edits, built once per model.
+
+    Per numeric field: its value and missing-flag columns set to the median and 0. Per
+    categorical field: its categories grouped by how each tree routes them (categorical
+    splits: ``TreeEnsemble.category_average``), or, for one-hot trees, a variant per category.
+    """
+
     numeric_columns: torch.Tensor
     numeric_values: torch.Tensor
-    one_hot: bool
-
-    def category_columns(self, categorical: torch.Tensor, width: int) -> torch.Tensor:
-        """The two design columns each category variant changes, ``(rows, variants, 2)``;
-        column ``width`` is padding (nothing changes there)."""
-        new = self.column.expand(categorical.shape[0], -1)
-        if self.one_hot:
-            current = categorical.index_select(1, self.field) + self.offset
-            cleared = torch.where(current == new, width, current)  # the old category's column
-            return torch.stack([cleared, new], dim=2)
-        return torch.stack([new, torch.full_like(new, width)], dim=2)
+    classes: list[CategoryClasses]
+    one_hot: _OneHotVariants | None
 
 
 def _tree_templates(trees: TreeEnsemble, explainer: OcclusionExplainer) -> _TreeTemplates:
     shape = trees.shape
-    cardinalities = shape.category_cardinalities
-    field = torch.repeat_interleave(torch.arange(len(cardinalities)), torch.tensor(cardinalities))
-    category = torch.cat([torch.arange(size) for size in cardinalities])
-    if shape.categorical_splits:  # one index column per field
-        offset = field + shape.numeric_width
-        column = offset
-        category_values = torch.stack([category, torch.zeros_like(category)], dim=1)
-    else:  # a one-hot block per field
-        starts = torch.tensor([0, *cardinalities]).cumsum(0)[:-1] + shape.numeric_width
-        offset = starts.index_select(0, field)
-        column = offset + category
-        category_values = torch.tensor([[0.0, 1.0]]).expand(len(column), -1)
-    weights = torch.zeros(len(column), len(cardinalities), dtype=torch.float64)
-    weights[torch.arange(len(column)), field] = torch.cat(explainer.category_weights).double()
     k = len(explainer.numeric_baseline)
     numeric_columns = torch.stack([torch.arange(k), torch.arange(k) + k], dim=1)
     numeric_values = torch.stack(
         [explainer.numeric_baseline.double(), torch.zeros(k, dtype=torch.float64)], dim=1
     )
-    return _TreeTemplates(
+    cardinalities = shape.category_cardinalities
+    if shape.categorical_splits:
+        classes = [trees.category_classes(field) for field in range(len(cardinalities))]
+        return _TreeTemplates(numeric_columns, numeric_values, classes, one_hot=None)
+    field = torch.repeat_interleave(torch.arange(len(cardinalities)), torch.tensor(cardinalities))
+    starts = torch.tensor([0, *cardinalities]).cumsum(0)[:-1] + shape.numeric_width
+    offset = starts.index_select(0, field)
+    column = offset + torch.cat([torch.arange(size) for size in cardinalities])
+    weights = torch.zeros(len(column), len(cardinalities), dtype=torch.float64)
+    weights[torch.arange(len(column)), field] = torch.cat(explainer.category_weights).double()
+    one_hot = _OneHotVariants(
         field=field,
         offset=offset,
         column=column,
-        category_values=category_values.to(torch.float64),
+        values=torch.tensor([[0.0, 1.0]], dtype=torch.float64).expand(len(column), -1),
         category_weights=weights,
-        numeric_columns=numeric_columns,
-        numeric_values=numeric_values,
-        one_hot=not shape.categorical_splits,
     )
+    return _TreeTemplates(numeric_columns, numeric_values, [], one_hot)
 
 
 def _pad_columns(table: torch.Tensor, width: int, fill: float) -> torch.Tensor:

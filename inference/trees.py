@@ -99,6 +99,15 @@ def design(
     return torch.cat(parts, dim=1)
 
 
+@dataclass(frozen=True)
+class CategoryClasses:
+    """One categorical field's categories grouped, per tree, by the way the tree routes them."""
+
+    column: int  # the field's design column
+    class_of: torch.Tensor  # (trees, categories) int64: each category's class in each tree
+    representative: torch.Tensor  # (trees, classes) int64: one category per class; -1 pads
+
+
 class TreeEnsemble(nn.Module):
     """Sum of the trees' leaf values plus the baseline: one raw logit per row."""
 
@@ -224,15 +233,103 @@ class TreeEnsemble(nn.Module):
         variant, tree = torch.nonzero(again, as_tuple=True)
         if not len(tree):
             return base
-        width = original.shape[1]
         owner = owners.index_select(0, variant)
         # One contiguous vector per change slot: elementwise ops beat reducing tiny rows.
         changed_columns = columns.index_select(0, variant).t().contiguous().unbind()
         changed_values = values.index_select(0, variant).t().contiguous().unbind()
+        node = self._walk_again(original, owner, tree, changed_columns, changed_values)
+        leaf_value = self.value.view(-1)
+        delta = leaf_value.take(node) - leaf_value.take(leaves[owner, tree])
+        return base.index_add(0, variant, delta)
+
+    def category_classes(self, field: int) -> CategoryClasses:
+        """Group a categorical field's categories, per tree, by how the tree routes them.
+
+        Two categories that go the same way at every node of a tree testing the field end in
+        the same leaf of that tree, whatever the rest of the row: averaging a row over the
+        field's categories needs one walk per class, not per category. Built once per model
+        (``inference.attribution``); needs the categorical-splits design.
+        """
+        shape = self.shape
+        column = shape.numeric_width + field
+        size = shape.category_cardinalities[field]
+        flat_feature, flat_threshold = self.feature.view(-1), self.threshold.view(-1)
+        nodes = torch.nonzero((flat_feature == column) & torch.isfinite(flat_threshold))
+        nodes = nodes.view(-1, 1).expand(-1, size)
+        categories = torch.arange(size, dtype=torch.float64).expand(nodes.shape[0], -1)
+        routes = self._goes_right(nodes, categories, flat_threshold.take(nodes)).numpy()
+        trees = (nodes[:, 0] // shape.n_nodes).numpy()
+        class_of = np.zeros((shape.n_trees, size), dtype=np.int64)
+        representatives: list[np.ndarray] = [np.zeros(1, dtype=np.int64)] * shape.n_trees
+        for tree in np.unique(trees):
+            signatures = routes[trees == tree].T  # (categories, this tree's nodes on the field)
+            _, first, inverse = np.unique(
+                signatures, axis=0, return_index=True, return_inverse=True
+            )
+            class_of[tree] = inverse.reshape(-1)
+            representatives[tree] = first
+        widest = max(len(r) for r in representatives)
+        representative = np.full((shape.n_trees, widest), -1, dtype=np.int64)
+        for tree, found in enumerate(representatives):
+            representative[tree, : len(found)] = found
+        return CategoryClasses(
+            column=column,
+            class_of=torch.from_numpy(class_of),
+            representative=torch.from_numpy(representative),
+        )
+
+    def category_average(
+        self,
+        original: torch.Tensor,
+        leaves: torch.Tensor,
+        tested: torch.Tensor,
+        classes: CategoryClasses,
+        weights: torch.Tensor,
+    ) -> torch.Tensor:
+        """Each row's raw logit with one categorical field set to each of its categories in
+        turn, summed with ``weights`` (one per category), the rest of the row as it is.
+
+        Exact: only trees whose original path tested the field can change, and in each of
+        those one walk per class of categories (``category_classes``) stands for the class.
+        """
+        weights = weights.to(torch.float64)
+        base = self.total(leaves) * weights.sum()
+        row, tree = torch.nonzero(tested[:, :, classes.column], as_tuple=True)
+        if not len(row):
+            return base
+        per_class = torch.zeros(classes.representative.shape, dtype=torch.float64)
+        per_class.scatter_add_(1, classes.class_of, weights.expand(self.shape.n_trees, -1))
+        width = classes.representative.shape[1]
+        pair = torch.arange(len(row)).repeat_interleave(width)
+        slot = torch.arange(width).repeat(len(row))
+        pair_tree = tree.index_select(0, pair)
+        category = classes.representative[pair_tree, slot]
+        real = category >= 0
+        pair, slot, pair_tree, category = pair[real], slot[real], pair_tree[real], category[real]
+        owner = row.index_select(0, pair)
+        column = torch.full_like(owner, classes.column)
+        node = self._walk_again(original, owner, pair_tree, [column], [category.to(original.dtype)])
+        leaf_value = self.value.view(-1)
+        delta = leaf_value.take(node) - leaf_value.take(leaves[owner, pair_tree])
+        return base.index_add(0, owner, delta * per_class[pair_tree, slot])
+
+    def _walk_again(
+        self,
+        original: torch.Tensor,
+        owner: torch.Tensor,
+        tree: torch.Tensor,
+        changed_columns: Sequence[torch.Tensor],
+        changed_values: Sequence[torch.Tensor],
+    ) -> torch.Tensor:
+        """The leaf each (row ``owner``, ``tree``) pair reaches with its changed columns.
+
+        ``changed_columns[i][p]`` is set to ``changed_values[i][p]`` for pair ``p``.
+        """
+        width = original.shape[1]
         start = owner * width
         flat = original.contiguous().view(-1)
         feature, threshold = self.feature.view(-1), self.threshold.view(-1)
-        children, leaf_value = self.child_nodes.view(-1), self.value.view(-1)
+        children = self.child_nodes.view(-1)
         node = tree * self.shape.n_nodes
         for _ in range(self.shape.depth):
             column = feature.take(node)
@@ -243,9 +340,7 @@ class TreeEnsemble(nn.Module):
             if torch.equal(moved, node):
                 break
             node = moved
-        before = leaves[owner, tree]
-        delta = leaf_value.take(node) - leaf_value.take(before)
-        return base.index_add(0, variant, delta)
+        return node
 
     def forward(
         self,

@@ -190,3 +190,23 @@ def test_variant_scores_equal_scoring_each_variant_whole(categorical_splits: boo
     assert tested is not None
     got = ensemble.variant_scores(original, leaves, tested, owners, columns, values)
     torch.testing.assert_close(got, ensemble.score(variants), rtol=0, atol=1e-12)
+
+
+def test_category_average_equals_scoring_every_category_whole() -> None:
+    ensemble, _ = _fitted(_batch(3000, 0))
+    rows = _batch(40, 5)
+    original = ensemble.design(**rows)
+    leaves, tested = ensemble.walk(original, record_paths=True)
+    assert tested is not None
+    rng = np.random.default_rng(4)
+    for field, size in enumerate(CARDINALITIES):
+        classes = ensemble.category_classes(field)
+        assert classes.representative.shape[1] < size  # some trees route categories alike
+        weights = torch.from_numpy(rng.dirichlet(np.ones(size)))
+        expected = torch.zeros(len(original), dtype=torch.float64)
+        for category in range(size):
+            variant = original.clone()
+            variant[:, NUMERIC_WIDTH + field] = category
+            expected += weights[category] * ensemble.score(variant)
+        got = ensemble.category_average(original, leaves, tested, classes, weights)
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
