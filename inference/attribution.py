@@ -385,7 +385,11 @@ class OcclusionExplainer:
         values = torch.cat([_pad_columns(v, most, 0.0) for _, v in changes])
         leaves, tested = trees.walk(x, record_paths=True)
         assert tested is not None
-        scores = trees.variant_scores(x, leaves, tested, torch.cat(owners), columns, values)
+        # Categorical splits: each field averaged over its categories in the same walk.
+        scores, averages = trees.variant_and_category_scores(
+            x, leaves, tested, torch.cat(owners), columns, values,
+            templates.classes, self.category_weights if templates.classes else [],
+        )  # fmt: skip
         originals = trees.total(leaves)
         tabular = scores[: n * per_record].view(n, per_record)
         if one_hot is not None:
@@ -393,11 +397,7 @@ class OcclusionExplainer:
             categorical = tabular[:, :categories] @ one_hot.category_weights
             numeric = tabular[:, categories:]
         else:
-            averages = [
-                trees.category_average(x, leaves, tested, classes, weights)
-                for classes, weights in zip(templates.classes, self.category_weights, strict=True)
-            ]
-            categorical = torch.stack(averages, dim=1) if averages else tabular[:, :0]
+            categorical = averages
             numeric = tabular
         # Record-major, as tabular_owners: categorical fields, then numerics.
         by_record = torch.cat([categorical, numeric], dim=1).reshape(-1)

@@ -108,6 +108,18 @@ class CategoryClasses:
     representative: torch.Tensor  # (trees, classes) int64: one category per class; -1 pads
 
 
+@dataclass(frozen=True)
+class _CategoryPairs:
+    """The (row, tree) walks of categorical averaging: the class's category and weight."""
+
+    owner: torch.Tensor
+    tree: torch.Tensor
+    column: torch.Tensor
+    value: torch.Tensor
+    scale: torch.Tensor
+    field: torch.Tensor
+
+
 class TreeEnsemble(nn.Module):
     """Sum of the trees' leaf values plus the baseline: one raw logit per row."""
 
@@ -228,19 +240,129 @@ class TreeEnsemble(nn.Module):
         a node testing a changed column, so only the trees whose original path tested one are
         walked again, and the variant's logit is its original's plus the leaf value changes.
         """
-        base = self.total(leaves).index_select(0, owners)
+        scores, _ = self.variant_and_category_scores(
+            original, leaves, tested, owners, columns, values, (), ()
+        )
+        return scores
+
+    def category_averages(
+        self,
+        original: torch.Tensor,
+        leaves: torch.Tensor,
+        tested: torch.Tensor,
+        classes: Sequence[CategoryClasses],
+        weights: Sequence[torch.Tensor],
+    ) -> torch.Tensor:
+        """``(rows, fields)``: each row's raw logit with one categorical field set to each of
+        its categories in turn, summed with that field's ``weights`` (one per category), the
+        rest of the row as it is.
+
+        Exact: only trees whose original path tested the field can change, and in each of
+        those one walk per class of categories (``category_classes``) stands for the class.
+        """
+        none = torch.zeros(0, dtype=torch.int64)
+        _, averages = self.variant_and_category_scores(
+            original, leaves, tested, none, none.view(0, 1), original.new_zeros(0, 1),
+            classes, weights,
+        )  # fmt: skip
+        return averages
+
+    def variant_and_category_scores(
+        self,
+        original: torch.Tensor,
+        leaves: torch.Tensor,
+        tested: torch.Tensor,
+        owners: torch.Tensor,
+        columns: torch.Tensor,
+        values: torch.Tensor,
+        classes: Sequence[CategoryClasses],
+        weights: Sequence[torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``variant_scores`` and ``category_averages`` at once: every (row, tree) pair either
+        needs walks again in one batch, as a walk costs a few small ops per level whatever
+        the number of pairs."""
+        totals = self.total(leaves)
+        scores = totals.index_select(0, owners)
+        averages = torch.stack(
+            [totals * w.to(torch.float64).sum() for w in weights], dim=1
+        ) if weights else totals.new_zeros(len(totals), 0)  # fmt: skip
         again = tested[owners.unsqueeze(1), :, columns].any(dim=1)  # (variants, trees)
         variant, tree = torch.nonzero(again, as_tuple=True)
-        if not len(tree):
-            return base
         owner = owners.index_select(0, variant)
         # One contiguous vector per change slot: elementwise ops beat reducing tiny rows.
-        changed_columns = columns.index_select(0, variant).t().contiguous().unbind()
-        changed_values = values.index_select(0, variant).t().contiguous().unbind()
+        changed_columns = list(columns.index_select(0, variant).t().contiguous().unbind())
+        changed_values = list(values.index_select(0, variant).t().contiguous().unbind())
+        category = self._category_pairs(tested, classes, weights)
+        if category is not None:  # categorical pairs change one column: the rest is padding
+            padding = torch.full_like(category.owner, original.shape[1])
+            changed_columns = [
+                torch.cat([slot, category.column if i == 0 else padding])
+                for i, slot in enumerate(changed_columns or [torch.zeros(0, dtype=torch.int64)])
+            ]
+            changed_values = [
+                torch.cat(
+                    [
+                        slot,
+                        category.value.to(original.dtype) if i == 0 else padding.to(original.dtype),
+                    ]
+                )
+                for i, slot in enumerate(changed_values or [original.new_zeros(0)])
+            ]
+            owner = torch.cat([owner, category.owner])
+            tree = torch.cat([tree, category.tree])
+        if not len(tree):
+            return scores, averages
         node = self._walk_again(original, owner, tree, changed_columns, changed_values)
         leaf_value = self.value.view(-1)
         delta = leaf_value.take(node) - leaf_value.take(leaves[owner, tree])
-        return base.index_add(0, variant, delta)
+        scores = scores.index_add(0, variant, delta[: len(variant)])
+        if category is not None:
+            flat = averages.reshape(-1)  # (rows, fields) row-major
+            cell = category.owner * len(classes) + category.field
+            averages = flat.index_add(0, cell, delta[len(variant) :] * category.scale)
+            averages = averages.view(len(totals), len(classes))
+        return scores, averages
+
+    def _category_pairs(
+        self,
+        tested: torch.Tensor,
+        classes: Sequence[CategoryClasses],
+        weights: Sequence[torch.Tensor],
+    ) -> _CategoryPairs | None:
+        """The (row, tree, class) walks that ``category_averages`` needs, all fields together."""
+        parts: list[tuple[torch.Tensor, ...]] = []
+        for field, (grouped, field_weights) in enumerate(zip(classes, weights, strict=True)):
+            row, tree = torch.nonzero(tested[:, :, grouped.column], as_tuple=True)
+            if not len(row):
+                continue
+            per_class = torch.zeros(grouped.representative.shape, dtype=torch.float64)
+            spread = field_weights.to(torch.float64).expand(self.shape.n_trees, -1)
+            per_class.scatter_add_(1, grouped.class_of, spread)
+            width = grouped.representative.shape[1]
+            pair = torch.arange(len(row)).repeat_interleave(width)
+            slot = torch.arange(width).repeat(len(row))
+            pair_tree = tree.index_select(0, pair)
+            category = grouped.representative[pair_tree, slot]
+            real = category >= 0
+            pair, slot, pair_tree, category = (
+                pair[real],
+                slot[real],
+                pair_tree[real],
+                category[real],
+            )
+            parts.append(
+                (
+                    row.index_select(0, pair),
+                    pair_tree,
+                    torch.full_like(pair, grouped.column),
+                    category,
+                    per_class[pair_tree, slot],
+                    torch.full_like(pair, field),
+                )
+            )
+        if not parts:
+            return None
+        return _CategoryPairs(*(torch.cat(column) for column in zip(*parts, strict=True)))
 
     def category_classes(self, field: int) -> CategoryClasses:
         """Group a categorical field's categories, per tree, by how the tree routes them.
@@ -277,41 +399,6 @@ class TreeEnsemble(nn.Module):
             class_of=torch.from_numpy(class_of),
             representative=torch.from_numpy(representative),
         )
-
-    def category_average(
-        self,
-        original: torch.Tensor,
-        leaves: torch.Tensor,
-        tested: torch.Tensor,
-        classes: CategoryClasses,
-        weights: torch.Tensor,
-    ) -> torch.Tensor:
-        """Each row's raw logit with one categorical field set to each of its categories in
-        turn, summed with ``weights`` (one per category), the rest of the row as it is.
-
-        Exact: only trees whose original path tested the field can change, and in each of
-        those one walk per class of categories (``category_classes``) stands for the class.
-        """
-        weights = weights.to(torch.float64)
-        base = self.total(leaves) * weights.sum()
-        row, tree = torch.nonzero(tested[:, :, classes.column], as_tuple=True)
-        if not len(row):
-            return base
-        per_class = torch.zeros(classes.representative.shape, dtype=torch.float64)
-        per_class.scatter_add_(1, classes.class_of, weights.expand(self.shape.n_trees, -1))
-        width = classes.representative.shape[1]
-        pair = torch.arange(len(row)).repeat_interleave(width)
-        slot = torch.arange(width).repeat(len(row))
-        pair_tree = tree.index_select(0, pair)
-        category = classes.representative[pair_tree, slot]
-        real = category >= 0
-        pair, slot, pair_tree, category = pair[real], slot[real], pair_tree[real], category[real]
-        owner = row.index_select(0, pair)
-        column = torch.full_like(owner, classes.column)
-        node = self._walk_again(original, owner, pair_tree, [column], [category.to(original.dtype)])
-        leaf_value = self.value.view(-1)
-        delta = leaf_value.take(node) - leaf_value.take(leaves[owner, pair_tree])
-        return base.index_add(0, owner, delta * per_class[pair_tree, slot])
 
     def _walk_again(
         self,

@@ -192,21 +192,21 @@ def test_variant_scores_equal_scoring_each_variant_whole(categorical_splits: boo
     torch.testing.assert_close(got, ensemble.score(variants), rtol=0, atol=1e-12)
 
 
-def test_category_average_equals_scoring_every_category_whole() -> None:
+def test_category_averages_equal_scoring_every_category_whole() -> None:
     ensemble, _ = _fitted(_batch(3000, 0))
     rows = _batch(40, 5)
     original = ensemble.design(**rows)
     leaves, tested = ensemble.walk(original, record_paths=True)
     assert tested is not None
     rng = np.random.default_rng(4)
+    classes = [ensemble.category_classes(field) for field in range(len(CARDINALITIES))]
+    weights = [torch.from_numpy(rng.dirichlet(np.ones(size))) for size in CARDINALITIES]
+    got = ensemble.category_averages(original, leaves, tested, classes, weights)
     for field, size in enumerate(CARDINALITIES):
-        classes = ensemble.category_classes(field)
-        assert classes.representative.shape[1] < size  # some trees route categories alike
-        weights = torch.from_numpy(rng.dirichlet(np.ones(size)))
+        assert classes[field].representative.shape[1] < size  # some trees route alike
         expected = torch.zeros(len(original), dtype=torch.float64)
         for category in range(size):
             variant = original.clone()
             variant[:, NUMERIC_WIDTH + field] = category
-            expected += weights[category] * ensemble.score(variant)
-        got = ensemble.category_average(original, leaves, tested, classes, weights)
-        torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+            expected += weights[field][category] * ensemble.score(variant)
+        torch.testing.assert_close(got[:, field], expected, rtol=0, atol=1e-12)
