@@ -10,7 +10,7 @@ The trees read a design built from the encoded batch (``design``): the standardi
 and missing flags, each categorical's vocabulary index, and the presence of the most frequent
 code tokens. A numeric split sends ``x <= threshold`` left; a categorical split (scikit-learn's
 native categorical support, which ranked better than one-hot columns in patient-grouped
-cross-validation: docs/model.md) sends the categories of its left set left, read from a
+cross-validation: docs/model.md) sends the categories of its right set right, read from a
 ``(node, category)`` table. Either way the traversal is a few flat gathers per level: nodes
 are numbered across all trees and a leaf's children are itself, so all rows step together
 until none moves. Ensembles exported before categorical splits (one-hot categoricals,
@@ -129,8 +129,7 @@ class TreeEnsemble(nn.Module):
     value: torch.Tensor
     baseline: torch.Tensor
     bag: torch.Tensor
-    categorical: torch.Tensor
-    goes_left: torch.Tensor
+    goes_right: torch.Tensor
 
     def __init__(self, shape: TreeShape) -> None:
         super().__init__()
@@ -145,15 +144,20 @@ class TreeEnsemble(nn.Module):
         self.register_buffer("baseline", torch.zeros((), dtype=torch.float64))
         self.register_buffer("bag", torch.zeros(shape.bag_size, dtype=torch.int64))
         if shape.categorical_splits:
-            # Whether a node splits on a categorical, and which categories it sends left.
+            # The categories a categorical split sends right (all False at other nodes); such
+            # a node's threshold is NaN, so that ``value > threshold`` is False there.
             widest = max(shape.category_cardinalities, default=1)
-            self.register_buffer("categorical", torch.zeros(t, n, dtype=torch.bool))
-            self.register_buffer("goes_left", torch.zeros(t, n, widest, dtype=torch.bool))
+            self.register_buffer("goes_right", torch.zeros(t, n, widest, dtype=torch.bool))
 
     @property
     def splits(self) -> int:
         """Split nodes over all trees (0: every tree is one leaf, a constant)."""
-        return int(torch.isfinite(self.threshold).sum())
+        return int((self.threshold != torch.inf).sum())
+
+    @property
+    def categorical(self) -> torch.Tensor:
+        """``(trees, nodes)``: which nodes split on a categorical's set of categories."""
+        return torch.isnan(self.threshold)
 
     def design(
         self,
@@ -203,7 +207,7 @@ class TreeEnsemble(nn.Module):
             columns = feature.take(node)
             bound = threshold.take(node)
             if tested is not None:  # a leaf tests nothing: it marks the extra column
-                marked = torch.where(torch.isfinite(bound), columns, width).unsqueeze(-1)
+                marked = torch.where(bound != torch.inf, columns, width).unsqueeze(-1)
                 tested.scatter_(2, marked, True)
             moved = children.take(2 * node + self._goes_right(node, x.gather(1, columns), bound))
             if torch.equal(moved, node):
@@ -215,13 +219,12 @@ class TreeEnsemble(nn.Module):
         self, node: torch.Tensor, value: torch.Tensor, bound: torch.Tensor
     ) -> torch.Tensor:
         """Which (row, tree) pairs step right at ``node``, given the value each one tests."""
-        right = value > bound
+        right = value > bound  # False at a categorical node (NaN threshold)
         if not self.shape.categorical_splits:
             return right
-        widest = self.goes_left.shape[-1]
-        category = value.to(torch.int64).clamp(0, widest - 1)  # numeric nodes: discarded
-        left = self.goes_left.view(-1).take(node * widest + category)
-        return torch.where(self.categorical.view(-1).take(node), ~left, right)
+        widest = self.goes_right.shape[-1]
+        category = value.to(torch.int64).clamp_(0, widest - 1)
+        return right | self.goes_right.view(-1).take(node * widest + category)
 
     def variant_scores(
         self,
@@ -292,7 +295,7 @@ class TreeEnsemble(nn.Module):
         # One contiguous vector per change slot: elementwise ops beat reducing tiny rows.
         changed_columns = list(columns.index_select(0, variant).t().contiguous().unbind())
         changed_values = list(values.index_select(0, variant).t().contiguous().unbind())
-        category = self._category_pairs(tested, classes, weights)
+        category = self._category_pairs(original, tested, classes, weights)
         if category is not None:  # categorical pairs change one column: the rest is padding
             padding = torch.full_like(category.owner, original.shape[1])
             changed_columns = [
@@ -325,11 +328,15 @@ class TreeEnsemble(nn.Module):
 
     def _category_pairs(
         self,
+        original: torch.Tensor,
         tested: torch.Tensor,
         classes: Sequence[CategoryClasses],
         weights: Sequence[torch.Tensor],
     ) -> _CategoryPairs | None:
-        """The (row, tree, class) walks that ``category_averages`` needs, all fields together."""
+        """The (row, tree, class) walks that ``category_averages`` needs, all fields together.
+
+        A row's own category's class ends in the row's own leaf: it needs no walk.
+        """
         parts: list[tuple[torch.Tensor, ...]] = []
         for field, (grouped, field_weights) in enumerate(zip(classes, weights, strict=True)):
             row, tree = torch.nonzero(tested[:, :, grouped.column], as_tuple=True)
@@ -343,13 +350,11 @@ class TreeEnsemble(nn.Module):
             slot = torch.arange(width).repeat(len(row))
             pair_tree = tree.index_select(0, pair)
             category = grouped.representative[pair_tree, slot]
-            real = category >= 0
-            pair, slot, pair_tree, category = (
-                pair[real],
-                slot[real],
-                pair_tree[real],
-                category[real],
-            )
+            own = original[:, grouped.column].to(torch.int64).index_select(0, row)
+            own_class = grouped.class_of[tree, own].index_select(0, pair)
+            walk = (category >= 0) & (slot != own_class)
+            pair, slot, pair_tree = pair[walk], slot[walk], pair_tree[walk]
+            category = category[walk]
             parts.append(
                 (
                     row.index_select(0, pair),
@@ -376,7 +381,7 @@ class TreeEnsemble(nn.Module):
         column = shape.numeric_width + field
         size = shape.category_cardinalities[field]
         flat_feature, flat_threshold = self.feature.view(-1), self.threshold.view(-1)
-        nodes = torch.nonzero((flat_feature == column) & torch.isfinite(flat_threshold))
+        nodes = torch.nonzero((flat_feature == column) & (flat_threshold != torch.inf))
         nodes = nodes.view(-1, 1).expand(-1, size)
         categories = torch.arange(size, dtype=torch.float64).expand(nodes.shape[0], -1)
         routes = self._goes_right(nodes, categories, flat_threshold.take(nodes)).numpy()
@@ -476,8 +481,7 @@ def from_sklearn(
     threshold = np.full((t, n), np.inf)
     children = np.arange(t * n, dtype=np.int64).reshape(t, n, 1).repeat(2, axis=2)
     value = np.zeros((t, n))
-    categorical = np.zeros((t, n), dtype=bool)
-    goes_left = np.zeros((t, n, max(cardinalities, default=1)), dtype=bool)
+    goes_right = np.zeros((t, n, max(cardinalities, default=1)), dtype=bool)
     for i, predictor in enumerate(predictors):
         nodes = predictor.nodes
         size = len(nodes)
@@ -486,20 +490,19 @@ def from_sklearn(
         feature[i, :size] = np.where(split, columns[nodes["feature_idx"]], 0)
         on_category = split & (nodes["is_categorical"] == 1)
         threshold[i, :size] = np.where(
-            split, np.where(on_category, 0.0, nodes["num_threshold"]), np.inf
+            split, np.where(on_category, np.nan, nodes["num_threshold"]), np.inf
         )
         first = i * n  # this tree's first global node number
         children[i, :size, 0] = first + np.where(split, nodes["left"], index)
         children[i, :size, 1] = first + np.where(split, nodes["right"], index)
         value[i, :size] = np.where(split, 0.0, nodes["value"])
-        categorical[i, :size] = on_category
         for node in np.flatnonzero(on_category):
             field = int(columns[nodes["feature_idx"][node]]) - numeric_width
-            goes_left[i, node] = _left_categories(
+            goes_right[i, node] = ~_left_categories(
                 predictor.raw_left_cat_bitsets[nodes["bitset_idx"][node]],
                 categories[field],
                 bool(nodes["missing_go_to_left"][node]),
-                goes_left.shape[-1],
+                goes_right.shape[-1],
             )
     with torch.no_grad():
         ensemble.feature.copy_(torch.from_numpy(feature))
@@ -509,8 +512,7 @@ def from_sklearn(
         ensemble.baseline.fill_(float(np.ravel(model._baseline_prediction)[0]))
         ensemble.bag.copy_(torch.from_numpy(np.asarray(bag, dtype=np.int64)))
         if categorical_splits:
-            ensemble.categorical.copy_(torch.from_numpy(categorical))
-            ensemble.goes_left.copy_(torch.from_numpy(goes_left))
+            ensemble.goes_right.copy_(torch.from_numpy(goes_right))
     return ensemble
 
 
