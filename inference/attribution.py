@@ -502,7 +502,7 @@ class _TreeTemplates:
 
     Per numeric field: its value and missing-flag columns set to the median and 0. Per
     categorical field: its categories grouped by how each tree routes them (categorical
-    splits: ``TreeEnsemble.category_average``), or, for one-hot trees, a variant per category.
+    splits: ``TreeEnsemble.category_averages``), or, for one-hot trees, a variant per category.
     """
 
     numeric_columns: torch.Tensor

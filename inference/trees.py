@@ -281,9 +281,9 @@ class TreeEnsemble(nn.Module):
         classes: Sequence[CategoryClasses],
         weights: Sequence[torch.Tensor],
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``variant_scores`` and ``category_averages`` at once: every (row, tree) pair either
-        needs walks again in one batch, as a walk costs a few small ops per level whatever
-        the number of pairs."""
+        """``variant_scores`` and ``category_averages`` at once: the (row, tree) pairs that
+        either needs are walked again as one batch, since a walk costs a few small ops per
+        level whatever the number of pairs."""
         totals = self.total(leaves)
         scores = totals.index_select(0, owners)
         averages = torch.stack(
