@@ -387,9 +387,8 @@ class OcclusionExplainer:
         assert tested is not None
         # Categorical splits: each field averaged over its categories in the same walk.
         scores, averages = trees.variant_and_category_scores(
-            x, leaves, tested, torch.cat(owners), columns, values,
-            templates.classes, self.category_weights if templates.classes else [],
-        )  # fmt: skip
+            x, leaves, tested, torch.cat(owners), columns, values, templates.classes
+        )
         originals = trees.total(leaves)
         tabular = scores[: n * per_record].view(n, per_record)
         if one_hot is not None:
@@ -520,7 +519,10 @@ def _tree_templates(trees: TreeEnsemble, explainer: OcclusionExplainer) -> _Tree
     )
     cardinalities = shape.category_cardinalities
     if shape.categorical_splits:
-        classes = [trees.category_classes(field) for field in range(len(cardinalities))]
+        classes = [
+            trees.category_classes(field, weights)
+            for field, weights in enumerate(explainer.category_weights)
+        ]
         return _TreeTemplates(numeric_columns, numeric_values, classes, one_hot=None)
     field = torch.repeat_interleave(torch.arange(len(cardinalities)), torch.tensor(cardinalities))
     starts = torch.tensor([0, *cardinalities]).cumsum(0)[:-1] + shape.numeric_width

@@ -101,11 +101,14 @@ def design(
 
 @dataclass(frozen=True)
 class CategoryClasses:
-    """One categorical field's categories grouped, per tree, by the way the tree routes them."""
+    """One categorical field's categories grouped, per tree, by the way the tree routes them,
+    with each class's share of the weights the field is averaged with."""
 
     column: int  # the field's design column
     class_of: torch.Tensor  # (trees, categories) int64: each category's class in each tree
     representative: torch.Tensor  # (trees, classes) int64: one category per class; -1 pads
+    weight: torch.Tensor  # (trees, classes) float64: the summed weight of the class's categories
+    total_weight: float  # all categories' weight
 
 
 @dataclass(frozen=True)
@@ -244,7 +247,7 @@ class TreeEnsemble(nn.Module):
         walked again, and the variant's logit is its original's plus the leaf value changes.
         """
         scores, _ = self.variant_and_category_scores(
-            original, leaves, tested, owners, columns, values, (), ()
+            original, leaves, tested, owners, columns, values, ()
         )
         return scores
 
@@ -254,20 +257,18 @@ class TreeEnsemble(nn.Module):
         leaves: torch.Tensor,
         tested: torch.Tensor,
         classes: Sequence[CategoryClasses],
-        weights: Sequence[torch.Tensor],
     ) -> torch.Tensor:
         """``(rows, fields)``: each row's raw logit with one categorical field set to each of
-        its categories in turn, summed with that field's ``weights`` (one per category), the
+        its categories in turn, summed with the field's weights (``category_classes``), the
         rest of the row as it is.
 
         Exact: only trees whose original path tested the field can change, and in each of
-        those one walk per class of categories (``category_classes``) stands for the class.
+        those one walk per class of categories stands for the class.
         """
         none = torch.zeros(0, dtype=torch.int64)
         _, averages = self.variant_and_category_scores(
-            original, leaves, tested, none, none.view(0, 1), original.new_zeros(0, 1),
-            classes, weights,
-        )  # fmt: skip
+            original, leaves, tested, none, none.view(0, 1), original.new_zeros(0, 1), classes
+        )
         return averages
 
     def variant_and_category_scores(
@@ -279,43 +280,47 @@ class TreeEnsemble(nn.Module):
         columns: torch.Tensor,
         values: torch.Tensor,
         classes: Sequence[CategoryClasses],
-        weights: Sequence[torch.Tensor],
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``variant_scores`` and ``category_averages`` at once: the (row, tree) pairs that
         either needs are walked again as one batch, since a walk costs a few small ops per
         level whatever the number of pairs."""
         totals = self.total(leaves)
         scores = totals.index_select(0, owners)
-        averages = torch.stack(
-            [totals * w.to(torch.float64).sum() for w in weights], dim=1
-        ) if weights else totals.new_zeros(len(totals), 0)  # fmt: skip
+        averages = totals.unsqueeze(1) * torch.tensor(
+            [grouped.total_weight for grouped in classes], dtype=totals.dtype
+        )
         again = tested[owners.unsqueeze(1), :, columns].any(dim=1)  # (variants, trees)
         variant, tree = torch.nonzero(again, as_tuple=True)
         owner = owners.index_select(0, variant)
-        # One contiguous vector per change slot: elementwise ops beat reducing tiny rows.
-        changed_columns = list(columns.index_select(0, variant).t().contiguous().unbind())
-        changed_values = list(values.index_select(0, variant).t().contiguous().unbind())
-        category = self._category_pairs(original, tested, classes, weights)
-        if category is not None:  # categorical pairs change one column: the rest is padding
-            padding = torch.full_like(category.owner, original.shape[1])
-            changed_columns = [
-                torch.cat([slot, category.column if i == 0 else padding])
-                for i, slot in enumerate(changed_columns or [torch.zeros(0, dtype=torch.int64)])
-            ]
-            changed_values = [
-                torch.cat(
-                    [
-                        slot,
-                        category.value.to(original.dtype) if i == 0 else padding.to(original.dtype),
-                    ]
-                )
-                for i, slot in enumerate(changed_values or [original.new_zeros(0)])
-            ]
+        pair_columns = columns.index_select(0, variant)
+        pair_values = values.index_select(0, variant)
+        category = self._category_pairs(original, tested, classes)
+        if category is not None:  # a categorical pair changes one column: the rest is padding
+            slots = pair_columns.shape[1]
+            padding = (0, slots - 1)
+            pair_columns = torch.cat(
+                [
+                    pair_columns,
+                    nn.functional.pad(
+                        category.column.unsqueeze(1), padding, value=original.shape[1]
+                    ),
+                ]
+            )
+            pair_values = torch.cat(
+                [pair_values, nn.functional.pad(category.value.unsqueeze(1), padding, value=0.0)]
+            )
             owner = torch.cat([owner, category.owner])
             tree = torch.cat([tree, category.tree])
         if not len(tree):
             return scores, averages
-        node = self._walk_again(original, owner, tree, changed_columns, changed_values)
+        # One contiguous vector per change slot: elementwise ops beat reducing tiny rows.
+        node = self._walk_again(
+            original,
+            owner,
+            tree,
+            pair_columns.t().contiguous().unbind(),
+            pair_values.to(original.dtype).t().contiguous().unbind(),
+        )
         leaf_value = self.value.view(-1)
         delta = leaf_value.take(node) - leaf_value.take(leaves[owner, tree])
         scores = scores.index_add(0, variant, delta[: len(variant)])
@@ -327,24 +332,17 @@ class TreeEnsemble(nn.Module):
         return scores, averages
 
     def _category_pairs(
-        self,
-        original: torch.Tensor,
-        tested: torch.Tensor,
-        classes: Sequence[CategoryClasses],
-        weights: Sequence[torch.Tensor],
+        self, original: torch.Tensor, tested: torch.Tensor, classes: Sequence[CategoryClasses]
     ) -> _CategoryPairs | None:
         """The (row, tree, class) walks that ``category_averages`` needs, all fields together.
 
         A row's own category's class ends in the row's own leaf: it needs no walk.
         """
         parts: list[tuple[torch.Tensor, ...]] = []
-        for field, (grouped, field_weights) in enumerate(zip(classes, weights, strict=True)):
+        for field, grouped in enumerate(classes):
             row, tree = torch.nonzero(tested[:, :, grouped.column], as_tuple=True)
             if not len(row):
                 continue
-            per_class = torch.zeros(grouped.representative.shape, dtype=torch.float64)
-            spread = field_weights.to(torch.float64).expand(self.shape.n_trees, -1)
-            per_class.scatter_add_(1, grouped.class_of, spread)
             width = grouped.representative.shape[1]
             pair = torch.arange(len(row)).repeat_interleave(width)
             slot = torch.arange(width).repeat(len(row))
@@ -360,8 +358,8 @@ class TreeEnsemble(nn.Module):
                     row.index_select(0, pair),
                     pair_tree,
                     torch.full_like(pair, grouped.column),
-                    category,
-                    per_class[pair_tree, slot],
+                    category.to(original.dtype),
+                    grouped.weight[pair_tree, slot],
                     torch.full_like(pair, field),
                 )
             )
@@ -369,8 +367,9 @@ class TreeEnsemble(nn.Module):
             return None
         return _CategoryPairs(*(torch.cat(column) for column in zip(*parts, strict=True)))
 
-    def category_classes(self, field: int) -> CategoryClasses:
-        """Group a categorical field's categories, per tree, by how the tree routes them.
+    def category_classes(self, field: int, weights: torch.Tensor) -> CategoryClasses:
+        """Group a categorical field's categories, per tree, by how the tree routes them, and
+        sum ``weights`` (one per category, what ``category_averages`` averages with) per class.
 
         Two categories that go the same way at every node of a tree testing the field end in
         the same leaf of that tree, whatever the rest of the row: averaging a row over the
@@ -399,10 +398,16 @@ class TreeEnsemble(nn.Module):
         representative = np.full((shape.n_trees, widest), -1, dtype=np.int64)
         for tree, found in enumerate(representatives):
             representative[tree, : len(found)] = found
+        class_of_tensor = torch.from_numpy(class_of)
+        weights = weights.to(torch.float64)
+        class_weight = torch.zeros(representative.shape, dtype=torch.float64)
+        class_weight.scatter_add_(1, class_of_tensor, weights.expand(shape.n_trees, -1))
         return CategoryClasses(
             column=column,
-            class_of=torch.from_numpy(class_of),
+            class_of=class_of_tensor,
             representative=torch.from_numpy(representative),
+            weight=class_weight,
+            total_weight=float(weights.sum()),
         )
 
     def _walk_again(

@@ -199,9 +199,9 @@ def test_category_averages_equal_scoring_every_category_whole() -> None:
     leaves, tested = ensemble.walk(original, record_paths=True)
     assert tested is not None
     rng = np.random.default_rng(4)
-    classes = [ensemble.category_classes(field) for field in range(len(CARDINALITIES))]
     weights = [torch.from_numpy(rng.dirichlet(np.ones(size))) for size in CARDINALITIES]
-    got = ensemble.category_averages(original, leaves, tested, classes, weights)
+    classes = [ensemble.category_classes(field, w) for field, w in enumerate(weights)]
+    got = ensemble.category_averages(original, leaves, tested, classes)
     for field, size in enumerate(CARDINALITIES):
         assert classes[field].representative.shape[1] < size  # some trees route alike
         expected = torch.zeros(len(original), dtype=torch.float64)
