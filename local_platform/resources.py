@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import boto3
 
+from local_platform.deployment_queue import LOCAL_RETRY_SECONDS, create_queue
 from local_platform.lambda_runtime import LOCAL_REGION, LocalLambdaContext
 from local_platform.settings import (
     CAPTURE_PREFIX,
@@ -39,6 +40,7 @@ class Resources:
     alert_topic_arn: str
     model_package_group: str
     execution_role_arn: str
+    deployment_queue_url: str
 
 
 def provision(config: DemoConfig) -> Resources:
@@ -62,12 +64,14 @@ def provision(config: DemoConfig) -> Resources:
         ModelPackageGroupName=names.model_package_group,
         ModelPackageGroupDescription="30-day readmission risk models",
     )
+    queue_url = create_queue(boto3.client("sqs"), names.deployment_queue.removesuffix(".fifo"))
     return Resources(
         buckets=buckets,
         kms_key_arn=key["KeyMetadata"]["Arn"],
         alert_topic_arn=topic,
         model_package_group=names.model_package_group,
         execution_role_arn=role,
+        deployment_queue_url=queue_url,
     )
 
 
@@ -103,8 +107,11 @@ def deployer_environment(config: DemoConfig, resources: Resources) -> dict[str, 
         "KMS_KEY_ARN": resources.kms_key_arn,
         "CAPTURE_SAMPLING_PERCENT": str(config.stage.endpoint.data_capture_sampling_percent),
         "ROLLBACK_ALARM_NAMES": ",".join((names.rollback_latency_alarm, names.rollback_5xx_alarm)),
+        "REJECTION_ALARM_NAME": names.rejected_rollout_alarm,
         "SNS_TOPIC_ARN": resources.alert_topic_arn,
         "MODEL_PACKAGE_GROUP_NAME": resources.model_package_group,
+        "QUEUE_URL": resources.deployment_queue_url,
+        "RETRY_SECONDS": str(LOCAL_RETRY_SECONDS),
     }
 
 

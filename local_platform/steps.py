@@ -37,6 +37,7 @@ from lambdas.predict import app as predict_app
 from lambdas.registrar import app as registrar_app
 from local_platform import report, resources, traffic
 from local_platform.control_plane import free_port, patched_environment
+from local_platform.deployment_queue import deliver_until_settled
 from local_platform.gateway import LocalApiGateway, Route
 from local_platform.lambda_runtime import LOCAL_REGION
 from local_platform.processes import ProcessGroup, wait_for_http
@@ -287,11 +288,18 @@ def approve_and_deploy(run: DemoRun, package_arn: str) -> dict[str, Any]:
     progress.fact("UpdateModelPackage", f"version {package['ModelPackageVersion']} Approved")
     event = model_package_state_change(package)
     with lambda_environment(run, resources.deployer_environment(config, res)):
-        outcome = resources.invoke(
-            deployer_app.lambda_handler, event, config.names.function("deployer")
+        # EventBridge -> the deployer's FIFO queue -> the deployer, until the endpoint settles.
+        deliveries = deliver_until_settled(
+            boto3.client("sqs"),
+            res.deployment_queue_url,
+            event,
+            res.model_package_group,
+            deployer_app.lambda_handler,
+            config.names.function("deployer"),
         )
     progress.fact(
-        "deployer Lambda", f"{outcome['action']} version {outcome['model_package_version']}"
+        "deployer Lambda",
+        f"version {package['ModelPackageVersion']} serving after {deliveries} deliveries",
     )
     endpoint = sagemaker.describe_endpoint(EndpointName=config.names.endpoint)
     progress.fact(
@@ -327,7 +335,7 @@ def approve_and_deploy(run: DemoRun, package_arn: str) -> dict[str, Any]:
         "endpoint_name": config.names.endpoint,
         "endpoint_status": endpoint["EndpointStatus"],
         "endpoint_config": endpoint["EndpointConfigName"],
-        "deployer_action": outcome["action"],
+        "deployer_deliveries": deliveries,
         "model_package_version": package["ModelPackageVersion"],
     }
 

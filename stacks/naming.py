@@ -88,3 +88,13 @@ class ResourceNames:
     @property
     def rollback_5xx_alarm(self) -> str:
         return self.alarm("endpoint-5xx-rollback")
+
+    @property
+    def rejected_rollout_alarm(self) -> str:
+        """Stops (rolls back) a blue/green update whose version is no longer approved."""
+        return self.alarm("endpoint-rejected-rollout")
+
+    @property
+    def deployment_queue(self) -> str:
+        """The deployer's FIFO queue of triggers (SQS appends ``.fifo``)."""
+        return f"{self.prefix}-deployments.fifo"

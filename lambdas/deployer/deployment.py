@@ -1,15 +1,27 @@
-"""Reconcile the endpoint with the model registry: serve the latest approved version.
+"""Reconcile the endpoint with the registry: serve the highest version a person approved.
 
-* ``Approved``: deploy the group's latest approved version (normally the one just approved; an
-  older version approved late does not displace a newer one).
-* ``Rejected`` of the version being served: redeploy the latest version still approved.
-* anything else, or a rejection of a version not being served: nothing.
+The deployer is level-triggered. Whatever woke it (an approval or rejection, an endpoint state
+change, the periodic sweep), it reads the registry and the endpoint and moves the endpoint one step
+towards the desired state:
 
-Models and endpoint configs are named from the package version and a digest of their settings,
-so a repeated event finds the endpoint already on (or moving to) that config and does nothing.
-A failure before SageMaker accepts the create/update deletes what this run created, leaves the
-old endpoint serving, notifies SNS and re-raises. Everything takes its boto3 clients as
-arguments, so tests run it against moto.
+* desired: the highest version whose status is ``Approved`` by the approver role, that can be
+  deployed and has not already failed to deploy for that approval (lambdas/deployer/failures.py);
+  none when no version qualifies;
+* an endpoint rolling out a version that is no longer approved (a rejection during a blue/green
+  update) is made to roll back: the rejection metric is published and the rejection alarm, which
+  every update lists in its AutoRollbackConfiguration, is set to ALARM;
+* an endpoint that is changing (``Creating``, ``Updating``, ...) is left alone: the trigger is
+  retried once the endpoint settles (the queue redelivers it; the state change event also wakes
+  the deployer);
+* a ``Failed`` endpoint is deleted (the only operation SageMaker allows on one); the next look
+  creates it again with the desired version;
+* an ``InService`` endpoint on another version is updated blue/green (all at once, when the served
+  version is no longer approved); with no desired version it is deleted, so that nothing serves;
+* the drift baseline follows the version that actually serves, so it switches when an update
+  completes and stays put when one rolls back.
+
+An outcome is ``settled`` when the endpoint is where it should be; otherwise the caller looks again
+later. Everything takes its boto3 clients as arguments.
 """
 
 from __future__ import annotations
@@ -17,46 +29,73 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
+from contracts.deployment import (
+    ENDPOINT_DIMENSION,
+    METRIC_NAMESPACE,
+    REJECTED_ROLLOUT_METRIC,
+)
 from contracts.serving import CONTENT_TYPE_JSON, TAG_MODEL_PACKAGE_ARN, TAG_MODEL_VERSION
-from lambdas.deployer.baseline import activate_baseline, stage_baseline
-from lambdas.deployer.events import APPROVED, REJECTED, ModelPackageStateChange
+from lambdas.deployer import failures
+from lambdas.deployer.baseline import (
+    BaselineArtifactError,
+    activate_baseline,
+    split_s3_uri,
+    stage_baseline,
+)
+from lambdas.deployer.endpoint import (
+    FAILED,
+    IN_SERVICE,
+    TAG_DEPLOY_ATTEMPT,
+    TAG_REJECTED_ROLLOUT,
+    TRANSITIONAL,
+    UPDATING,
+    EndpointView,
+    attempt_value,
+    observe,
+    split_attempt,
+    tag,
+)
+from lambdas.deployer.events import APPROVED, Trigger
+from lambdas.deployer.registry import (
+    ModelPackage,
+    ModelPackageError,
+    approved_by_person,
+    approved_versions,
+    describe_package,
+    error_code,
+    is_not_found,
+)
 from lambdas.deployer.settings import DeployerSettings
 
 logger = Logger(service="deployer", child=True)
 
 VARIANT_NAME = "AllTraffic"
-IN_SERVICE = "InService"
-#: Statuses in which an endpoint answers requests with its current config.
-SERVING_STATUSES = (IN_SERVICE, "SystemUpdating", "Updating", "RollingBack")
 MAX_RESOURCE_NAME = 63
 DIGEST_CHARS = 8
 SNS_SUBJECT_MAX = 100
 
-# Outcomes of one event.
-IGNORED = "ignored"
+# Outcomes. Settled: the endpoint is where it should be.
 ALREADY_SERVING = "already_serving"
-ALREADY_DEPLOYING = "already_deploying"
+NOTHING_TO_SERVE = "nothing_to_serve"
+IGNORED = "ignored"
+# Not settled: something is under way; look again later.
+CREATING = "creating"
 DEPLOYING = "deploying"
 ROLLING_BACK = "rolling_back"
-NO_APPROVED_VERSION = "no_approved_version"
+STOPPING_REJECTED_ROLLOUT = "stopping_rejected_rollout"
+WAITING = "waiting"
+DELETING = "deleting"
+DEPLOYMENT_FAILED = "deployment_failed"
 
 
 class DeploymentError(RuntimeError):
-    """The deployment did not start; the old endpoint, if any, keeps serving."""
-
-
-class EndpointBusyError(DeploymentError):
-    """The endpoint is not in a state that accepts an update (creating, updating, failed)."""
-
-
-class ModelPackageError(DeploymentError):
-    """The model package cannot be deployed as it is (not approved, no single container)."""
+    """A step failed in a way worth retrying as it is (throttling, a service error)."""
 
 
 @dataclass(frozen=True)
@@ -66,52 +105,39 @@ class Clients:
     sagemaker: Any
     s3: Any
     sns: Any
-
-
-@dataclass(frozen=True)
-class ModelPackage:
-    """What the deployer needs from one model package version."""
-
-    arn: str
-    group: str
-    version: int
-    image: str
-    model_data_url: str
-    environment: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_description(cls, description: Mapping[str, Any]) -> ModelPackage:
-        """Build from DescribeModelPackage; only approved single-container packages deploy."""
-        if description.get("ModelApprovalStatus") != APPROVED:
-            raise ModelPackageError("the model package version is not approved")
-        containers = description.get("InferenceSpecification", {}).get("Containers", [])
-        if len(containers) != 1:
-            raise ModelPackageError("the model package must have exactly one container")
-        container = containers[0]
-        if not container.get("Image") or not container.get("ModelDataUrl"):
-            raise ModelPackageError("the model package container needs an image and model data")
-        return cls(
-            arn=description["ModelPackageArn"],
-            group=description["ModelPackageGroupName"],
-            version=int(description["ModelPackageVersion"]),
-            image=container["Image"],
-            model_data_url=container["ModelDataUrl"],
-            environment=dict(container.get("Environment", {})),
-        )
+    cloudwatch: Any
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one event led to; no identifiers beyond resource names."""
+    """What one reconciliation did; no identifiers beyond resource names and versions."""
 
     action: str
     reason: str
+    settled: bool
     model_package_version: int | None = None
     endpoint_config_name: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form, returned by the handler."""
+        """JSON-serialisable form, logged by the handler."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The SageMaker requests that deploy one approved version."""
+
+    package: ModelPackage
+    model: Mapping[str, Any]
+    config: Mapping[str, Any]
+
+    @property
+    def config_name(self) -> str:
+        return str(self.config["EndpointConfigName"])
+
+    @property
+    def attempt(self) -> str:
+        return attempt_value(self.config_name, self.package.approval_stamp)
 
 
 def resource_name(endpoint_name: str, version: int, spec: Mapping[str, Any]) -> str:
@@ -135,7 +161,7 @@ def model_request(package: ModelPackage, settings: DeployerSettings) -> dict[str
         "PrimaryContainer": {
             "Image": package.image,
             "ModelDataUrl": package.model_data_url,
-            "Environment": dict(package.environment),
+            "Environment": package.environment,
         },
         "EnableNetworkIsolation": settings.network_isolation,
     }
@@ -178,8 +204,13 @@ def endpoint_config_request(
 
 
 def deployment_config(settings: DeployerSettings, *, rollback: bool) -> dict[str, Any]:
-    """Blue/green update policy. A rollback shifts all at once and without the alarms: they
-    may be firing because of the version being rolled back, and would undo the rollback."""
+    """Blue/green update policy.
+
+    Every update lists the rejection alarm, so a version rejected while it rolls out is rolled
+    back by SageMaker. A rollback (the served version is no longer approved) shifts all at once
+    and without the latency and error alarms: they may be firing because of the version being
+    replaced, and would undo the rollback.
+    """
     routing: dict[str, Any] = {
         "Type": "ALL_AT_ONCE" if rollback else settings.traffic_routing,
         "WaitIntervalInSeconds": settings.traffic_wait_seconds,
@@ -189,73 +220,17 @@ def deployment_config(settings: DeployerSettings, *, rollback: bool) -> dict[str
         routing["CanarySize"] = step
     elif routing["Type"] == "LINEAR":
         routing["LinearStepSize"] = step
-    config: dict[str, Any] = {
+    alarms = [settings.rejection_alarm_name]
+    if not rollback:
+        alarms.extend(settings.rollback_alarm_names)
+    return {
         "BlueGreenUpdatePolicy": {
             "TrafficRoutingConfiguration": routing,
             "TerminationWaitInSeconds": settings.termination_wait_seconds,
             "MaximumExecutionTimeoutInSeconds": settings.max_execution_seconds,
-        }
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in alarms]},
     }
-    if settings.rollback_alarm_names and not rollback:
-        config["AutoRollbackConfiguration"] = {
-            "Alarms": [{"AlarmName": name} for name in settings.rollback_alarm_names]
-        }
-    return config
-
-
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _is_not_found(error: ClientError) -> bool:
-    # SageMaker answers a missing resource with ValidationException ("Could not find ...").
-    return _error_code(error) in ("ValidationException", "ResourceNotFound")
-
-
-def describe_endpoint(sagemaker: Any, endpoint_name: str) -> dict[str, Any] | None:
-    """The endpoint's description, or ``None`` if it does not exist yet."""
-    try:
-        return dict(sagemaker.describe_endpoint(EndpointName=endpoint_name))
-    except ClientError as error:
-        if _is_not_found(error):
-            return None
-        raise
-
-
-def served_package_arn(sagemaker: Any, endpoint: Mapping[str, Any] | None) -> str | None:
-    """The model package ARN tagged on the endpoint's current config, if any."""
-    if endpoint is None:
-        return None
-    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
-    tags = sagemaker.list_tags(ResourceArn=config["EndpointConfigArn"]).get("Tags", [])
-    for tag in tags:
-        if tag["Key"] == TAG_MODEL_PACKAGE_ARN:
-            return str(tag["Value"])
-    return None
-
-
-def latest_approved_package(sagemaker: Any, group: str) -> str | None:
-    """ARN of the highest approved version in ``group``, or ``None`` if none is approved."""
-    paginator = sagemaker.get_paginator("list_model_packages")
-    best: tuple[int, str] | None = None
-    for page in paginator.paginate(
-        ModelPackageGroupName=group, ModelApprovalStatus=APPROVED, ModelPackageType="Versioned"
-    ):
-        for summary in page.get("ModelPackageSummaryList", []):
-            candidate = (int(summary.get("ModelPackageVersion", 0)), summary["ModelPackageArn"])
-            if best is None or candidate[0] > best[0]:
-                best = candidate
-    return None if best is None else best[1]
-
-
-def _exists(describe: Any, **name: str) -> bool:
-    try:
-        describe(**name)
-    except ClientError as error:
-        if _is_not_found(error):
-            return False
-        raise
-    return True
 
 
 def notify(sns: Any, settings: DeployerSettings, status: str, details: Mapping[str, Any]) -> None:
@@ -266,177 +241,380 @@ def notify(sns: Any, settings: DeployerSettings, status: str, details: Mapping[s
         sns.publish(TopicArn=settings.sns_topic_arn, Subject=subject, Message=json.dumps(message))
     except ClientError as error:
         # The deployment's own outcome matters more than the notice: log, carry on.
-        logger.warning("SNS notice not sent", extra={"error_code": _error_code(error)})
+        logger.warning("SNS notice not sent", extra={"error_code": error_code(error)})
 
 
-def handle_state_change(
-    change: ModelPackageStateChange, settings: DeployerSettings, clients: Clients
-) -> Outcome:
-    """Decide what one model package state change means for the endpoint, and do it."""
-    if change.model_package_group_name != settings.model_package_group_name:
-        return Outcome(IGNORED, "model package group is not the one this endpoint serves")
-    status = change.model_approval_status
-    if status == APPROVED:
-        target = latest_approved_package(clients.sagemaker, settings.model_package_group_name)
-        if target is None:
-            return Outcome(IGNORED, "no version is approved any more")
-        return deploy(target, settings, clients, rollback=False)
-    if status == REJECTED:
-        endpoint = describe_endpoint(clients.sagemaker, settings.endpoint_name)
-        if served_package_arn(clients.sagemaker, endpoint) != change.model_package_arn:
-            return Outcome(IGNORED, "the rejected version is not the one being served")
-        target = latest_approved_package(clients.sagemaker, settings.model_package_group_name)
-        if target is None:
-            notify(
-                clients.sns,
-                settings,
-                "served version rejected, no approved version to roll back to",
-                {"rejected_version": change.model_package_version},
-            )
-            return Outcome(NO_APPROVED_VERSION, "no approved version to roll back to")
-        return deploy(target, settings, clients, rollback=True)
-    return Outcome(IGNORED, "approval status needs no action")
+class Reconciler:
+    """One look at the registry and the endpoint, and the one step that follows."""
 
+    def __init__(
+        self, settings: DeployerSettings, clients: Clients, trigger: Trigger | None = None
+    ) -> None:
+        self.settings = settings
+        self.clients = clients
+        self.trigger = trigger
+        self.sagemaker = clients.sagemaker
 
-def deploy(
-    package_arn: str, settings: DeployerSettings, clients: Clients, *, rollback: bool
-) -> Outcome:
-    """Bring the endpoint to ``package_arn``: create or blue/green update, at most once."""
-    sagemaker = clients.sagemaker
-    action = ROLLING_BACK if rollback else DEPLOYING
-    created: list[tuple[str, str]] = []
-    version: int | None = None
-    try:
-        package = ModelPackage.from_description(
-            sagemaker.describe_model_package(ModelPackageName=package_arn)
+    # -- what should serve ------------------------------------------------------------------
+
+    def approved(self, package: ModelPackage | None) -> bool:
+        return package is not None and approved_by_person(package, self.settings.approver_role_arn)
+
+    def plan(self, package: ModelPackage) -> Plan:
+        """The requests for ``package`` (raises ModelPackageError if it cannot deploy)."""
+        model = model_request(package, self.settings)
+        config = endpoint_config_request(package, model["ModelName"], self.settings)
+        return Plan(package, model, config)
+
+    def desired(self) -> Plan | None:
+        """The highest approved version that can deploy and has not failed for its approval."""
+        for arn in approved_versions(self.sagemaker, self.settings.model_package_group_name):
+            package = describe_package(self.sagemaker, arn)
+            if package is None:
+                continue
+            if not self.approved(package):
+                self._tell_about(package, "approval not made by the approver role; not deployed")
+                continue
+            try:
+                plan = self.plan(package)
+            except ModelPackageError:
+                self._tell_about(package, "approved version cannot be deployed as registered")
+                continue
+            if self._failed_before(plan.config_name, package.approval_stamp):
+                continue
+            return plan
+        return None
+
+    def _tell_about(self, package: ModelPackage, status: str) -> None:
+        """Notify once per approval event: only when this trigger is that version's change."""
+        trigger = self.trigger
+        if trigger is None or trigger.model_package_arn != package.arn:
+            return
+        if trigger.approval_status != APPROVED:
+            return
+        notify(self.clients.sns, self.settings, status, {"model_package_version": package.version})
+
+    def _failed_before(self, config_name: str, stamp: str) -> bool:
+        return failures.has_failed(
+            self.clients.s3,
+            self.settings.capture_bucket,
+            self.settings.endpoint_name,
+            config_name,
+            stamp,
         )
-        version = package.version
-        model = model_request(package, settings)
-        config = endpoint_config_request(package, model["ModelName"], settings)
-        config_name = config["EndpointConfigName"]
-        endpoint = describe_endpoint(sagemaker, settings.endpoint_name)
-        settled = _settled_outcome(endpoint, package, config_name)
-        if settled is None:
-            if endpoint is not None and endpoint.get("EndpointStatus") != IN_SERVICE:
-                raise EndpointBusyError("the endpoint is not InService; no update was started")
-            _stage(clients.s3, settings, package)
-            if not _exists(sagemaker.describe_model, ModelName=model["ModelName"]):
-                sagemaker.create_model(**model)
-                created.append(("model", model["ModelName"]))
-            if not _exists(sagemaker.describe_endpoint_config, EndpointConfigName=config_name):
-                sagemaker.create_endpoint_config(**config)
-                created.append(("endpoint_config", config_name))
+
+    def _record_failure(self, config_name: str, stamp: str) -> None:
+        failures.record_failure(
+            self.clients.s3,
+            self.settings.capture_bucket,
+            self.settings.endpoint_name,
+            config_name,
+            stamp,
+            self.settings.kms_key_arn,
+        )
+
+    # -- the step ---------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        """Move the endpoint one step towards serving the desired version."""
+        endpoint = observe(self.sagemaker, self.settings.endpoint_name)
+        if endpoint is not None and endpoint.status in TRANSITIONAL:
+            return self._while_changing(endpoint)
+        if endpoint is not None and endpoint.status == FAILED:
+            return self._delete_failed(endpoint)
+        served = (
+            describe_package(self.sagemaker, endpoint.served_package_arn)
+            if endpoint is not None and endpoint.served_package_arn
+            else None
+        )
+        if endpoint is not None:
+            self._note_unfinished_attempt(endpoint, served)
+        served_ok = self.approved(served)
+        if served is not None and served_ok:
+            # The baseline follows what serves: switched once an update completes, left (or put
+            # back) on the old version when one rolls back.
+            self._activate(served)
+        target = self.desired()
+        if target is None:
+            if endpoint is None:
+                return Outcome(NOTHING_TO_SERVE, "no version is approved", settled=True)
+            if served_ok:
+                return Outcome(ALREADY_SERVING, "the served version is the only one approved", True)
+            return self._retire(endpoint, served)
+        if endpoint is not None and served is not None and served.arn == target.package.arn:
+            return Outcome(
+                ALREADY_SERVING,
+                "the endpoint serves the desired version",
+                settled=True,
+                model_package_version=served.version,
+                endpoint_config_name=endpoint.config_name,
+            )
+        return self._deploy(target, endpoint, rollback=endpoint is not None and not served_ok)
+
+    def _while_changing(self, endpoint: EndpointView) -> Outcome:
+        """Leave a changing endpoint alone, unless what it rolls out is no longer approved."""
+        incoming_arn = endpoint.incoming_package_arn
+        if incoming_arn is not None:
+            incoming = describe_package(self.sagemaker, incoming_arn)
+            if not self.approved(incoming):
+                return self._stop_rejected_rollout(endpoint, incoming)
+        return Outcome(WAITING, f"the endpoint is {endpoint.status}", settled=False)
+
+    def _stop_rejected_rollout(
+        self, endpoint: EndpointView, incoming: ModelPackage | None
+    ) -> Outcome:
+        """Make SageMaker roll back an update whose version is no longer approved."""
+        cloudwatch = self.clients.cloudwatch
+        version = None if incoming is None else incoming.version
+        cloudwatch.put_metric_data(
+            Namespace=METRIC_NAMESPACE,
+            MetricData=[
+                {
+                    "MetricName": REJECTED_ROLLOUT_METRIC,
+                    "Dimensions": [{"Name": ENDPOINT_DIMENSION, "Value": endpoint.name}],
+                    "Value": 1.0,
+                    "Unit": "Count",
+                }
+            ],
+        )
+        rolling_out = endpoint.pending_config_name or endpoint.config_name
+        if endpoint.status == UPDATING:
+            # Immediate: the metric alone would wait for the alarm's next evaluation.
+            cloudwatch.set_alarm_state(
+                AlarmName=self.settings.rejection_alarm_name,
+                StateValue="ALARM",
+                StateReason="The version being rolled out is no longer approved",
+            )
+            status = "rejected version being rolled out, rollback started"
+        else:
+            # A first creation cannot be stopped. Its InService state change wakes the deployer,
+            # whose next look replaces or deletes it (docs/operations.md states the window).
+            status = "rejected version being created; replaced as soon as creation ends"
+        if endpoint.tags.get(TAG_REJECTED_ROLLOUT) != rolling_out:
+            tag(self.sagemaker, endpoint.arn, TAG_REJECTED_ROLLOUT, rolling_out)
+            notify(self.clients.sns, self.settings, status, {"rejected_version": version})
+        return Outcome(
+            STOPPING_REJECTED_ROLLOUT,
+            "the version being rolled out is no longer approved",
+            settled=False,
+            model_package_version=version,
+            endpoint_config_name=rolling_out,
+        )
+
+    def _delete_failed(self, endpoint: EndpointView) -> Outcome:
+        """A Failed endpoint accepts DeleteEndpoint only; delete it so deployments go on."""
+        attempt = split_attempt(endpoint.attempt)
+        if attempt is not None:
+            self._record_failure(*attempt)
+        self.sagemaker.delete_endpoint(EndpointName=endpoint.name)
+        notify(
+            self.clients.sns,
+            self.settings,
+            "endpoint failed and was deleted; the next approved version will be deployed",
+            {"failed_endpoint_config": endpoint.config_name},
+        )
+        return Outcome(DELETING, "the endpoint had failed", settled=False)
+
+    def _note_unfinished_attempt(self, endpoint: EndpointView, served: ModelPackage | None) -> None:
+        """An endpoint back on another config than the one last deployed: that one rolled back."""
+        attempt = split_attempt(endpoint.attempt)
+        if attempt is None or attempt[0] == endpoint.config_name:
+            return
+        config_name, stamp = attempt
+        if self._failed_before(config_name, stamp):
+            return
+        self._record_failure(config_name, stamp)
+        notify(
+            self.clients.sns,
+            self.settings,
+            "deployment rolled back, previous version still serving",
+            {
+                "rolled_back_endpoint_config": config_name,
+                "serving_version": None if served is None else served.version,
+            },
+        )
+
+    def _retire(self, endpoint: EndpointView, served: ModelPackage | None) -> Outcome:
+        """No version may serve: delete the endpoint (the API answers 503 until one may)."""
+        self.sagemaker.delete_endpoint(EndpointName=endpoint.name)
+        notify(
+            self.clients.sns,
+            self.settings,
+            "served version no longer approved and no approved version to roll back to; "
+            "endpoint deleted",
+            {"rejected_version": None if served is None else served.version},
+        )
+        return Outcome(DELETING, "no approved version may serve", settled=False)
+
+    def _activate(self, package: ModelPackage) -> None:
+        """Point the drift monitor at the served version's baseline (idempotent)."""
+        settings = self.settings
+        try:
+            stage_baseline(
+                self.clients.s3,
+                settings.capture_bucket,
+                settings.endpoint_name,
+                package.version,
+                package.model_data_url,
+                settings.kms_key_arn,
+            )
+            switched = activate_baseline(
+                self.clients.s3,
+                settings.capture_bucket,
+                settings.endpoint_name,
+                package.version,
+                settings.kms_key_arn,
+            )
+        except (ClientError, BaselineArtifactError, ModelPackageError, ValueError) as error:
+            # The endpoint serves regardless; the next look tries again.
+            logger.warning(
+                "drift baseline not switched", extra={"error_type": type(error).__name__}
+            )
+            return
+        if switched:
+            notify(
+                self.clients.sns,
+                settings,
+                "version now serving",
+                {"model_package_version": package.version},
+            )
+
+    def _deploy(self, plan: Plan, endpoint: EndpointView | None, *, rollback: bool) -> Outcome:
+        """Create the model and config if needed, then create or update the endpoint."""
+        sagemaker = self.sagemaker
+        package = plan.package
+        try:
+            self._ensure(sagemaker.describe_model, sagemaker.create_model, plan.model, "ModelName")
+            self._ensure(
+                sagemaker.describe_endpoint_config,
+                sagemaker.create_endpoint_config,
+                plan.config,
+                "EndpointConfigName",
+            )
+            # Read the artifact before any traffic moves: a missing or unreadable model archive
+            # stops here, with the old version serving.
+            stage_baseline(
+                self.clients.s3,
+                self.settings.capture_bucket,
+                self.settings.endpoint_name,
+                package.version,
+                package.model_data_url,
+                self.settings.kms_key_arn,
+            )
+        except (BaselineArtifactError, ValueError) as error:
+            return self._cannot_deploy(plan, error)
+        except ClientError as error:
+            if _is_permanent(error):
+                return self._cannot_deploy(plan, error)
+            raise DeploymentError("preparing the deployment failed") from error
+        try:
             if endpoint is None:
                 sagemaker.create_endpoint(
-                    EndpointName=settings.endpoint_name, EndpointConfigName=config_name
+                    EndpointName=self.settings.endpoint_name,
+                    EndpointConfigName=plan.config_name,
+                    Tags=[{"Key": TAG_DEPLOY_ATTEMPT, "Value": plan.attempt}],
                 )
+                action = CREATING
             else:
                 sagemaker.update_endpoint(
-                    EndpointName=settings.endpoint_name,
-                    EndpointConfigName=config_name,
-                    DeploymentConfig=deployment_config(settings, rollback=rollback),
+                    EndpointName=endpoint.name,
+                    EndpointConfigName=plan.config_name,
+                    DeploymentConfig=deployment_config(self.settings, rollback=rollback),
                 )
-    except Exception as error:
-        _report_failure(clients, settings, action, version, error, _clean_up(sagemaker, created))
-        if isinstance(error, DeploymentError):
-            raise
-        raise DeploymentError(f"{action} of the model package version failed") from error
-    _activate(clients, settings, package)
-    if settled is not None:
-        return settled
-    notify(
-        clients.sns,
-        settings,
-        f"{action} started",
-        {"model_package_version": package.version, "endpoint_config": config_name},
-    )
-    reason = "rolled back to the latest approved version" if rollback else "deploying"
-    return Outcome(action, reason, package.version, config_name)
-
-
-def _stage(s3: Any, settings: DeployerSettings, package: ModelPackage) -> None:
-    stage_baseline(
-        s3,
-        settings.capture_bucket,
-        settings.endpoint_name,
-        package.version,
-        package.model_data_url,
-        settings.kms_key_arn,
-    )
-
-
-def _activate(clients: Clients, settings: DeployerSettings, package: ModelPackage) -> None:
-    """Point the drift monitor at the served version's baseline. Runs again on every repeat
-    of the event, so a failure here heals on the retry."""
-    try:
-        _stage(clients.s3, settings, package)
-        activate_baseline(
-            clients.s3,
-            settings.capture_bucket,
-            settings.endpoint_name,
-            package.version,
-            settings.kms_key_arn,
+                tag(sagemaker, endpoint.arn, TAG_DEPLOY_ATTEMPT, plan.attempt)
+                action = ROLLING_BACK if rollback else DEPLOYING
+        except ClientError as error:
+            if error_code(error) == "ValidationException":
+                # Most often the endpoint started changing since we looked: look again later.
+                return Outcome(WAITING, "the endpoint did not accept the change", settled=False)
+            raise DeploymentError("starting the deployment failed") from error
+        status = {
+            CREATING: "deployment started",
+            DEPLOYING: "deployment started",
+            ROLLING_BACK: "served version no longer approved, rolling back",
+        }[action]
+        notify(
+            self.clients.sns,
+            self.settings,
+            status,
+            {"model_package_version": package.version, "endpoint_config": plan.config_name},
         )
-    except Exception as error:
-        _report_failure(clients, settings, "drift baseline update", package.version, error, [])
-        raise DeploymentError("the drift baseline of the served version was not set") from error
-
-
-def _report_failure(
-    clients: Clients,
-    settings: DeployerSettings,
-    action: str,
-    version: int | None,
-    error: BaseException,
-    left_over: list[str],
-) -> None:
-    notify(
-        clients.sns,
-        settings,
-        f"{action} failed, previous endpoint config still serving",
-        {
-            "model_package_version": version,
-            "error_type": type(error).__name__,
-            "error_code": _error_code(error) if isinstance(error, ClientError) else "",
-            "left_over_resources": left_over,
-        },
-    )
-
-
-def _settled_outcome(
-    endpoint: Mapping[str, Any] | None, package: ModelPackage, config_name: str
-) -> Outcome | None:
-    """An outcome when the endpoint already serves, or is moving to, ``config_name``."""
-    if endpoint is None:
-        return None
-    pending = endpoint.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
-    status = endpoint.get("EndpointStatus")
-    moving = pending == config_name or (
-        endpoint.get("EndpointConfigName") == config_name and status == "Creating"
-    )
-    if moving:
         return Outcome(
-            ALREADY_DEPLOYING,
-            "deployment of this version in progress",
-            package.version,
-            config_name,
+            action,
+            status,
+            settled=False,
+            model_package_version=package.version,
+            endpoint_config_name=plan.config_name,
         )
-    if endpoint.get("EndpointConfigName") == config_name and status in SERVING_STATUSES:
-        return Outcome(
-            ALREADY_SERVING, "endpoint already serves this version", package.version, config_name
-        )
-    return None
 
-
-def _clean_up(sagemaker: Any, created: list[tuple[str, str]]) -> list[str]:
-    """Delete what this run created, newest first; return the names that could not go."""
-    left_over: list[str] = []
-    for kind, name in reversed(created):
+    @staticmethod
+    def _ensure(describe: Any, create: Any, request: Mapping[str, Any], name_key: str) -> None:
         try:
-            if kind == "endpoint_config":
-                sagemaker.delete_endpoint_config(EndpointConfigName=name)
-            else:
-                sagemaker.delete_model(ModelName=name)
-        except ClientError:
-            left_over.append(name)
-    return left_over
+            describe(**{name_key: request[name_key]})
+        except ClientError as error:
+            if not is_not_found(error):
+                raise
+            create(**request)
+
+    def _cannot_deploy(self, plan: Plan, error: BaseException) -> Outcome:
+        """This approval of the version cannot deploy: remember it, tell, and move on."""
+        package = plan.package
+        self._record_failure(plan.config_name, package.approval_stamp)
+        notify(
+            self.clients.sns,
+            self.settings,
+            "approved version cannot be deployed, previous version still serving",
+            {
+                "model_package_version": package.version,
+                "error_type": type(error).__name__,
+                "error_code": error_code(error) if isinstance(error, ClientError) else "",
+            },
+        )
+        return Outcome(
+            DEPLOYMENT_FAILED,
+            "the approved version cannot be deployed",
+            settled=False,
+            model_package_version=package.version,
+            endpoint_config_name=plan.config_name,
+        )
+
+
+#: Errors that will not go away by retrying the same requests.
+_PERMANENT_CODES = ("ValidationException", "NoSuchKey", "NoSuchBucket", "AccessDenied", "404")
+
+
+def _is_permanent(error: ClientError) -> bool:
+    return error_code(error) in _PERMANENT_CODES
+
+
+def reconcile(
+    settings: DeployerSettings, clients: Clients, trigger: Trigger | None = None
+) -> Outcome:
+    """One reconciliation step (see the module docstring)."""
+    return Reconciler(settings, clients, trigger).run()
+
+
+__all__ = [
+    "ALREADY_SERVING",
+    "CREATING",
+    "DELETING",
+    "DEPLOYING",
+    "DEPLOYMENT_FAILED",
+    "IGNORED",
+    "IN_SERVICE",
+    "NOTHING_TO_SERVE",
+    "ROLLING_BACK",
+    "STOPPING_REJECTED_ROLLOUT",
+    "VARIANT_NAME",
+    "WAITING",
+    "Clients",
+    "DeploymentError",
+    "Outcome",
+    "deployment_config",
+    "endpoint_config_request",
+    "model_request",
+    "notify",
+    "reconcile",
+    "resource_name",
+    "split_s3_uri",
+]

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from contracts.deployment import RETRY_SECONDS
 from lambdas.environment import SettingsError, flag, integer, names
 
 ENDPOINT_NAME_ENV = "ENDPOINT_NAME"
@@ -27,6 +28,10 @@ TERMINATION_WAIT_SECONDS_ENV = "TERMINATION_WAIT_SECONDS"
 MAX_EXECUTION_SECONDS_ENV = "MAX_EXECUTION_SECONDS"
 NETWORK_ISOLATION_ENV = "NETWORK_ISOLATION"
 ENCRYPT_VOLUME_ENV = "ENCRYPT_VOLUME_WITH_KMS"
+REJECTION_ALARM_NAME_ENV = "REJECTION_ALARM_NAME"
+APPROVER_ROLE_ARN_ENV = "APPROVER_ROLE_ARN"
+QUEUE_URL_ENV = "QUEUE_URL"
+RETRY_SECONDS_ENV = "RETRY_SECONDS"
 
 TRAFFIC_ROUTING_TYPES = ("CANARY", "LINEAR", "ALL_AT_ONCE")
 DEFAULT_TRAFFIC_ROUTING = "CANARY"
@@ -39,6 +44,9 @@ DEFAULT_MAX_EXECUTION_SECONDS = 3600
 _MAX_WAIT_SECONDS = 3600
 _MAX_EXECUTION_RANGE = (600, 28_800)
 _MAX_STEP_PERCENT = 50
+#: SQS ChangeMessageVisibility accepts 0 to 43,200 seconds.
+_RETRY_RANGE = (1, 43_200)
+_MAX_ALARMS = 10
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class DeployerSettings:
     kms_key_arn: str
     sns_topic_arn: str
     model_package_group_name: str
+    rejection_alarm_name: str
     capture_sampling_percent: int = 100
     rollback_alarm_names: tuple[str, ...] = ()
     vpc_subnet_ids: tuple[str, ...] = ()
@@ -64,6 +73,11 @@ class DeployerSettings:
     max_execution_seconds: int = DEFAULT_MAX_EXECUTION_SECONDS
     network_isolation: bool = True
     encrypt_volume_with_kms: bool = True
+    #: The one role whose approvals count; empty: any approval counts (tests, local demo only).
+    approver_role_arn: str = ""
+    #: The queue the triggers arrive on; a trigger that must wait is made visible again later.
+    queue_url: str = ""
+    retry_seconds: int = RETRY_SECONDS
 
     def __post_init__(self) -> None:
         required = {
@@ -74,6 +88,7 @@ class DeployerSettings:
             KMS_KEY_ARN_ENV: self.kms_key_arn,
             SNS_TOPIC_ARN_ENV: self.sns_topic_arn,
             MODEL_PACKAGE_GROUP_NAME_ENV: self.model_package_group_name,
+            REJECTION_ALARM_NAME_ENV: self.rejection_alarm_name,
         }
         for name, value in required.items():
             if not value:
@@ -98,6 +113,11 @@ class DeployerSettings:
         ):
             if not 0 <= seconds <= _MAX_WAIT_SECONDS:
                 raise SettingsError(f"{name} must lie in [0, {_MAX_WAIT_SECONDS}]")
+        if not _RETRY_RANGE[0] <= self.retry_seconds <= _RETRY_RANGE[1]:
+            raise SettingsError(f"{RETRY_SECONDS_ENV} must lie in {list(_RETRY_RANGE)}")
+        if len(self.rollback_alarm_names) > _MAX_ALARMS - 1:
+            # AutoRollbackConfiguration takes at most 10 alarms; the rejection alarm is one.
+            raise SettingsError(f"{ROLLBACK_ALARM_NAMES_ENV} names more than {_MAX_ALARMS - 1}")
         low, high = _MAX_EXECUTION_RANGE
         if not low <= self.max_execution_seconds <= high:
             raise SettingsError(f"{MAX_EXECUTION_SECONDS_ENV} must lie in [{low}, {high}]")
@@ -120,6 +140,7 @@ class DeployerSettings:
             kms_key_arn=env.get(KMS_KEY_ARN_ENV, ""),
             sns_topic_arn=env.get(SNS_TOPIC_ARN_ENV, ""),
             model_package_group_name=env.get(MODEL_PACKAGE_GROUP_NAME_ENV, ""),
+            rejection_alarm_name=env.get(REJECTION_ALARM_NAME_ENV, ""),
             capture_sampling_percent=integer(env, CAPTURE_SAMPLING_PERCENT_ENV, 100),
             rollback_alarm_names=names(env, ROLLBACK_ALARM_NAMES_ENV),
             vpc_subnet_ids=names(env, VPC_SUBNET_IDS_ENV),
@@ -139,4 +160,7 @@ class DeployerSettings:
             ),
             network_isolation=flag(env, NETWORK_ISOLATION_ENV, default=True),
             encrypt_volume_with_kms=flag(env, ENCRYPT_VOLUME_ENV, default=True),
+            approver_role_arn=env.get(APPROVER_ROLE_ARN_ENV, ""),
+            queue_url=env.get(QUEUE_URL_ENV, ""),
+            retry_seconds=integer(env, RETRY_SECONDS_ENV, RETRY_SECONDS),
         )

@@ -1,10 +1,12 @@
-"""The deployer against moto: approval, idempotency, rollback, no-ops and clean failure.
+"""The deployer's requests against moto, and its pure units.
 
 moto 5.2 implements the registry (model package groups, packages, approval updates, listing),
 models, endpoint configs, endpoints, tags, S3 and SNS, but not UpdateEndpoint (it raises
-NotImplementedError) and not the asynchronous endpoint states. ``UpdateEndpointEmulator``
-answers UpdateEndpoint the way a successful blue/green update ends (the endpoint on the new
-config) and records the request, so the policy sent is asserted exactly.
+NotImplementedError) and not the asynchronous endpoint states (it creates endpoints InService at
+once). ``UpdateEndpointEmulator`` answers UpdateEndpoint the way a successful blue/green update
+ends and records the request, so the policy sent is asserted exactly. The asynchronous behaviour
+(an event arriving mid-update, a Failed endpoint, a rollback) is covered by the scripted account
+of tests/lambdas/test_deployer_scenarios.py.
 """
 
 from __future__ import annotations
@@ -21,26 +23,23 @@ from botocore.exceptions import ClientError
 
 from contracts.drift import baseline_s3_key, build_baseline
 from contracts.serving import TAG_MODEL_PACKAGE_ARN, TAG_MODEL_VERSION
-from lambdas.deployer import app
 from lambdas.deployer.baseline import VERSION_METADATA_KEY, versioned_baseline_key
 from lambdas.deployer.deployment import (
-    ALREADY_DEPLOYING,
     ALREADY_SERVING,
+    CREATING,
     DEPLOYING,
-    IGNORED,
-    NO_APPROVED_VERSION,
-    ROLLING_BACK,
+    NOTHING_TO_SERVE,
     Clients,
-    DeploymentError,
-    EndpointBusyError,
     deployment_config,
-    handle_state_change,
+    reconcile,
     resource_name,
 )
-from lambdas.deployer.events import ModelPackageStateChange
+from lambdas.deployer.events import TriggerError, parse_trigger
+from lambdas.deployer.registry import made_by_role
 from lambdas.deployer.settings import DeployerSettings, SettingsError
 from tests.contracts.test_drift import record
-from tests.lambdas.conftest import ACCOUNT_ID, REGION, FakeLambdaContext
+from tests.lambdas.conftest import ACCOUNT_ID, REGION
+from tests.lambdas.deployer_sim import package_event, sweep_event
 
 GROUP = "readmission-models"
 ENDPOINT = "readmission-test"
@@ -49,6 +48,7 @@ MODEL_BUCKET = "model-bucket"
 KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/11111111-2222-3333-4444-555555555555"
 ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/sagemaker-execution"
 ALARMS = ("readmission-test-5xx", "readmission-test-latency")
+REJECTION_ALARM = "readmission-test-rejected-rollout"
 IMAGE = f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/pytorch-inference:2.5-cpu"
 
 
@@ -126,25 +126,15 @@ class Registry:
         self.arns[version] = arn
         return version
 
-    def set_status(self, version: int, status: str) -> ModelPackageStateChange:
+    def set_status(self, version: int, status: str) -> None:
         self.sagemaker.update_model_package(
             ModelPackageArn=self.arns[version], ModelApprovalStatus=status
-        )
-        return ModelPackageStateChange(
-            ModelPackageArn=self.arns[version],
-            ModelPackageGroupName=GROUP,
-            ModelApprovalStatus=status,
-            ModelPackageVersion=version,
         )
 
 
 @pytest.fixture
 def settings() -> DeployerSettings:
     return DeployerSettings.from_env(deployer_env())
-
-
-def topic_arn() -> str:
-    return f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:deployments"
 
 
 def deployer_env() -> dict[str, str]:
@@ -157,52 +147,30 @@ def deployer_env() -> dict[str, str]:
         "KMS_KEY_ARN": KMS_KEY,
         "CAPTURE_SAMPLING_PERCENT": "50",
         "ROLLBACK_ALARM_NAMES": ",".join(ALARMS),
-        "SNS_TOPIC_ARN": topic_arn(),
+        "REJECTION_ALARM_NAME": REJECTION_ALARM,
+        "SNS_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:deployments",
         "MODEL_PACKAGE_GROUP_NAME": GROUP,
     }
 
 
 @pytest.fixture
 def aws(mocked_aws: None) -> dict[str, Any]:
-    """Buckets, an SNS topic delivering into a queue we can read, and the clients."""
+    """Buckets, an SNS topic, and the clients (moto)."""
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=CAPTURE_BUCKET)
     s3.create_bucket(Bucket=MODEL_BUCKET)
     sns = boto3.client("sns")
-    topic = sns.create_topic(Name="deployments")["TopicArn"]
-    sqs = boto3.client("sqs")
-    queue_url = sqs.create_queue(QueueName="notices")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    sns.create_topic(Name="deployments")
     sagemaker = boto3.client("sagemaker")
     return {
         "s3": s3,
-        "sns": sns,
-        "sqs": sqs,
-        "queue_url": queue_url,
         "sagemaker": sagemaker,
-        "clients": Clients(sagemaker=sagemaker, s3=s3, sns=sns),
+        "clients": Clients(
+            sagemaker=sagemaker, s3=s3, sns=sns, cloudwatch=boto3.client("cloudwatch")
+        ),
         "registry": Registry(sagemaker, s3),
         "emulator": UpdateEndpointEmulator(sagemaker),
     }
-
-
-def notices(aws: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every SNS message published so far, as (subject, parsed message)."""
-    found: list[dict[str, Any]] = []
-    while True:
-        batch = aws["sqs"].receive_message(QueueUrl=aws["queue_url"], MaxNumberOfMessages=10)
-        messages = batch.get("Messages", [])
-        if not messages:
-            return found
-        for message in messages:
-            envelope = json.loads(message["Body"])
-            found.append({"subject": envelope["Subject"], **json.loads(envelope["Message"])})
-            aws["sqs"].delete_message(
-                QueueUrl=aws["queue_url"], ReceiptHandle=message["ReceiptHandle"]
-            )
 
 
 def serving(aws: dict[str, Any]) -> dict[str, str]:
@@ -219,52 +187,19 @@ def active_baseline_version(aws: dict[str, Any]) -> str:
     return str(head["Metadata"][VERSION_METADATA_KEY])
 
 
-def model_names(aws: dict[str, Any]) -> list[str]:
-    return sorted(m["ModelName"] for m in aws["sagemaker"].list_models()["Models"])
-
-
-def config_names(aws: dict[str, Any]) -> list[str]:
-    configs = aws["sagemaker"].list_endpoint_configs()["EndpointConfigs"]
-    return sorted(c["EndpointConfigName"] for c in configs)
-
-
-def eventbridge_event(change: ModelPackageStateChange) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": "4b5a1c0e-0000-4000-8000-000000000000",
-        "detail-type": "SageMaker Model Package State Change",
-        "source": "aws.sagemaker",
-        "account": ACCOUNT_ID,
-        "time": "2024-05-01T10:00:00Z",
-        "region": REGION,
-        "resources": [change.model_package_arn],
-        "detail": {
-            "ModelPackageGroupName": change.model_package_group_name,
-            "ModelPackageVersion": change.model_package_version,
-            "ModelPackageArn": change.model_package_arn,
-            "ModelApprovalStatus": change.model_approval_status,
-            "ModelPackageStatus": "Completed",
-        },
-    }
-
-
-@pytest.fixture
-def handler_env(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in deployer_env().items():
-        monkeypatch.setenv(name, value)
-
-
-def test_first_approval_creates_the_endpoint(
-    aws: dict[str, Any], handler_env: None, lambda_context: FakeLambdaContext
+def test_first_approval_creates_the_endpoint_as_specified(
+    aws: dict[str, Any], settings: DeployerSettings
 ) -> None:
-    registry = aws["registry"]
-    version = registry.register()
-    change = registry.set_status(version, "Approved")
+    registry, clients = aws["registry"], aws["clients"]
+    registry.set_status(registry.register(), "Approved")
 
-    result = app.lambda_handler(eventbridge_event(change), lambda_context)
+    first = reconcile(settings, clients)
+    second = reconcile(settings, clients)  # moto's endpoint is InService at once
 
-    assert result["action"] == DEPLOYING
-    assert result["model_package_version"] == 1
+    assert first.action == CREATING
+    assert not first.settled
+    assert second.action == ALREADY_SERVING
+    assert second.settled
     now = serving(aws)
     assert now[TAG_MODEL_VERSION] == "1"
     assert now[TAG_MODEL_PACKAGE_ARN] == registry.arns[1]
@@ -285,24 +220,22 @@ def test_first_approval_creates_the_endpoint(
     assert model["ExecutionRoleArn"] == ROLE
     assert active_baseline_version(aws) == "1"
     assert aws["emulator"].requests == []  # created, not updated
-    assert [n["status"] for n in notices(aws)] == ["deploying started"]
 
 
-def test_newer_approval_updates_blue_green_with_rollback_alarms(
+def test_newer_approval_updates_blue_green_with_every_rollback_alarm(
     aws: dict[str, Any], settings: DeployerSettings
 ) -> None:
     registry, clients = aws["registry"], aws["clients"]
-    handle_state_change(registry.set_status(registry.register(), "Approved"), settings, clients)
-    v1_config = serving(aws)["config"]
+    registry.set_status(registry.register(), "Approved")
+    reconcile(settings, clients)
+    reconcile(settings, clients)
+    registry.set_status(registry.register(), "Approved")
 
-    outcome = handle_state_change(
-        registry.set_status(registry.register(), "Approved"), settings, clients
-    )
+    outcome = reconcile(settings, clients)
 
     assert outcome.action == DEPLOYING
     assert outcome.model_package_version == 2
-    assert serving(aws)[TAG_MODEL_VERSION] == "2"
-    assert serving(aws)["config"] != v1_config
+    assert active_baseline_version(aws) == "1"  # v2 does not serve until the update completes
     [request] = aws["emulator"].requests
     assert request["EndpointConfigName"] == outcome.endpoint_config_name
     assert request["DeploymentConfig"] == {
@@ -315,193 +248,36 @@ def test_newer_approval_updates_blue_green_with_rollback_alarms(
             "TerminationWaitInSeconds": 300,
             "MaximumExecutionTimeoutInSeconds": 3600,
         },
-        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in ALARMS]},
+        "AutoRollbackConfiguration": {
+            "Alarms": [{"AlarmName": name} for name in (REJECTION_ALARM, *ALARMS)]
+        },
     }
+    assert reconcile(settings, clients).action == ALREADY_SERVING
     assert active_baseline_version(aws) == "2"
-    assert len(model_names(aws)) == 2
 
 
-def test_the_same_event_twice_deploys_once(
-    aws: dict[str, Any], handler_env: None, lambda_context: FakeLambdaContext
-) -> None:
-    registry, clients = aws["registry"], aws["clients"]
-    settings = DeployerSettings.from_env()
-    handle_state_change(registry.set_status(registry.register(), "Approved"), settings, clients)
-    change = registry.set_status(registry.register(), "Approved")
-
-    first = handle_state_change(change, settings, clients)
-    second = handle_state_change(change, settings, clients)
-
-    assert first.action == DEPLOYING
-    assert second.action == ALREADY_SERVING
-    assert second.endpoint_config_name == first.endpoint_config_name
-    assert len(aws["emulator"].requests) == 1
-    assert len(model_names(aws)) == 2
-    assert len(config_names(aws)) == 2
-    statuses = [n["status"] for n in notices(aws)]
-    assert statuses == ["deploying started", "deploying started"]  # v1, then v2 once
-
-
-def test_an_older_approval_does_not_displace_the_newest(
-    aws: dict[str, Any], settings: DeployerSettings
-) -> None:
-    registry, clients = aws["registry"], aws["clients"]
-    old = registry.register()
-    handle_state_change(registry.set_status(registry.register(), "Approved"), settings, clients)
-
-    outcome = handle_state_change(registry.set_status(old, "Approved"), settings, clients)
-
-    assert outcome.action == ALREADY_SERVING
-    assert outcome.model_package_version == 2
-    assert aws["emulator"].requests == []
-
-
-def test_rejecting_the_served_version_rolls_back_to_the_latest_approved(
-    aws: dict[str, Any], settings: DeployerSettings
-) -> None:
-    registry, clients = aws["registry"], aws["clients"]
-    handle_state_change(registry.set_status(registry.register(), "Approved"), settings, clients)
-    v1_config = serving(aws)["config"]
-    handle_state_change(registry.set_status(registry.register(), "Approved"), settings, clients)
-    models_before = model_names(aws)
-
-    outcome = handle_state_change(registry.set_status(2, "Rejected"), settings, clients)
-
-    assert outcome.action == ROLLING_BACK
-    assert outcome.model_package_version == 1
-    assert serving(aws)["config"] == v1_config  # v1's model and config are reused
-    assert model_names(aws) == models_before
-    rollback_request = aws["emulator"].requests[-1]
-    assert rollback_request["DeploymentConfig"] == {
-        "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 600},
-            "TerminationWaitInSeconds": 300,
-            "MaximumExecutionTimeoutInSeconds": 3600,
-        }
-    }
-    assert active_baseline_version(aws) == "1"
-
-
-def test_rejecting_a_version_not_served_changes_nothing(
-    aws: dict[str, Any], settings: DeployerSettings
-) -> None:
-    registry, clients = aws["registry"], aws["clients"]
-    handle_state_change(registry.set_status(registry.register(), "Approved"), settings, clients)
-    unserved = registry.register()
-
-    outcome = handle_state_change(registry.set_status(unserved, "Rejected"), settings, clients)
-
-    assert outcome.action == IGNORED
-    assert serving(aws)[TAG_MODEL_VERSION] == "1"
-    assert aws["emulator"].requests == []
-
-
-def test_rejecting_the_only_version_notifies_and_keeps_serving(
-    aws: dict[str, Any], settings: DeployerSettings
-) -> None:
-    registry, clients = aws["registry"], aws["clients"]
-    handle_state_change(registry.set_status(registry.register(), "Approved"), settings, clients)
-    notices(aws)
-
-    outcome = handle_state_change(registry.set_status(1, "Rejected"), settings, clients)
-
-    assert outcome.action == NO_APPROVED_VERSION
-    assert serving(aws)[TAG_MODEL_VERSION] == "1"
-    [notice] = notices(aws)
-    assert notice["status"] == "served version rejected, no approved version to roll back to"
-    assert notice["rejected_version"] == 1
-
-
-def test_pending_manual_approval_does_nothing(
-    aws: dict[str, Any], handler_env: None, lambda_context: FakeLambdaContext
-) -> None:
+def test_nothing_approved_nothing_created(aws: dict[str, Any], settings: DeployerSettings) -> None:
     registry = aws["registry"]
-    change = registry.set_status(registry.register(), "PendingManualApproval")
+    registry.set_status(registry.register(), "PendingManualApproval")
 
-    result = app.lambda_handler(eventbridge_event(change), lambda_context)
+    outcome = reconcile(settings, aws["clients"])
 
-    assert result["action"] == IGNORED
-    assert model_names(aws) == []
-    assert config_names(aws) == []
+    assert outcome.action == NOTHING_TO_SERVE
+    assert outcome.settled
     assert aws["sagemaker"].list_endpoints()["Endpoints"] == []
-    assert notices(aws) == []
+    assert aws["sagemaker"].list_models()["Models"] == []
 
 
-def test_failure_in_the_middle_cleans_up_and_keeps_the_old_endpoint(
-    aws: dict[str, Any], handler_env: None, settings: DeployerSettings
-) -> None:
-    registry, clients = aws["registry"], aws["clients"]
-    handle_state_change(registry.set_status(registry.register(), "Approved"), settings, clients)
-    before = {"models": model_names(aws), "configs": config_names(aws), "serving": serving(aws)}
-    notices(aws)
-    aws["emulator"].fail_with = "ResourceLimitExceeded"
-
-    with pytest.raises(DeploymentError):
-        handle_state_change(registry.set_status(registry.register(), "Approved"), settings, clients)
-
-    assert len(aws["emulator"].requests) == 1  # the update was attempted ...
-    assert model_names(aws) == before["models"]  # ... and v2's model and config are gone
-    assert config_names(aws) == before["configs"]
-    assert serving(aws) == before["serving"]
-    assert active_baseline_version(aws) == "1"
-    [notice] = notices(aws)
-    assert notice["status"] == "deploying failed, previous endpoint config still serving"
-    assert notice["error_type"] == "ClientError"
-    assert notice["error_code"] == "ResourceLimitExceeded"
-    assert notice["model_package_version"] == 2
-    assert notice["left_over_resources"] == []
-
-
-def test_the_handler_marks_a_failed_deployment_as_failed(
-    aws: dict[str, Any], handler_env: None, lambda_context: FakeLambdaContext
-) -> None:
+def test_a_lost_notice_does_not_fail_the_deployment(aws: dict[str, Any]) -> None:
+    missing_topic = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:no-such-topic"
+    settings = DeployerSettings.from_env({**deployer_env(), "SNS_TOPIC_ARN": missing_topic})
     registry = aws["registry"]
-    change = registry.set_status(registry.register(with_baseline=False), "Approved")
+    registry.set_status(registry.register(), "Approved")
 
-    with pytest.raises(DeploymentError):
-        app.lambda_handler(eventbridge_event(change), lambda_context)
+    outcome = reconcile(settings, aws["clients"])
 
-    assert model_names(aws) == []  # the missing baseline stopped it before anything existed
-    assert aws["sagemaker"].list_endpoints()["Endpoints"] == []
-    [notice] = notices(aws)
-    assert notice["error_type"] == "BaselineArtifactError"
-
-
-def test_a_busy_endpoint_is_left_alone(aws: dict[str, Any], settings: DeployerSettings) -> None:
-    registry, clients = aws["registry"], aws["clients"]
-    handle_state_change(registry.set_status(registry.register(), "Approved"), settings, clients)
-    models = model_names(aws)
-
-    def updating(parsed: dict[str, Any], **_: Any) -> None:
-        parsed["EndpointStatus"] = "Updating"
-
-    aws["sagemaker"].meta.events.register("after-call.sagemaker.DescribeEndpoint", updating)
-    with pytest.raises(EndpointBusyError):
-        handle_state_change(registry.set_status(registry.register(), "Approved"), settings, clients)
-
-    assert model_names(aws) == models
-    assert aws["emulator"].requests == []
-
-
-def test_an_update_already_moving_to_the_version_is_not_repeated(
-    aws: dict[str, Any], settings: DeployerSettings
-) -> None:
-    registry, clients = aws["registry"], aws["clients"]
-    handle_state_change(registry.set_status(registry.register(), "Approved"), settings, clients)
-    v1_config = serving(aws)["config"]
-    change = registry.set_status(registry.register(), "Approved")
-    started = handle_state_change(change, settings, clients)
-
-    def in_progress(parsed: dict[str, Any], **_: Any) -> None:
-        parsed["EndpointStatus"] = "Updating"
-        parsed["EndpointConfigName"] = v1_config
-        parsed["PendingDeploymentSummary"] = {"EndpointConfigName": started.endpoint_config_name}
-
-    aws["sagemaker"].meta.events.register("after-call.sagemaker.DescribeEndpoint", in_progress)
-    repeat = handle_state_change(change, settings, clients)
-
-    assert repeat.action == ALREADY_DEPLOYING
-    assert len(aws["emulator"].requests) == 1
+    assert outcome.action == CREATING
+    assert serving(aws)[TAG_MODEL_VERSION] == "1"
 
 
 def test_resource_names_are_deterministic_and_fit_sagemaker_limits() -> None:
@@ -511,6 +287,16 @@ def test_resource_names_are_deterministic_and_fit_sagemaker_limits() -> None:
     assert name == resource_name(long_endpoint, 123, {"a": 1})
     assert name != resource_name(long_endpoint, 123, {"a": 2})
     assert resource_name("ep", 4, {"a": 1}).startswith("ep-v4-")
+
+
+def test_rollback_routing_lists_only_the_rejection_alarm(settings: DeployerSettings) -> None:
+    config = deployment_config(settings, rollback=True)
+
+    assert config["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {
+        "Type": "ALL_AT_ONCE",
+        "WaitIntervalInSeconds": 600,
+    }
+    assert config["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": REJECTION_ALARM}]}
 
 
 def test_linear_routing_and_settings_errors() -> None:
@@ -526,24 +312,60 @@ def test_linear_routing_and_settings_errors() -> None:
     }
     with pytest.raises(SettingsError, match="KMS_KEY_ARN"):
         DeployerSettings.from_env({k: v for k, v in env.items() if k != "KMS_KEY_ARN"})
+    with pytest.raises(SettingsError, match="REJECTION_ALARM_NAME"):
+        DeployerSettings.from_env({k: v for k, v in env.items() if k != "REJECTION_ALARM_NAME"})
     with pytest.raises(SettingsError, match="VPC_SUBNET_IDS"):
         DeployerSettings.from_env({**env, "VPC_SUBNET_IDS": "subnet-1"})
     with pytest.raises(SettingsError, match="INSTANCE_COUNT"):
         DeployerSettings.from_env({**env, "INSTANCE_COUNT": "two"})
+    with pytest.raises(SettingsError, match="ROLLBACK_ALARM_NAMES"):
+        DeployerSettings.from_env(
+            {**env, "ROLLBACK_ALARM_NAMES": ",".join(f"a{i}" for i in range(10))}
+        )
+    with pytest.raises(SettingsError, match="RETRY_SECONDS"):
+        DeployerSettings.from_env({**env, "RETRY_SECONDS": "0"})
     assert linear.capture_bucket == CAPTURE_BUCKET
     assert versioned_baseline_key(ENDPOINT, 7) == (
         f"baselines/{ENDPOINT}/versions/7/drift_baseline.json"
     )
 
 
-def test_a_lost_notice_does_not_fail_the_deployment(aws: dict[str, Any]) -> None:
-    missing_topic = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:no-such-topic"
-    settings = DeployerSettings.from_env({**deployer_env(), "SNS_TOPIC_ARN": missing_topic})
-    registry = aws["registry"]
+@pytest.mark.parametrize(
+    ("identity", "expected"),
+    [
+        (f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/approver/SageMaker", True),
+        (f"arn:aws:iam::{ACCOUNT_ID}:role/team/approver", True),
+        (f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/approver-not/SageMaker", False),
+        (f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/registrar/approver", False),
+        ("arn:aws:sts::999999999999:assumed-role/approver/SageMaker", False),
+        (f"arn:aws-cn:sts::{ACCOUNT_ID}:assumed-role/approver/SageMaker", False),
+        (f"arn:aws:sts::{ACCOUNT_ID}:federated-user/approver", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_an_approval_counts_only_from_the_approver_role(
+    identity: str | None, expected: bool
+) -> None:
+    assert made_by_role(identity, f"arn:aws:iam::{ACCOUNT_ID}:role/team/approver") is expected
 
-    outcome = handle_state_change(
-        registry.set_status(registry.register(), "Approved"), settings, aws["clients"]
+
+def test_triggers_are_parsed_and_anything_else_is_refused() -> None:
+    package = {
+        "ModelPackageArn": "arn:aws:sagemaker:us-east-1:1:model-package/g/3",
+        "ModelPackageGroupName": "g",
+        "ModelPackageVersion": 3,
+        "ModelApprovalStatus": "Rejected",
+    }
+    trigger = parse_trigger(package_event(package))
+    assert (trigger.kind, trigger.model_package_version, trigger.approval_status) == (
+        "package_change",
+        3,
+        "Rejected",
     )
-
-    assert outcome.action == DEPLOYING
-    assert serving(aws)[TAG_MODEL_VERSION] == "1"
+    assert trigger.concerns("g", "endpoint")
+    assert not trigger.concerns("other", "endpoint")
+    assert parse_trigger(sweep_event()).concerns("g", "endpoint")
+    for body in ("", "[]", "null", '{"detail-type": "Scheduled Event"}', "{" * 10_000):
+        with pytest.raises(TriggerError):
+            parse_trigger(body)
