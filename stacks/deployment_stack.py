@@ -41,7 +41,7 @@ class DeploymentStack(Stack):
             self,
             "OperationsKey",
             alias=f"alias/{config.prefix}-deployment",
-            description=f"{config.prefix}: encrypts the deployer's logs, settings and queue",
+            description=f"{config.prefix}: encrypts the deployer's logs, settings and queues",
             retain=retain,
         ).key
         self.deployment = EndpointDeployment(

@@ -98,3 +98,9 @@ class ResourceNames:
     def deployment_queue(self) -> str:
         """The deployer's FIFO queue of triggers (SQS appends ``.fifo``)."""
         return f"{self.prefix}-deployments.fifo"
+
+
+def rollback_alarm_names(names: ResourceNames) -> tuple[str, str, str]:
+    """Every alarm a blue/green update lists in its AutoRollbackConfiguration: latency, 5xx, and
+    the rejection alarm (read by SageMaker with the serving role)."""
+    return (names.rollback_latency_alarm, names.rollback_5xx_alarm, names.rejected_rollout_alarm)

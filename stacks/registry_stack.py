@@ -10,7 +10,7 @@ from constructs import Construct
 from stacks.components.data_lake import DataLake
 from stacks.components.model_registry import ModelRegistry
 from stacks.config import StageConfig
-from stacks.naming import ResourceNames
+from stacks.naming import ResourceNames, rollback_alarm_names
 from stacks.wildcards import acknowledge_inline_policies
 
 
@@ -37,11 +37,11 @@ class RegistryStack(Stack):
             curated_bucket=data_lake.curated_bucket,
             artifact_bucket=data_lake.artifact_bucket,
             capture_bucket=data_lake.capture_bucket,
-            image_repositories=[
-                names.image_repository("training"),
-                names.image_repository("serving"),
-            ],
+            training_image_repository=names.image_repository("training"),
+            serving_image_repository=names.image_repository("serving"),
+            rollback_alarm_names=rollback_alarm_names(names),
         )
         CfnOutput(self, "ModelPackageGroupName", value=self.registry.group_name)
         CfnOutput(self, "ApproverRoleArn", value=self.registry.approver_role.role_arn)
-        CfnOutput(self, "ExecutionRoleArn", value=self.registry.execution_role.role_arn)
+        CfnOutput(self, "TrainingRoleArn", value=self.registry.training_role.role_arn)
+        CfnOutput(self, "ServingRoleArn", value=self.registry.serving_role.role_arn)

@@ -1,8 +1,19 @@
-"""The model registry: the package group, who may approve, and the role SageMaker runs as."""
+"""The model registry: the package group, who may approve, and the roles SageMaker runs as.
+
+Who may set a version's approval status is decided here, twice over: the group's resource policy
+denies ``CreateModelPackage`` with any status but ``PendingManualApproval`` (to every principal),
+and ``UpdateModelPackage`` to every principal but the approver role; the deployer also serves
+only versions whose last change was made by that role (lambdas/deployer/registry.py).
+
+Training jobs and the endpoint run as two roles: training reads features and protected
+attributes and writes model artifacts; the endpoint reads model artifacts, writes data capture,
+and reads the rollback alarms SageMaker watches during a blue/green update.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aws_cdk import Aws, RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -28,16 +39,37 @@ def ecr_repository_arn(name: str) -> str:
     return f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{Aws.ACCOUNT_ID}:repository/{name}"
 
 
+def alarm_arn(name: str) -> str:
+    """ARN of a CloudWatch alarm of this account and region, by name."""
+    return f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:{name}"
+
+
 def sagemaker_arn(resource: str) -> str:
     """ARN of a SageMaker resource (``model-package/<group>/*``) in this account and region."""
     return f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
 
 
+@dataclass(frozen=True)
+class ExecutionRoleNeeds:
+    """What one SageMaker execution role runs and reaches (names, not constructs: the
+    repositories and alarms live in stacks that depend on this one)."""
+
+    image_repository: str
+    log_group_pattern: str
+
+
+#: "SageMaker AI names its log groups /aws/sagemaker/TrainingJobs and /aws/sagemaker/Endpoints/
+#: <endpoint>" (Log Amazon SageMaker AI Events with Amazon CloudWatch).
+TRAINING_LOGS = "/aws/sagemaker/TrainingJobs*"
+ENDPOINT_LOGS = "/aws/sagemaker/Endpoints/*"
+PENDING_MANUAL_APPROVAL = "PendingManualApproval"
+
+
 class ModelRegistry(Construct):
-    """Model package group (retained), its policy, the approver and SageMaker execution roles.
+    """Model package group (retained), its policy, the approver and the two execution roles.
 
     Exposes ``group_name``, ``group_arn``, ``package_arns`` (ARN pattern of its versions),
-    ``approver_role`` and ``execution_role``.
+    ``approver_role``, ``training_role`` and ``serving_role``.
     """
 
     def __init__(
@@ -50,17 +82,56 @@ class ModelRegistry(Construct):
         curated_bucket: s3.IBucket,
         artifact_bucket: s3.IBucket,
         capture_bucket: s3.IBucket,
-        image_repositories: Sequence[str],
+        training_image_repository: str,
+        serving_image_repository: str,
+        rollback_alarm_names: Sequence[str],
     ) -> None:
         super().__init__(scope, construct_id)
-        if not image_repositories:
-            raise ValueError("the execution role needs the image repositories it pulls from")
+        if not rollback_alarm_names:
+            raise ValueError("the serving role must be able to read the rollback alarms")
         self.group_name = group_name
         self.group_arn = sagemaker_arn(f"model-package-group/{group_name}")
         self.package_arns = sagemaker_arn(f"model-package/{group_name}/*")
         self.approver_role = self._approver_role(data_key, artifact_bucket)
-        self.execution_role = self._execution_role(
-            data_key, curated_bucket, artifact_bucket, capture_bucket, image_repositories
+        self.training_role = self._execution_role(
+            "TrainingRole",
+            "SageMaker training jobs run as this role: features in, model artifacts out",
+            data_key,
+            ExecutionRoleNeeds(training_image_repository, TRAINING_LOGS),
+        )
+        grant_objects(
+            self.training_role,
+            curated_bucket,
+            [FEATURES_PREFIX, PROTECTED_PREFIX],
+            sid="ReadTrainingData",
+        )
+        grant_objects(
+            self.training_role, artifact_bucket, [TRAINING_PREFIX], write=True, sid="ModelArtifacts"
+        )
+        self.serving_role = self._execution_role(
+            "ServingRole",
+            "The real-time endpoint runs as this role: model artifacts in, data capture out",
+            data_key,
+            ExecutionRoleNeeds(serving_image_repository, ENDPOINT_LOGS),
+        )
+        grant_objects(self.serving_role, artifact_bucket, [TRAINING_PREFIX], sid="ModelArchives")
+        grant_objects(
+            self.serving_role,
+            capture_bucket,
+            [CAPTURE_PREFIX],
+            read=False,
+            write=True,
+            sid="Capture",
+        )
+        # "Ensure that your IAM execution role has permission to perform the
+        # cloudwatch:DescribeAlarms action on the auto-rollback alarms you specify."
+        # (SageMaker AI, Auto-Rollback Configuration and Monitoring)
+        self.serving_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadRollbackAlarms",
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=[alarm_arn(name) for name in rollback_alarm_names],
+            )
         )
         group = sagemaker.CfnModelPackageGroup(
             self,
@@ -75,7 +146,13 @@ class ModelRegistry(Construct):
         group.apply_removal_policy(RemovalPolicy.RETAIN)
 
     def _group_policy(self) -> iam.PolicyDocument:
-        """Only the approver role may change a version's approval status."""
+        """Versions are created pending; only the approver role changes their status.
+
+        ``sagemaker:ModelApprovalStatus`` is a condition key of CreateModelPackage and
+        UpdateModelPackage (Service Authorization Reference, Amazon SageMaker AI). The create
+        deny uses ``StringNotEquals`` without ``IfExists``: a request that omits the status is
+        refused too, so a version's status is always stated, and stated as pending.
+        """
         return iam.PolicyDocument(
             statements=[
                 iam.PolicyStatement(
@@ -85,7 +162,22 @@ class ModelRegistry(Construct):
                     actions=["sagemaker:UpdateModelPackage"],
                     resources=[self.package_arns],
                     conditions={"ArnNotEquals": {"aws:PrincipalArn": self.approver_role.role_arn}},
-                )
+                ),
+                iam.PolicyStatement(
+                    sid="VersionsAreCreatedPendingManualApproval",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=["sagemaker:CreateModelPackage"],
+                    # The AWS example of a model package group policy grants CreateModelPackage
+                    # on model-package/<group>/*; the group's own ARN is named too, so the deny
+                    # holds whichever of the two the request is evaluated against.
+                    resources=[self.group_arn, self.package_arns],
+                    conditions={
+                        "StringNotEquals": {
+                            "sagemaker:ModelApprovalStatus": PENDING_MANUAL_APPROVAL
+                        }
+                    },
+                ),
             ]
         )
 
@@ -118,10 +210,11 @@ class ModelRegistry(Construct):
                 resources=[self.group_arn],
             )
         )
+        role.add_to_policy(list_versions_statement())
         role.add_to_policy(
             iam.PolicyStatement(
-                sid="ListVersions",
-                actions=["sagemaker:ListModelPackages", "sagemaker:ListModelPackageGroups"],
+                sid="FindTheGroup",
+                actions=["sagemaker:ListModelPackageGroups"],
                 resources=["*"],
             )
         )
@@ -131,45 +224,44 @@ class ModelRegistry(Construct):
             role,
             "Approvers act on every version of this one package group (versions are created "
             "by training, so their ARNs end in a number not known in advance); "
-            "ListModelPackages/ListModelPackageGroups support no resource-level permission; "
-            "evaluation reports lie under training/<job name>/output/.",
+            "ListModelPackages is scoped to this account's and region's model packages (see "
+            "list_versions_statement); ListModelPackageGroups lists no resource type in the "
+            "Service Authorization Reference, so it takes '*'; evaluation reports lie under "
+            "training/<job name>/output/.",
             "Resource::*:model-package/*/*",
+            "Resource::*:model-package/*",
             "Resource::[*]",
             f"Resource::*/{TRAINING_PREFIX}/*",
         )
         return role
 
     def _execution_role(
-        self,
-        data_key: kms.IKey,
-        curated_bucket: s3.IBucket,
-        artifact_bucket: s3.IBucket,
-        capture_bucket: s3.IBucket,
-        image_repositories: Sequence[str],
+        self, construct_id: str, description: str, data_key: kms.IKey, needs: ExecutionRoleNeeds
     ) -> iam.Role:
-        """The role training jobs and the endpoint run as.
-
-        It pulls the derived images by repository name (the repositories live in the
-        TrainingPipeline stack, which depends on this one, so no reference back is possible).
-        """
+        """A SageMaker execution role: its image, its logs, the data key, VPC interfaces."""
         role = iam.Role(
             self,
-            "ExecutionRole",
+            construct_id,
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description="SageMaker training jobs and the real-time endpoint run as this role",
+            description=description,
         )
-        grant_objects(
-            role, curated_bucket, [FEATURES_PREFIX, PROTECTED_PREFIX], sid="ReadTrainingData"
-        )
-        grant_objects(role, artifact_bucket, [TRAINING_PREFIX], write=True, sid="ModelArtifacts")
-        grant_objects(role, capture_bucket, [CAPTURE_PREFIX], read=False, write=True, sid="Capture")
         grant_key(role, data_key, encrypt=True)
+        # CreateGrant is what SageMaker uses to encrypt volumes with the key; DescribeKey has no
+        # grant, so kms:GrantIsForAWSResource can never be true for it (AWS KMS condition keys):
+        # the two are separate statements.
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="EncryptVolumesThroughSageMaker",
-                actions=["kms:CreateGrant", "kms:DescribeKey"],
+                actions=["kms:CreateGrant"],
                 resources=[reference(role, data_key.key_arn, data_key)],
                 conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DescribeTheDataKey",
+                actions=["kms:DescribeKey"],
+                resources=[reference(role, data_key.key_arn, data_key)],
             )
         )
         role.add_to_policy(
@@ -180,7 +272,7 @@ class ModelRegistry(Construct):
                     "ecr:GetDownloadUrlForLayer",
                     "ecr:BatchCheckLayerAvailability",
                 ],
-                resources=[ecr_repository_arn(name) for name in image_repositories],
+                resources=[ecr_repository_arn(needs.image_repository)],
             )
         )
         role.add_to_policy(
@@ -216,7 +308,7 @@ class ModelRegistry(Construct):
                 ],
                 resources=[
                     f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}"
-                    ":log-group:/aws/sagemaker/*"
+                    f":log-group:{needs.log_group_pattern}"
                 ],
             )
         )
@@ -234,7 +326,7 @@ class ModelRegistry(Construct):
             "written per run and not known in advance; ecr:GetAuthorizationToken, "
             "PutMetricData (pinned to /aws/sagemaker/* by condition) and the ENI actions of "
             "VPC jobs support no resource-level permission; SageMaker names its log groups "
-            "/aws/sagemaker/<kind>/<job or endpoint>.",
+            "/aws/sagemaker/TrainingJobs and /aws/sagemaker/Endpoints/<endpoint>.",
             "Resource::[*]",
             f"Resource::*/{FEATURES_PREFIX}/*",
             f"Resource::*/{PROTECTED_PREFIX}/*",
@@ -243,3 +335,19 @@ class ModelRegistry(Construct):
             "Resource::*:log-group:/aws/sagemaker/*",
         )
         return role
+
+
+def list_versions_statement(sid: str = "ListVersions") -> iam.PolicyStatement:
+    """ListModelPackages, scoped to this account's and region's model packages.
+
+    The Service Authorization Reference lists ``model-package`` as ListModelPackages' resource
+    type (not required). Which ARN it is evaluated against for a group filter is not documented,
+    so the statement names every model package of this account and region rather than one
+    group's: a narrower ARN that SageMaker does not evaluate would deny the deployer its list.
+    The list reveals names and statuses; DescribeModelPackage stays scoped to one group.
+    """
+    return iam.PolicyStatement(
+        sid=sid,
+        actions=["sagemaker:ListModelPackages"],
+        resources=[sagemaker_arn("model-package/*")],
+    )

@@ -37,6 +37,7 @@ from stacks.components.model_registry import (
     PROTECTED_PREFIX,
     TRAINING_PREFIX,
     ModelRegistry,
+    list_versions_statement,
     sagemaker_arn,
 )
 from stacks.components.platform_function import PlatformFunction
@@ -227,7 +228,7 @@ class TrainingPipeline(Construct):
         )
         train_state = training_job_state(
             image=images.training_image_uri,
-            role_arn=registry.execution_role.role_arn,
+            role_arn=registry.training_role.role_arn,
             source_uri=source.s3_object_url,
             region=Aws.REGION,
             features_uri=f"s3://{curated}/{FEATURES_PREFIX}",
@@ -461,24 +462,34 @@ class TrainingPipeline(Construct):
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="RegisterVersions",
-                actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage"],
-                resources=[registry.group_arn, registry.package_arns],
+                actions=["sagemaker:DescribeModelPackage"],
+                resources=[registry.package_arns],
             )
         )
+        # Versions are created pending, never approved: sagemaker:ModelApprovalStatus is a
+        # condition key of CreateModelPackage (Service Authorization Reference); the group's
+        # policy denies any other status to every principal as well.
         role.add_to_policy(
             iam.PolicyStatement(
-                sid="FindVersions", actions=["sagemaker:ListModelPackages"], resources=["*"]
+                sid="RegisterPendingVersions",
+                actions=["sagemaker:CreateModelPackage"],
+                resources=[registry.group_arn, registry.package_arns],
+                conditions={
+                    "StringEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}
+                },
             )
         )
+        role.add_to_policy(list_versions_statement("FindVersions"))
         acknowledge_wildcards(
             role,
             "The registrar reads model archives and writes evaluation reports under "
             "training/<job name>/output/ (job names are generated per run), creates versions "
             "of its one package group (version ARNs end in a number assigned by SageMaker), "
-            "and ListModelPackages supports no resource-level permission.",
+            "and lists this account's model packages (ListModelPackages' resource type is "
+            "model-package; see model_registry.list_versions_statement).",
             f"Resource::*/{TRAINING_PREFIX}/*",
             "Resource::*:model-package/*/*",
-            "Resource::[*]",
+            "Resource::*:model-package/*",
         )
 
     def _grant_state_machine(
@@ -501,7 +512,7 @@ class TrainingPipeline(Construct):
             iam.PolicyStatement(
                 sid="PassExecutionRoleToSageMaker",
                 actions=["iam:PassRole"],
-                resources=[registry.execution_role.role_arn],
+                resources=[registry.training_role.role_arn],
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             )
         )
@@ -516,7 +527,7 @@ class TrainingPipeline(Construct):
             )
         )
         # The training job downloads its source with the execution role.
-        registry.execution_role.add_to_principal_policy(
+        registry.training_role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="ReadTrainingSource",
                 actions=["s3:GetObject"],

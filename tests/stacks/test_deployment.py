@@ -19,30 +19,91 @@ def _deployer(template: Template) -> dict[str, Any]:
     return only(template, "AWS::Lambda::Function", {"FunctionName": "readmission-dev-deployer"})
 
 
-def test_one_rule_per_acted_on_status_and_none_for_every_change(dev: Synthesized) -> None:
-    deployment = dev["Deployment"]
-    patterns = sorted(
-        (rule["EventPattern"] for rule in _rules(deployment)),
-        key=lambda p: p["detail"]["ModelApprovalStatus"],
-    )
-    assert patterns == [
-        {
-            "source": ["aws.sagemaker"],
-            "detail-type": [STATE_CHANGE],
-            "detail": {
-                "ModelPackageGroupName": ["readmission-dev-models"],
-                "ModelApprovalStatus": [status],
-            },
-        }
-        for status in ("Approved", "Rejected")
-    ]
-    function_id = next(
+def _queue_id(template: Template, suffix: str) -> str:
+    return next(
         k
-        for k, v in deployment.find_resources("AWS::Lambda::Function").items()
-        if v["Properties"].get("FunctionName") == "readmission-dev-deployer"
+        for k, v in template.find_resources("AWS::SQS::Queue").items()
+        if v["Properties"].get("QueueName") == f"readmission-dev-deployments{suffix}"
     )
-    for rule in _rules(deployment):
-        assert [t["Arn"] for t in rule["Targets"]] == [{"Fn::GetAtt": [function_id, "Arn"]}]
+
+
+def test_every_trigger_reaches_the_deployer_through_one_fifo_group(dev: Synthesized) -> None:
+    """Package changes of the group (every status: an un-approval retracts), endpoint changes
+    and the sweep go to one FIFO queue in one message group, so reconciliations are ordered and
+    never overlap; EventBridge requires content-based deduplication of a FIFO target (Amazon
+    EventBridge API reference, SqsParameters)."""
+    deployment = dev["Deployment"]
+    rules = _rules(deployment)
+    patterns = [r.get("EventPattern") for r in rules]
+    assert {
+        "source": ["aws.sagemaker"],
+        "detail-type": [STATE_CHANGE],
+        "detail": {"ModelPackageGroupName": ["readmission-dev-models"]},
+    } in patterns
+    assert {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Endpoint State Change"],
+        "detail": {"EndpointName": ["readmission-dev-endpoint"]},
+    } in patterns
+    assert [r["ScheduleExpression"] for r in rules if "ScheduleExpression" in r] == [
+        "rate(15 minutes)"
+    ]
+    queue_id = _queue_id(deployment, ".fifo")
+    for rule in rules:
+        [target] = rule["Targets"]
+        assert target["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+        assert target["SqsParameters"] == {"MessageGroupId": "readmission-dev-models"}
+    queue = deployment.find_resources("AWS::SQS::Queue")[queue_id]["Properties"]
+    assert queue["FifoQueue"] is True
+    assert queue["ContentBasedDeduplication"] is True
+    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 2 * 7200 // 60
+    assert "KmsMasterKeyId" in queue
+    mapping = only(deployment, "AWS::Lambda::EventSourceMapping")
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert mapping["BatchSize"] == 1
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_only_these_rules_may_send_and_only_to_this_queue(dev: Synthesized) -> None:
+    """The queue policy names the three rules by aws:SourceArn; the key lets EventBridge use
+    it only for this queue (SQS's encryption context aws:sqs:arn)."""
+    deployment = dev["Deployment"]
+    rule_ids = sorted(deployment.find_resources("AWS::Events::Rule"))
+    policies = deployment.find_resources("AWS::SQS::QueuePolicy")
+    allows = [
+        statement
+        for policy in policies.values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Allow"
+    ]
+    [allow] = allows
+    assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allow["Action"] == "sqs:SendMessage"
+    sources = allow["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert sorted(s["Fn::GetAtt"][0] for s in sources) == rule_ids
+    key = only(deployment, "AWS::KMS::Key")
+    events_statements = [
+        s
+        for s in key["KeyPolicy"]["Statement"]
+        if s["Principal"] == {"Service": "events.amazonaws.com"}
+    ]
+    [statement] = events_statements
+    context = statement["Condition"]["StringEquals"]["kms:EncryptionContext:aws:sqs:arn"]
+    assert flatten(context).endswith(":readmission-dev-deployments.fifo")
+
+
+def test_dead_triggers_alarm_the_on_call(dev: Synthesized) -> None:
+    deployment = dev["Deployment"]
+    dead_id = _queue_id(deployment, "-dead.fifo")
+    alarm = only(
+        deployment,
+        "AWS::CloudWatch::Alarm",
+        {"AlarmName": "readmission-dev-deployer-dead-triggers"},
+    )
+    assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]}["QueueName"] == {
+        "Fn::GetAtt": [dead_id, "QueueName"]
+    }
+    assert alarm["AlarmActions"]
 
 
 def test_deployer_environment_turns_capture_kms_and_rollback_on(
@@ -60,6 +121,9 @@ def test_deployer_environment_turns_capture_kms_and_rollback_on(
     assert env["ROLLBACK_ALARM_NAMES"] == (
         "readmission-dev-endpoint-latency-p95-rollback,readmission-dev-endpoint-5xx-rollback"
     )
+    assert env["REJECTION_ALARM_NAME"] == "readmission-dev-endpoint-rejected-rollout"
+    assert "APPROVER_ROLE_ARN" in env
+    assert "QUEUE_URL" in env
     assert flatten(env["VPC_SUBNET_IDS"]).count(",") == 1
     prod_env = only(
         prod["Deployment"], "AWS::Lambda::Function", {"FunctionName": "readmission-prod-deployer"}
@@ -86,19 +150,49 @@ def test_rollback_alarms_watch_the_endpoint_by_the_names_the_deployer_gets(
         "Sum",
         5,
     )
-    for alarm in alarms.values():
-        assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]}["EndpointName"] == (
+    rejected = alarms["readmission-dev-endpoint-rejected-rollout"]
+    assert (rejected["Namespace"], rejected["MetricName"], rejected["Threshold"]) == (
+        "ReadmissionPlatform/Deployments",
+        "RejectedVersionInFlight",
+        1,
+    )
+    for name in (
+        "readmission-dev-endpoint-latency-p95-rollback",
+        "readmission-dev-endpoint-5xx-rollback",
+        "readmission-dev-endpoint-rejected-rollout",
+    ):
+        assert {d["Name"]: d["Value"] for d in alarms[name]["Dimensions"]}["EndpointName"] == (
             "readmission-dev-endpoint"
         )
 
 
-def test_deployer_runs_one_at_a_time_and_keeps_failed_events(dev: Synthesized) -> None:
+def test_deployer_runs_one_at_a_time(dev: Synthesized) -> None:
     deployer = _deployer(dev["Deployment"])
     assert deployer["ReservedConcurrentExecutions"] == 1
-    assert "TargetArn" in deployer["DeadLetterConfig"]
+    # Triggers are kept by the FIFO queue (and its dead-letter queue), not by async retries.
+    assert "DeadLetterConfig" not in deployer
 
 
-def test_deployer_passes_only_the_execution_role_and_only_to_sagemaker(dev: Synthesized) -> None:
+def test_the_deployer_trips_the_rejection_alarm_but_reads_no_rollback_alarm(
+    dev: Synthesized,
+) -> None:
+    """SageMaker reads the rollback alarms with the endpoint's execution role
+    (deployment-guardrails-configuration); the deployer only sets the rejection alarm."""
+    found = statements(dev["Deployment"], "DeployerRole")
+    actions = {a for s in found for a in as_list(s["Action"])}
+    assert "cloudwatch:DescribeAlarms" not in actions
+    [trip] = [s for s in found if "cloudwatch:SetAlarmState" in as_list(s["Action"])]
+    assert flatten(trip["Resource"]).endswith(":alarm:readmission-dev-endpoint-rejected-rollout")
+    [metrics] = [s for s in found if "cloudwatch:PutMetricData" in as_list(s["Action"])]
+    assert metrics["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "ReadmissionPlatform/Deployments"}
+    }
+    for statement in found:
+        if "kms:GrantIsForAWSResource" in str(statement.get("Condition")):
+            assert as_list(statement["Action"]) == ["kms:CreateGrant"]
+
+
+def test_deployer_passes_only_the_serving_role_and_only_to_sagemaker(dev: Synthesized) -> None:
     found = statements(dev["Deployment"], "DeployerRole")
     passes = [s for s in found if s["Action"] == "iam:PassRole"]
     assert len(passes) == 1
