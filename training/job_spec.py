@@ -2,12 +2,12 @@
 
 The Step Functions pipeline (``stacks/components/training_pipeline.py``) and the manual
 launcher (``training/launch.py``) both start the job through the SageMaker training toolkit
-of the PyTorch image: it downloads ``sagemaker_submit_directory`` (the deterministic
-``sourcedir.tar.gz``), unpacks it into ``/opt/ml/code`` and runs ``sagemaker_program`` under
-torchrun on every GPU of every instance. Both take the hyperparameters, environment, metric
-definitions, stopping condition and checkpoint settings from here, in the shape of the
-CreateTrainingJob API, so the two requests cannot drift apart. Standard library only (plus
-the metric log format), so that CDK synthesis can import it.
+of the PyTorch image: it unpacks ``sagemaker_submit_directory`` (the deterministic
+``sourcedir.tar.gz``, copied in as the ``code`` channel) into ``/opt/ml/code`` and runs
+``sagemaker_program`` under torchrun on every GPU of every instance. Both take the
+hyperparameters, environment, metric definitions, stopping condition and checkpoint settings
+from here, in the shape of the CreateTrainingJob API, so the two requests cannot drift apart.
+Standard library only (plus the metric log format), so that CDK synthesis can import it.
 
 The job reads patient data, so both also take its protection from here: output and
 volumes under the data key (KMS), the private subnets, encrypted traffic between the

@@ -273,3 +273,27 @@ def test_etl_security_group_admits_only_its_own_members_on_all_tcp(dev: Synthesi
     ]
     assert [(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in rules] == [("tcp", 0, 65535)]
     assert rules[0]["SourceSecurityGroupId"] == own
+
+
+def test_training_instances_reach_each_other_for_nccl_and_ipsec(dev: Synthesized) -> None:
+    """Multi-instance jobs run torchrun/NCCL (dynamic TCP ports) and, with inter-container
+    traffic encryption, IPsec between the instances: UDP 500 and ESP (IP protocol 50) in and
+    out of the job's security group (https://docs.aws.amazon.com/sagemaker/latest/dg/
+    train-encrypt.html). Network isolation keeps traffic between a job's own instances."""
+    network = dev["Network"]
+    groups = network.find_resources(
+        "AWS::EC2::SecurityGroup",
+        {"Properties": {"GroupDescription": Match.string_like_regexp("training jobs")}},
+    )
+    [(group_id, group)] = groups.items()
+    own = {"Fn::GetAtt": [group_id, "GroupId"]}
+    rules = [
+        rule["Properties"]
+        for rule in network.find_resources("AWS::EC2::SecurityGroupIngress").values()
+        if rule["Properties"]["GroupId"] == own
+        and rule["Properties"]["SourceSecurityGroupId"] == own
+    ]
+    assert [r["IpProtocol"] for r in rules] == ["-1"]  # every protocol: TCP, UDP 500, ESP
+    assert {"CidrIp": "0.0.0.0/0", "IpProtocol": "-1"}.items() <= group["Properties"][
+        "SecurityGroupEgress"
+    ][0].items()
