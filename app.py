@@ -60,7 +60,9 @@ def add_stacks(app: App, config: StageConfig, env: Environment | None = None) ->
         env=env,
     )
     registry = RegistryStack(app, f"{prefix}-Registry", config=config, data_lake=lake, env=env)
-    etl = EtlStack(app, f"{prefix}-Etl", config=config, data_lake=lake, env=env)
+    etl = EtlStack(
+        app, f"{prefix}-Etl", config=config, data_lake=lake, network=network.network, env=env
+    )
     pipeline = TrainingPipelineStack(
         app,
         f"{prefix}-TrainingPipeline",

@@ -10,6 +10,7 @@ from constructs import Construct
 
 from stacks.components.data_lake import DataLake
 from stacks.components.feature_etl import FeatureEtl
+from stacks.components.network import PrivateNetwork
 from stacks.components.service_key import ServiceKey
 from stacks.config import StageConfig
 from stacks.naming import ResourceNames
@@ -26,6 +27,7 @@ class EtlStack(Stack):
         *,
         config: StageConfig,
         data_lake: DataLake,
+        network: PrivateNetwork,
         script: Path | None = None,
         **kwargs: Any,
     ) -> None:
@@ -51,6 +53,9 @@ class EtlStack(Stack):
             raw_bucket=data_lake.raw_bucket,
             curated_bucket=data_lake.curated_bucket,
             database_name=data_lake.glue_database_name,
+            vpc=network.vpc,
+            subnets=network.subnets,
+            security_group=network.etl_security_group,
             script=script,
         )
         CfnOutput(self, "GlueJobName", value=self.etl.job_name)

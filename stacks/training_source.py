@@ -1,7 +1,8 @@
 """The SageMaker training job's ``sourcedir.tar.gz``, packed deterministically.
 
-The PyTorch training image's toolkit downloads ``sagemaker_submit_directory`` (a tar.gz),
-unpacks it into ``/opt/ml/code``, installs its ``requirements.txt`` and runs
+The PyTorch training image's toolkit unpacks ``sagemaker_submit_directory`` (a tar.gz; in
+the network-isolated job, the copy SageMaker brings in as the ``code`` channel) into
+``/opt/ml/code``, would pip-install a top-level ``requirements.txt`` (there is none) and runs
 ``sagemaker_program``. The folder comes from :func:`stacks.packaging.stage_training_source`;
 fixed mtimes, owners and order make the bytes (and so the CDK asset hash) depend on the
 sources only.

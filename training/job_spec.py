@@ -2,18 +2,25 @@
 
 The Step Functions pipeline (``stacks/components/training_pipeline.py``) and the manual
 launcher (``training/launch.py``) both start the job through the SageMaker training toolkit
-of the PyTorch image: it downloads ``sagemaker_submit_directory`` (the deterministic
-``sourcedir.tar.gz``), unpacks it into ``/opt/ml/code`` and runs ``sagemaker_program`` under
-torchrun on every GPU of every instance. Both take the hyperparameters, environment, metric
-definitions, stopping condition and checkpoint settings from here, in the shape of the
-CreateTrainingJob API, so the two requests cannot drift apart. Standard library only (plus
-the metric log format), so that CDK synthesis can import it.
+of the PyTorch image: it unpacks ``sagemaker_submit_directory`` (the deterministic
+``sourcedir.tar.gz``, copied in as the ``code`` channel) into ``/opt/ml/code`` and runs
+``sagemaker_program`` under torchrun on every GPU of every instance. Both take the
+hyperparameters, environment, metric definitions, stopping condition and checkpoint settings
+from here, in the shape of the CreateTrainingJob API, so the two requests cannot drift apart.
+Standard library only (plus the metric log format), so that CDK synthesis can import it.
 
 The job reads patient data, so both also take its protection from here: output and
 volumes under the data key (KMS), the private subnets, encrypted traffic between the
-instances. Network isolation stays off in both: an isolated container has no S3 access, and
-the toolkit itself downloads ``sagemaker_submit_directory``; the subnets (no internet route,
-S3 through the gateway endpoint) are the boundary instead.
+instances, and network isolation. An isolated container makes no network call at all (not
+even to S3) and gets no AWS credentials; SageMaker itself downloads the channels and uploads
+the model and checkpoints with the execution role, through the VPC, and instances of one job
+still reach each other (torchrun/NCCL). So the source archive travels as the ``code``
+channel and ``sagemaker_submit_directory`` names its local copy (the toolkit unpacks a local
+tar.gz as it would an S3 one, as the SageMaker SDK does for isolated jobs), and nothing the
+job runs may download: the derived training image already holds every package, the archive
+holds no ``requirements.txt``, and hyperparameters that would fetch from the internet are
+refused here. See "Run Training and Inference Containers in Internet-Free Mode",
+https://docs.aws.amazon.com/sagemaker/latest/dg/mkt-algo-model-internet-free.html
 """
 
 from __future__ import annotations
@@ -42,17 +49,52 @@ SPOT_WAIT_FACTOR = 2
 TRAINING_VOLUME_GB = 50
 #: The model archive is ``model.tar.gz``.
 OUTPUT_COMPRESSION = "GZIP"
-#: Multi-node torchrun (NCCL) exchanges gradients between instances: encrypted in transit.
+#: Multi-node torchrun (NCCL) exchanges gradients between instances: encrypted in transit
+#: (IPsec: the security group admits UDP 500 and ESP between its members, see
+#: https://docs.aws.amazon.com/sagemaker/latest/dg/train-encrypt.html). A single-instance job
+#: sends nothing between instances, so the setting costs it nothing.
 INTER_CONTAINER_TRAFFIC_ENCRYPTION = True
-#: Off: the toolkit downloads the source archive from S3 inside the container (see above).
-NETWORK_ISOLATION = False
+#: The container reaches nothing but the job's other instances (see above).
+NETWORK_ISOLATION = True
+#: The input channel that carries the source archive, and where SageMaker puts channels.
+CODE_CHANNEL = "code"
+CONTAINER_INPUT_DIR = "/opt/ml/input/data"
+#: Training settings (``training/config.py`` names) that download at run time, which an
+#: isolated job cannot do: the value would only fail the job hours later.
+DOWNLOADING_HYPERPARAMETERS = ("pretrained_code_encoder",)
 
 
-def toolkit_hyperparameters(source_uri: str, region: str) -> dict[str, str]:
-    """The toolkit's settings: the source archive, the entry script and torchrun on."""
+def container_source_path(archive_name: str) -> str:
+    """Where the ``code`` channel puts the source archive ``archive_name`` in the container.
+
+    A channel whose S3 URI is one object's key lands as that object's file name.
+    """
+    if not archive_name or "/" in archive_name or archive_name in (".", ".."):
+        raise ValueError("archive_name must be the source archive's file name")
+    return f"{CONTAINER_INPUT_DIR}/{CODE_CHANNEL}/{archive_name}"
+
+
+def code_channel(source_uri: str) -> dict[str, Any]:
+    """The ``code`` input channel: the source archive's S3 object, copied in by SageMaker."""
+    if not source_uri:
+        raise ValueError("the source archive's S3 URI is missing")
+    return {
+        "ChannelName": CODE_CHANNEL,
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": source_uri,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+    }
+
+
+def toolkit_hyperparameters(archive_name: str, region: str) -> dict[str, str]:
+    """The toolkit's settings: the source archive (its local copy), entry script, torchrun."""
     return {
         "sagemaker_program": ENTRY_SCRIPT,
-        "sagemaker_submit_directory": source_uri,
+        "sagemaker_submit_directory": container_source_path(archive_name),
         "sagemaker_torch_distributed_enabled": "true",
         "sagemaker_region": region,
         "sagemaker_container_log_level": CONTAINER_LOG_LEVEL,
@@ -60,22 +102,29 @@ def toolkit_hyperparameters(source_uri: str, region: str) -> dict[str, str]:
 
 
 def hyperparameters(
-    source_uri: str, region: str, overrides: Mapping[str, Any] | None = None
+    archive_name: str, region: str, overrides: Mapping[str, Any] | None = None
 ) -> dict[str, str]:
     """Toolkit settings plus the training overrides (``training/config.py`` names), as strings.
 
     SageMaker passes every hyperparameter as a string; booleans are written the way
-    ``training.config`` parses them.
+    ``training.config`` parses them. Settings that would download at run time are refused
+    (the job is network-isolated).
     """
     user = dict(overrides or {})
     reserved = sorted(name for name in user if name.startswith(TOOLKIT_PREFIX))
     if reserved:
         raise ValueError(f"hyperparameters may not set toolkit settings: {reserved}")
+    downloading = sorted(name for name in DOWNLOADING_HYPERPARAMETERS if user.get(name))
+    if downloading:
+        raise ValueError(
+            f"hyperparameters {downloading} download at run time, which a network-isolated "
+            "training job cannot do"
+        )
     as_text = {
         name: ("true" if value else "false") if isinstance(value, bool) else str(value)
         for name, value in user.items()
     }
-    return {**toolkit_hyperparameters(source_uri, region), **as_text}
+    return {**toolkit_hyperparameters(archive_name, region), **as_text}
 
 
 def environment() -> dict[str, str]:
@@ -135,7 +184,11 @@ def resource_config(
 
 
 def network_config(subnet_ids: Sequence[str], security_group_ids: Sequence[str]) -> dict[str, Any]:
-    """``VpcConfig`` (when subnets are given) and the two traffic switches of the request."""
+    """``VpcConfig`` (when subnets are given) and the two traffic switches of the request.
+
+    Network isolation and a VPC go together: SageMaker's own downloads and uploads then go
+    through the subnets (and their S3 endpoint), while the container stays isolated.
+    """
     config: dict[str, Any] = {
         "EnableInterContainerTrafficEncryption": INTER_CONTAINER_TRAFFIC_ENCRYPTION,
         "EnableNetworkIsolation": NETWORK_ISOLATION,

@@ -5,7 +5,8 @@ the TrainingPipeline stack's CodeBuild project, stack output ``TrainingImageUri`
 deterministic ``sourcedir.tar.gz``, and the hyperparameters, environment, metric definitions,
 stopping condition and checkpoint settings of :mod:`training.job_spec`, and the same
 protection: output and volumes under the data key (``--kms-key-id``), the private subnets
-(``--subnet-ids``, ``--security-group-ids``), encrypted traffic between instances. A launch
+(``--subnet-ids``, ``--security-group-ids``), encrypted traffic between instances, network
+isolation (the archive reaches the container as the ``code`` channel). A launch
 without a key or without the subnets is refused unless ``--allow-aws-managed-key`` or
 ``--allow-no-vpc`` says so. The stage's compute comes from ``cdk.json``, as the stack's
 does. Built on the SageMaker SDK v3 ``ModelTrainer``
@@ -128,7 +129,7 @@ class LaunchConfig:
         if self.use_spot and not self.checkpoint_s3_uri:
             raise ValueError("spot training needs checkpoint_s3_uri so that it can resume")
         # Fails here, not in SageMaker, on a reserved (sagemaker_*) name.
-        job_spec.hyperparameters("s3://check/source.tar.gz", self.region, self.hyperparameters)
+        job_spec.hyperparameters(SOURCE_ARCHIVE, self.region, self.hyperparameters)
         self._check_protection()
 
     def _check_protection(self) -> None:
@@ -207,8 +208,9 @@ def upload_source(s3: Any, output_s3_uri: str, archive: Path, kms_key_id: str = 
     return f"s3://{bucket}/{key}"
 
 
-def input_channels(config: LaunchConfig) -> list[Any]:
-    """The train/validation/test channels (and protected attributes for subgroup metrics)."""
+def input_channels(config: LaunchConfig, source_uri: str) -> list[Any]:
+    """The train/validation/test channels (and protected attributes for subgroup metrics),
+    and the source archive's ``code`` channel (the isolated container cannot download it)."""
     from sagemaker.core.training.configs import InputData
 
     features = config.data_s3_uri.rstrip("/")
@@ -219,6 +221,13 @@ def input_channels(config: LaunchConfig) -> list[Any]:
     if config.protected_s3_uri:
         protected = config.protected_s3_uri.rstrip("/")
         channels.append(InputData(channel_name="protected", data_source=f"{protected}/split=test/"))
+    code = job_spec.code_channel(source_uri)
+    channels.append(
+        InputData(
+            channel_name=code["ChannelName"],
+            data_source=code["DataSource"]["S3DataSource"]["S3Uri"],
+        )
+    )
     return channels
 
 
@@ -270,7 +279,7 @@ def _networking(config: LaunchConfig) -> Any:
     )
 
 
-def build_model_trainer(config: LaunchConfig, session: Any, source_uri: str) -> Any:
+def build_model_trainer(config: LaunchConfig, session: Any) -> Any:
     """Build the ``ModelTrainer`` of one job (nothing is sent until ``train`` is called)."""
     from sagemaker.core.training.configs import CheckpointConfig, MetricDefinition
     from sagemaker.train.model_trainer import ModelTrainer
@@ -291,7 +300,9 @@ def build_model_trainer(config: LaunchConfig, session: Any, source_uri: str) -> 
         ),
         checkpoint_config=checkpoint,
         output_data_config=_output(config),
-        hyperparameters=job_spec.hyperparameters(source_uri, config.region, config.hyperparameters),
+        hyperparameters=job_spec.hyperparameters(
+            SOURCE_ARCHIVE, config.region, config.hyperparameters
+        ),
         environment=job_spec.environment(),
         tags=[{"key": "project", "value": "readmission"}, {"key": "stage", "value": config.stage}],
     )
@@ -307,8 +318,8 @@ def launch(config: LaunchConfig, session: Any, wait: bool = False) -> str:
         archive = build_source_archive(Path(tmp))
         s3 = session.boto_session.client("s3")
         source_uri = upload_source(s3, config.output_s3_uri, archive, config.kms_key_id)
-    trainer = build_model_trainer(config, session, source_uri)
-    trainer.train(input_data_config=input_channels(config), wait=wait, logs=wait)
+    trainer = build_model_trainer(config, session)
+    trainer.train(input_data_config=input_channels(config, source_uri), wait=wait, logs=wait)
     return str(trainer._latest_training_job.training_job_name)
 
 

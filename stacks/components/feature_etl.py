@@ -4,6 +4,12 @@ The job script and its library are assets (``glue_jobs/ehr_features_glue.py`` an
 ``glue_jobs`` + ``contracts`` from :func:`stacks.packaging.build_glue_library`); the HMAC key
 lives in Secrets Manager; S3 output, CloudWatch logs and bookmarks are KMS-encrypted by the
 job's security configuration; the curated output is described in the Data Catalog.
+
+The job runs in the private subnets: a Glue ``NETWORK`` connection names one of them and the
+ETL security group, and Glue places the job's network interfaces there, so the job reaches
+S3, KMS, Secrets Manager, CloudWatch and Glue only through the VPC's endpoints (and their
+same-account policies), never the internet
+(https://docs.aws.amazon.com/glue/latest/dg/start-connecting.html).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import Aws, RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -66,10 +73,28 @@ def asset_object_arn(scope: Construct, asset: s3_assets.Asset) -> str:
     return f"arn:{Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}"
 
 
-class FeatureEtl(Construct):
-    """De-identification key secret, security configuration, role, job and catalog tables.
+#: What Glue does with the job's role to place the job in a VPC: read the subnet, its route
+#: table (the S3 gateway endpoint), the security group and the VPC's attributes, and create,
+#: tag and delete its network interfaces there. The actions of the AWS managed
+#: AWSGlueServiceRole policy (https://docs.aws.amazon.com/aws-managed-policy/latest/reference/
+#: AWSGlueServiceRole.html); these Describe actions have no resource type in the Service
+#: Authorization Reference (DescribeVpcAttribute has the VPC's, and is granted on it).
+GLUE_VPC_DESCRIBE_ACTIONS = (
+    "ec2:DescribeVpcEndpoints",
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+)
+#: The tag Glue puts on the network interfaces it manages (AWSGlueServiceRole).
+GLUE_RESOURCE_TAG = "aws-glue-service-resource"
 
-    Exposes ``job_name``, ``deid_secret``, ``role`` and ``output_uri``.
+
+class FeatureEtl(Construct):
+    """De-identification key secret, security configuration, role, network connection, job
+    and catalog tables.
+
+    Exposes ``job_name``, ``deid_secret``, ``role``, ``connection_name`` and ``output_uri``.
     """
 
     def __init__(
@@ -86,6 +111,9 @@ class FeatureEtl(Construct):
         raw_bucket: s3.IBucket,
         curated_bucket: s3.IBucket,
         database_name: str,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        security_group: ec2.ISecurityGroup,
         script: Path | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -118,6 +146,8 @@ class FeatureEtl(Construct):
         self.role = self._role(
             data_key, log_key, raw_bucket, curated_bucket, etl.source, (script_asset, library_asset)
         )
+        self.connection_name = f"{job_name}-network"
+        connection = self._connection(vpc, subnets, security_group)
         security = glue.CfnSecurityConfiguration(
             self,
             "Security",
@@ -150,6 +180,7 @@ class FeatureEtl(Construct):
             max_retries=0,
             execution_property=glue.CfnJob.ExecutionPropertyProperty(max_concurrent_runs=1),
             security_configuration=security.name,
+            connections=glue.CfnJob.ConnectionsListProperty(connections=[self.connection_name]),
             command=glue.CfnJob.JobCommandProperty(
                 name="glueetl", python_version="3", script_location=script_asset.s3_object_url
             ),
@@ -168,8 +199,98 @@ class FeatureEtl(Construct):
             },
         )
         self.job.add_resource_dependency(security)
+        self.job.add_resource_dependency(connection)
         for table, (folder, fields) in CATALOG_TABLES.items():
             self._table(table, folder, fields, curated_name, database_name)
+
+    def _connection(
+        self, vpc: ec2.IVpc, subnets: ec2.SubnetSelection, security_group: ec2.ISecurityGroup
+    ) -> glue.CfnConnection:
+        """The ``NETWORK`` connection: one private subnet (a connection holds one) and the
+        ETL security group; and what Glue needs, as the job's role, to use them."""
+        subnet = vpc.select_subnets(
+            subnet_type=subnets.subnet_type, subnet_group_name=subnets.subnet_group_name
+        ).subnets[0]
+        connection = glue.CfnConnection(
+            self,
+            "Network",
+            catalog_id=Aws.ACCOUNT_ID,
+            connection_input=glue.CfnConnection.ConnectionInputProperty(
+                name=self.connection_name,
+                connection_type="NETWORK",
+                description="Runs the ETL job in a private subnet (endpoints only, no internet)",
+                physical_connection_requirements=(
+                    glue.CfnConnection.PhysicalConnectionRequirementsProperty(
+                        subnet_id=subnet.subnet_id,
+                        availability_zone=subnet.availability_zone,
+                        security_group_id_list=[security_group.security_group_id],
+                    )
+                ),
+            ),
+        )
+        self._grant_network(vpc, subnet, security_group)
+        return connection
+
+    def _grant_network(
+        self, vpc: ec2.IVpc, subnet: ec2.ISubnet, security_group: ec2.ISecurityGroup
+    ) -> None:
+        """Read the connection, and create and remove the job's network interfaces."""
+
+        def ec2_arn(resource: str) -> str:
+            return f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+
+        interfaces = ec2_arn("network-interface/*")
+        statements = [
+            iam.PolicyStatement(
+                sid="ReadNetworkConnection",
+                actions=["glue:GetConnection"],
+                resources=[
+                    f"arn:{Aws.PARTITION}:glue:{Aws.REGION}:{Aws.ACCOUNT_ID}:catalog",
+                    f"arn:{Aws.PARTITION}:glue:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+                    f":connection/{self.connection_name}",
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="DescribeJobNetwork", actions=list(GLUE_VPC_DESCRIBE_ACTIONS), resources=["*"]
+            ),
+            iam.PolicyStatement(
+                sid="DescribeJobVpc",
+                actions=["ec2:DescribeVpcAttribute"],
+                resources=[ec2_arn(f"vpc/{vpc.vpc_id}")],
+            ),
+            iam.PolicyStatement(
+                sid="CreateJobNetworkInterfaces",
+                actions=["ec2:CreateNetworkInterface"],
+                resources=[
+                    interfaces,
+                    ec2_arn(f"subnet/{subnet.subnet_id}"),
+                    ec2_arn(f"security-group/{security_group.security_group_id}"),
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="DeleteJobNetworkInterfaces",
+                actions=["ec2:DeleteNetworkInterface"],
+                resources=[interfaces],
+            ),
+            iam.PolicyStatement(
+                sid="TagJobNetworkInterfaces",
+                actions=["ec2:CreateTags", "ec2:DeleteTags"],
+                resources=[interfaces],
+                conditions={"ForAllValues:StringEquals": {"aws:TagKeys": [GLUE_RESOURCE_TAG]}},
+            ),
+        ]
+        # A policy of its own, so that its findings carry their own reason.
+        policy = iam.Policy(self, "NetworkPolicy", statements=statements, roles=[self.role])
+        acknowledge_wildcards(
+            policy,
+            "Glue creates the job's network interfaces at run time, so their ids are only known "
+            "then (create, tag and delete are pinned to interfaces of this account and region, "
+            "tagging to Glue's own tag key); the EC2 Describe actions Glue calls to check the "
+            "subnet, route table and security group have no resource type in the Service "
+            "Authorization Reference.",
+            "Resource::*:network-interface/*",
+            "Resource::[*]",
+        )
 
     def _role(
         self,

@@ -8,14 +8,20 @@ exist (``ecr:describeImages`` on their content-hash tags) and runs the CodeBuild
 managed spot (``EnableManagedSpotTraining``, ``MaxWaitTimeInSeconds``) or ``CheckpointConfig``;
 its request (encryption and network settings included) is built from :mod:`training.job_spec`,
 like the manual launcher's, and its IAM permissions are added here exactly.
+
+The state machine's role holds what each service integration needs according to the Step
+Functions developer guide's "IAM policies for ..." pages (CDK's tasks add those of the Glue,
+CodeBuild, Lambda, SNS and SDK integrations; the custom training state's are added here from
+https://docs.aws.amazon.com/step-functions/latest/dg/sagemaker-iam.html), and no more.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Aws, Duration, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_events as events
@@ -49,6 +55,18 @@ from training import job_spec
 SPLITS = ("train", "validation", "test")
 #: createTrainingJob.sync polls through this EventBridge rule that Step Functions manages.
 SAGEMAKER_SYNC_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+#: What createTrainingJob.sync needs on the job ("Run a Job (.sync)", static resources, of
+#: https://docs.aws.amazon.com/step-functions/latest/dg/sagemaker-iam.html). The request sets
+#: no Tags, so sagemaker:AddTags is not among them.
+TRAINING_JOB_SYNC_ACTIONS = (
+    "sagemaker:CreateTrainingJob",
+    "sagemaker:DescribeTrainingJob",
+    "sagemaker:StopTrainingJob",
+)
+#: ... and on every resource, as that page grants it.
+TRAINING_JOB_SYNC_TAG_ACTIONS = ("sagemaker:ListTags",)
+#: ... and on the managed rule above.
+SYNC_RULE_ACTIONS = ("events:PutTargets", "events:PutRule", "events:DescribeRule")
 SECONDS_PER_HOUR = 3600
 
 #: What describeImages raises, as a Step Functions SDK integration names it, for a missing tag.
@@ -88,6 +106,7 @@ def training_job_state(
     image: str,
     role_arn: str,
     source_uri: str,
+    source_archive: str,
     region: str,
     features_uri: str,
     protected_uri: str,
@@ -97,7 +116,11 @@ def training_job_state(
     subnet_ids: list[str],
     security_group_ids: list[str],
 ) -> dict[str, Any]:
-    """The ``createTrainingJob.sync`` task state (Parameters as SageMaker's API names them)."""
+    """The ``createTrainingJob.sync`` task state (Parameters as SageMaker's API names them).
+
+    ``source_uri`` is the source archive's S3 object and ``source_archive`` its file name: the
+    archive reaches the network-isolated container as the ``code`` channel.
+    """
     channels = [
         {
             "ChannelName": split,
@@ -123,6 +146,7 @@ def training_job_state(
             },
         }
     )
+    channels.append(job_spec.code_channel(source_uri))
     checkpoint = job_spec.checkpoint_config(job_spec.checkpoint_s3_uri(output_uri, "{}"))
     return {
         "Type": "Task",
@@ -136,7 +160,7 @@ def training_job_state(
                 "MetricDefinitions": job_spec.metric_definitions(),
                 "EnableSageMakerMetricsTimeSeries": True,
             },
-            "HyperParameters": job_spec.hyperparameters(source_uri, region),
+            "HyperParameters": job_spec.hyperparameters(source_archive, region),
             "Environment": job_spec.environment(),
             "InputDataConfig": channels,
             "OutputDataConfig": job_spec.output_data_config(output_uri, key_arn),
@@ -152,7 +176,7 @@ def training_job_state(
                 "S3Uri.$": f"States.Format('{checkpoint['S3Uri']}', $.job_name)",
                 "LocalPath": checkpoint["LocalPath"],
             },
-            # VpcConfig, inter-container traffic encryption, network isolation (off).
+            # VpcConfig, inter-container traffic encryption, network isolation.
             **job_spec.network_config(subnet_ids, security_group_ids),
         },
         "ResultSelector": {
@@ -221,6 +245,8 @@ class TrainingPipeline(Construct):
         )
         self._grant_registrar(registry, artifact_bucket, data_key)
         source = s3_assets.Asset(self, "TrainingSource", path=str(build_training_source_archive()))
+        if Token.is_unresolved(source.s3_object_key):
+            raise ValueError("the training source's asset key must be known at synthesis")
         curated = reference(self, curated_bucket.bucket_name, curated_bucket)
         artifacts = reference(self, artifact_bucket.bucket_name, artifact_bucket)
         selection = vpc.select_subnets(
@@ -230,6 +256,7 @@ class TrainingPipeline(Construct):
             image=images.training_image_uri,
             role_arn=registry.training_role.role_arn,
             source_uri=source.s3_object_url,
+            source_archive=PurePosixPath(source.s3_object_key).name,
             region=Aws.REGION,
             features_uri=f"s3://{curated}/{FEATURES_PREFIX}",
             protected_uri=f"s3://{curated}/{PROTECTED_PREFIX}",
@@ -499,13 +526,15 @@ class TrainingPipeline(Construct):
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="RunTrainingJobs",
-                actions=[
-                    "sagemaker:CreateTrainingJob",
-                    "sagemaker:DescribeTrainingJob",
-                    "sagemaker:StopTrainingJob",
-                    "sagemaker:AddTags",
-                ],
+                actions=list(TRAINING_JOB_SYNC_ACTIONS),
                 resources=[sagemaker_arn(f"training-job/{names.training_job_prefix}-*")],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadTrainingJobTags",
+                actions=list(TRAINING_JOB_SYNC_TAG_ACTIONS),
+                resources=["*"],
             )
         )
         role.add_to_principal_policy(
@@ -519,7 +548,7 @@ class TrainingPipeline(Construct):
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="SyncTrainingJobEvents",
-                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                actions=list(SYNC_RULE_ACTIONS),
                 resources=[
                     f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}"
                     f":rule/{SAGEMAKER_SYNC_RULE}"
@@ -538,11 +567,12 @@ class TrainingPipeline(Construct):
         )
         acknowledge_wildcards(
             role,
-            "Training jobs are named <prefix>-<execution uuid> at run time; the Glue and "
-            "Lambda task permissions CDK generates cover the job's runs and the function's "
-            "versions; X-Ray and CloudWatch Logs delivery actions support no resource-level "
-            "permission; kms:GenerateDataKey* on the alert topic's key is what publishing to "
-            "an encrypted topic needs.",
+            "Training jobs are named <prefix>-<execution uuid> at run time; the Lambda task "
+            "permission CDK generates covers the function's versions; the X-Ray and "
+            "CloudWatch Logs delivery actions have no resource type in the Service "
+            "Authorization Reference; sagemaker:ListTags on every resource is what the Step "
+            "Functions guide's policy for createTrainingJob.sync grants; kms:GenerateDataKey* "
+            "on the alert topic's key is what publishing to an encrypted topic needs.",
             "Resource::*:training-job/*-*",
             "Action::kms:GenerateDataKey*",
             "Resource::[*]",

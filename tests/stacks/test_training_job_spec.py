@@ -9,6 +9,7 @@ matches there and the rest must be equal.
 
 from __future__ import annotations
 
+import ast
 import re
 import tarfile
 from collections.abc import Iterator
@@ -20,9 +21,11 @@ import pytest
 from moto import mock_aws
 
 from stacks.components import training_pipeline as tp
+from stacks.packaging import TRAINING_PACKAGES
 from stacks.training_source import build_training_source_archive
 from tests.stacks.conftest import Synthesized, only, state_machine_definition
 from tests.training.test_training_launch import REGION, protection, send
+from training import job_spec
 from training.launch import LaunchConfig
 
 SOURCE = "sagemaker_submit_directory"
@@ -72,11 +75,21 @@ def _launch(dev: Synthesized) -> tuple[dict[str, Any], dict[str, Any]]:
             **protection(),
         )
         request, _ = send(config)
-        archive = request["HyperParameters"]["sagemaker_submit_directory"]
+        archive = _channel(request, job_spec.CODE_CHANNEL)
         bucket, _, key = archive.removeprefix("s3://").partition("/")
         body = boto3.client("s3", region_name=REGION).get_object(Bucket=bucket, Key=key)["Body"]
         request["_archive_bytes"] = body.read()
         return request, pipeline
+
+
+def _channel(spec: dict[str, Any], name: str) -> str:
+    """The S3 URI of a request's input channel."""
+    [uri] = [
+        c["DataSource"]["S3DataSource"]["S3Uri"]
+        for c in spec["InputDataConfig"]
+        if c["ChannelName"] == name
+    ]
+    return str(uri)
 
 
 def test_hyperparameters_and_distribution_agree(
@@ -86,10 +99,11 @@ def test_hyperparameters_and_distribution_agree(
     assert set(request["HyperParameters"]) == set(pipeline["HyperParameters"])
     for name, value in pipeline["HyperParameters"].items():
         if name == SOURCE:
-            continue  # uploaded to different places; the bytes are compared below
+            continue  # the archives are named differently; the bytes are compared below
         assert _matches(value, request["HyperParameters"][name]), name
     for hyper in (request["HyperParameters"], pipeline["HyperParameters"]):
-        assert hyper[SOURCE].startswith("s3://")
+        # The local copy of the code channel (an isolated container cannot download).
+        assert hyper[SOURCE].startswith(f"{job_spec.CONTAINER_INPUT_DIR}/{job_spec.CODE_CHANNEL}/")
         assert hyper[SOURCE].endswith(".gz")  # the toolkit opens it as a gzip'd tar
     # torchrun through the toolkit, on the same entry script, in both.
     assert pipeline["HyperParameters"]["sagemaker_torch_distributed_enabled"] == "true"
@@ -136,6 +150,8 @@ def test_image_compute_and_channels_agree(
     ours, theirs = channels(request), channels(pipeline)
     assert list(ours) == list(theirs)
     for name, uri in theirs.items():
+        if name == job_spec.CODE_CHANNEL:
+            continue  # the source archive, uploaded to different places: bytes compared below
         assert _matches(uri, ours[name]), name
 
 
@@ -158,7 +174,7 @@ def test_encryption_and_network_agree(
         assert spec["OutputDataConfig"]["KmsKeyId"] == spec["ResourceConfig"]["VolumeKmsKeyId"]
         assert spec["OutputDataConfig"]["CompressionType"] == "GZIP"
         assert spec["EnableInterContainerTrafficEncryption"] is True
-        assert spec["EnableNetworkIsolation"] is False
+        assert spec["EnableNetworkIsolation"] is True
     assert set(request["OutputDataConfig"]) == set(pipeline["OutputDataConfig"])
     for name, value in pipeline["OutputDataConfig"].items():
         assert _matches(value, request["OutputDataConfig"][name]), name
@@ -189,3 +205,79 @@ def test_the_requests_set_the_same_fields(
     # Only the launcher tags its job (project, stage): the pipeline's are known by name prefix.
     assert ours - theirs == {"Tags"}
     assert theirs - ours == set()
+
+
+def test_each_isolated_job_unpacks_the_archive_its_code_channel_brings(
+    launched: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    """The toolkit's ``sagemaker_submit_directory`` is the file the ``code`` channel's object
+    lands as (its key's last part), in both requests."""
+    for spec in launched:
+        uri = _channel(spec, job_spec.CODE_CHANNEL)
+        name = uri.rsplit("/", 1)[-1]
+        assert spec["HyperParameters"][SOURCE] == job_spec.container_source_path(name)
+        assert spec["EnableNetworkIsolation"] is True
+
+
+@pytest.mark.parametrize("name", ["", "a/b.tar.gz", "..", "/abs.tar.gz"])
+def test_the_archive_must_be_a_plain_file_name(name: str) -> None:
+    with pytest.raises(ValueError, match="file name"):
+        job_spec.container_source_path(name)
+
+
+@pytest.mark.parametrize("value", ["bert-base-uncased", "emilyalsentzer/Bio_ClinicalBERT"])
+def test_settings_that_download_are_refused_for_an_isolated_job(value: str) -> None:
+    with pytest.raises(ValueError, match="network-isolated") as refused:
+        job_spec.hyperparameters("s.tar.gz", REGION, {"pretrained_code_encoder": value})
+    assert value not in str(refused.value)
+    # Empty means "no hub encoder" (the default), which needs no network.
+    assert job_spec.hyperparameters("s.tar.gz", REGION, {"pretrained_code_encoder": ""})
+
+
+#: Client libraries that would reach the network (or AWS) from inside the training container,
+#: where an isolated job has neither a route nor credentials.
+NETWORK_CLIENTS = {
+    "boto3",
+    "botocore",
+    "requests",
+    "urllib3",
+    "httpx",
+    "aiohttp",
+    "huggingface_hub",
+    "sagemaker",
+    "urllib.request",
+    "http.client",
+    "ftplib",
+    "smtplib",
+    "socket",
+}
+
+
+def test_the_training_source_imports_no_network_client(tmp_path: Path) -> None:
+    """What the isolated container runs (the archive's packages) imports nothing that calls
+    out; the launcher, which runs on an operator's machine, is the one exception."""
+    archive = build_training_source_archive(tmp_path)
+    with tarfile.open(archive, "r:gz") as tar:
+        sources = {
+            member.name: tar.extractfile(member).read().decode()  # type: ignore[union-attr]
+            for member in tar.getmembers()
+            if member.isfile() and member.name.endswith(".py")
+        }
+    assert {name.split("/")[0] for name in sources} == set(TRAINING_PACKAGES)
+    offending = []
+    for name, text in sources.items():
+        if name == "training/launch.py":
+            continue
+        for node in ast.walk(ast.parse(text)):
+            modules = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            for module in modules:
+                parts = module.split(".")
+                if any(".".join(parts[: i + 1]) in NETWORK_CLIENTS for i in range(len(parts))):
+                    offending.append(f"{name}: {module}")
+    assert not offending, offending

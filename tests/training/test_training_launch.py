@@ -78,6 +78,14 @@ def send(config: LaunchConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return captured, described
 
 
+def _channels(request: dict[str, Any]) -> dict[str, str]:
+    """Input channel name -> S3 URI."""
+    return {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+        for c in request["InputDataConfig"]
+    }
+
+
 def test_stage_defaults_are_the_stacks_training_config() -> None:
     stages = json.loads(CDK_CONFIG.read_text())["context"]["stages"]
     for name, defaults in STAGES.items():
@@ -117,10 +125,11 @@ def test_prod_request_runs_torchrun_on_the_derived_image(aws: dict[str, Any]) ->
     # The image's own toolkit entry point runs the job (no SDK driver scripts).
     assert "ContainerEntrypoint" not in algorithm
     hyper = request["HyperParameters"]
-    source_uri = hyper["sagemaker_submit_directory"]
+    source_uri = _channels(request)["code"]
     assert hyper == {
         "sagemaker_program": "training/train.py",
-        "sagemaker_submit_directory": source_uri,
+        # The isolated container cannot download: the toolkit unpacks the code channel's copy.
+        "sagemaker_submit_directory": "/opt/ml/input/data/code/sourcedir.tar.gz",
         "sagemaker_torch_distributed_enabled": "true",
         "sagemaker_region": REGION,
         "sagemaker_container_log_level": "20",
@@ -133,15 +142,12 @@ def test_prod_request_runs_torchrun_on_the_derived_image(aws: dict[str, Any]) ->
         "SM_CHECKPOINT_DIR": "/opt/ml/checkpoints",
     }
     assert algorithm["MetricDefinitions"] == job_spec.metric_definitions()
-    channels = {
-        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
-        for c in request["InputDataConfig"]
-    }
-    assert channels == {
+    assert _channels(request) == {
         "train": "s3://etl/uci/features/split=train/",
         "validation": "s3://etl/uci/features/split=validation/",
         "test": "s3://etl/uci/features/split=test/",
         "protected": "s3://etl/uci/protected/split=test/",
+        "code": source_uri,
     }
     assert request.get("EnableManagedSpotTraining") is False
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 8 * 3600}
@@ -156,10 +162,10 @@ def test_prod_request_runs_torchrun_on_the_derived_image(aws: dict[str, Any]) ->
         "SecurityGroupIds": list(aws["security_group_ids"]),
     }
     assert request["EnableInterContainerTrafficEncryption"] is True
-    assert request["EnableNetworkIsolation"] is False
+    assert request["EnableNetworkIsolation"] is True
     assert described["OutputDataConfig"]["KmsKeyId"] == aws["kms_key_id"]
     assert described["VpcConfig"]["Subnets"] == list(aws["subnet_ids"])
-    # The archive the toolkit downloads is uploaded, content-addressed, under the output path,
+    # The archive SageMaker copies in is uploaded, content-addressed, under the output path,
     # encrypted with the job's key.
     bucket, _, key = source_uri.removeprefix("s3://").partition("/")
     stored = boto3.client("s3", region_name=REGION).get_object(Bucket=bucket, Key=key)
@@ -216,7 +222,8 @@ def test_explicit_opt_outs_launch_with_default_keys_outside_the_vpc(
     assert "VpcConfig" not in request
     # Traffic between the instances stays encrypted either way.
     assert request["EnableInterContainerTrafficEncryption"] is True
-    source = request["HyperParameters"]["sagemaker_submit_directory"]
+    assert request["EnableNetworkIsolation"] is True
+    source = _channels(request)["code"]
     bucket, _, key = source.removeprefix("s3://").partition("/")
     stored = boto3.client("s3", region_name=REGION).head_object(Bucket=bucket, Key=key)
     assert "SSEKMSKeyId" not in stored
@@ -233,6 +240,8 @@ GROUPS = ("sg-0123456789abcdef0",)
         ({"checkpoint_s3_uri": ""}, "checkpoint_s3_uri"),
         ({"image_uri": "pytorch-training:2.6"}, "image_uri"),
         ({"hyperparameters": {"sagemaker_program": "x"}}, "toolkit settings"),
+        # An isolated job cannot fetch a hub encoder: refused at launch, not hours later.
+        ({"hyperparameters": {"pretrained_code_encoder": "bert-base"}}, "network-isolated"),
         ({"kms_key_id": ""}, r"kms_key_id \(--kms-key-id\) is required.+--allow-aws-managed-key"),
         ({"allow_aws_managed_key": True}, "kms_key_id or allow_aws_managed_key, not both"),
         ({"kms_key_id": "secret-key-9"}, "kms_key_id must be a KMS key ARN"),
