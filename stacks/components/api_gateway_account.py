@@ -23,6 +23,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from stacks.nag import acknowledge
+from stacks.wildcards import acknowledge_wildcards
 
 SERVICE_PRINCIPAL = "apigateway.amazonaws.com"
 #: AWS's AmazonAPIGatewayPushToCloudWatchLogs managed policy grants these on "*" together with
@@ -93,14 +94,7 @@ class ApiGatewayCloudWatchRole(Construct):
             self, "Account", cloud_watch_role_arn=self.role.role_arn
         )
         self.account.apply_removal_policy(RemovalPolicy.RETAIN)
-        # The findings are named exactly: stacks.wildcards reads only separate policies.
-        account_log_groups = "arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:*"
-        acknowledge(
-            self.role,
-            ACCOUNT_WIDE_REASON,
-            f"AwsSolutions-IAM5[Resource::{account_log_groups}]",
-            f"AwsSolutions-IAM5[Resource::{account_log_groups}:log-stream:*]",
-        )
+        acknowledge_wildcards(self.role, ACCOUNT_WIDE_REASON, "Resource::*:logs:*:log-group:*")
         acknowledge(self.role, INLINE_REASON, "HIPAA.Security-IAMNoInlinePolicy")
 
     def precede_stage_of(self, api: apigateway.RestApi) -> None:

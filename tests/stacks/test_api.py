@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Template
 
-from app import add_stacks
+from app import add_stacks, build_app
 from contracts import serving
 from contracts.encounter import model_input_fields
 from stacks.components.prediction_api import ACCESS_LOG_FIELDS, predict_request_schema
 from stacks.config import ConfigError, load_stage_config
-from tests.stacks.cdk_helpers import cdk_context
+from tests.stacks.cdk_helpers import app_for_stage, cdk_context
 from tests.stacks.conftest import Synthesized, as_list, flatten, only
 
 #: The security policies a Regional REST API accepts that refuse TLS 1.0 and 1.1 (API Gateway's
@@ -157,6 +158,22 @@ def test_create_mode_sets_the_account_logging_role_before_the_stage(
     assert not template.find_resources(
         "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}}
     )
+
+
+def test_the_account_role_stays_nag_clean_when_synthesized_for_a_region(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cdk synth` gives the app a region, so policy ARNs hold literal partition and region;
+    the role's acknowledgements must match those too, not only the session's
+    environment-agnostic synthesis."""
+    monkeypatch.delenv("CDK_DEPLOY_REGION", raising=False)
+    monkeypatch.setenv("CDK_DEFAULT_REGION", "eu-west-1")
+    assembly = build_app(app_for_stage("dev", str(tmp_path))).synth()  # raises on findings
+    template = Template.from_json(assembly.get_stack_by_name("Readmission-dev-Api").template)
+    role_id = only(template, "AWS::ApiGateway::Account")["CloudWatchRoleArn"]["Fn::GetAtt"][0]
+    (policy,) = template.to_json()["Resources"][role_id]["Properties"]["Policies"]
+    resources = [s["Resource"] for s in policy["PolicyDocument"]["Statement"]]
+    assert all(flatten(r).startswith("arn:aws:logs:eu-west-1:<ref>:log-group:") for r in resources)
 
 
 @pytest.fixture(scope="module")
