@@ -260,7 +260,9 @@ def scan(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description="checkov over synthesized templates; fails on unlisted findings and stale skips"
+    )
     parser.add_argument("templates", nargs="+", type=Path, help="synthesized *.template.json")
     parser.add_argument("--skips", type=Path, default=SKIPS_FILE)
     parser.add_argument("--checkov", type=Path, default=CHECKOV)
