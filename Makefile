@@ -10,6 +10,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 VENV_STAMP := $(VENV)/.installed
+# checkov cannot share .venv's lock (it pins networkx<2.7 and an exact boto3): its own venv.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 NODE_STAMP := node_modules/.installed
 CDK := node_modules/.bin/cdk
 STAGES ?= dev prod
@@ -21,7 +24,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help setup demo demo-serve test pytest lint typecheck synth cfn-lint bench lock clean
+.PHONY: help setup demo demo-serve test pytest lint typecheck synth cfn-lint checkov bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,11 +36,16 @@ $(VENV_STAMP): requirements.txt requirements.lock
 	$(PIP) install --quiet -r requirements.txt -c requirements.lock
 	touch $@
 
+$(CHECKOV_STAMP): requirements-checkov.lock
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON_BOOT) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip --disable-pip-version-check install --quiet -r requirements-checkov.lock
+	touch $@
+
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV_STAMP) $(NODE_STAMP) ## Create .venv and install the pinned Python and CDK CLI dependencies
+setup: $(VENV_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) ## Create .venv (and .venv-checkov) and install the pinned Python and CDK CLI dependencies
 
 demo: setup ## Run the platform end to end locally (see README); DEMO_ARGS="--source synthetic"
 	$(PY) -m local_platform.demo $(DEMO_ARGS)
@@ -59,14 +67,18 @@ lint: setup ## ruff lint and format check
 typecheck: setup ## mypy over every package
 	$(PY) -m mypy
 
-synth: setup ## cdk synth every stage into cdk.out/<stage> with cdk-nag, then cfn-lint
+synth: setup ## cdk synth every stage into cdk.out/<stage> with cdk-nag, then cfn-lint and checkov
 	for stage in $(STAGES); do \
 	  $(CDK) synth --quiet --context stage=$$stage --output cdk.out/$$stage; \
 	done
 	$(MAKE) --no-print-directory cfn-lint
+	$(MAKE) --no-print-directory checkov
 
 cfn-lint: setup ## cfn-lint every synthesized template
 	$(VENV)/bin/cfn-lint --config-file .cfnlintrc.yaml --non-zero-exit-code warning cdk.out/*/*.template.json
+
+checkov: setup ## checkov every synthesized template; fails on a finding not in stacks/checkov_skips.toml, or a stale skip
+	$(PY) -m stacks.checkov_scan --checkov $(CHECKOV_VENV)/bin/checkov cdk.out/*/*.template.json
 
 bench: setup ## Run the benchmarks; figures land in benchmarks/results/
 	for b in benchmarks/*.py; do $(PY) $$b; done
@@ -80,5 +92,5 @@ lock: ## Rewrite requirements.lock from a fresh resolve of requirements.txt
 	 echo "torch==2.13.0") > requirements.lock
 
 clean: ## Remove build outputs, caches and the environments
-	rm -rf $(VENV) node_modules cdk.out build .pytest_cache .mypy_cache .ruff_cache spark-warehouse metastore_db derby.log
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out build .pytest_cache .mypy_cache .ruff_cache spark-warehouse metastore_db derby.log
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

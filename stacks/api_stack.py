@@ -8,6 +8,7 @@ from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from stacks.components.api_gateway_account import ApiGatewayCloudWatchRole
 from stacks.components.data_lake import DataLake
 from stacks.components.network import PrivateNetwork
 from stacks.components.prediction_api import PredictionApi
@@ -18,7 +19,9 @@ from stacks.wildcards import acknowledge_inline_policies
 
 
 class ApiStack(Stack):
-    """Composes :class:`PredictionApi`; exposes ``prediction_api``."""
+    """Composes :class:`PredictionApi` and, where the stage creates it, the account's
+    :class:`ApiGatewayCloudWatchRole`; exposes ``prediction_api`` and ``cloudwatch_role``
+    (``None`` where the account already has one)."""
 
     def __init__(
         self,
@@ -58,4 +61,18 @@ class ApiStack(Stack):
             log_retention_days=config.retention.log_group_days,
             retain_logs=retain,
         )
+        self.cloudwatch_role = (
+            ApiGatewayCloudWatchRole(
+                self,
+                "ApiGatewayCloudWatchRole",
+                description=(
+                    "API Gateway's CloudWatch Logs role for this account and region (set by "
+                    f"{config.prefix}; shared by every REST API here, retained on delete)"
+                ),
+            )
+            if config.api.creates_cloudwatch_role
+            else None
+        )
+        if self.cloudwatch_role is not None:
+            self.cloudwatch_role.precede_stage_of(self.prediction_api.api)
         CfnOutput(self, "ApiUrl", value=self.prediction_api.api.url)

@@ -19,6 +19,9 @@ EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SCHEDULE_PATTERN = re.compile(r"^(cron\(.+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\))$")
 STAGE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
 API_AUTH_MODES = ("iam", "api_key")
+#: Who provides API Gateway's account-level CloudWatch Logs role (one per account and region):
+#: "create" makes it in the Api stack, "existing" relies on one already set in the account.
+API_CLOUDWATCH_ROLE_MODES = ("create", "existing")
 #: Sources the ETL job reads (glue_jobs.ehr_features.SOURCE_CHOICES).
 ETL_SOURCES = ("mimic3", "uci_diabetes")
 
@@ -142,12 +145,19 @@ class RetentionConfig:
 
 @dataclass(frozen=True)
 class ApiConfig:
-    """The prediction API's authentication, throttling and WAF."""
+    """The prediction API's authentication, throttling, WAF and account logging role."""
 
     auth: str
     throttle_rate_per_second: int
     throttle_burst: int
     waf_enabled: bool
+    #: One of :data:`API_CLOUDWATCH_ROLE_MODES` (docs/deploy.md, "Account prerequisites").
+    cloudwatch_role: str
+
+    @property
+    def creates_cloudwatch_role(self) -> bool:
+        """Whether the Api stack sets the account's API Gateway CloudWatch Logs role."""
+        return self.cloudwatch_role == "create"
 
 
 @dataclass(frozen=True)
@@ -235,6 +245,7 @@ def _api(section: _Section) -> ApiConfig:
         throttle_rate_per_second=section.integer("throttle_rate_per_second", 1, 10_000),
         throttle_burst=section.integer("throttle_burst", 1, 5_000),
         waf_enabled=section.boolean("waf_enabled"),
+        cloudwatch_role=section.choice("cloudwatch_role", API_CLOUDWATCH_ROLE_MODES),
     )
     if api.throttle_burst < api.throttle_rate_per_second:
         raise ConfigError(f"{section._path}.throttle_burst must be >= throttle_rate_per_second")

@@ -80,7 +80,9 @@ def _policy_documents(node: IConstruct) -> Iterable[Any]:
         yield Stack.of(node).resolve(node.policy_document)
     elif isinstance(node, iam.CfnRole):
         for policy in Stack.of(node).resolve(node.policies) or []:
-            yield Stack.of(node).resolve(policy).get("PolicyDocument")
+            # Resolved from the L1 property, an inline policy's keys are jsii's camelCase.
+            resolved = Stack.of(node).resolve(policy)
+            yield resolved.get("PolicyDocument", resolved.get("policyDocument"))
 
 
 @jsii.implements(IAspect)

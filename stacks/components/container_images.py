@@ -5,6 +5,15 @@ PyTorch DLC images cannot ``pip install`` the project's pins at start-up. The im
 ``containers/`` add them; CodeBuild builds them in AWS (privileged, docker-in-docker) from the
 staged build context, and the training pipeline starts a build only when ECR lacks the tag.
 
+What the build reaches, all over HTTPS (TCP 443) from its own :class:`BuildNetwork` (private
+subnet, NAT gateway, no ingress, flow logs), and nothing else:
+
+- ECR of AWS's Deep Learning Containers account (763104351884): pull the two PyTorch bases;
+- ECR of this account: push the two derived images;
+- pypi.org and files.pythonhosted.org: the pinned packages of the requirements files;
+- S3: the build context (the CDK asset) and ECR's image layers, through the gateway endpoint;
+- CloudWatch Logs: the build's log group.
+
 Each tag is ``<DLC tag>-<content hash>``: the hash covers the image's folder of the staged
 context (Dockerfile and requirements), computed at synthesis, so a changed pin gives a new tag,
 an unchanged one the same tag on every machine, and IMMUTABLE repositories can never hold two
@@ -23,6 +32,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from stacks.components.build_network import BuildNetwork
 from stacks.components.log_groups import encrypted_log_group
 from stacks.components.sagemaker_images import (
     pytorch_image_tag,
@@ -56,10 +66,26 @@ PULL_ACTIONS = (
     "ecr:BatchCheckLayerAvailability",
 )
 
+#: CodeBuild runs the docker daemon only in privileged mode ("Set to true only if the build
+#: project is used to build Docker images"): docs.aws.amazon.com/codebuild/latest/APIReference/
+#: API_ProjectEnvironment.html
 PRIVILEGED_REASON = (
     "Privileged mode is what lets CodeBuild run the docker daemon that builds the derived "
     "images (docker-in-docker); the project builds only the staged containers/ context from "
-    "this stack's S3 asset, has no VPC access and no secrets."
+    "this stack's S3 asset, holds no secrets, and runs in its own build network (HTTPS out "
+    "only), never in the platform's VPC."
+)
+#: What CodeBuild's service role needs to place a build in a VPC, as aws-cdk-lib adds it for a
+#: project with a VPC and as AWS's example policy has it ("Allow CodeBuild access to AWS
+#: services required to create a VPC network interface"): docs.aws.amazon.com/codebuild/latest/
+#: userguide/auth-and-access-control-iam-identity-based-access-control.html
+VPC_ACCESS_REASON = (
+    "What CodeBuild needs to run a build in the build network (AWS's CodeBuild VPC example "
+    "policy, added by aws-cdk-lib): ec2:Describe* support no resource-level permission, and "
+    "the network interfaces CodeBuild creates and deletes have no id before it creates them "
+    "(the project's VpcConfig fixes their subnet and security group); "
+    "ec2:CreateNetworkInterfacePermission is conditioned on the build subnet and on the "
+    "CodeBuild service."
 )
 
 
@@ -84,7 +110,7 @@ class ContainerImages(Construct):
 
     Exposes ``training_repository``, ``serving_repository``, ``training_tag``,
     ``serving_tag``, ``training_image_uri``, ``serving_image_uri``, ``project``,
-    ``project_timeout`` and ``role``.
+    ``project_timeout``, ``role`` and ``network`` (the :class:`BuildNetwork`).
     """
 
     def __init__(
@@ -130,6 +156,13 @@ class ContainerImages(Construct):
             description=f"{project_name}: builds the derived images and pushes them to ECR",
         )
         self._grant(training, serving, source)
+        self.network = BuildNetwork(
+            self,
+            "Network",
+            key=key,
+            log_retention_days=log_retention_days,
+            retain_logs=retain,
+        )
         self.project = codebuild.Project(
             self,
             "Build",
@@ -146,6 +179,9 @@ class ContainerImages(Construct):
             ),
             environment_variables=self._variables(training, serving),
             role=self.role,
+            vpc=self.network.vpc,
+            subnet_selection=self.network.subnets,
+            security_groups=[self.network.security_group],
             encryption_key=key,
             timeout=build_timeout,
             logging=codebuild.LoggingOptions(
@@ -178,6 +214,8 @@ class ContainerImages(Construct):
             "a GitHub or Bitbucket repository: there is no repository URL or credential.",
             "HIPAA.Security-CodeBuildProjectSourceRepoUrl",
         )
+        acknowledge_wildcards(self.project, VPC_ACCESS_REASON, "Resource::[*]")
+        acknowledge_wildcards(self.role, VPC_ACCESS_REASON, "Resource::*:network-interface/*")
         acknowledge_wildcards(
             self.role,
             "CDK's own statements of a CodeBuild project: its log group's streams "

@@ -2,8 +2,9 @@
 
 IAM (SigV4) authentication by default, or API keys with a usage plan; a JSON-schema request
 model derived from ``contracts.encounter`` checked by API Gateway before the Lambda runs (the
-Lambda still validates fully); stage throttling; access logs without bodies; X-Ray; an
-optional WAF web ACL; and no caching: a per-patient prediction must never come from a cache.
+Lambda still validates fully); TLS 1.2 or later with forward-secret ciphers only; stage
+throttling; access logs without bodies; X-Ray; an optional WAF web ACL; and no caching: a
+per-patient prediction must never come from a cache.
 """
 
 from __future__ import annotations
@@ -47,11 +48,31 @@ ACCESS_LOG_FIELDS = {
     "userArn": "$context.identity.userArn",
     "apiKeyId": "$context.identity.apiKeyId",
     "xrayTraceId": "$context.xrayTraceId",
+    # What each client negotiated, so a client that cannot do the TLS policy below shows up.
+    "tlsVersion": "$context.tlsVersion",
+    "cipherSuite": "$context.cipherSuite",
 }
+#: The API's TLS security policy: TLS 1.3, or TLS 1.2 with ECDHE + AES-GCM suites only (forward
+#: secrecy, no CBC), hybrid post-quantum key exchange where the client offers it. A Regional
+#: REST API otherwise gets ``TLS_1_0``. Enhanced (``SecurityPolicy_*``) policies need an endpoint
+#: access mode; STRICT also rejects requests whose SNI host is not this API's.
+#: https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-security-policies.html
+#: https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-security-policies-list.html
+TLS_SECURITY_POLICY = "SecurityPolicy_TLS13_1_2_PFS_PQ_2025_09"
+ENDPOINT_ACCESS_MODE = "STRICT"
 #: WAF: requests per client IP per five minutes before the rate rule blocks.
 WAF_RATE_LIMIT_PER_5_MIN = 3000
 #: The common rule set blocks bodies over 8 KB; a discharge note is longer (MAX_BODY_BYTES).
 WAF_BODY_SIZE_RULE = "SizeRestrictions_BODY"
+#: AWS managed rule groups of the web ACL, in priority order (each blocks what it matches).
+#: KnownBadInputs carries Log4JRCE (CVE-2021-44228) and other exploit-pattern rules.
+WAF_MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")
+WAF_METRIC_NAMES = {
+    "AWSManagedRulesCommonRuleSet": "common-rules",
+    "AWSManagedRulesKnownBadInputsRuleSet": "known-bad-inputs",
+}
+#: Rules of a managed group that only count: the body-size rule (a discharge note is longer).
+WAF_COUNTED_RULES = {"AWSManagedRulesCommonRuleSet": (WAF_BODY_SIZE_RULE,)}
 
 NO_CACHE_REASON = (
     "Caching is deliberately off: predictions are per patient and must never be served "
@@ -245,6 +266,7 @@ class PredictionApi(Construct):
                 ),
             ),
         )
+        self._require_tls(self.api)
         # API Gateway's own 400 for a body that fails the model: no validation detail, which
         # can quote the values sent.
         self.api.add_gateway_response(
@@ -298,6 +320,15 @@ class PredictionApi(Construct):
         )
         self._acknowledge(use_api_keys, api_config.waf_enabled)
 
+    @staticmethod
+    def _require_tls(api: apigateway.RestApi) -> None:
+        """Set the API's security policy on the L1 resource (the L2 RestApi has no prop)."""
+        resource = api.node.default_child
+        if not isinstance(resource, apigateway.CfnRestApi):
+            raise TypeError("the REST API has no CfnRestApi to set the security policy on")
+        resource.security_policy = TLS_SECURITY_POLICY
+        resource.endpoint_access_mode = ENDPOINT_ACCESS_MODE
+
     def _grant(
         self, endpoint_name: str, deid_secret: secretsmanager.ISecret, data_key: kms.IKey
     ) -> None:
@@ -338,7 +369,7 @@ class PredictionApi(Construct):
     def _web_acl(
         self, api_name: str, key: kms.IKey, log_retention_days: int, retain_logs: bool
     ) -> wafv2.CfnWebACL:
-        """AWS managed common rules (body size counted, not blocked), a per-IP rate limit, logs."""
+        """AWS managed rule groups (body size counted, not blocked), a per-IP rate limit, logs."""
 
         def visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
             return wafv2.CfnWebACL.VisibilityConfigProperty(
@@ -353,27 +384,32 @@ class PredictionApi(Construct):
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
             visibility_config=visibility(f"{api_name}-acl"),
             rules=[
-                wafv2.CfnWebACL.RuleProperty(
-                    name="AWSManagedRulesCommonRuleSet",
-                    priority=0,
-                    override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
-                    statement=wafv2.CfnWebACL.StatementProperty(
-                        managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                            vendor_name="AWS",
-                            name="AWSManagedRulesCommonRuleSet",
-                            rule_action_overrides=[
-                                wafv2.CfnWebACL.RuleActionOverrideProperty(
-                                    name=WAF_BODY_SIZE_RULE,
-                                    action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}),
-                                )
-                            ],
-                        )
-                    ),
-                    visibility_config=visibility("common-rules"),
+                *(
+                    wafv2.CfnWebACL.RuleProperty(
+                        name=group,
+                        priority=priority,
+                        override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                        statement=wafv2.CfnWebACL.StatementProperty(
+                            managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                                vendor_name="AWS",
+                                name=group,
+                                rule_action_overrides=[
+                                    wafv2.CfnWebACL.RuleActionOverrideProperty(
+                                        name=rule,
+                                        action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}),
+                                    )
+                                    for rule in WAF_COUNTED_RULES.get(group, ())
+                                ]
+                                or None,
+                            )
+                        ),
+                        visibility_config=visibility(WAF_METRIC_NAMES[group]),
+                    )
+                    for priority, group in enumerate(WAF_MANAGED_RULE_GROUPS)
                 ),
                 wafv2.CfnWebACL.RuleProperty(
                     name="RateLimitPerIp",
-                    priority=1,
+                    priority=len(WAF_MANAGED_RULE_GROUPS),
                     action=wafv2.CfnWebACL.RuleActionProperty(block={}),
                     statement=wafv2.CfnWebACL.StatementProperty(
                         rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(

@@ -82,7 +82,61 @@ def test_build_project_is_privileged_encrypted_logged_and_reads_the_s3_context(
     assert source["Type"] == "S3"
     assert flatten(source["Location"]).endswith(".zip")
     assert "bash build.sh" in source["BuildSpec"]
-    assert "VpcConfig" not in project  # it reaches PyPI and the DLC registry, nothing private
+
+
+def _by_type(resources: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    return {k: v for k, v in resources.items() if v["Type"] == resource_type}
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_build_runs_in_its_own_network_with_https_egress_only(
+    stage: str, request: pytest.FixtureRequest
+) -> None:
+    """The build reaches the DLC registry, PyPI, S3 and Logs: over TCP 443 from a private
+    subnet behind a NAT gateway, nothing inbound, every flow logged; never the platform VPC."""
+    synthesized: Synthesized = request.getfixturevalue(stage)
+    resources = synthesized["TrainingPipeline"].to_json()["Resources"]
+    project = only(synthesized["TrainingPipeline"], "AWS::CodeBuild::Project")
+    (vpc_id,) = _by_type(resources, "AWS::EC2::VPC")
+    assert project["VpcConfig"]["VpcId"] == {"Ref": vpc_id}
+    assert not synthesized["Network"].find_resources("AWS::EC2::NatGateway")
+    # The build's subnets: private ones whose default route is the NAT gateway.
+    routes = _by_type(resources, "AWS::EC2::Route")
+    nat_routed = {
+        r["Properties"]["RouteTableId"]["Ref"]
+        for r in routes.values()
+        if "NatGatewayId" in r["Properties"]
+    }
+    associations = _by_type(resources, "AWS::EC2::SubnetRouteTableAssociation").values()
+    for subnet in project["VpcConfig"]["Subnets"]:
+        (table,) = [
+            a["Properties"]["RouteTableId"]["Ref"]
+            for a in associations
+            if a["Properties"]["SubnetId"] == subnet
+        ]
+        assert table in nat_routed
+    for subnet in _by_type(resources, "AWS::EC2::Subnet").values():
+        assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+    # One security group: no ingress, TCP 443 out only.
+    ((group_id, _),) = [g["Fn::GetAtt"] for g in project["VpcConfig"]["SecurityGroupIds"]]
+    group = resources[group_id]["Properties"]
+    assert "SecurityGroupIngress" not in group
+    assert not _by_type(resources, "AWS::EC2::SecurityGroupIngress")
+    assert group["SecurityGroupEgress"] == [
+        {
+            "CidrIp": "0.0.0.0/0",
+            "Description": "HTTPS to registries, PyPI and AWS",
+            "FromPort": 443,
+            "IpProtocol": "tcp",
+            "ToPort": 443,
+        }
+    ]
+    (flow_log,) = _by_type(resources, "AWS::EC2::FlowLog").values()
+    assert flow_log["Properties"]["ResourceId"] == {"Ref": vpc_id}
+    assert flow_log["Properties"]["TrafficType"] == "ALL"
+    (endpoint,) = _by_type(resources, "AWS::EC2::VPCEndpoint").values()
+    assert endpoint["Properties"]["VpcEndpointType"] == "Gateway"
+    assert flatten(endpoint["Properties"]["ServiceName"]).endswith(".s3")
 
 
 def test_build_variables_name_both_images_and_their_base_images(dev: Synthesized) -> None:
