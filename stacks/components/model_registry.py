@@ -12,6 +12,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.components.grants import grant_key, grant_objects, reference
+from stacks.naming import ResourceNames
 from stacks.wildcards import acknowledge_wildcards
 
 #: Prefixes of the artifact bucket: training jobs write under ``training/``.
@@ -46,6 +47,7 @@ class ModelRegistry(Construct):
         construct_id: str,
         *,
         group_name: str,
+        names: ResourceNames,
         data_key: kms.IKey,
         curated_bucket: s3.IBucket,
         artifact_bucket: s3.IBucket,
@@ -58,6 +60,7 @@ class ModelRegistry(Construct):
         self.group_name = group_name
         self.group_arn = sagemaker_arn(f"model-package-group/{group_name}")
         self.package_arns = sagemaker_arn(f"model-package/{group_name}/*")
+        self._names = names
         self.approver_role = self._approver_role(data_key, artifact_bucket)
         self.execution_role = self._execution_role(
             data_key, curated_bucket, artifact_bucket, capture_bucket, image_repositories
@@ -94,6 +97,7 @@ class ModelRegistry(Construct):
         role = iam.Role(
             self,
             "ApproverRole",
+            role_name=self._names.role("approver"),
             assumed_by=iam.CompositePrincipal(
                 iam.ServicePrincipal("sagemaker.amazonaws.com"),
                 iam.AccountRootPrincipal(),
@@ -155,6 +159,7 @@ class ModelRegistry(Construct):
         role = iam.Role(
             self,
             "ExecutionRole",
+            role_name=self._names.role("training"),
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="SageMaker training jobs and the real-time endpoint run as this role",
         )
