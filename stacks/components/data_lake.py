@@ -91,7 +91,11 @@ class PhiAccess:
     artifacts: tuple[str, ...]
     capture: tuple[str, ...]
     deid_secret: tuple[str, ...]
-    #: Roles SageMaker creates key grants for (encrypted volumes and data capture).
+    #: Roles SageMaker creates key grants for (encrypted volumes and data capture): "The KMS
+    #: key policy must grant permission to the IAM role that you specify in your
+    #: CreateTrainingJob" (the training role) and "... in your CreateEndpoint and
+    #: UpdateEndpoint requests" (the deployer, and the serving role it passes):
+    #: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_OutputDataConfig.html
     sagemaker_grants: tuple[str, ...]
 
     @property
