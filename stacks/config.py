@@ -22,6 +22,12 @@ API_AUTH_MODES = ("iam", "api_key")
 #: Who provides API Gateway's account-level CloudWatch Logs role (one per account and region):
 #: "create" makes it in the Api stack, "existing" relies on one already set in the account.
 API_CLOUDWATCH_ROLE_MODES = ("create", "existing")
+#: S3 Object Lock retention modes of the audit trail's bucket.
+OBJECT_LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
+#: ``arn:<partition>:cloudtrail:<region>:<account>:trail/<name>`` (CloudTrail's trail names).
+TRAIL_ARN_PATTERN = re.compile(
+    r"^arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:\d{12}:trail/[A-Za-z0-9][A-Za-z0-9._-]{2,127}$"
+)
 #: Sources the ETL job reads (glue_jobs.ehr_features.SOURCE_CHOICES).
 ETL_SOURCES = ("mimic3", "uci_diabetes")
 
@@ -77,6 +83,16 @@ class _Section:
         if not minimum <= value <= maximum:
             raise ConfigError(f"{self._path}.{key}={value} is outside [{minimum}, {maximum}]")
         return value
+
+    def optional_string(self, key: str, pattern: re.Pattern[str]) -> str | None:
+        """A string matching ``pattern``, or ``None`` for ``null``.
+
+        An absent key also reads as ``null``: the CDK CLI drops ``null`` values from the
+        ``cdk.json`` context before the app sees it.
+        """
+        if self._data.get(key) is None:
+            return None
+        return self.string(key, pattern)
 
     def boolean(self, key: str) -> bool:
         return self._typed(key, bool)
@@ -140,7 +156,22 @@ class RetentionConfig:
     noncurrent_version_days: int
     access_log_days: int
     log_group_days: int
+    #: CloudTrail log files expire after this many days (never before their Object Lock ends).
+    audit_log_days: int
     retain_data_on_delete: bool
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """The audit trail: the stage's own CloudTrail trail, or the organisation's existing one."""
+
+    #: ``None``: the DataLake stack creates a trail; otherwise the ARN of the trail that
+    #: already records this account (it must carry the data event selectors of
+    #: docs/architecture.md, "Audit trail").
+    existing_trail_arn: str | None
+    #: S3 Object Lock default retention of the trail's log files: mode and days.
+    object_lock_mode: str
+    object_lock_days: int
 
 
 @dataclass(frozen=True)
@@ -181,6 +212,7 @@ class StageConfig:
     retraining_schedule: str
     notification_email: str
     retention: RetentionConfig
+    audit: AuditConfig
     api: ApiConfig
     images: ImagesConfig
 
@@ -235,8 +267,25 @@ def _retention(section: _Section) -> RetentionConfig:
         noncurrent_version_days=section.integer("noncurrent_version_days", 1, 36_500),
         access_log_days=section.integer("access_log_days", 1, 36_500),
         log_group_days=section.integer("log_group_days", 1, 3_653),
+        audit_log_days=section.integer("audit_log_days", 1, 36_500),
         retain_data_on_delete=section.boolean("retain_data_on_delete"),
     )
+
+
+def _audit(section: _Section, retention: RetentionConfig) -> AuditConfig:
+    audit = AuditConfig(
+        existing_trail_arn=section.optional_string("existing_trail_arn", TRAIL_ARN_PATTERN),
+        object_lock_mode=section.choice("object_lock_mode", OBJECT_LOCK_MODES),
+        # S3 Object Lock accepts a default retention of at most 36,500 days.
+        object_lock_days=section.integer("object_lock_days", 1, 36_500),
+    )
+    if retention.audit_log_days < audit.object_lock_days:
+        raise ConfigError(
+            f"{section._path}.object_lock_days={audit.object_lock_days} exceeds "
+            f"retention.audit_log_days={retention.audit_log_days}: a log file would be "
+            "scheduled to expire while still locked"
+        )
+    return audit
 
 
 def _api(section: _Section) -> ApiConfig:
@@ -274,6 +323,7 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         known = ", ".join(sorted(stages._data))
         raise ConfigError(f"context.stages.{stage} is missing (known stages: {known})")
     section = stages.section(stage)
+    retention = _retention(section.section("retention"))
     return StageConfig(
         project=root.string("project", STAGE_NAME_PATTERN),
         stage=stage,
@@ -283,7 +333,8 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         alarms=_alarms(section.section("alarms")),
         retraining_schedule=section.string("retraining_schedule", SCHEDULE_PATTERN),
         notification_email=section.string("notification_email", EMAIL_PATTERN),
-        retention=_retention(section.section("retention")),
+        retention=retention,
+        audit=_audit(section.section("audit"), retention),
         api=_api(section.section("api")),
         images=_images(section.section("images")),
     )

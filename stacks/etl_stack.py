@@ -8,7 +8,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from stacks.components.data_lake import DataLake
+from stacks.components.data_lake import DataLake, role_arns
 from stacks.components.feature_etl import FeatureEtl
 from stacks.components.network import PrivateNetwork
 from stacks.components.service_key import ServiceKey
@@ -47,6 +47,8 @@ class EtlStack(Stack):
             job_name=names.glue_job,
             security_configuration_name=names.glue_security_configuration,
             secret_name=names.deid_secret,
+            secret_readers=role_arns(names, data_lake.access.deid_secret),
+            role_name=names.role("etl"),
             etl=config.etl,
             data_key=data_lake.key,
             log_key=log_key,

@@ -13,7 +13,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.components.alerts import PUBLISHING_SERVICES, AlertTopic
+from stacks.components.alerts import AlertTopic, alarm_publisher
 from stacks.components.drift_monitor import DriftMonitor
 from stacks.components.health_dashboard import HealthDashboard
 from stacks.components.network import PrivateNetwork
@@ -21,7 +21,7 @@ from stacks.components.platform_alarms import PlatformAlarms
 from stacks.components.service_key import ServiceKey
 from stacks.config import StageConfig
 from stacks.naming import ResourceNames
-from stacks.wildcards import acknowledge_inline_policies
+from stacks.wildcards import acknowledge_inline_policies, acknowledge_wildcards
 
 
 class MonitoringStack(Stack):
@@ -48,12 +48,13 @@ class MonitoringStack(Stack):
             alias=f"alias/{config.prefix}-monitoring",
             description=f"{config.prefix}: encrypts alerts, monitoring logs and queues",
             retain=retain,
-            publishing_services=PUBLISHING_SERVICES,
+            publishers=[alarm_publisher(names.alert_topic, names.prefix)],
         ).key
         self.alert_topic = AlertTopic(
             self,
             "Alerts",
             topic_name=names.alert_topic,
+            alarm_prefix=names.prefix,
             key=key,
             email=config.notification_email,
         ).topic
@@ -74,6 +75,13 @@ class MonitoringStack(Stack):
         )
         self.alarms = PlatformAlarms(
             self, "Alarms", names=names, thresholds=config.alarms, topic=self.alert_topic
+        )
+        acknowledge_wildcards(
+            self.alarms.glue_failure_rule,
+            "The rule publishes to the encrypted alert topic with its own role, whose "
+            "kms:GenerateDataKey* on the topic's key is what publishing to an encrypted "
+            "topic needs.",
+            "Action::kms:GenerateDataKey*",
         )
         HealthDashboard(
             self,

@@ -5,11 +5,20 @@ deployer's environment, and the Monitoring stack alarms on functions, the state 
 Glue job of stacks that depend on it (it owns the alert topic they publish to). Deriving every
 such name here, from the stage prefix alone, keeps producer and watcher in step without
 cross-stack references that would form a cycle.
+
+The same holds for the IAM roles that read or write patient data: the data lake's key policy,
+bucket policies and the de-identification secret's policy name them, yet those resources
+deploy before the stacks that create the roles. The policies therefore match the role ARNs
+built from these names in an ``aws:PrincipalArn`` condition (a condition value, unlike a
+``Principal``, need not exist yet), and each role is created with exactly this name. IAM role
+names are global to an account: one stage prefix per account.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from aws_cdk import Aws
 
 #: Lambda functions of the platform: folder under lambdas/ -> physical name suffix.
 LAMBDA_FUNCTIONS = {
@@ -17,6 +26,17 @@ LAMBDA_FUNCTIONS = {
     "deployer": "deployer",
     "registrar": "registrar",
     "drift_monitor": "drift-monitor",
+}
+
+#: Roles that resource policies name before the role exists: purpose -> what runs as it.
+#: A platform Lambda's role is named like the function (``ResourceNames.function``).
+ROLE_PURPOSES: dict[str, str] = {
+    "etl": "the ETL Glue job",
+    "training": "SageMaker training jobs",
+    "serving": "the SageMaker endpoint (model download, data capture)",
+    "approver": "reviewers who approve or reject model versions",
+    "ingest": "operators and feeds that deliver raw extracts and ground-truth labels",
+    **{suffix: f"the {suffix} Lambda" for suffix in LAMBDA_FUNCTIONS.values()},
 }
 
 
@@ -72,6 +92,21 @@ class ResourceNames:
     def function(self, folder: str) -> str:
         """Physical name of the Lambda in ``lambdas/<folder>``."""
         return f"{self.prefix}-{LAMBDA_FUNCTIONS[folder]}"
+
+    def role(self, purpose: str) -> str:
+        """IAM role name of one of :data:`ROLE_PURPOSES`, e.g. ``readmission-dev-etl``."""
+        if purpose not in ROLE_PURPOSES:
+            raise ValueError(f"unknown role purpose {purpose!r}; known: {sorted(ROLE_PURPOSES)}")
+        return f"{self.prefix}-{purpose}"
+
+    def role_arn(self, purpose: str) -> str:
+        """ARN of :meth:`role` in the deploying account (roles live under path ``/``)."""
+        return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{self.role(purpose)}"
+
+    @property
+    def audit_trail(self) -> str:
+        """The CloudTrail trail that records PHI bucket data events (when the stage creates one)."""
+        return f"{self.prefix}-audit"
 
     def alarm(self, purpose: str) -> str:
         """CloudWatch alarm name, e.g. ``readmission-dev-endpoint-latency-p95-rollback``."""

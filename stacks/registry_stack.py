@@ -33,6 +33,7 @@ class RegistryStack(Stack):
             self,
             "Registry",
             group_name=names.model_package_group,
+            names=names,
             data_key=data_lake.key,
             curated_bucket=data_lake.curated_bucket,
             artifact_bucket=data_lake.artifact_bucket,

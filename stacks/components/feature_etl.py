@@ -14,6 +14,7 @@ same-account policies), never the internet
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Aws, RemovalPolicy
@@ -105,6 +106,8 @@ class FeatureEtl(Construct):
         job_name: str,
         security_configuration_name: str,
         secret_name: str,
+        secret_readers: Sequence[str],
+        role_name: str,
         etl: EtlConfig,
         data_key: kms.IKey,
         log_key: kms.IKey,
@@ -121,17 +124,7 @@ class FeatureEtl(Construct):
         if not script.is_file():
             raise FileNotFoundError(f"Glue job script {script.name} is missing under glue_jobs/")
         self.job_name = job_name
-        self.deid_secret = secretsmanager.Secret(
-            self,
-            "DeidentificationKey",
-            secret_name=secret_name,
-            description="HMAC-SHA256 key of the de-identification (contracts.deidentify)",
-            encryption_key=data_key,
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=64, exclude_punctuation=True
-            ),
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        self.deid_secret = self._secret(secret_name, secret_readers, data_key)
         acknowledge(
             self.deid_secret,
             ROTATION_REASON,
@@ -144,7 +137,13 @@ class FeatureEtl(Construct):
         script_asset = s3_assets.Asset(self, "Script", path=str(script))
         library_asset = s3_assets.Asset(self, "Library", path=str(build_glue_library()))
         self.role = self._role(
-            data_key, log_key, raw_bucket, curated_bucket, etl.source, (script_asset, library_asset)
+            role_name,
+            data_key,
+            log_key,
+            raw_bucket,
+            curated_bucket,
+            etl.source,
+            (script_asset, library_asset),
         )
         self.connection_name = f"{job_name}-network"
         connection = self._connection(vpc, subnets, security_group)
@@ -292,8 +291,46 @@ class FeatureEtl(Construct):
             "Resource::[*]",
         )
 
+    def _secret(
+        self, secret_name: str, readers: Sequence[str], data_key: kms.IKey
+    ) -> secretsmanager.Secret:
+        """The HMAC key, encrypted with the data key; only ``readers`` (role ARNs) may read it.
+
+        The data key's own policy (stacks.components.data_lake) already lets Secrets Manager
+        use it for this secret, so the key is passed as an imported reference: the Secret
+        construct would otherwise add a broader statement to that policy from here.
+        """
+        if not readers:
+            raise ValueError("the de-identification secret needs the roles that read it")
+        key = kms.Key.from_key_arn(
+            self, "DataKeyOfSecret", reference(self, data_key.key_arn, data_key)
+        )
+        secret = secretsmanager.Secret(
+            self,
+            "DeidentificationKey",
+            secret_name=secret_name,
+            description="HMAC-SHA256 key of the de-identification (contracts.deidentify)",
+            encryption_key=key,
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
+            ),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        secret.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyReadingTheKeyToAllButItsReaders",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["secretsmanager:GetSecretValue"],
+                resources=["*"],
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": list(readers)}},
+            )
+        )
+        return secret
+
     def _role(
         self,
+        role_name: str,
         data_key: kms.IKey,
         log_key: kms.IKey,
         raw_bucket: s3.IBucket,
@@ -305,6 +342,7 @@ class FeatureEtl(Construct):
         role = iam.Role(
             self,
             "Role",
+            role_name=role_name,
             assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
             description="The ETL Glue job runs as this role",
         )

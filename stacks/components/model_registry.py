@@ -23,6 +23,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.components.grants import grant_key, grant_objects, reference
+from stacks.naming import ResourceNames
 from stacks.wildcards import acknowledge_wildcards
 
 #: Prefixes of the artifact bucket: training jobs write under ``training/``.
@@ -54,6 +55,7 @@ class ExecutionRoleNeeds:
     """What one SageMaker execution role runs and reaches (names, not constructs: the
     repositories and alarms live in stacks that depend on this one)."""
 
+    role: str
     image_repository: str
     log_group_pattern: str
 
@@ -78,6 +80,7 @@ class ModelRegistry(Construct):
         construct_id: str,
         *,
         group_name: str,
+        names: ResourceNames,
         data_key: kms.IKey,
         curated_bucket: s3.IBucket,
         artifact_bucket: s3.IBucket,
@@ -92,12 +95,13 @@ class ModelRegistry(Construct):
         self.group_name = group_name
         self.group_arn = sagemaker_arn(f"model-package-group/{group_name}")
         self.package_arns = sagemaker_arn(f"model-package/{group_name}/*")
+        self._names = names
         self.approver_role = self._approver_role(data_key, artifact_bucket)
         self.training_role = self._execution_role(
             "TrainingRole",
             "SageMaker training jobs run as this role: features in, model artifacts out",
             data_key,
-            ExecutionRoleNeeds(training_image_repository, TRAINING_LOGS),
+            ExecutionRoleNeeds("training", training_image_repository, TRAINING_LOGS),
         )
         grant_objects(
             self.training_role,
@@ -112,7 +116,7 @@ class ModelRegistry(Construct):
             "ServingRole",
             "The real-time endpoint runs as this role: model artifacts in, data capture out",
             data_key,
-            ExecutionRoleNeeds(serving_image_repository, ENDPOINT_LOGS),
+            ExecutionRoleNeeds("serving", serving_image_repository, ENDPOINT_LOGS),
         )
         grant_objects(self.serving_role, artifact_bucket, [TRAINING_PREFIX], sid="ModelArchives")
         grant_objects(
@@ -186,6 +190,7 @@ class ModelRegistry(Construct):
         role = iam.Role(
             self,
             "ApproverRole",
+            role_name=self._names.role("approver"),
             assumed_by=iam.CompositePrincipal(
                 iam.ServicePrincipal("sagemaker.amazonaws.com"),
                 iam.AccountRootPrincipal(),
@@ -242,6 +247,7 @@ class ModelRegistry(Construct):
         role = iam.Role(
             self,
             construct_id,
+            role_name=self._names.role(needs.role),
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=description,
         )

@@ -176,6 +176,9 @@ class PlatformAlarms(Construct):
             targets=[
                 targets.SnsTopic(
                     topic,
+                    # With a role: the topic's key cannot confine EventBridge's service
+                    # principal to this rule (stacks/components/alerts.py).
+                    authorize_using_role=True,
                     message=events.RuleTargetInput.from_text(
                         f"Glue job {events.EventField.from_path('$.detail.jobName')} ended in "
                         f"state {events.EventField.from_path('$.detail.state')} "

@@ -125,6 +125,9 @@ class PlatformFunction(Construct):
         self.role = iam.Role(
             self,
             "Role",
+            # Named like the function (stacks.naming.ResourceNames.role): resource policies
+            # of the data lake name it before it exists.
+            role_name=function_name,
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"{function_name}: runtime permissions of the function",
         )

@@ -20,17 +20,27 @@ NO_REPLICATION_REASON = (
 
 @dataclass(frozen=True)
 class LifecyclePolicy:
-    """When objects expire; ``None`` keeps current versions forever."""
+    """When objects expire; ``None`` keeps current versions forever.
+
+    ``expire_prefix`` limits the expiry to the objects under one prefix (``capture/``), so
+    that what else the bucket holds (drift baselines, ground-truth labels) is kept.
+    """
 
     expire_after_days: int | None
     noncurrent_version_days: int
     infrequent_access_after_days: int | None = None
+    expire_prefix: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.expire_prefix is not None and not self.expire_prefix.endswith("/"):
+            raise ValueError(f"expire_prefix {self.expire_prefix!r} must end with '/'")
 
 
 class SecureBucket(Construct):
     """KMS-encrypted, TLS-only, versioned, access-logged bucket with public access blocked.
 
-    Exposes ``self.bucket``.
+    ``object_lock`` makes every new object version immutable for its default retention
+    (S3 Object Lock can only be enabled when the bucket is created). Exposes ``self.bucket``.
     """
 
     def __init__(
@@ -42,6 +52,8 @@ class SecureBucket(Construct):
         access_log_bucket: s3.IBucket,
         lifecycle: LifecyclePolicy,
         retain_on_delete: bool,
+        object_lock: s3.ObjectLockRetention | None = None,
+        bucket_key: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         rules = [
@@ -56,6 +68,7 @@ class SecureBucket(Construct):
                 s3.LifecycleRule(
                     id="expire-current-versions",
                     expiration=Duration.days(lifecycle.expire_after_days),
+                    prefix=lifecycle.expire_prefix,
                 )
             )
         if lifecycle.infrequent_access_after_days is not None:
@@ -75,7 +88,7 @@ class SecureBucket(Construct):
             "Bucket",
             encryption=s3.BucketEncryption.KMS,
             encryption_key=encryption_key,
-            bucket_key_enabled=True,
+            bucket_key_enabled=bucket_key,
             enforce_ssl=True,
             minimum_tls_version=1.2,
             versioned=True,
@@ -86,5 +99,7 @@ class SecureBucket(Construct):
             lifecycle_rules=rules,
             removal_policy=RemovalPolicy.RETAIN if retain_on_delete else RemovalPolicy.DESTROY,
             auto_delete_objects=False,
+            object_lock_enabled=object_lock is not None or None,
+            object_lock_default_retention=object_lock,
         )
         acknowledge(self.bucket, NO_REPLICATION_REASON, "HIPAA.Security-S3BucketReplicationEnabled")

@@ -8,6 +8,7 @@ alarms, EventBridge) need statements in the key policy itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aws_cdk import Aws, RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -26,8 +27,26 @@ ENCRYPT_ACTIONS = (
 PUBLISH_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey*")
 
 
+@dataclass(frozen=True)
+class TopicPublisher:
+    """An AWS service that publishes to one encrypted topic for resources of this account.
+
+    ``source_arn`` is an ``ArnLike`` pattern of those resources (the confused-deputy guard);
+    the topic is matched by SNS's encryption context ``aws:sns:topicArn``.
+    https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services
+    """
+
+    service: str
+    source_arn: str
+    topic_arn: str
+
+    @property
+    def sid(self) -> str:
+        return f"Allow{self.service.split('.')[0].capitalize()}ToPublish"
+
+
 class ServiceKey(Construct):
-    """Rotating KMS key whose policy lets CloudWatch Logs (and optional publishers) use it.
+    """Rotating KMS key whose policy lets CloudWatch Logs (and optional topic publishers) use it.
 
     Exposes ``self.key``.
     """
@@ -40,7 +59,7 @@ class ServiceKey(Construct):
         alias: str,
         description: str,
         retain: bool,
-        publishing_services: Sequence[str] = (),
+        publishers: Sequence[TopicPublisher] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.key = kms.Key(
@@ -66,13 +85,19 @@ class ServiceKey(Construct):
                 },
             )
         )
-        for service in publishing_services:
+        for publisher in publishers:
             self.key.add_to_resource_policy(
                 iam.PolicyStatement(
-                    sid=f"Allow{service.split('.')[0].capitalize()}ToPublish",
-                    principals=[iam.ServicePrincipal(service)],
+                    sid=publisher.sid,
+                    principals=[iam.ServicePrincipal(publisher.service)],
                     actions=list(PUBLISH_ACTIONS),
                     resources=["*"],
-                    conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+                    conditions={
+                        "ArnLike": {"aws:SourceArn": publisher.source_arn},
+                        "StringEquals": {
+                            "aws:SourceAccount": Aws.ACCOUNT_ID,
+                            "kms:EncryptionContext:aws:sns:topicArn": publisher.topic_arn,
+                        },
+                    },
                 )
             )

@@ -47,20 +47,46 @@ def test_topic_is_kms_encrypted_tls_only_and_mails_the_stage_address(
     )
 
 
-def test_alert_key_lets_alarms_and_eventbridge_publish(dev: Synthesized) -> None:
+def test_alert_key_lets_only_the_stages_alarms_publish(dev: Synthesized) -> None:
+    """CloudWatch alarms of this stage only, to this topic only (aws:SourceArn and the
+    aws:sns:topicArn encryption context); EventBridge has no statement: its rule publishes
+    with a role, because KMS sees no aws:SourceArn for EventBridge deliveries.
+    https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services
+    """
     keys = dev["Monitoring"].find_resources("AWS::KMS::Key")
     assert len(keys) == 1
     statements = next(iter(keys.values()))["Properties"]["KeyPolicy"]["Statement"]
-    services = {
-        flatten(s["Principal"]["Service"])
+    by_service = {
+        flatten(s["Principal"]["Service"]): s
         for s in statements
         if "Service" in s.get("Principal", {})
     }
-    assert services == {
-        "logs.<ref>.amazonaws.com",
-        "cloudwatch.amazonaws.com",
-        "events.amazonaws.com",
-    }
+    assert set(by_service) == {"logs.<ref>.amazonaws.com", "cloudwatch.amazonaws.com"}
+    alarms = by_service["cloudwatch.amazonaws.com"]["Condition"]
+    assert flatten(alarms["ArnLike"]["aws:SourceArn"]) == (
+        "arn:<ref>:cloudwatch:<ref>:<ref>:alarm:readmission-dev-*"
+    )
+    assert flatten(alarms["StringEquals"]["kms:EncryptionContext:aws:sns:topicArn"]) == (
+        "arn:<ref>:sns:<ref>:<ref>:readmission-dev-alerts"
+    )
+
+
+def test_topic_accepts_alarms_of_this_stage_and_the_glue_rule_publishes_with_a_role(
+    dev: Synthesized,
+) -> None:
+    monitoring = dev["Monitoring"]
+    policy = only(monitoring, "AWS::SNS::TopicPolicy")["PolicyDocument"]["Statement"]
+    services = [s for s in policy if "Service" in s.get("Principal", {})]
+    assert [s["Principal"]["Service"] for s in services] == ["cloudwatch.amazonaws.com"]
+    assert flatten(services[0]["Condition"]["ArnLike"]["aws:SourceArn"]).endswith(
+        ":alarm:readmission-dev-*"
+    )
+    rule = only(
+        monitoring,
+        "AWS::Events::Rule",
+        {"EventPattern": Match.object_like({"source": ["aws.glue"]})},
+    )
+    assert "RoleArn" in rule["Targets"][0]
 
 
 def test_drift_monitor_runs_hourly_on_the_endpoint_capture(
