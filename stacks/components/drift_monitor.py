@@ -92,8 +92,8 @@ class DriftMonitor(Construct):
             role,
             "s3:GetObject is limited to the capture, baseline and ground-truth prefixes of the "
             "capture bucket, whose object keys are dated and not known in advance; "
-            "PutMetricData has no resource type and is pinned to the drift namespace by "
-            "condition.",
+            "PutMetricData's only resource type (dataset) does not name metrics, so it is "
+            "pinned to the drift namespace by the cloudwatch:namespace condition.",
             "Resource::[*]",
             f"Resource::*/{CAPTURE_PREFIX}/*",
             f"Resource::*/{BASELINE_PREFIX}/*",

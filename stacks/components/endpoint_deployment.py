@@ -491,8 +491,9 @@ class EndpointDeployment(Construct):
             "one package group and lists this account's model packages (ListModelPackages' "
             "resource type is model-package: see model_registry.list_versions_statement); it "
             "reads model archives under training/<job>/ and writes baselines and its memory of "
-            "failed deployments under baselines/<endpoint>/; PutMetricData supports no "
-            "resource-level permission and is pinned to the deployer's namespace by condition; "
+            "failed deployments under baselines/<endpoint>/; PutMetricData's only "
+            "resource type (dataset) does not name metrics, so it is pinned to the deployer's "
+            "namespace by the cloudwatch:namespace condition; "
             "kms:GenerateDataKey* is what publishing to the encrypted alert topic needs.",
             "Resource::*:model/*-*",
             "Resource::*:endpoint-config/*-*",

@@ -286,6 +286,11 @@ class ModelRegistry(Construct):
                 sid="EcrToken", actions=["ecr:GetAuthorizationToken"], resources=["*"]
             )
         )
+        # The interface actions take network-interface, subnet and security-group ARNs (Service
+        # Authorization Reference, Amazon EC2), but SageMaker creates the interfaces at run time
+        # in the subnets and security group the job or model names: they are scoped to this
+        # account's and region's. The Describe actions have no resource type.
+        ec2_arn = f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}:{Aws.ACCOUNT_ID}"
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="VpcNetworkInterfaces",
@@ -294,6 +299,18 @@ class ModelRegistry(Construct):
                     "ec2:CreateNetworkInterfacePermission",
                     "ec2:DeleteNetworkInterface",
                     "ec2:DeleteNetworkInterfacePermission",
+                ],
+                resources=[
+                    f"{ec2_arn}:network-interface/*",
+                    f"{ec2_arn}:subnet/*",
+                    f"{ec2_arn}:security-group/*",
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DescribeVpcNetwork",
+                actions=[
                     "ec2:DescribeNetworkInterfaces",
                     "ec2:DescribeVpcs",
                     "ec2:DescribeDhcpOptions",
@@ -329,11 +346,17 @@ class ModelRegistry(Construct):
         acknowledge_wildcards(
             role,
             "Object keys under the features/, protected/, training/ and capture/ prefixes are "
-            "written per run and not known in advance; ecr:GetAuthorizationToken, "
-            "PutMetricData (pinned to /aws/sagemaker/* by condition) and the ENI actions of "
-            "VPC jobs support no resource-level permission; SageMaker names its log groups "
+            "written per run and not known in advance; ecr:GetAuthorizationToken and the EC2 "
+            "Describe actions have no resource type; PutMetricData's only resource type "
+            "(dataset) does not name metrics, so it is pinned to /aws/sagemaker/* by the "
+            "cloudwatch:namespace condition; SageMaker creates the network interfaces of VPC "
+            "jobs and endpoints at run time, in the subnets and security group it is given "
+            "(scoped to this account's and region's); SageMaker names its log groups "
             "/aws/sagemaker/TrainingJobs and /aws/sagemaker/Endpoints/<endpoint>.",
             "Resource::[*]",
+            "Resource::*:network-interface/*",
+            "Resource::*:subnet/*",
+            "Resource::*:security-group/*",
             f"Resource::*/{FEATURES_PREFIX}/*",
             f"Resource::*/{PROTECTED_PREFIX}/*",
             f"Resource::*/{TRAINING_PREFIX}/*",

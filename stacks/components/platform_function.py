@@ -49,8 +49,10 @@ RUNTIME_REASON = (
     "is published per runtime and the code is tested on 3.12-compatible dependencies."
 )
 ENI_REASON = (
-    "ec2:*NetworkInterface* for a VPC Lambda cannot be scoped: the ENI ids do not exist "
-    "before Lambda creates them (same statement as AWSLambdaVPCAccessExecutionRole)."
+    "Lambda creates, describes and deletes a VPC function's network interfaces with the "
+    "function's role, in the subnets of its VpcConfig, before their ids exist; "
+    "DescribeNetworkInterfaces has no resource type; the statement is the one of AWS's "
+    "AWSLambdaVPCAccessExecutionRole, which Lambda's documentation prescribes."
 )
 XRAY_REASON = (
     "xray:PutTraceSegments and PutTelemetryRecords support no resource-level permissions; "
