@@ -36,7 +36,8 @@ _RECORD_CONFIG = ConfigDict(extra="forbid", strict=True)
 
 _RawIdentifier = (
     Annotated[StrictStr, Field(min_length=1, max_length=serving.MAX_IDENTIFIER_CHARS)]
-    | Annotated[StrictInt, Field(ge=0)]
+    # As many digits at most as a string identifier has characters.
+    | Annotated[StrictInt, Field(ge=0, lt=10**serving.MAX_IDENTIFIER_CHARS)]
 )
 
 
@@ -170,12 +171,33 @@ class EndpointResponse(BaseModel):
     predictions: list[Prediction]
 
 
+class ProbeReport(BaseModel):
+    """Whether the model answered a synthetic, non-patient record through the prediction path."""
+
+    status: Literal["ok", "failed", "timeout", "throttled", "not_run"] = Field(
+        description="ok: the model answered; failed: an error or a broken answer; timeout: no "
+        "answer by the deadline; throttled: refused for capacity; not_run: the control plane "
+        "says the endpoint cannot take invocations."
+    )
+    model_version: str | None = Field(description="Version of the model that answered.")
+    latency_ms: int | None = Field(description="How long the answer took.")
+
+
 class HealthResponse(BaseModel):
-    """Whether predictions can be served now, and by which model version."""
+    """Whether predictions can be served now: the control plane's status and the model's answer.
+
+    ``status`` is ok only when the model answered the probe. Answers are cached per function
+    container for HEALTH_CACHE_TTL_S seconds (the probe's rate limit); ``checked_at`` says when
+    this one was taken.
+    """
 
     status: Literal["ok", "unavailable"]
     endpoint_status: str = Field(description="SageMaker's EndpointStatus, or NotFound/Unknown.")
-    model_version: str | None
+    model_version: str | None = Field(
+        description="The model version the endpoint's configuration serves (control plane)."
+    )
+    probe: ProbeReport
+    checked_at: str = Field(description="When the check was made (UTC, ISO 8601).")
 
 
 class FieldError(BaseModel):
