@@ -155,7 +155,7 @@ def error_response(
     body = ErrorResponse(
         error=code,
         request_id=request_id(),
-        fields=None if fields is None else [f.field for f in fields],
+        fields=None if fields is None else list(dict.fromkeys(f.field for f in fields)),
         details=fields,
     )
     headers = dict(headers or {})

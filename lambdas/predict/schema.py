@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
     RootModel,
-    StrictInt,
     StrictStr,
     Tag,
     create_model,
@@ -34,17 +34,31 @@ BATCH_TAG = "batch"
 #: Strict: a JSON API should not turn "12" into 12 or true into 1 behind the caller's back.
 _RECORD_CONFIG = ConfigDict(extra="forbid", strict=True)
 
+
+def _integral_number(value: Any) -> Any:
+    """``6.0`` is the integer 6: JSON has one number type, and JSON Schema's ``integer`` is
+    any number without a fractional part (so OpenAPI clients may send one). Anything else,
+    ``6.5``, ``"6"`` or ``true`` included, is left for the strict check to refuse."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+def _integer(**bounds: Any) -> Any:
+    """An integer as JSON Schema defines one, within ``bounds`` (``ge``, ``le``, ``lt``)."""
+    return Annotated[int, Field(**bounds), BeforeValidator(_integral_number)]
+
 _RawIdentifier = (
     Annotated[StrictStr, Field(min_length=1, max_length=serving.MAX_IDENTIFIER_CHARS)]
     # As many digits at most as a string identifier has characters.
-    | Annotated[StrictInt, Field(ge=0, lt=10**serving.MAX_IDENTIFIER_CHARS)]
+    | _integer(ge=0, lt=10**serving.MAX_IDENTIFIER_CHARS)
 )
 
 
 def _value_type(spec: FieldSpec) -> Any:
     """Return the pydantic type of one model-input field (before nullability)."""
     if spec.kind == FieldKind.NUMERIC and spec.dtype == "int":
-        return Annotated[int, Field(ge=_int_bound(spec.valid_min), le=_int_bound(spec.valid_max))]
+        return _integer(ge=_int_bound(spec.valid_min), le=_int_bound(spec.valid_max))
     if spec.kind == FieldKind.NUMERIC:
         return Annotated[float, Field(ge=spec.valid_min, le=spec.valid_max, allow_inf_nan=False)]
     if spec.kind == FieldKind.CATEGORICAL and spec.categories is not None:
