@@ -48,6 +48,7 @@ def _integer(**bounds: Any) -> Any:
     """An integer as JSON Schema defines one, within ``bounds`` (``ge``, ``le``, ``lt``)."""
     return Annotated[int, Field(**bounds), BeforeValidator(_integral_number)]
 
+
 _RawIdentifier = (
     Annotated[StrictStr, Field(min_length=1, max_length=serving.MAX_IDENTIFIER_CHARS)]
     # As many digits at most as a string identifier has characters.

@@ -117,7 +117,7 @@ def test_base64_body_that_is_not_utf8_is_400(api: PredictApi, data: bytes) -> No
     assert_error(api, result, 400, "invalid_request", "unicode_invalid")
 
 
-@pytest.mark.parametrize("surrogate", ["\ud800", "\udfff", "\udc00\ud800"])
+@pytest.mark.parametrize("surrogate", [chr(0xD800), chr(0xDFFF), chr(0xDC00) + chr(0xD800)])
 def test_text_body_with_a_lone_surrogate_is_400(api: PredictApi, surrogate: str) -> None:
     # The Lambda runtime decodes the event's JSON, so a body "\ud800" arrives as a lone
     # surrogate in a str: it has no UTF-8 form.
