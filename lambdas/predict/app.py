@@ -303,34 +303,40 @@ def health() -> Response[HealthResponse]:
 def _check(settings: Settings) -> HealthReport:
     """One health check under one deadline: control plane first, then the probe."""
     deadline = request_deadline(settings)
+    return check_health(
+        lambda: _describe_endpoint(settings, deadline), lambda: _probe(settings, deadline)
+    )
 
-    def describe() -> EndpointHealth:
-        try:
-            return run_within(
-                deadline,
-                lambda _: check_endpoint(clients.sagemaker(), settings.endpoint_name),
-                "describe_endpoint",
-            )
-        except DeadlineExceededError:
-            return EndpointHealth(UNKNOWN, None)
 
-    def probe() -> ProbeResult:
-        def probe_score(records: list[dict[str, Any]]) -> list[Prediction]:
-            return run_within(
-                deadline,
-                lambda cancellation: invoke_endpoint(
-                    clients.runtime(settings),
-                    settings.endpoint_name,
-                    records,
-                    cancellation,
-                    inference_id=HEALTH_PROBE_INFERENCE_ID,
-                ),
-                "health_probe",
-            )
+def _describe_endpoint(settings: Settings, deadline: Deadline) -> EndpointHealth:
+    """The control plane's view; ``Unknown`` when it does not answer in time."""
+    try:
+        return run_within(
+            deadline,
+            lambda _: check_endpoint(clients.sagemaker(), settings.endpoint_name),
+            "describe_endpoint",
+        )
+    except DeadlineExceededError:
+        return EndpointHealth(UNKNOWN, None)
 
-        return run_probe(probe_score)
 
-    return check_health(describe, probe)
+def _probe(settings: Settings, deadline: Deadline) -> ProbeResult:
+    """Score the probe record through the prediction path, labelled for data capture."""
+
+    def score_probe(records: list[dict[str, Any]]) -> list[Prediction]:
+        return run_within(
+            deadline,
+            lambda cancellation: invoke_endpoint(
+                clients.runtime(settings),
+                settings.endpoint_name,
+                records,
+                cancellation,
+                inference_id=HEALTH_PROBE_INFERENCE_ID,
+            ),
+            "health_probe",
+        )
+
+    return run_probe(score_probe)
 
 
 @app.exception_handler(RequestValidationError)
