@@ -55,7 +55,7 @@ def test_no_identifier_or_clinical_value_reaches_any_log(
     stream = io.StringIO()
     monkeypatch.setattr(predict_app.logger.registered_handler, "stream", stream)
     statuses = []
-    with predict_api(env={"REQUEST_DEADLINE_S": "1"}) as api:
+    with predict_api(env={"REQUEST_DEADLINE_S": "2"}) as api:
         statuses.append(api.predict(RECORD).status)
         statuses.append(api.predict({"instances": [RECORD, RECORD]}).status)
         statuses.append(api.predict({**RECORD, "age_years": 131, RAW_PATIENT: 1}).status)
