@@ -71,6 +71,6 @@ MAX_NOTE_CHARS = 200_000
 # drift monitor, skip records carrying either label.
 #: ``InferenceId`` of every probe invocation.
 HEALTH_PROBE_INFERENCE_ID = "readmission-health-probe"
-#: ``patient_key`` of the probe record: 64 hex digits, as a keyed hash is, but no HMAC output
-#: of a real identifier is all zeros in practice.
-HEALTH_PROBE_PATIENT_KEY = "0" * 64
+#: ``patient_key`` of the probe record: 64 hex digits as a keyed hash has, namely
+#: sha256(b"readmission-platform/health-probe"), a plain hash no HMAC of an identifier will give.
+HEALTH_PROBE_PATIENT_KEY = "5d3c641e4af8e70caeb00eed75be1488c890e10c8ea9909ae808dbd6051f8ed9"

@@ -7,6 +7,7 @@ labelled record sent through the prediction path, at most once per cache TTL per
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from contracts.serving import HEALTH_PROBE_INFERENCE_ID, HEALTH_PROBE_PATIENT_KEY
+from lambdas.drift_monitor.capture import decode_capture_line
 from lambdas.predict import app as predict_app
 from lambdas.predict.health import EndpointHealth, HealthCache, check_health
 from lambdas.predict.probe import NOT_RUN, ProbeResult, probe_record, run_probe
@@ -232,3 +234,34 @@ def test_cache_ttl_runs_from_the_end_of_the_check() -> None:
     assert cache.get(10, slow_check) == 5
     now[0] = 15.0
     assert cache.get(10, slow_check) == 20
+
+
+# --- probe traffic never counts as patient traffic ------------------------------------------------
+
+
+def _capture_line(records: list[dict[str, Any]], metadata: dict[str, Any]) -> str:
+    predictions = [{"probability": 0.1, "encounter_key": None} for _ in records]
+    return json.dumps(
+        {
+            "captureData": {
+                "endpointInput": {"data": json.dumps({"instances": records}), "encoding": "JSON"},
+                "endpointOutput": {
+                    "data": json.dumps({"predictions": predictions}),
+                    "encoding": "JSON",
+                },
+            },
+            "eventMetadata": {"inferenceTime": "2024-05-01T09:30:00Z", **metadata},
+        }
+    )
+
+
+def test_the_drift_monitor_skips_captured_probes() -> None:
+    patient = {**probe_record(), "patient_key": "a" * 64, "encounter_key": "e1"}
+    _, records = decode_capture_line(
+        _capture_line([probe_record()], {"inferenceId": HEALTH_PROBE_INFERENCE_ID})
+    )
+    assert records == []
+    _, records = decode_capture_line(_capture_line([probe_record()], {}))  # no InferenceId
+    assert records == []
+    _, records = decode_capture_line(_capture_line([patient, probe_record(), patient], {}))
+    assert [r.encounter_key for r in records] == ["e1", "e1"]
