@@ -63,3 +63,14 @@ MAX_CODES_PER_SEQUENCE = 500
 MAX_CODE_CHARS = 64
 #: Longest discharge note, in characters (the body limit still applies to the whole request).
 MAX_NOTE_CHARS = 200_000
+
+# The prediction API's health probe: one synthetic, non-patient record scored through the same
+# call path as a prediction, at most once per HEALTH_CACHE_TTL_S per Lambda container. It is
+# labelled twice so that captured probe traffic can be told from patients' (data capture
+# records InvokeEndpoint's InferenceId with the request): consumers of the capture, such as the
+# drift monitor, skip records carrying either label.
+#: ``InferenceId`` of every probe invocation.
+HEALTH_PROBE_INFERENCE_ID = "readmission-health-probe"
+#: ``patient_key`` of the probe record: 64 hex digits as a keyed hash has, namely
+#: sha256(b"readmission-platform/health-probe"), a plain hash no HMAC of an identifier will give.
+HEALTH_PROBE_PATIENT_KEY = "5d3c641e4af8e70caeb00eed75be1488c890e10c8ea9909ae808dbd6051f8ed9"

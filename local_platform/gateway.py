@@ -2,11 +2,23 @@
 
 It does what the deployed REST API does between a client and the Lambda proxy integration
 (routing, the 10 MB payload limit, header mapping) and nothing else; authentication (IAM) is
-not emulated and is said so at start-up.
+not emulated and is said so at start-up. How it maps a request:
+
+- the path and method must match a route exactly (``/predict/`` is another resource): an
+  unknown path is 403 "Missing Authentication Token", as API Gateway answers; another method
+  on a known path is 405 with ``Allow``; any method token reaches this routing, none is
+  answered by the HTTP server's own HTML error page;
+- a header sent several times reaches the handler in ``multiValueHeaders`` with every value;
+- a body that is UTF-8 text is passed as text; any other body is passed base64-encoded with
+  ``isBase64Encoded`` set, so the handler sees the bytes the client sent, never a guess at
+  their text;
+- the body is framed by ``Content-Length`` or chunked transfer coding; a malformed length is
+  400 and a length over the limit 413, as API Gateway answers them.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -65,17 +77,33 @@ class LocalApiGateway:
         self.stop()
 
     def dispatch(
-        self, method: str, path: str, body: str | None, headers: Mapping[str, str]
+        self,
+        method: str,
+        path: str,
+        body: str | None,
+        headers: Mapping[str, str],
+        *,
+        multi_value_headers: Mapping[str, list[str]] | None = None,
+        is_base64_encoded: bool = False,
     ) -> tuple[int, dict[str, str], str]:
         """Route one request; returns status, headers and body as API Gateway would."""
         route = self._routes.get((method, path))
         if route is None:
-            known_path = any(p == path for _, p in self._routes)
-            status = 403 if not known_path else 405
-            # API Gateway answers unknown resources with 403 "Missing Authentication Token".
-            message = "Missing Authentication Token" if status == 403 else "Method Not Allowed"
-            return status, {"Content-Type": "application/json"}, json.dumps({"message": message})
-        event = rest_api_proxy_event(method, path, route.path, body=body, headers=headers)
+            allowed = sorted(m for m, p in self._routes if p == path)
+            if not allowed:
+                # API Gateway answers unknown resources with 403 "Missing Authentication Token".
+                return _gateway_error(403, "Missing Authentication Token")
+            status, out_headers, out_body = _gateway_error(405, "Method Not Allowed")
+            return status, {**out_headers, "Allow": ", ".join(allowed)}, out_body
+        event = rest_api_proxy_event(
+            method,
+            path,
+            route.path,
+            body=body,
+            headers=headers,
+            multi_value_headers=multi_value_headers,
+            is_base64_encoded=is_base64_encoded,
+        )
         context = LocalLambdaContext(function_name=route.function_name)
         response = route.handler(event, context)
         response_headers = {str(k): str(v) for k, v in (response.get("headers") or {}).items()}
@@ -90,30 +118,45 @@ class LocalApiGateway:
             protocol_version = "HTTP/1.1"
 
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > API_GATEWAY_MAX_PAYLOAD_BYTES:
-                    self._reply(
-                        413, {"Content-Type": "application/json"}, '{"message":"Request Too Long"}'
-                    )
-                    return
-                raw = self.rfile.read(length) if length else b""
-                path = self.path.split("?", 1)[0]
-                headers = dict(self.headers.items())
                 try:
-                    status, out_headers, body = gateway.dispatch(
+                    raw = self._read_body()
+                except _FramingError as error:
+                    self._reply(*_gateway_error(error.status, error.message))
+                    self.close_connection = True
+                    return
+                path = self.path.split("?", 1)[0]
+                names = dict.fromkeys(self.headers.keys())
+                headers = {name: str(self.headers[name]) for name in names}
+                multi = {name: self.headers.get_all(name) or [] for name in names}
+                body, is_base64 = _event_body(raw)
+                try:
+                    status, out_headers, out_body = gateway.dispatch(
                         self.command,
                         path,
-                        raw.decode("utf-8", errors="replace") if raw else None,
+                        body,
                         headers,
+                        multi_value_headers={k: v for k, v in multi.items() if len(v) > 1},
+                        is_base64_encoded=is_base64,
                     )
                 except Exception:  # the Lambda service's answer to a crashed function
                     logger.exception("handler raised")
-                    status, out_headers, body = (
+                    status, out_headers, out_body = (
                         502,
                         {"Content-Type": "application/json"},
                         '{"message":"Internal server error"}',
                     )
-                self._reply(status, out_headers, body)
+                self._reply(status, out_headers, out_body)
+
+            def _read_body(self) -> bytes:
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    return _read_chunked(self.rfile, API_GATEWAY_MAX_PAYLOAD_BYTES)
+                declared = (self.headers.get("Content-Length") or "0").strip()
+                if not declared.isdigit():
+                    raise _FramingError(400, "Invalid Content-Length")
+                length = int(declared)
+                if length > API_GATEWAY_MAX_PAYLOAD_BYTES:
+                    raise _FramingError(413, "Request Too Long")
+                return self.rfile.read(length) if length else b""
 
             def _reply(self, status: int, headers: Mapping[str, str], body: str) -> None:
                 payload = body.encode("utf-8")
@@ -123,14 +166,62 @@ class LocalApiGateway:
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if self.command != "HEAD":  # a HEAD answer has no body (RFC 9110 9.3.2)
+                    self.wfile.write(payload)
 
-            do_GET = _serve  # noqa: N815 - the stdlib's dispatch names
-            do_POST = _serve  # noqa: N815
-            do_PUT = _serve  # noqa: N815
-            do_DELETE = _serve  # noqa: N815
+            def __getattr__(self, name: str) -> Any:
+                # The stdlib dispatches a method token to do_<TOKEN> and answers a missing one
+                # with its own HTML 501; every token is routed here instead, as API Gateway does.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Access logs carry no paths or bodies: the stdlib default would print both."""
 
         return _RequestHandler
+
+
+class _FramingError(Exception):
+    """The request's body cannot be framed; API Gateway answers before any integration."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _gateway_error(status: int, message: str) -> tuple[int, dict[str, str], str]:
+    return status, {"Content-Type": "application/json"}, json.dumps({"message": message})
+
+
+def _event_body(raw: bytes) -> tuple[str | None, bool]:
+    """The event's ``body`` and ``isBase64Encoded``: text when the bytes are UTF-8, else base64."""
+    if not raw:
+        return None, False
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii"), True
+
+
+def _read_chunked(stream: Any, limit: int) -> bytes:
+    """Read a chunked body (RFC 9112 7.1), trailers discarded."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        line = stream.readline(1024).split(b";", 1)[0].strip()
+        try:
+            size = int(line, 16)
+        except ValueError:
+            raise _FramingError(400, "Invalid chunked body") from None
+        if size == 0:
+            break
+        total += size
+        if total > limit:
+            raise _FramingError(413, "Request Too Long")
+        chunks.append(stream.read(size))
+        stream.readline(1024)  # the CRLF after the chunk
+    while stream.readline(1024).strip():  # trailer fields, up to the empty line
+        pass
+    return b"".join(chunks)

@@ -51,16 +51,26 @@ def rest_api_proxy_event(
     query: Mapping[str, str] | None = None,
     source_ip: str = "127.0.0.1",
     stage: str = "local",
+    multi_value_headers: Mapping[str, list[str]] | None = None,
+    is_base64_encoded: bool = False,
 ) -> dict[str, Any]:
-    """An API Gateway REST API (payload 1.0) Lambda proxy event, as API Gateway sends it."""
+    """An API Gateway REST API (payload 1.0) Lambda proxy event, as API Gateway sends it.
+
+    A header sent several times is in ``multi_value_headers`` with all its values; ``headers``
+    then holds the last one, as API Gateway does.
+    """
     header_map = dict(headers or {})
+    multi = {key: [value] for key, value in header_map.items()}
+    for key, values in (multi_value_headers or {}).items():
+        multi[key] = list(values)
+        header_map[key] = values[-1]
     request_id = str(uuid.uuid4())
     return {
         "resource": resource,
         "path": path,
         "httpMethod": method,
         "headers": header_map,
-        "multiValueHeaders": {key: [value] for key, value in header_map.items()},
+        "multiValueHeaders": multi,
         "queryStringParameters": dict(query) if query else None,
         "multiValueQueryStringParameters": (
             {key: [value] for key, value in query.items()} if query else None
@@ -81,7 +91,7 @@ def rest_api_proxy_event(
             "identity": {"sourceIp": source_ip, "userAgent": header_map.get("User-Agent", "")},
         },
         "body": body,
-        "isBase64Encoded": False,
+        "isBase64Encoded": is_base64_encoded,
     }
 
 

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from contracts.serving import ENCOUNTER_KEY, INSTANCES_KEY, PREDICTIONS_KEY, PROBABILITY
+from contracts.serving import (
+    ENCOUNTER_KEY,
+    HEALTH_PROBE_INFERENCE_ID,
+    HEALTH_PROBE_PATIENT_KEY,
+    INSTANCES_KEY,
+    PREDICTIONS_KEY,
+    PROBABILITY,
+)
 from lambdas.drift_monitor.window import HOUR, TimeWindow, parse_time
 
 #: Bytes read from S3 per chunk, and chunks read ahead: bounds memory per open object (4 MiB).
@@ -122,16 +129,24 @@ def decode_capture_line(line: bytes | str) -> tuple[datetime, list[ScoredRecord]
     capture = document.get("captureData")
     if not isinstance(capture, dict):
         raise CaptureDecodeError("'captureData' is missing")
+    if isinstance(metadata, dict) and metadata.get("inferenceId") == HEALTH_PROBE_INFERENCE_ID:
+        return inference_time, []  # the prediction API's /health probe, not a patient
     instances = _instances(_payload(capture, "endpointInput"))
     if "endpointOutput" not in capture:
-        return inference_time, [ScoredRecord(i, None, _key(i)) for i in instances]
+        return inference_time, [ScoredRecord(i, None, _key(i)) for i in instances if _real(i)]
     predictions = _predictions(_payload(capture, "endpointOutput"))
     if len(predictions) != len(instances):
         raise CaptureDecodeError("request and response hold different numbers of records")
     return inference_time, [
         ScoredRecord(instance, probability, key or _key(instance))
         for instance, (probability, key) in zip(instances, predictions, strict=True)
+        if _real(instance)
     ]
+
+
+def _real(record: Mapping[str, Any]) -> bool:
+    """Not the prediction API's synthetic health-probe record (contracts.serving)."""
+    return record.get("patient_key") != HEALTH_PROBE_PATIENT_KEY
 
 
 def _key(record: Mapping[str, Any]) -> str | None:

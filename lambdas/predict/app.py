@@ -9,27 +9,27 @@ import json
 import logging
 import traceback
 import warnings
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
-)
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponseHeader
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from contracts.serving import MAX_BATCH_SIZE, MAX_BODY_BYTES
+from contracts.serving import HEALTH_PROBE_INFERENCE_ID, MAX_BATCH_SIZE, MAX_BODY_BYTES
 from lambdas.predict.clients import Clients
+from lambdas.predict.deadline import Cancellation, Deadline, run_within
 from lambdas.predict.endpoint import invoke_endpoint
 from lambdas.predict.errors import (
     ApiError,
+    DeadlineExceededError,
     EndpointContractError,
     EndpointThrottledError,
     EndpointUnavailableError,
@@ -38,9 +38,18 @@ from lambdas.predict.errors import (
     field_errors,
     is_batch_too_large,
 )
-from lambdas.predict.health import EndpointHealth, HealthCache, check_endpoint
+from lambdas.predict.health import (
+    UNKNOWN,
+    EndpointHealth,
+    HealthCache,
+    HealthReport,
+    check_endpoint,
+    check_health,
+)
 from lambdas.predict.keys import KeyProvider
+from lambdas.predict.probe import ProbeResult, run_probe
 from lambdas.predict.records import to_endpoint_records
+from lambdas.predict.routing import exact_routes
 from lambdas.predict.schema import (
     ErrorResponse,
     FieldError,
@@ -48,6 +57,7 @@ from lambdas.predict.schema import (
     Prediction,
     PredictRequest,
     PredictResponse,
+    ProbeReport,
     request_records,
 )
 from lambdas.predict.settings import DEFAULT_RETRY_AFTER_S, Settings, SettingsError
@@ -57,6 +67,10 @@ from lambdas.predict.validation import validated_body
 SERVICE_NAME = "prediction-api"
 METRICS_NAMESPACE = "ReadmissionPlatform/API"
 HIGH_RISK_BAND = "high"
+PREDICT_PATH = "/predict"
+HEALTH_PATH = "/health"
+#: Every path of the API and its methods, exactly as a request must spell them (routing.py).
+ROUTES = {PREDICT_PATH: ("POST",), HEALTH_PATH: ("GET",)}
 
 # At DEBUG, botocore logs whole request bodies and Powertools' event handler logs the validated
 # request (raw identifiers included): keep them at WARNING whatever level the function runs at.
@@ -85,10 +99,11 @@ tracer = make_tracer(SERVICE_NAME)
 # models, without Powertools' OpenAPI machinery in the cold import), and a response is built
 # from its pydantic model, so one that breaks the model fails as a 500 in construction.
 app = APIGatewayRestResolver(debug=False, serializer=to_json)
+app.use(middlewares=[exact_routes(ROUTES)])
 
 clients = Clients()
 keys = KeyProvider(clients.secrets)
-health_cache = HealthCache()
+health_cache: HealthCache[HealthReport] = HealthCache()
 _settings: list[Settings] = []
 
 
@@ -110,6 +125,18 @@ def reset_state() -> None:
     health_cache.clear()
 
 
+def request_deadline(settings: Settings) -> Deadline:
+    """This request's deadline: the configured budget, cut to the Lambda's remaining time."""
+    return Deadline.for_request(settings.deadline_s, _remaining_ms())
+
+
+def _remaining_ms() -> int | None:
+    try:
+        return int(app.lambda_context.get_remaining_time_in_millis())
+    except (AttributeError, TypeError, ValueError):  # a context without the method (a test)
+        return None
+
+
 def request_id() -> str:
     """The API Gateway request id the caller sees, else the Lambda request id."""
     gateway_id = (app.current_event.get("requestContext") or {}).get("requestId")
@@ -122,15 +149,18 @@ def error_response(
     *,
     retry_after: int | None = None,
     fields: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response[dict[str, Any]]:
     """Build an error body: a code, the request id and (for 400) the fields at fault."""
     body = ErrorResponse(
         error=code,
         request_id=request_id(),
-        fields=None if fields is None else [f.field for f in fields],
+        fields=None if fields is None else list(dict.fromkeys(f.field for f in fields)),
         details=fields,
     )
-    headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+    headers = dict(headers or {})
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
@@ -139,6 +169,8 @@ def error_response(
     )
 
 
+#: Typed errors that are the caller's to fix (a 400 goes through on_invalid_request).
+_CLIENT_ERRORS = frozenset({HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.UNSUPPORTED_MEDIA_TYPE})
 _RETRY_AFTER_HEADER: dict[str, OpenAPIResponseHeader] = {
     "Retry-After": {
         "description": "Seconds to wait before retrying.",
@@ -154,16 +186,24 @@ _ERROR_RESPONSES: dict[int, Any] = {
     for status, description in (
         (400, "Invalid request: the fields at fault are named, their values never echoed."),
         (413, f"Body over {MAX_BODY_BYTES} bytes or batch over {MAX_BATCH_SIZE} records."),
-        (415, "The body is not application/json."),
+        (
+            415,
+            "The body is not declared UTF-8 application/json, or its content coding is not "
+            "gzip, deflate or identity.",
+        ),
         (429, "The endpoint is throttling; retry after Retry-After seconds."),
         (500, "A bug or a misconfiguration; quote request_id."),
-        (503, "The endpoint is down, missing or updating; retry after Retry-After seconds."),
+        (
+            503,
+            "The endpoint is down, missing or updating, or did not answer within the "
+            "request's deadline; retry after Retry-After seconds.",
+        ),
     )
 }
 
 
 @app.post(
-    "/predict",
+    PREDICT_PATH,
     summary="Score encounters for 30-day readmission risk",
     description=(
         'One encounter object, or {"instances": [...]} with 1 to '
@@ -178,8 +218,8 @@ _ERROR_RESPONSES: dict[int, Any] = {
 def predict(request: PredictRequest) -> PredictResponse:
     """De-identify the validated request, score it on the endpoint, return predictions in order."""
     settings = current_settings()
-    records = to_endpoint_records(request_records(request), keys.get(settings))
-    predictions = score(settings, records)
+    records = request_records(request)
+    predictions = score(settings, records, request_deadline(settings))
     high = sum(p.risk_band == HIGH_RISK_BAND for p in predictions)
     metrics.add_metric(name="PredictionsServed", unit=MetricUnit.Count, value=len(predictions))
     metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=len(records))
@@ -188,28 +228,39 @@ def predict(request: PredictRequest) -> PredictResponse:
     return PredictResponse(request_id=request_id(), predictions=predictions)
 
 
-def score(settings: Settings, records: list[dict[str, Any]]) -> list[Prediction]:
-    """Call the endpoint with de-identified records, in a trace subsegment without payloads.
+def score(
+    settings: Settings, records: list[dict[str, Any]], deadline: Deadline
+) -> list[Prediction]:
+    """De-identify and score ``records`` within ``deadline``, in a trace subsegment.
 
-    Not ``capture_method``: on an exception it logs the whole chained traceback, whose
-    botocore message may quote a model container's error text.
+    The key fetch (first request of a container) and the endpoint call with botocore's
+    retries run under the one deadline. Not ``capture_method``: on an exception it logs the
+    whole chained traceback, whose botocore message may quote a model container's error text.
     """
+
+    def work(cancellation: Cancellation) -> list[Prediction]:
+        endpoint_records = to_endpoint_records(records, keys.get(settings))
+        return invoke_endpoint(
+            clients.runtime(settings), settings.endpoint_name, endpoint_records, cancellation
+        )
+
     with tracer.provider.in_subsegment(name="## invoke_endpoint"):
-        return invoke_endpoint(clients.runtime(settings), settings.endpoint_name, records)
+        return run_within(deadline, work, "invoke_endpoint")
 
 
 @app.get(
-    "/health",
-    summary="Endpoint status and serving model version",
+    HEALTH_PATH,
+    summary="Endpoint status, serving model version, and whether the model answers",
     tags=["health"],
     operation_id="health",
     responses={
         200: {
-            "description": "The endpoint serves predictions.",
+            "description": "The model answered the probe: predictions can be served.",
             "content": {content_types.APPLICATION_JSON: {"model": HealthResponse}},
         },
         503: {
-            "description": "The endpoint cannot serve now; retry after Retry-After seconds.",
+            "description": "The model did not answer the probe (or the control plane says the "
+            "endpoint cannot take invocations); retry after Retry-After seconds.",
             "content": {content_types.APPLICATION_JSON: {"model": HealthResponse}},
             "headers": _RETRY_AFTER_HEADER,
         },
@@ -217,28 +268,75 @@ def score(settings: Settings, records: list[dict[str, Any]]) -> list[Prediction]
     },
 )
 def health() -> Response[HealthResponse]:
-    """Report whether the endpoint serves, and which model version (cached ~30 s)."""
+    """Report the control plane's status and the probe's answer (cached, and so rate-limited)."""
     settings = current_settings()
-    state = health_cache.get(settings.health_cache_ttl_s, lambda: _check(settings))
+    report = health_cache.get(settings.health_cache_ttl_s, lambda: _check(settings))
+    endpoint, probe = report.endpoint, report.probe
     body = HealthResponse(
-        status="ok" if state.serving else "unavailable",
-        endpoint_status=state.endpoint_status,
-        model_version=state.model_version,
+        status="ok" if report.serving else "unavailable",
+        endpoint_status=endpoint.endpoint_status,
+        model_version=endpoint.model_version,
+        probe=ProbeReport(
+            status=probe.status, model_version=probe.model_version, latency_ms=probe.latency_ms
+        ),
+        checked_at=datetime.fromtimestamp(report.checked_at, UTC).isoformat(),
     )
     metrics.add_metric(name="HealthChecks", unit=MetricUnit.Count, value=1)
-    if not state.serving:
+    if not report.serving:
         metrics.add_metric(name="EndpointErrors", unit=MetricUnit.Count, value=1)
-        logger.warning("endpoint not serving", extra={"endpoint_status": state.endpoint_status})
+        logger.warning(
+            "endpoint not serving",
+            extra={
+                "endpoint_status": endpoint.endpoint_status,
+                "probe_status": probe.status,
+                "probe_failure": probe.failure,
+            },
+        )
     return Response(
-        status_code=HTTPStatus.OK if state.serving else HTTPStatus.SERVICE_UNAVAILABLE,
+        status_code=HTTPStatus.OK if report.serving else HTTPStatus.SERVICE_UNAVAILABLE,
         content_type=content_types.APPLICATION_JSON,
         body=body,
-        headers={} if state.serving else {"Retry-After": str(settings.retry_after_s)},
+        headers={} if report.serving else {"Retry-After": str(settings.retry_after_s)},
     )
 
 
-def _check(settings: Settings) -> EndpointHealth:
-    return check_endpoint(clients.sagemaker(), settings.endpoint_name)
+def _check(settings: Settings) -> HealthReport:
+    """One health check under one deadline: control plane first, then the probe."""
+    deadline = request_deadline(settings)
+    return check_health(
+        lambda: _describe_endpoint(settings, deadline), lambda: _probe(settings, deadline)
+    )
+
+
+def _describe_endpoint(settings: Settings, deadline: Deadline) -> EndpointHealth:
+    """The control plane's view; ``Unknown`` when it does not answer in time."""
+    try:
+        return run_within(
+            deadline,
+            lambda _: check_endpoint(clients.sagemaker(), settings.endpoint_name),
+            "describe_endpoint",
+        )
+    except DeadlineExceededError:
+        return EndpointHealth(UNKNOWN, None)
+
+
+def _probe(settings: Settings, deadline: Deadline) -> ProbeResult:
+    """Score the probe record through the prediction path, labelled for data capture."""
+
+    def score_probe(records: list[dict[str, Any]]) -> list[Prediction]:
+        return run_within(
+            deadline,
+            lambda cancellation: invoke_endpoint(
+                clients.runtime(settings),
+                settings.endpoint_name,
+                records,
+                cancellation,
+                inference_id=HEALTH_PROBE_INFERENCE_ID,
+            ),
+            "health_probe",
+        )
+
+    return run_probe(score_probe)
 
 
 @app.exception_handler(RequestValidationError)
@@ -253,16 +351,9 @@ def on_invalid_request(error: RequestValidationError) -> Response[dict[str, Any]
     return error_response(HTTPStatus.BAD_REQUEST, "invalid_request", fields=fields)
 
 
-@app.exception_handler(RequestUnsupportedContentType)
-def on_unsupported_content_type(_: RequestUnsupportedContentType) -> Response[dict[str, Any]]:
-    """415: only application/json bodies are accepted."""
-    metrics.add_metric(name="ValidationErrors", unit=MetricUnit.Count, value=1)
-    return error_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-
-
 @app.exception_handler(NotFoundError)
 def on_not_found(_: NotFoundError) -> Response[dict[str, Any]]:
-    """404 for any other path or method."""
+    """404 for any other path (another method on a known path is 405, routing.py)."""
     return error_response(HTTPStatus.NOT_FOUND, "not_found")
 
 
@@ -271,10 +362,14 @@ def on_api_error(error: ApiError) -> Response[dict[str, Any]]:
     """The typed errors: fixed status and code, Retry-After where a retry can succeed."""
     if isinstance(error, EndpointThrottledError | EndpointUnavailableError | EndpointContractError):
         metrics.add_metric(name="EndpointErrors", unit=MetricUnit.Count, value=1)
+    if error.status_code in _CLIENT_ERRORS:
+        metrics.add_metric(name="ValidationErrors", unit=MetricUnit.Count, value=1)
     log = logger.error if error.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR else logger.warning
     log("request failed", extra={"error_code": error.code, "reason": str(error)})
     retry_after = _retry_after_s() if error.retry_after else None
-    return error_response(error.status_code, error.code, retry_after=retry_after)
+    return error_response(
+        error.status_code, error.code, retry_after=retry_after, headers=error.headers
+    )
 
 
 def _retry_after_s() -> int:

@@ -8,7 +8,9 @@ carrying the container's own status in ``OriginalStatusCode``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 from typing import Any
 
 from botocore.exceptions import ClientError, HTTPClientError
@@ -16,6 +18,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from pydantic import ValidationError
 
 from contracts.serving import CONTENT_TYPE_JSON, INSTANCES_KEY
+from lambdas.predict.deadline import Cancellation
 from lambdas.predict.errors import (
     EndpointContractError,
     EndpointThrottledError,
@@ -36,24 +39,58 @@ HTTP_SERVICE_UNAVAILABLE = 503
 
 
 def invoke_endpoint(
-    runtime_client: Any, endpoint_name: str, records: list[dict[str, Any]]
+    runtime_client: Any,
+    endpoint_name: str,
+    records: list[dict[str, Any]],
+    cancellation: Cancellation | None = None,
+    *,
+    inference_id: str | None = None,
 ) -> list[Prediction]:
-    """Score de-identified ``records`` on the endpoint; predictions come back in order."""
+    """Score de-identified ``records`` on the endpoint; predictions come back in order.
+
+    Blocking: run it under ``deadline.run_within``. When that gives up, ``cancellation`` closes
+    the response stream, so a read in progress ends at its next byte instead of trickling on.
+    ``inference_id`` is recorded with the request in the endpoint's data capture (the health
+    probe labels itself with it).
+    """
     body = json.dumps({INSTANCES_KEY: records}, separators=(",", ":"), allow_nan=False)
+    request: dict[str, Any] = {
+        "EndpointName": endpoint_name,
+        "ContentType": CONTENT_TYPE_JSON,
+        "Accept": CONTENT_TYPE_JSON,
+        "Body": body.encode("utf-8"),
+    }
+    if inference_id is not None:
+        request["InferenceId"] = inference_id
     try:
-        response = runtime_client.invoke_endpoint(
-            EndpointName=endpoint_name,
-            ContentType=CONTENT_TYPE_JSON,
-            Accept=CONTENT_TYPE_JSON,
-            Body=body.encode("utf-8"),
-        )
-        payload = response["Body"].read()
+        response = runtime_client.invoke_endpoint(**request)
+        stream = response["Body"]
+        if cancellation is not None:
+            cancellation.on_cancel(lambda: abort_stream(stream))
+        payload = stream.read()
     except ClientError as e:
         raise classify_client_error(e) from e
     except (BotoConnectionError, HTTPClientError) as e:
         # Refused, reset, timed out (botocore has already retried): the endpoint is down.
         raise EndpointUnavailableError(f"endpoint unreachable: {type(e).__name__}") from e
     return parse_predictions(payload, expected=len(records))
+
+
+def abort_stream(stream: Any) -> None:
+    """End a response read in progress on another thread, at once.
+
+    botocore has no public way to abort a read: closing its ``StreamingBody`` waits for the
+    buffered read to return. Shutting the socket down wakes that read up (it sees the end of
+    the stream and raises). The socket is reached through the urllib3 response botocore wraps
+    (``HTTPResponse.connection.sock``); if a version lays it out differently, closing the
+    stream is all that is left, and the abandoned read ends at botocore's read timeout.
+    """
+    connection = getattr(getattr(stream, "_raw_stream", None), "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    stream.close()
 
 
 def classify_client_error(error: ClientError) -> Exception:

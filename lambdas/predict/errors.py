@@ -26,14 +26,36 @@ _SKIPPED_LOC_PARTS = frozenset({BODY, SINGLE_TAG, BATCH_TAG})
 
 
 class ApiError(Exception):
-    """An error with a fixed HTTP status and error code; ``str()`` is safe to log."""
+    """An error with a fixed HTTP status and error code; ``str()`` is safe to log.
+
+    ``headers`` are sent with the error response (``Allow`` on a 405, ``Accept-Encoding`` on a
+    415 for a content coding); they never carry anything the caller sent.
+    """
 
     status_code = 500
     code = "internal_error"
     retry_after = False
 
-    def __init__(self, reason: str = "") -> None:
+    def __init__(self, reason: str = "", headers: Mapping[str, str] | None = None) -> None:
         super().__init__(reason or self.code)
+        self.headers: dict[str, str] = dict(headers or {})
+
+
+class MethodNotAllowedError(ApiError):
+    """The path exists but not with this method (methods are case-sensitive, RFC 9110 9.1)."""
+
+    status_code = 405
+    code = "method_not_allowed"
+
+    def __init__(self, allowed: Sequence[str]) -> None:
+        super().__init__("method not allowed", {"Allow": ", ".join(allowed)})
+
+
+class UnsupportedMediaTypeError(ApiError):
+    """The body is not declared as UTF-8 ``application/json``, or its content coding is unknown."""
+
+    status_code = 415
+    code = "unsupported_media_type"
 
 
 class PayloadTooLargeError(ApiError):
@@ -57,6 +79,12 @@ class EndpointUnavailableError(ApiError):
     status_code = 503
     code = "endpoint_unavailable"
     retry_after = True
+
+
+class DeadlineExceededError(EndpointUnavailableError):
+    """The request's deadline passed before the work it waited for finished; retry later."""
+
+    code = "deadline_exceeded"
 
 
 class ServiceMisconfiguredError(ApiError):

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
     RootModel,
-    StrictInt,
     StrictStr,
     Tag,
     create_model,
@@ -34,16 +34,32 @@ BATCH_TAG = "batch"
 #: Strict: a JSON API should not turn "12" into 12 or true into 1 behind the caller's back.
 _RECORD_CONFIG = ConfigDict(extra="forbid", strict=True)
 
+
+def _integral_number(value: Any) -> Any:
+    """``6.0`` is the integer 6: JSON has one number type, and JSON Schema's ``integer`` is
+    any number without a fractional part (so OpenAPI clients may send one). Anything else,
+    ``6.5``, ``"6"`` or ``true`` included, is left for the strict check to refuse."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+def _integer(**bounds: Any) -> Any:
+    """An integer as JSON Schema defines one, within ``bounds`` (``ge``, ``le``, ``lt``)."""
+    return Annotated[int, Field(**bounds), BeforeValidator(_integral_number)]
+
+
 _RawIdentifier = (
     Annotated[StrictStr, Field(min_length=1, max_length=serving.MAX_IDENTIFIER_CHARS)]
-    | Annotated[StrictInt, Field(ge=0)]
+    # As many digits at most as a string identifier has characters.
+    | _integer(ge=0, lt=10**serving.MAX_IDENTIFIER_CHARS)
 )
 
 
 def _value_type(spec: FieldSpec) -> Any:
     """Return the pydantic type of one model-input field (before nullability)."""
     if spec.kind == FieldKind.NUMERIC and spec.dtype == "int":
-        return Annotated[int, Field(ge=_int_bound(spec.valid_min), le=_int_bound(spec.valid_max))]
+        return _integer(ge=_int_bound(spec.valid_min), le=_int_bound(spec.valid_max))
     if spec.kind == FieldKind.NUMERIC:
         return Annotated[float, Field(ge=spec.valid_min, le=spec.valid_max, allow_inf_nan=False)]
     if spec.kind == FieldKind.CATEGORICAL and spec.categories is not None:
@@ -170,12 +186,33 @@ class EndpointResponse(BaseModel):
     predictions: list[Prediction]
 
 
+class ProbeReport(BaseModel):
+    """Whether the model answered a synthetic, non-patient record through the prediction path."""
+
+    status: Literal["ok", "failed", "timeout", "throttled", "not_run"] = Field(
+        description="ok: the model answered; failed: an error or a broken answer; timeout: no "
+        "answer by the deadline; throttled: refused for capacity; not_run: the control plane "
+        "says the endpoint cannot take invocations."
+    )
+    model_version: str | None = Field(description="Version of the model that answered.")
+    latency_ms: int | None = Field(description="How long the answer took.")
+
+
 class HealthResponse(BaseModel):
-    """Whether predictions can be served now, and by which model version."""
+    """Whether predictions can be served now: the control plane's status and the model's answer.
+
+    ``status`` is ok only when the model answered the probe. Answers are cached per function
+    container for HEALTH_CACHE_TTL_S seconds (the probe's rate limit); ``checked_at`` says when
+    this one was taken.
+    """
 
     status: Literal["ok", "unavailable"]
     endpoint_status: str = Field(description="SageMaker's EndpointStatus, or NotFound/Unknown.")
-    model_version: str | None
+    model_version: str | None = Field(
+        description="The model version the endpoint's configuration serves (control plane)."
+    )
+    probe: ProbeReport
+    checked_at: str = Field(description="When the check was made (UTC, ISO 8601).")
 
 
 class FieldError(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ READ_TIMEOUT_ENV = "ENDPOINT_READ_TIMEOUT_S"
 MAX_ATTEMPTS_ENV = "ENDPOINT_MAX_ATTEMPTS"
 HEALTH_TTL_ENV = "HEALTH_CACHE_TTL_S"
 RETRY_AFTER_ENV = "RETRY_AFTER_S"
+DEADLINE_ENV = "REQUEST_DEADLINE_S"
 
 #: Short timeouts: API Gateway gives up after 29 s, and a stuck endpoint should surface as a
 #: quick 503 the caller can retry rather than a gateway timeout.
@@ -25,6 +27,10 @@ DEFAULT_READ_TIMEOUT_S = 5.0
 DEFAULT_MAX_ATTEMPTS = 2
 DEFAULT_HEALTH_TTL_S = 30.0
 DEFAULT_RETRY_AFTER_S = 5
+#: Wall-clock budget of one request's work (key, endpoint call with its retries, /health's
+#: checks), further cut to the Lambda's remaining time less a margin (deadline.py). Under the
+#: function's 15 s timeout and API Gateway's 29 s integration timeout.
+DEFAULT_DEADLINE_S = 8.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,7 @@ class Settings:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     health_cache_ttl_s: float = DEFAULT_HEALTH_TTL_S
     retry_after_s: int = DEFAULT_RETRY_AFTER_S
+    deadline_s: float = DEFAULT_DEADLINE_S
 
     def __post_init__(self) -> None:
         if not self.endpoint_name:
@@ -51,6 +58,8 @@ class Settings:
             raise SettingsError(f"{HEALTH_TTL_ENV} must not be negative")
         if self.retry_after_s < 1:
             raise SettingsError(f"{RETRY_AFTER_ENV} must be at least 1")
+        if math.isnan(self.deadline_s) or self.deadline_s <= 0:
+            raise SettingsError(f"{DEADLINE_ENV} must be positive")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -65,4 +74,5 @@ class Settings:
             max_attempts=int(number(env, MAX_ATTEMPTS_ENV, DEFAULT_MAX_ATTEMPTS)),
             health_cache_ttl_s=number(env, HEALTH_TTL_ENV, DEFAULT_HEALTH_TTL_S),
             retry_after_s=int(number(env, RETRY_AFTER_ENV, DEFAULT_RETRY_AFTER_S)),
+            deadline_s=number(env, DEADLINE_ENV, DEFAULT_DEADLINE_S),
         )

@@ -61,9 +61,13 @@ class Mode(StrEnum):
     MODEL_ERROR_503 = "model_error_503"  # ModelError 424, the container answered 503
     MALFORMED = "malformed"  # 200 with a body that breaks contracts.serving
     SLOW = "slow"  # answers after SLOW_SECONDS
+    TRICKLE = "trickle"  # a 200 whose body comes a byte every TRICKLE_INTERVAL_S
+    HANG = "hang"  # reads the request and never answers (until stopped)
 
 
 SLOW_SECONDS = 2.0
+#: Each byte well inside any read timeout, so only a per-request deadline can stop the read.
+TRICKLE_INTERVAL_S = 0.05
 
 
 def score_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +132,11 @@ class FakeEndpoint:
         self.mode = Mode.OK
         self.received: list[dict[str, Any]] = []
         self.content_types: list[str] = []
+        self.inference_ids: list[str | None] = []
         self.invocations = 0
+        #: Answers cut short because the client went away (a trickle the client abandoned).
+        self.abandoned = 0
+        self._released = threading.Event()
         self._lock = threading.Lock()
         self._server = _TrackingServer(("127.0.0.1", 0), self._handler_class())
         self._thread: threading.Thread | None = None
@@ -153,6 +161,7 @@ class FakeEndpoint:
         if self._stopped:
             return
         self._stopped = True
+        self._released.set()
         self._server.shutdown()
         self._server.server_close()
         self._server.cut_connections()
@@ -188,6 +197,7 @@ class FakeEndpoint:
                 with fake._lock:
                     fake.received.append(body)
                     fake.content_types.append(self.headers.get("Content-Type", ""))
+                    fake.inference_ids.append(self.headers.get("X-Amzn-SageMaker-Inference-Id"))
                 self._answer(mode, body)
 
             def _answer(self, mode: Mode, body: dict[str, Any]) -> None:
@@ -207,6 +217,10 @@ class FakeEndpoint:
                     self._model_error(status, f"cannot score {quoted}")
                 elif mode == Mode.MALFORMED:
                     self._send(200, {PREDICTIONS_KEY: [{"probability": "high"}]}, {})
+                elif mode == Mode.HANG:
+                    fake._released.wait()
+                elif mode == Mode.TRICKLE:
+                    self._trickle(body)
                 else:
                     if mode == Mode.SLOW:
                         time.sleep(SLOW_SECONDS)
@@ -219,6 +233,26 @@ class FakeEndpoint:
                     return
                 predictions = [score_record(record) for record in records]
                 self._send(200, {PREDICTIONS_KEY: predictions}, {})
+
+            def _trickle(self, body: dict[str, Any]) -> None:
+                records = body.get(INSTANCES_KEY) or []
+                payload = json.dumps(
+                    {PREDICTIONS_KEY: [score_record(record) for record in records]}
+                ).encode("utf-8")
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.flush()
+                try:
+                    for index in range(len(payload)):
+                        if fake._released.wait(TRICKLE_INTERVAL_S):
+                            return
+                        self.wfile.write(payload[index : index + 1])
+                        self.wfile.flush()
+                except OSError:  # the client shut the connection: it gave up on the answer
+                    with fake._lock:
+                        fake.abandoned += 1
 
             def _model_error(self, original_status: int, original_message: str) -> None:
                 # What SageMaker sends when the container itself answers with an error.

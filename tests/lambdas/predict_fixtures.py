@@ -36,6 +36,7 @@ FUNCTION_ENV = (
     "ENDPOINT_READ_TIMEOUT_S",
     "HEALTH_CACHE_TTL_S",
     "RETRY_AFTER_S",
+    "REQUEST_DEADLINE_S",
 )
 
 
@@ -47,10 +48,11 @@ class LambdaContextStub:
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:prediction-api"
     aws_request_id: str = LAMBDA_REQUEST_ID
+    remaining_ms: int = 30_000
 
     def get_remaining_time_in_millis(self) -> int:
-        """Plenty of time left."""
-        return 30_000
+        """Plenty of time left, unless a test says otherwise."""
+        return self.remaining_ms
 
 
 def api_gateway_event(
@@ -59,24 +61,33 @@ def api_gateway_event(
     body: Any = None,
     *,
     raw_body: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: dict[str, str | None] | None = None,
+    multi_headers: dict[str, list[str]] | None = None,
     base64_encoded: bool = False,
     request_id: str = GATEWAY_REQUEST_ID,
 ) -> dict[str, Any]:
     """Build a minimal API Gateway REST (v1) proxy event.
 
     ``body`` is JSON-encoded; ``raw_body`` is sent exactly as given (for malformed bodies).
+    A header given as None is left out (``Content-Type`` is sent unless removed that way);
+    ``multi_headers`` sets names that carry several values, as API Gateway passes them
+    (``headers`` holds the last, ``multiValueHeaders`` all).
     """
     text = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
     if text is not None and base64_encoded:
         text = base64.b64encode(text.encode("utf-8")).decode("ascii")
-    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    merged: dict[str, str | None] = {"Content-Type": "application/json", **(headers or {})}
+    all_headers = {name: value for name, value in merged.items() if value is not None}
+    multi = {name: [value] for name, value in all_headers.items()}
+    for name, values in (multi_headers or {}).items():
+        multi[name] = values
+        all_headers[name] = values[-1]
     return {
         "resource": path,
         "path": path,
         "httpMethod": method,
         "headers": all_headers,
-        "multiValueHeaders": {name: [value] for name, value in all_headers.items()},
+        "multiValueHeaders": multi,
         "queryStringParameters": None,
         "multiValueQueryStringParameters": None,
         "pathParameters": None,
@@ -171,7 +182,10 @@ class PredictApi:
         self.fake.mode = Mode.OK
         self.fake.received.clear()
         self.fake.content_types.clear()
+        self.fake.inference_ids.clear()
         self.fake.invocations = 0
+        self.fake.abandoned = 0
+        self.context = LambdaContextStub()
         predict_app.keys.clear()
         predict_app.health_cache.clear()
 

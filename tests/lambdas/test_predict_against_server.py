@@ -21,10 +21,12 @@ import torch
 from moto import mock_aws
 
 from contracts.deidentify import keyed_hash
+from contracts.serving import HEALTH_PROBE_PATIENT_KEY
 from inference.handler import input_fn, model_fn, output_fn, predict_fn
 from inference.predictor import ServingModel
 from inference.serve import LocalEndpoint, serve
 from lambdas.predict import app as predict_app
+from lambdas.predict.probe import probe_record
 from lambdas.predict.records import to_endpoint_records
 from tests.inference.artifacts import tiny_model_dir
 from tests.lambdas.predict_fixtures import (
@@ -173,3 +175,21 @@ def test_a_stopped_endpoint_is_503_with_retry_after(serving: ServingModel) -> No
     assert status == 503
     assert headers["retry-after"] == "5"
     assert body == {"error": "endpoint_unavailable", "request_id": GATEWAY_REQUEST_ID}
+
+
+def test_the_health_probe_is_answered_by_the_real_model(
+    endpoint: LocalEndpoint, capture_dir: Path
+) -> None:
+    """The synthetic probe record is one the real serving hooks score, not only the fake."""
+    with lambda_against(endpoint.url):
+        response = predict_app.lambda_handler(
+            api_gateway_event("GET", "/health"), LambdaContextStub()
+        )
+    body = json.loads(response["body"])
+    assert (response["statusCode"], body["status"]) == (200, "ok")
+    assert body["probe"]["status"] == "ok"
+    assert body["probe"]["model_version"]
+    probes = [
+        r for r in captured_records(capture_dir) if r["patient_key"] == HEALTH_PROBE_PATIENT_KEY
+    ]
+    assert probes == [probe_record()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -260,6 +261,13 @@ def test_non_json_content_type_is_415(api: PredictApi) -> None:
     assert (result.status, result.body) == (415, _error("unsupported_media_type"))
 
 
+def test_missing_content_type_is_415(api: PredictApi) -> None:
+    event = api_gateway_event("POST", "/predict", valid_record(), headers={"Content-Type": None})
+    result = api.invoke(event)
+    assert (result.status, result.body) == (415, _error("unsupported_media_type"))
+    assert api.fake.invocations == 0
+
+
 def test_unknown_route_is_404(api: PredictApi) -> None:
     result = api.invoke(api_gateway_event("GET", "/patients/MRN-0042"))
     assert (result.status, result.body) == (404, _error("not_found"))
@@ -311,12 +319,24 @@ def test_unexpected_bug_is_500_without_detail(
 # --- /health -------------------------------------------------------------------------------------
 
 
-def test_health_reports_status_and_serving_model_version(api: PredictApi) -> None:
+def test_health_reports_status_serving_model_version_and_the_probe(api: PredictApi) -> None:
     result = api.health()
+    checked_at = result.body.pop("checked_at")
     assert (result.status, result.body) == (
         200,
-        {"status": "ok", "endpoint_status": "InService", "model_version": "3"},
+        {
+            "status": "ok",
+            "endpoint_status": "InService",
+            "model_version": "3",
+            "probe": {
+                "status": "ok",
+                "model_version": "fake-model-7",
+                "latency_ms": result.body["probe"]["latency_ms"],
+            },
+        },
     )
+    assert datetime.fromisoformat(checked_at).tzinfo is not None
+    assert isinstance(result.body["probe"]["latency_ms"], int)
     assert "retry-after" not in result.headers
 
 

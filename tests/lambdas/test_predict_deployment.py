@@ -50,7 +50,7 @@ def test_missing_endpoint_is_503() -> None:
     assert (result.status, result.body) == (503, _error("endpoint_unavailable"))
 
 
-def test_endpoint_timeout_is_503() -> None:
+def test_endpoint_read_timeout_is_503() -> None:
     with predict_api(env={"ENDPOINT_READ_TIMEOUT_S": "0.3"}) as api:
         api.fake.mode = Mode.SLOW
         result = api.predict(valid_record())
@@ -78,12 +78,19 @@ def test_missing_endpoint_name_is_misconfiguration() -> None:
         assert api.health().body == _error("service_misconfigured")
 
 
-def test_health_without_endpoint_is_503() -> None:
+def test_health_without_endpoint_is_503_without_probing() -> None:
     with predict_api(with_endpoint=False) as api:
         result = api.health()
+        assert api.fake.invocations == 0  # the control plane ruled it out: no probe sent
+    del result.body["checked_at"]
     assert (result.status, result.body) == (
         503,
-        {"status": "unavailable", "endpoint_status": "NotFound", "model_version": None},
+        {
+            "status": "unavailable",
+            "endpoint_status": "NotFound",
+            "model_version": None,
+            "probe": {"status": "not_run", "model_version": None, "latency_ms": None},
+        },
     )
     assert result.headers["retry-after"] == "5"
 

@@ -1,4 +1,9 @@
-"""Property test of POST /predict with malformed bodies: never a 5xx, never an echo.
+"""Property tests of the API with malformed requests: never a 5xx, never an echo.
+
+The first drives POST /predict with malformed bodies; the second, any request at all: any
+method and path, repeated and mixed-case headers, bodies well or badly encoded (base64 flag
+set or not, non-UTF-8 bytes, lone surrogates, gzip), each answered with a documented status
+and error body.
 
 Every string the generator plants is a "canary" (``qx`` + letters and digits) and every planted
 number is too large to appear by chance, so finding one in the response proves an echo.
@@ -6,6 +11,8 @@ number is too large to appear by chance, so finding one in the response proves a
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.encounter import model_input_fields
+from lambdas.predict.schema import ErrorResponse, HealthResponse
 from tests.lambdas.predict_fixtures import PredictApi, api_gateway_event, predict_api, valid_record
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
@@ -122,3 +130,127 @@ def test_malformed_bodies_never_5xx_and_never_echo(fuzz_api: PredictApi, body: s
 def test_planted_values_are_found_in_a_body() -> None:
     body = json.dumps({"qxabc1": [12345678901, "qxzz99"], "age_years": 12})
     assert planted(body) == {"qxabc1", "12345678901", "qxzz99"}
+
+
+# --- arbitrary requests: any method, path, headers, body encoding --------------------------------
+
+#: Planted in methods, paths, header names and values, and bodies; never to come back.
+ECHO_CANARY = "qxechocanary"
+ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
+content_types = st.one_of(
+    st.sampled_from(
+        [
+            "application/json",
+            "application/json; charset=utf-8",
+            "APPLICATION/JSON;charset=UTF-8",
+            "application/jsonp",
+            "application/json, text/plain",
+            "application/json; charset=latin-1",
+            "text/plain",
+            "",
+        ]
+    ),
+    ANY_TEXT.map(lambda text: f"{text}{ECHO_CANARY}"),
+)
+header_values = st.one_of(content_types, ANY_TEXT, st.just(ECHO_CANARY))
+headers = st.dictionaries(
+    st.sampled_from(
+        [
+            "Content-Type",
+            "content-type",
+            "CONTENT-TYPE",
+            "Content-Encoding",
+            "Content-Length",
+            "Accept",
+            f"X-{ECHO_CANARY}",
+        ]
+    ),
+    st.lists(header_values, min_size=1, max_size=3),
+    max_size=4,
+)
+
+
+@st.composite
+def bodies(draw: st.DrawFn) -> tuple[Any, Any]:
+    """A body and its ``isBase64Encoded`` flag, well or badly encoded."""
+    record = valid_record(patient_id=ECHO_CANARY, note_text=draw(ANY_TEXT) + ECHO_CANARY)
+    text = draw(st.sampled_from([json.dumps(record), json.dumps(record, ensure_ascii=False)]))
+    kind = draw(
+        st.sampled_from(["json", "text", "bytes", "gzip", "bad_base64", "mutated", "other"])
+    )
+    if kind == "json":
+        return text, False
+    if kind == "text":
+        return draw(ANY_TEXT) + ECHO_CANARY, draw(st.booleans())
+    if kind == "bytes":
+        data = draw(st.binary(max_size=64)) + ECHO_CANARY.encode()
+        return base64.b64encode(data).decode("ascii"), True
+    if kind == "gzip":
+        return base64.b64encode(gzip.compress(text.encode("utf-8", "surrogatepass"))).decode(), True
+    if kind == "bad_base64":
+        return draw(ANY_TEXT) + ECHO_CANARY + draw(st.sampled_from(["", "=", "==", "!"])), True
+    if kind == "mutated":
+        return json.dumps(draw(mutated_records())), draw(st.booleans())
+    return draw(st.one_of(st.none(), st.integers(), st.just({"patient_id": ECHO_CANARY}))), False
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> dict[str, Any]:
+    method = draw(
+        st.one_of(
+            st.sampled_from(["POST", "GET", "post", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"]),
+            st.just(ECHO_CANARY.upper()),
+        )
+    )
+    path = draw(
+        st.sampled_from(
+            ["/predict", "/health", "/predict/", "/PREDICT", "//predict", f"/{ECHO_CANARY}"]
+        )
+    )
+    multi = draw(headers)
+    event = api_gateway_event(method, path, raw_body="", headers={"Content-Type": None})
+    event["multiValueHeaders"] = multi or draw(st.sampled_from([None, {}]))
+    event["headers"] = {name: values[-1] for name, values in multi.items()} or None
+    event["body"], event["isBase64Encoded"] = draw(bodies())
+    return event
+
+
+DOCUMENTED = {200, 400, 404, 405, 413, 415, 503}
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(event=requests())
+def test_any_request_gets_a_documented_answer_without_echo(
+    fuzz_api: PredictApi, event: dict[str, Any]
+) -> None:
+    result = fuzz_api.invoke(event)
+    assert result.status in DOCUMENTED, (result.status, result.raw_body)
+    answer = result.raw_body + json.dumps(result.headers)
+    assert ECHO_CANARY not in answer
+    assert ECHO_CANARY.upper() not in answer
+    if result.status == 200:
+        assert (event["httpMethod"], event["path"]) in {("POST", "/predict"), ("GET", "/health")}
+        return
+    assert result.headers["content-type"] == "application/json"
+    if event["path"] == "/health" and event["httpMethod"] == "GET":
+        HealthResponse.model_validate_json(result.raw_body)
+        return
+    error = ErrorResponse.model_validate_json(result.raw_body)
+    assert error.error in ERROR_CODES[result.status]
+    if result.status == 405:
+        assert result.headers["allow"] in {"POST", "GET"}
+
+
+ERROR_CODES = {
+    400: {"invalid_request"},
+    404: {"not_found"},
+    405: {"method_not_allowed"},
+    413: {"payload_too_large"},
+    415: {"unsupported_media_type"},
+    503: {"endpoint_unavailable", "deadline_exceeded", "service_unavailable"},
+}

@@ -55,7 +55,7 @@ def test_no_identifier_or_clinical_value_reaches_any_log(
     stream = io.StringIO()
     monkeypatch.setattr(predict_app.logger.registered_handler, "stream", stream)
     statuses = []
-    with predict_api() as api:
+    with predict_api(env={"REQUEST_DEADLINE_S": "2"}) as api:
         statuses.append(api.predict(RECORD).status)
         statuses.append(api.predict({"instances": [RECORD, RECORD]}).status)
         statuses.append(api.predict({**RECORD, "age_years": 131, RAW_PATIENT: 1}).status)
@@ -64,13 +64,29 @@ def test_no_identifier_or_clinical_value_reaches_any_log(
         for mode in (Mode.THROTTLED, Mode.MODEL_ERROR_500, Mode.MODEL_ERROR_503, Mode.MALFORMED):
             api.fake.mode = mode
             statuses.append(api.predict(RECORD).status)
+        api.fake.mode = Mode.HANG  # past the deadline: 503
+        statuses.append(api.predict(RECORD).status)
+        api.fake.mode = Mode.MODEL_ERROR_503  # /health: the probe fails
+        statuses.append(api.health().status)
         api.fake.mode = Mode.OK
+        text = {"Content-Type": "text/plain"}
+        statuses.append(
+            api.invoke(api_gateway_event("POST", "/predict", RECORD, headers=text)).status
+        )
+        statuses.append(api.invoke(api_gateway_event("GET", "/predict", RECORD)).status)
+        bad = api_gateway_event("POST", "/predict", raw_body=json.dumps(RECORD) + "!")
+        bad["isBase64Encoded"] = True
+        statuses.append(api.invoke(bad).status)
+        surrogate = api_gateway_event("POST", "/predict", raw_body=json.dumps(RECORD) + "\ud800")
+        statuses.append(api.invoke(surrogate).status)
         with monkeypatch.context() as patched:
             patched.setattr(predict_app, "score", _crash_quoting_the_record)
             statuses.append(api.predict(RECORD).status)
         api.fake.stop()
         statuses.append(api.predict(RECORD).status)
-    assert statuses == [200, 200, 400, 400, 429, 500, 503, 500, 500, 503]
+    assert statuses == [
+        200, 200, 400, 400, 429, 500, 503, 500, 503, 503, 415, 405, 400, 400, 500, 503
+    ]  # fmt: skip
 
     captured = capsys.readouterr()
     logged = "\n".join(

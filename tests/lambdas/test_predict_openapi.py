@@ -65,3 +65,39 @@ def test_main_writes_the_document(tmp_path: Path) -> None:
     target = tmp_path / "openapi.json"
     main([str(target)])
     assert target.read_text(encoding="utf-8") == openapi_json()
+
+
+def test_health_documents_the_control_plane_and_the_probe(document: dict[str, Any]) -> None:
+    health = document["paths"]["/health"]["get"]["responses"]
+    assert "Retry-After" in health["503"]["headers"]
+    schemas = document["components"]["schemas"]
+    assert set(schemas["HealthResponse"]["required"]) == {
+        "status",
+        "endpoint_status",
+        "model_version",
+        "probe",
+        "checked_at",
+    }
+    assert schemas["ProbeReport"]["properties"]["status"]["enum"] == [
+        "ok",
+        "failed",
+        "timeout",
+        "throttled",
+        "not_run",
+    ]
+
+
+def test_integer_fields_are_json_schema_integers_with_their_bounds(
+    document: dict[str, Any],
+) -> None:
+    properties = document["components"]["schemas"]["EncounterRequest"]["properties"]
+    assert properties["age_years"] | {"description": None} == {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 130,
+        "title": "Age Years",
+        "description": None,
+    }
+    identifier = properties["patient_id"]["anyOf"][1]
+    assert (identifier["type"], identifier["minimum"]) == ("integer", 0)
+    assert identifier["exclusiveMaximum"] == 1e128  # as many digits as a string id has chars

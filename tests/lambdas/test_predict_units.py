@@ -351,6 +351,8 @@ def test_settings_defaults_and_overrides() -> None:
         30.0,
         5,
     )
+    assert settings.deadline_s == 8.0
+    assert Settings.from_env({"ENDPOINT_NAME": "ep", "REQUEST_DEADLINE_S": "2.5"}).deadline_s == 2.5
 
 
 @pytest.mark.parametrize(
@@ -363,6 +365,8 @@ def test_settings_defaults_and_overrides() -> None:
         ),
         ({"ENDPOINT_NAME": "ep", "ENDPOINT_MAX_ATTEMPTS": "0"}, "at least 1"),
         ({"ENDPOINT_NAME": "ep", "ENDPOINT_CONNECT_TIMEOUT_S": "-1"}, "must be positive"),
+        ({"ENDPOINT_NAME": "ep", "REQUEST_DEADLINE_S": "0"}, "REQUEST_DEADLINE_S must be positive"),
+        ({"ENDPOINT_NAME": "ep", "REQUEST_DEADLINE_S": "nan"}, "REQUEST_DEADLINE_S must be"),
     ],
 )
 def test_bad_settings_name_the_variable_not_the_value(env: dict[str, str], message: str) -> None:
