@@ -78,6 +78,7 @@ lock: ## Rewrite requirements.lock from a fresh resolve of requirements.txt
 	(echo "# Full pin set (transitive included) used as pip constraints. Regenerate with: make lock"; \
 	 /tmp/readmission-lock/bin/pip freeze | grep -v -E '^(torch|pip|setuptools|wheel)=='; \
 	 echo "torch==2.13.0") > requirements.lock
+	$(MAKE) --no-print-directory hashes  # the images' hashed files follow the lock
 
 hashes: setup ## Rewrite containers/*/requirements.hashed.txt from requirements.lock (downloads wheels)
 	$(PY) containers/hashed_requirements.py
