@@ -24,7 +24,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help setup demo demo-serve test pytest lint typecheck synth cfn-lint checkov bench lock clean
+.PHONY: help setup demo demo-serve test pytest lint typecheck synth cfn-lint checkov bench lock hashes clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -90,6 +90,10 @@ lock: ## Rewrite requirements.lock from a fresh resolve of requirements.txt
 	(echo "# Full pin set (transitive included) used as pip constraints. Regenerate with: make lock"; \
 	 /tmp/readmission-lock/bin/pip freeze | grep -v -E '^(torch|pip|setuptools|wheel)=='; \
 	 echo "torch==2.13.0") > requirements.lock
+	$(MAKE) --no-print-directory hashes  # the images' hashed files follow the lock
+
+hashes: setup ## Rewrite containers/*/requirements.hashed.txt from requirements.lock (downloads wheels)
+	$(PY) containers/hashed_requirements.py
 
 clean: ## Remove build outputs, caches and the environments
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out build .pytest_cache .mypy_cache .ruff_cache spark-warehouse metastore_db derby.log

@@ -263,6 +263,13 @@ def server_process(model_dir: Path, log_path: Path) -> Any:
                 if "serving on " in line:
                     url = line.strip().rsplit("serving on ", 1)[1]
             time.sleep(0.1)
+        # The workers load the model after the socket is bound: wait until one answers.
+        from benchmarks.serving import ping
+
+        while not ping(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the endpoint server did not answer; see its log")
+            time.sleep(0.2)
         yield url
     finally:
         process.terminate()

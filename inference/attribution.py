@@ -23,7 +23,6 @@ the same as re-scoring each variant on its own, which the tests check group by g
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,7 +40,13 @@ from contracts.serving import (
     FACTOR_FEATURE,
 )
 from inference.code_titles import title
-from inference.encoding import CATEGORY_UNK_ID, NOTE_FIELD, FeatureEncoder, code_group
+from inference.encoding import (
+    CATEGORY_UNK_ID,
+    NOTE_FIELD,
+    FeatureEncoder,
+    code_group,
+    numeric_value,
+)
 from inference.fast_encoder import VARIANT_CHUNK, FastSequenceEncoder, accelerated
 from inference.model import ReadmissionModel
 from inference.trees import CategoryClasses, TreeEnsemble
@@ -68,13 +73,9 @@ def format_value(value: float) -> str:
 
 def _numeric_name(name: str, value: Any) -> str:
     spec = field(name)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    number = numeric_value(spec, value)  # the value the model read: clipped to the range
+    if number is None:
         return f"{spec.readable_name} not recorded"
-    number = float(value)
-    if spec.valid_min is not None:
-        number = max(number, float(spec.valid_min))
-    if spec.valid_max is not None:
-        number = min(number, float(spec.valid_max))
     return f"{spec.readable_name} = {format_value(number)}"
 
 

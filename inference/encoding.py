@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -75,6 +76,8 @@ NOTE_FIELD = "note_text"
 
 #: Standard deviations below this are treated as constant columns (scale 1).
 _MIN_STD = 1e-6
+#: The largest finite float: an integer beyond it (JSON allows any) has no float value.
+_LARGEST_FLOAT = sys.float_info.max
 
 
 class UnscorableRecordError(ValueError):
@@ -172,12 +175,21 @@ def _code_tokens(field_name: str, value: Any, limit: int) -> list[str]:
     return tokens
 
 
-def _number(spec: FieldSpec, value: Any) -> float | None:
-    """Return a finite float, ``None`` for missing; raise for a value that is not a number."""
+def numeric_value(spec: FieldSpec, value: Any) -> float | None:
+    """The finite float the model reads (clipped to the field's valid range), ``None`` for
+    missing; raise for a value that is not a number."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise UnscorableRecordError(spec.name, "must be a number")
+    if isinstance(value, int):
+        # Clipped exactly, as an integer: one beyond float range cannot become a float.
+        if spec.valid_min is not None and value < spec.valid_min:
+            value = math.floor(spec.valid_min)
+        if spec.valid_max is not None and value > spec.valid_max:
+            value = math.ceil(spec.valid_max)
+        if abs(value) > _LARGEST_FLOAT:
+            raise UnscorableRecordError(spec.name, "is out of range")
     number = float(value)
     if math.isnan(number):
         return None
@@ -300,7 +312,7 @@ class FeatureEncoder:
             record = _require_mapping(raw)
             n_records += 1
             for spec in numeric_specs:
-                number = _number(spec, record.get(spec.name))
+                number = numeric_value(spec, record.get(spec.name))
                 if number is not None:
                     values[spec.name].append(_transform(spec.name, number))
             for spec in categorical_specs:
@@ -350,7 +362,7 @@ class FeatureEncoder:
             record = _require_mapping(raw)
             for j, spec in enumerate(numeric_specs):
                 stats = self.numeric_stats[spec.name]
-                number = _number(spec, record.get(spec.name))
+                number = numeric_value(spec, record.get(spec.name))
                 if number is None:
                     numeric[row, k + j] = 1.0
                     transformed = stats["median"]

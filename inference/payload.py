@@ -9,6 +9,7 @@ encoder's business. Errors name the field by its path (``instances.3.age_years``
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,18 @@ REQUIRED_FIELDS = tuple(spec.name for spec in model_input_fields() if not spec.n
 #: Accept values answered with JSON (no Accept header at all is treated the same).
 JSON_ACCEPTS = frozenset({CONTENT_TYPE_JSON, "*/*", "application/*"})
 
+#: Deepest nesting of arrays and objects a request may have. A valid request nests 4 deep
+#: (``{"instances": [{"diagnosis_codes": [...]}]}``); deeper is refused before any walk of it
+#: can exhaust the stack.
+MAX_JSON_DEPTH = 32
+#: Digits beyond which an integer literal is surely outside float range (max ~1.8e308, 309
+#: digits); such a literal becomes ``BEYOND_FLOAT_RANGE`` (with its sign) without being
+#: converted, so a 100,000-digit number costs nothing and is clipped like any out-of-range value.
+MAX_INT_DIGITS = 310
+BEYOND_FLOAT_RANGE = 10**MAX_INT_DIGITS
+#: The only charset a JSON body may declare (RFC 8259: JSON exchanged between systems is UTF-8).
+JSON_CHARSET = "utf-8"
+
 
 @dataclass(frozen=True)
 class EncounterBatch:
@@ -52,8 +65,64 @@ def media_type(header: str | None) -> str:
     return (header or "").split(";", 1)[0].strip().lower()
 
 
+def media_parameters(header: str | None) -> dict[str, str]:
+    """The ``name=value`` parameters of a Content-Type value, names lower-cased, quotes off."""
+    parameters: dict[str, str] = {}
+    for part in (header or "").split(";")[1:]:
+        name, _, value = part.partition("=")
+        if name.strip():
+            parameters[name.strip().lower()] = value.strip().strip('"')
+    return parameters
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _bounded_int(literal: str) -> int:
+    """An integer literal; one surely beyond float range is not converted (see above)."""
+    digits = len(literal) - (literal[0] == "-")
+    if digits > MAX_INT_DIGITS:
+        return -BEYOND_FLOAT_RANGE if literal[0] == "-" else BEYOND_FLOAT_RANGE
+    return int(literal)
+
+
+def _bounded_float(literal: str) -> float | int:
+    """A number literal with a fraction or exponent; one beyond float range (``1e999``) is
+    out of range, not infinite: JSON has no infinity, so it is clipped like an integer."""
+    number = float(literal)
+    if math.isinf(number):
+        return -BEYOND_FLOAT_RANGE if number < 0 else BEYOND_FLOAT_RANGE
+    return number
+
+
+def _check_structure(document: Any) -> None:
+    """Refuse nesting deeper than ``MAX_JSON_DEPTH`` and text that is not Unicode (a lone
+    surrogate written as an escape, which no UTF-8 consumer downstream can take)."""
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            _check_text(value)
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidRequestError(BODY, f"nests deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(value, dict):
+            for key in value:
+                _check_text(key)
+            pending.extend((child, depth + 1) for child in value.values())
+        else:
+            pending.extend((child, depth + 1) for child in value)
+
+
+def _check_text(text: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InvalidRequestError(BODY, "contains text that is not valid Unicode") from e
 
 
 def _decode(body: bytes | bytearray | str) -> Any:
@@ -68,9 +137,18 @@ def _decode(body: bytes | bytearray | str) -> Any:
     else:
         raise InvalidRequestError(BODY, "must be bytes or text")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        document = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_int=_bounded_int,
+            parse_float=_bounded_float,
+        )
+    except RecursionError as e:
+        raise InvalidRequestError(BODY, f"nests deeper than {MAX_JSON_DEPTH} levels") from e
     except ValueError as e:
         raise InvalidRequestError(BODY, "must be valid JSON") from e
+    _check_structure(document)
+    return document
 
 
 def _instances(document: Any) -> tuple[list[Any], bool]:
@@ -109,6 +187,9 @@ def parse_request(body: bytes | bytearray | str, content_type: str | None) -> En
     """Decode and check a request body; the records are not encoded yet."""
     if media_type(content_type) != CONTENT_TYPE_JSON:
         raise UnsupportedContentTypeError(f"content type must be {CONTENT_TYPE_JSON}")
+    charset = media_parameters(content_type).get("charset", JSON_CHARSET)
+    if charset.lower() != JSON_CHARSET:
+        raise UnsupportedContentTypeError(f"JSON must be {JSON_CHARSET} encoded")
     instances, batched = _instances(_decode(body))
     if not instances:
         raise InvalidRequestError(INSTANCES_KEY, "must hold at least one encounter")

@@ -44,6 +44,20 @@ REQUIRED_FILES = (ENCODER_FILE, MODEL_CONFIG_FILE, WEIGHTS_FILE, CALIBRATION_FIL
 #: Logits are clipped to this before the sigmoid, as training's calibration does.
 _LOGIT_CLIP = 60.0
 
+# Batch invariance, as stated (docs/inference.md, "The same patient, alone or in a batch").
+# A request is scored in one batched pass: float32 matrix products give a row a result that
+# depends, in its last bits, on how many rows are multiplied with it and how long the longest
+# sequence is, so a record scored beside others may differ from the same record alone. Scoring
+# each record alone would make it bitwise invariant at about 5x the cost of a 100-record batch
+# (benchmarks/results/serving.json), so the difference is bounded instead, and tested:
+#: Largest difference of a record's probability between any two batches (observed: ~4e-8).
+PROBABILITY_BATCH_BOUND = 1e-6
+#: Largest difference of one factor's contribution (calibrated log-odds) between any two
+#: batches, rounding to ``CONTRIBUTION_DECIMALS`` included (observed: one unit of the last
+#: decimal, 1e-6). A factor within this of the fifth one's size, or of zero, may trade places
+#: with the next one or be left out.
+CONTRIBUTION_BATCH_BOUND = 1e-5
+
 
 @dataclass(frozen=True)
 class ServingModel:

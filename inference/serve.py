@@ -1,337 +1,264 @@
-"""The local endpoint server: the serving hooks over HTTP, as SageMaker exposes them.
+"""The endpoint server: one program for the local demo and the SageMaker serving container.
 
-    python -m inference.serve --model-dir PATH --port 8080 [--host 127.0.0.1] [--capture-dir PATH]
+    python -m inference.serve [--model-dir PATH] [--host H] [--port P] [--workers N]
+                              [--capture-dir PATH] [--endpoint-name NAME] [--variant-name V]
 
-Routes:
+uvicorn (HTTP/1.1 over h11, asyncio) serves ``inference.endpoint_app`` from ``workers``
+processes, each loading the model once and scoring on one torch thread; uvicorn's supervisor
+restarts a worker that dies or stops answering its health check. The serving image runs
+exactly this module (``containers/serving/serve``), so the demo's endpoint and the cloud's
+are the same program.
 
-* ``GET /ping`` and ``POST /invocations``: the SageMaker container contract. Errors carry the
-  hooks' own status (400 naming the field, 406, 413, 415, 500 without detail).
-* ``POST /endpoints/<name>/invocations``: the sagemaker-runtime ``InvokeEndpoint`` route, so
-  that boto3 with ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=http://127.0.0.1:PORT`` reaches this
-  server. Answers as the runtime service does: the body with ``Content-Type`` and
-  ``x-Amzn-Invoked-Production-Variant``; a container error becomes ``ModelError`` (HTTP 424
-  with ``OriginalStatusCode``); an unknown endpoint or an oversized payload ``ValidationError``.
+Settings follow the SageMaker container contract; precedence: command-line flag, then the
+``SAGEMAKER_*`` variable, then the default
+(https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html and the
+names of aws/sagemaker-inference-toolkit's ``parameters.py``):
 
-Stdlib only (``ThreadingHTTPServer``). Log lines carry the route, status, duration and record
-count, never a payload. ``serve()`` starts it in a thread for tests and the benchmark.
+* ``SAGEMAKER_BIND_TO_PORT`` (8080), ``SAGEMAKER_MODEL_SERVER_WORKERS`` (the CPUs this
+  process may run on), ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` (60 s: the longest a request waits
+  for a scoring slot before a 503), ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``
+  (``application/json``);
+* the model directory: ``--model-dir``, else ``SM_MODEL_DIR``, else
+  ``$SAGEMAKER_BASE_DIR/model`` (``/opt/ml/model``, where SageMaker unpacks model.tar.gz).
+
+``serve()`` runs the same app in a thread of the calling process (tests, benchmarks).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import logging
 import os
-import re
-import signal
+import socket
 import threading
-import time
-import traceback
-import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import FrameType
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from contracts.serving import CONTENT_TYPE_JSON
+import uvicorn
+from uvicorn.supervisors import Multiprocess
+
 from inference.capture import DataCapture
-from inference.errors import InferenceError
-from inference.handler import input_fn, model_fn, output_fn, predict_fn
+from inference.endpoint_app import (
+    DEFAULT_VARIANT_NAME,
+    MAX_PAYLOAD_BYTES,
+    AppLimits,
+    EndpointApp,
+)
+from inference.handler import model_fn
+from inference.http_protocol import DEFAULT_HEADER_TIMEOUT_S, EndpointProtocol
 from inference.predictor import ServingModel
+
+__all__ = ["MAX_PAYLOAD_BYTES", "LocalEndpoint", "ServerSettings", "main", "serve"]
 
 log = logging.getLogger("inference.serve")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
-#: The deployer's single production variant (lambdas.deployer.deployment.VARIANT_NAME).
-DEFAULT_VARIANT_NAME = "AllTraffic"
-#: Endpoint name used for capture of ``/invocations`` calls when none is configured.
-DEFAULT_ENDPOINT_NAME = "local-endpoint"
-#: SageMaker's real-time payload limit.
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
-#: Seconds an idle keep-alive connection may hold a worker thread.
-CONNECTION_TIMEOUT_S = 60
-#: One intra-op thread per request: requests already run in parallel threads, and on a small
-#: machine OpenMP's spinning threads slow small forward passes down many times over.
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_BASE_DIR = "/opt/ml"
+#: One intra-op thread per worker: workers already use every core, and on a small machine
+#: OpenMP's spinning threads slow small forward passes down many times over.
 DEFAULT_TORCH_THREADS = 1
-#: Account shown in the runtime route's error messages (moto's default account).
-LOCAL_ACCOUNT_ID = "123456789012"
+#: Seconds an idle kept-alive connection stays open.
+KEEP_ALIVE_S = 60
+#: Seconds a client may take to send a request's body.
+BODY_TIMEOUT_S = 30.0
+#: Queued connections per listening socket (the stdlib server's was 5).
+BACKLOG = 2048
+#: SageMaker sends SIGKILL 30 s after SIGTERM: in-flight requests get most of that.
+GRACEFUL_SHUTDOWN_S = 25
+#: Seconds the supervisor waits for a worker's health-check answer before replacing it. A new
+#: worker answers only once it has imported torch (spawned, not forked), which takes seconds
+#: on a busy small instance: a short bound would replace every worker before it starts.
+WORKER_HEALTHCHECK_S = 60
 
-PING_PATH = "/ping"
-INVOCATIONS_PATH = "/invocations"
-_RUNTIME_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations/?$")
-_ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-_ERROR_TYPE_HEADER = "x-amzn-ErrorType"
-_VARIANT_HEADER = "x-Amzn-Invoked-Production-Variant"
-_CORAL_SERVICE = "http://internal.amazon.com/coral/com.amazon.coral.service/"
-_CORAL_VALIDATE = "http://internal.amazon.com/coral/com.amazon.coral.validate/"
+ENV_PORT = "SAGEMAKER_BIND_TO_PORT"
+ENV_WORKERS = "SAGEMAKER_MODEL_SERVER_WORKERS"
+ENV_TIMEOUT = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
+ENV_DEFAULT_ACCEPT = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
+ENV_BASE_DIR = "SAGEMAKER_BASE_DIR"
+ENV_MODEL_DIR = "SM_MODEL_DIR"
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (the instance's cores in the container)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """The container's answer to one invocation."""
+class ServerSettings:
+    """Everything a server process needs; validated on creation."""
 
-    status: int
-    body: bytes
-    content_type: str = CONTENT_TYPE_JSON
-    records: int = 0
+    model_dir: Path
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    workers: int = 1
+    torch_threads: int = DEFAULT_TORCH_THREADS
+    capture_dir: Path | None = None
+    endpoint_name: str | None = None
+    variant_name: str = DEFAULT_VARIANT_NAME
+    limits: AppLimits = field(default_factory=AppLimits)
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    keep_alive_s: int = KEEP_ALIVE_S
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in 0..65535, got {self.port}")
+        if self.workers < 1 or self.torch_threads < 1:
+            raise ValueError("workers and torch threads must be at least 1")
+        if min(self.limits.queue_timeout_s, self.limits.body_timeout_s) <= 0:
+            raise ValueError("timeouts must be positive")
+        if self.header_timeout_s <= 0 or self.keep_alive_s <= 0:
+            raise ValueError("timeouts must be positive")
 
 
-def _json_bytes(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, separators=(",", ":")).encode("utf-8")
-
-
-def invoke(serving: ServingModel, body: bytes, content_type: str, accept: str) -> Outcome:
-    """Run the four hooks on one request; every failure becomes a status and a safe body."""
+def _positive_number(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return None
     try:
-        batch = input_fn(body, content_type)
-        text, response_type = output_fn(predict_fn(batch, serving), accept)
-    except InferenceError as e:
-        return Outcome(int(e.status), _json_bytes({"error": e.code, "message": e.message}))
-    except Exception as e:
-        # The message of an unexpected error may quote the request: log type and frames only.
-        frames = [
-            f"{f.filename}:{f.lineno}:{f.name}" for f in traceback.extract_tb(e.__traceback__)
-        ]
-        log.error("unexpected error %s at %s", type(e).__name__, " < ".join(reversed(frames)))
-        return Outcome(HTTPStatus.INTERNAL_SERVER_ERROR, _json_bytes({"error": "internal_error"}))
-    return Outcome(HTTPStatus.OK, text.encode("utf-8"), response_type, len(batch.records))
+        value = float(raw)
+    except ValueError as e:
+        raise ValueError(f"{name} must be a number") from e
+    if value <= 0:
+        raise ValueError(f"{name} must be positive")
+    return value
 
 
-def model_error(outcome: Outcome, endpoint_name: str) -> tuple[int, bytes, dict[str, str]]:
-    """What sagemaker-runtime sends when the container answers with an error: ModelError 424."""
-    original = json.loads(outcome.body).get("message") or HTTPStatus(outcome.status).phrase
-    kind = "client" if outcome.status < HTTPStatus.INTERNAL_SERVER_ERROR else "server"
-    log_group = f"arn:aws:logs:local:{LOCAL_ACCOUNT_ID}:log-group:/aws/sagemaker/Endpoints/"
-    body = {
-        "ErrorCode": f"{kind.upper()}_ERROR_FROM_MODEL",
-        "LogStreamArn": log_group + endpoint_name,
-        "Message": f'Received {kind} error ({outcome.status}) from primary with message "'
-        f'{original}". See the server log for more information.',
-        "OriginalMessage": original,
-        "OriginalStatusCode": outcome.status,
-    }
-    return (
-        HTTPStatus.FAILED_DEPENDENCY,
-        _json_bytes(body),
-        {_ERROR_TYPE_HEADER: _error_type("ModelError", _CORAL_SERVICE)},
+def settings_from(args: argparse.Namespace, env: Mapping[str, str]) -> ServerSettings:
+    """Flags first, then the ``SAGEMAKER_*`` variables, then the defaults."""
+    base = env.get(ENV_BASE_DIR) or DEFAULT_BASE_DIR
+    model_dir = args.model_dir or env.get(ENV_MODEL_DIR) or f"{base}/model"
+    port = args.port if args.port is not None else _positive_number(env, ENV_PORT)
+    workers = args.workers or _positive_number(env, ENV_WORKERS) or available_cpus()
+    timeout = _positive_number(env, ENV_TIMEOUT) or DEFAULT_TIMEOUT_S
+    limits = AppLimits(
+        body_timeout_s=BODY_TIMEOUT_S,
+        queue_timeout_s=timeout,
+        default_accept=env.get(ENV_DEFAULT_ACCEPT) or AppLimits.default_accept,
+    )
+    return ServerSettings(
+        model_dir=Path(model_dir),
+        host=args.host,
+        port=DEFAULT_PORT if port is None else int(port),
+        workers=int(workers),
+        torch_threads=args.torch_threads,
+        capture_dir=args.capture_dir,
+        endpoint_name=args.endpoint_name,
+        variant_name=args.variant_name,
+        limits=limits,
     )
 
 
-def validation_error(message: str) -> tuple[int, bytes, dict[str, str]]:
-    """sagemaker-runtime's ``ValidationError`` (HTTP 400)."""
-    header = {_ERROR_TYPE_HEADER: _error_type("ValidationError", _CORAL_VALIDATE)}
-    return HTTPStatus.BAD_REQUEST, _json_bytes({"message": message}), header
+def build_app(settings: ServerSettings, serving: ServingModel | None = None) -> Any:
+    """The ASGI app of one worker: the model (loaded here unless given) behind the routes."""
+    if serving is None:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+        serving = model_fn(str(settings.model_dir))
+    capture = (
+        DataCapture(settings.capture_dir, settings.variant_name)
+        if settings.capture_dir is not None
+        else None
+    )
+    endpoint = EndpointApp(
+        serving,
+        endpoint_name=settings.endpoint_name,
+        variant_name=settings.variant_name,
+        capture=capture,
+        limits=settings.limits,
+    )
+    log.info("worker %d ready (model %s)", os.getpid(), serving.model_version)
+    return endpoint.app
 
 
-def _error_type(code: str, namespace: str) -> str:
-    return f"{code}:{namespace}"
+def _worker_app(settings: ServerSettings) -> Any:
+    """uvicorn's app factory in a worker process: logging, then the app."""
+    configure_logging()
+    return build_app(settings)
 
 
-class EndpointHTTPServer(ThreadingHTTPServer):
-    """The HTTP server and what its handlers share: the model, the capture, the names."""
+def uvicorn_config(settings: ServerSettings, app: Any, factory: bool = False) -> uvicorn.Config:
+    """The uvicorn settings shared by the CLI and ``serve()`` (``factory``: ``app()`` builds it
+    in each worker)."""
+    # uvicorn's access lines quote the raw path and query (a caller's input): off, whatever
+    # handlers the root logger has; the app logs route templates instead.
+    logging.getLogger("uvicorn.access").disabled = True
+    return uvicorn.Config(
+        app,
+        factory=factory,
+        # uvicorn calls ``http(config=..., server_state=..., app_state=..., _loop=...)``.
+        http=functools.partial(EndpointProtocol, header_timeout_s=settings.header_timeout_s),  # type: ignore[arg-type]
+        ws="none",
+        lifespan="off",
+        workers=settings.workers,
+        backlog=BACKLOG,
+        timeout_keep_alive=settings.keep_alive_s,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+        # A head that arrives in pieces is bounded by h11 (a 400), one that arrives whole by
+        # the app (a 431).
+        h11_max_incomplete_event_size=settings.limits.max_head_bytes,
+        access_log=False,
+        server_header=False,
+        log_config=None,
+        proxy_headers=False,
+    )
 
-    daemon_threads = True
 
-    def __init__(
-        self,
-        address: tuple[str, int],
-        serving: ServingModel,
-        endpoint_name: str | None,
-        variant_name: str,
-        capture: DataCapture | None,
-    ) -> None:
-        super().__init__(address, _Handler)
-        self.serving = serving
-        self.endpoint_name = endpoint_name
-        self.variant_name = variant_name
-        self.capture = capture
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (``port=0``: a free one), shared by every worker."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(BACKLOG)
+    sock.set_inheritable(True)
+    return sock
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = CONNECTION_TIMEOUT_S
-    # Headers and body leave in two writes; with Nagle's algorithm the body waits for the
-    # client's delayed ACK of the headers (tens of milliseconds per response).
-    disable_nagle_algorithm = True
-    server: EndpointHTTPServer
-
-    def do_GET(self) -> None:
-        started = time.perf_counter()
-        if urlsplit(self.path).path == PING_PATH:
-            self._send(HTTPStatus.OK, _json_bytes({"status": "healthy"}))
-            self._log(PING_PATH, HTTPStatus.OK, started)
-            return
-        self._send(HTTPStatus.NOT_FOUND, _json_bytes({"error": "not_found"}))
-        self._log("other", HTTPStatus.NOT_FOUND, started)
-
-    def do_POST(self) -> None:
-        started = time.perf_counter()
-        path = urlsplit(self.path).path
-        runtime = _RUNTIME_PATH.match(path)
-        if path != INVOCATIONS_PATH and runtime is None:
-            self.close_connection = True  # the body is left unread
-            self._send(HTTPStatus.NOT_FOUND, _json_bytes({"error": "not_found"}))
-            self._log("other", HTTPStatus.NOT_FOUND, started)
-            return
-        if runtime is None:
-            self._container_route(started)
-        else:
-            self._runtime_route(unquote(runtime["name"]), started)
-
-    # ----- the two invocation routes -----
-    def _container_route(self, started: float) -> None:
-        body = self._read_body()
-        if body is None:
-            self._log(INVOCATIONS_PATH, self._status_sent, started)
-            return
-        outcome = self._invoke(body)
-        if outcome.status == HTTPStatus.OK:
-            self._capture(self.server.endpoint_name or DEFAULT_ENDPOINT_NAME, body, outcome)
-        self._send(outcome.status, outcome.body, content_type=outcome.content_type)
-        self._log(INVOCATIONS_PATH, outcome.status, started, outcome.records)
-
-    def _runtime_route(self, name: str, started: float) -> None:
-        route = "/endpoints/{name}/invocations"
-        configured = self.server.endpoint_name
-        if configured is not None and name != configured:
-            shown = name if _ENDPOINT_NAME.match(name) else "(invalid name)"
-            message = f"Endpoint {shown} of account {LOCAL_ACCOUNT_ID} not found."
-            self.close_connection = True
-            self._send_error_triple(validation_error(message))
-            self._log(route, HTTPStatus.BAD_REQUEST, started)
-            return
-        body = self._read_body(runtime=True)
-        if body is None:
-            self._log(route, self._status_sent, started)
-            return
-        outcome = self._invoke(body)
-        if outcome.status != HTTPStatus.OK:
-            self._send_error_triple(model_error(outcome, name))
-            self._log(route, HTTPStatus.FAILED_DEPENDENCY, started, outcome.records)
-            return
-        self._capture(name, body, outcome)
-        headers = {_VARIANT_HEADER: self.server.variant_name}
-        self._send(outcome.status, outcome.body, content_type=outcome.content_type, headers=headers)
-        self._log(route, outcome.status, started, outcome.records)
-
-    def _invoke(self, body: bytes) -> Outcome:
-        content_type = self.headers.get("Content-Type", "")
-        accept = self.headers.get("Accept", "")
-        return invoke(self.server.serving, body, content_type, accept)
-
-    def _capture(self, endpoint_name: str, body: bytes, outcome: Outcome) -> None:
-        capture = self.server.capture
-        if capture is None:
-            return
-        try:
-            capture.record(
-                endpoint_name,
-                body.decode("utf-8"),
-                self.headers.get("Content-Type", CONTENT_TYPE_JSON),
-                outcome.body.decode("utf-8"),
-                outcome.content_type,
-            )
-        except OSError as e:
-            # As in SageMaker, a capture failure never fails the invocation.
-            log.warning("data capture failed: %s", type(e).__name__)
-
-    # ----- HTTP plumbing -----
-    _status_sent: int = HTTPStatus.OK
-
-    def _read_body(self, runtime: bool = False) -> bytes | None:
-        """Return the body, or answer the request (and return None) when it cannot be read."""
-        if self.headers.get("Transfer-Encoding") or self.headers.get("Content-Length") is None:
-            self.close_connection = True
-            self._send(HTTPStatus.LENGTH_REQUIRED, _json_bytes({"error": "length_required"}))
-            return None
-        try:
-            length = int(self.headers["Content-Length"])
-        except ValueError:
-            length = -1
-        if length < 0:
-            self.close_connection = True
-            self._send(HTTPStatus.BAD_REQUEST, _json_bytes({"error": "invalid_content_length"}))
-            return None
-        if length > MAX_PAYLOAD_BYTES:
-            self.close_connection = True
-            if runtime:
-                limit = f"Received payload size exceeds the maximum of {MAX_PAYLOAD_BYTES} bytes."
-                self._send_error_triple(validation_error(limit))
-            else:
-                self._send(
-                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                    _json_bytes({"error": "payload_too_large"}),
-                )
-            return None
-        return self.rfile.read(length)
-
-    def _send_error_triple(self, triple: tuple[int, bytes, dict[str, str]]) -> None:
-        status, body, headers = triple
-        self._send(status, body, headers=headers)
-
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        content_type: str = CONTENT_TYPE_JSON,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        self._status_sent = status
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _log(self, route: str, status: int, started: float, records: int = 0) -> None:
-        elapsed_ms = (time.perf_counter() - started) * 1000.0
-        log.info("%s %s %d %.1f ms records=%d", self.command, route, status, elapsed_ms, records)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence http.server's own lines (they quote the raw request line)."""
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @dataclass
 class LocalEndpoint:
-    """A running server: where it listens, and ``stop()`` (also on leaving a ``with`` block)."""
+    """A server running in a thread of this process: ``url``, ``stop()``, a context manager."""
 
-    server: EndpointHTTPServer
+    server: uvicorn.Server
     thread: threading.Thread
+    sock: socket.socket
     _stopped: bool = field(default=False, init=False)
 
     @property
     def host(self) -> str:
-        return str(self.server.server_address[0])
+        return str(self.sock.getsockname()[0])
 
     @property
     def port(self) -> int:
-        return int(self.server.server_address[1])
+        return int(self.sock.getsockname()[1])
 
     @property
     def url(self) -> str:
         """Base URL, e.g. for ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``."""
-        return f"http://{self.host}:{self.port}"
+        return url_of(self.sock)
 
     def stop(self) -> None:
-        """Stop accepting, finish the current requests, close the socket and capture files."""
+        """Stop accepting, finish the current requests, close the socket."""
         if self._stopped:
             return
         self._stopped = True
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
-        if self.server.capture is not None:
-            self.server.capture.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=GRACEFUL_SHUTDOWN_S + 5)
+        self.sock.close()
 
     def __enter__(self) -> LocalEndpoint:
         return self
@@ -349,72 +276,72 @@ def serve(
     endpoint_name: str | None = None,
     variant_name: str = DEFAULT_VARIANT_NAME,
     serving: ServingModel | None = None,
+    settings: ServerSettings | None = None,
 ) -> LocalEndpoint:
-    """Load the model (or take a loaded one) and serve it from a daemon thread.
+    """Serve the app from a thread of this process (one worker) until ``stop()``.
 
-    ``port=0`` picks a free port (``LocalEndpoint.port``). With ``endpoint_name`` the runtime
-    route serves that name only, as the real service does; without it, any name.
+    ``port=0`` picks a free port. With ``endpoint_name`` the runtime route serves that name
+    only, as the real service does; without it, any name. ``settings`` overrides the rest.
     """
     if serving is None:
-        if model_dir is None:
-            raise ValueError("model_dir or serving is required")
-        serving = model_fn(str(model_dir))
-    capture = DataCapture(capture_dir, variant_name) if capture_dir is not None else None
-    server = EndpointHTTPServer((host, port), serving, endpoint_name, variant_name, capture)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="endpoint"
-    )
+        if model_dir is None and settings is None:
+            raise ValueError("model_dir, serving or settings is required")
+        serving = model_fn(str(model_dir if model_dir is not None else settings.model_dir))  # type: ignore[union-attr]
+    if settings is None:
+        settings = ServerSettings(
+            model_dir=Path(model_dir or "."),
+            host=host,
+            port=port,
+            capture_dir=Path(capture_dir) if capture_dir is not None else None,
+            endpoint_name=endpoint_name,
+            variant_name=variant_name,
+        )
+    settings = replace(settings, workers=1)
+    sock = bind(settings.host, settings.port)
+    server = uvicorn.Server(uvicorn_config(settings, build_app(settings, serving)))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    return LocalEndpoint(server, thread)
+    endpoint = LocalEndpoint(server, thread, sock)
+    while not server.started:
+        if not thread.is_alive():
+            sock.close()
+            raise RuntimeError("the endpoint server did not start")
+        threading.Event().wait(0.01)
+    return endpoint
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Options of ``python -m inference.serve``."""
+    """Options of ``python -m inference.serve`` (unset ones fall back to the environment)."""
     parser = argparse.ArgumentParser(
         prog="python -m inference.serve", description=__doc__.splitlines()[0]
     )
-    model_dir = os.environ.get("SM_MODEL_DIR")
-    parser.add_argument("--model-dir", type=Path, default=model_dir, required=model_dir is None)
+    parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--host", default=DEFAULT_HOST)
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--port", type=int, default=None, help=f"default ${ENV_PORT} or 8080")
+    parser.add_argument("--workers", type=int, default=None, help=f"default ${ENV_WORKERS} or CPUs")
     parser.add_argument("--capture-dir", type=Path, default=None, help="write data capture here")
     parser.add_argument("--endpoint-name", default=None, help="serve only this runtime name")
     parser.add_argument("--variant-name", default=DEFAULT_VARIANT_NAME)
-    parser.add_argument(
-        "--torch-threads",
-        type=int,
-        default=DEFAULT_TORCH_THREADS,
-        help="intra-op threads per request (requests run in parallel threads)",
-    )
+    parser.add_argument("--torch-threads", type=int, default=DEFAULT_TORCH_THREADS)
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """Serve until SIGTERM or SIGINT, then stop cleanly (exit status 0)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    args = parse_args(argv)
-    import torch
-
-    torch.set_num_threads(max(1, args.torch_threads))
-    endpoint = serve(
-        args.model_dir,
-        host=args.host,
-        port=args.port,
-        capture_dir=args.capture_dir,
-        endpoint_name=args.endpoint_name,
-        variant_name=args.variant_name,
-    )
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    log.info("serving on %s", endpoint.url)
-    while not stop.wait(0.2):
-        pass
-    endpoint.stop()
+    configure_logging()
+    settings = settings_from(parse_args(argv), os.environ if env is None else env)
+    sock = bind(settings.host, settings.port)
+    log.info("%d workers; serving on %s", settings.workers, url_of(sock))
+    config = uvicorn_config(settings, functools.partial(_worker_app, settings), factory=True)
+    if settings.workers > 1:
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        uvicorn.Server(config).run(sockets=[sock])
+    sock.close()
     log.info("stopped")
     return 0
 

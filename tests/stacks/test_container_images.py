@@ -243,9 +243,9 @@ def test_staged_requirements_are_the_project_files(tmp_path: Path) -> None:
     for image in ("training", "serving"):
         dockerfile = (context / image / "Dockerfile").read_text()
         assert "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}" in dockerfile
-        assert "pip install --no-cache-dir -r /opt/readmission/requirements.txt" in dockerfile
-        # The offline re-install proves at build time that start-up pip has nothing to fetch.
-        assert "--no-index -r /opt/readmission/requirements.txt" in dockerfile
+        # Hash-checked installs from the lock (tests/inference/test_serving_image.py).
+        assert "--require-hashes" in dockerfile
+        assert (context / image / "requirements.hashed.txt").is_file()
 
 
 def _stub(folder: Path, name: str, body: str) -> None:
