@@ -7,14 +7,15 @@ links to no admission), ``no_value`` / ``not_selected`` (nothing the job reads).
 an unused row carries its reason; copies are dropped only among used rows.
 
 Counts come from the per-admission aggregates the features are built from, so a child table
-is read once. Everything here returns one (table, outcome, rows) row per outcome; the driver
-collects them all at once.
+is read once, and joined to the ADMISSIONS ids once for all child tables. Everything here
+returns (table, outcome, rows) rows; the driver collects them all at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Any
 
 from pyspark.sql import Column, DataFrame
@@ -43,6 +44,8 @@ NO_VALUE = "no_value"
 NOT_SELECTED = "not_selected"
 
 _LINKED = "_linked"
+_VALUE_REASON = "_value_reason"
+_WITHOUT_VALUE = "_without_value"
 OUTCOME_SCHEMA = "table string, outcome string, rows long"
 
 
@@ -57,39 +60,57 @@ def child_row_counts() -> list[Column]:
     ]
 
 
-def _long(table: str, totals: DataFrame, outcomes: Sequence[str]) -> DataFrame:
-    """One wide row of sums -> (table, outcome, rows) rows."""
+def _long(totals: DataFrame, outcomes: Sequence[tuple[Column, str]]) -> DataFrame:
+    """Rows of sums with a ``table`` column -> (table, outcome, rows) rows; ``outcomes`` pairs
+    each outcome's name with the column holding its sum."""
     pairs = [
-        F.struct(F.lit(name).alias("outcome"), F.coalesce(F.col(name), F.lit(0)).alias("rows"))
-        for name in (TOTAL, *outcomes)
+        F.struct(name.alias("outcome"), F.coalesce(F.col(column), F.lit(0)).alias("rows"))
+        for name, column in [(F.lit(TOTAL), TOTAL), *outcomes]
     ]
-    exploded = totals.select(F.explode(F.array(*pairs)).alias("_o"))
+    exploded = totals.select("table", F.explode(F.array(*pairs)).alias("_o"))
     return exploded.select(
-        F.lit(table).alias("table"),
+        "table",
         F.col("_o.outcome").alias("outcome"),
         F.col("_o.rows").cast("long").alias("rows"),
     )
 
 
 def child_table_outcomes(
-    table: str, detail: DataFrame, admission_ids: DataFrame, value_reason: str = NO_VALUE
+    details: Mapping[str, DataFrame], admission_ids: DataFrame, value_reasons: Mapping[str, str]
 ) -> DataFrame:
-    """A child table's per-admission aggregate + the ADMISSIONS ids -> its outcome rows."""
-    linked = detail.select("hadm_id", *COUNT_COLUMNS).join(
+    """Child tables' per-admission aggregates + the ADMISSIONS ids -> their outcome rows, in
+    one join (``value_reasons``: a table's reason for rows without a value, else no_value)."""
+    counts = reduce(
+        DataFrame.unionByName,
+        [
+            detail.select(
+                F.lit(name).alias("table"),
+                F.lit(value_reasons.get(name, NO_VALUE)).alias(_VALUE_REASON),
+                "hadm_id",
+                *COUNT_COLUMNS,
+            )
+            for name, detail in details.items()
+        ],
+    )
+    linked = counts.join(
         admission_ids.select("hadm_id", F.lit(True).alias(_LINKED)), on="hadm_id", how="left"
     )
     has_id = F.col("hadm_id").isNotNull()
     is_linked = F.col(_LINKED).isNotNull()
     rows_in, with_value, used = F.col(ROWS_IN), F.col(ROWS_WITH_VALUE), F.col(ROWS_USED)
-    totals = linked.agg(
+    totals = linked.groupBy("table", _VALUE_REASON).agg(
         F.sum(rows_in).alias(TOTAL),
         F.sum(F.when(~has_id, rows_in)).alias(NO_ADMISSION_ID),
         F.sum(F.when(has_id & ~is_linked, rows_in)).alias(ORPHAN),
-        F.sum(F.when(is_linked, rows_in - with_value)).alias(value_reason),
+        F.sum(F.when(is_linked, rows_in - with_value)).alias(_WITHOUT_VALUE),
         F.sum(F.when(is_linked, with_value - used)).alias(DUPLICATE),
         F.sum(F.when(is_linked, used)).alias(USED),
     )
-    return _long(table, totals, (NO_ADMISSION_ID, ORPHAN, value_reason, DUPLICATE, USED))
+    names = (NO_ADMISSION_ID, ORPHAN, DUPLICATE, USED)
+    return _long(
+        totals,
+        [*[(F.lit(n), n) for n in names], (F.col(_VALUE_REASON), _WITHOUT_VALUE)],
+    )
 
 
 def lookup_table_outcomes(
@@ -114,7 +135,10 @@ def lookup_table_outcomes(
         F.sum(F.when(F.col("_reason").isNull(), rows - 1)).alias(DUPLICATE),
         F.count(F.when(F.col("_reason").isNull(), F.lit(1))).alias(USED),
     )
-    return _long(table, totals, (*reasons, DUPLICATE, USED))
+    return _long(
+        totals.select(F.lit(table).alias("table"), "*"),
+        [(F.lit(name), name) for name in (*reasons, DUPLICATE, USED)],
+    )
 
 
 @dataclass
@@ -136,9 +160,12 @@ class TableCounts:
         }
 
 
-def collect_table_counts(outcomes: Iterable[Any]) -> dict[str, TableCounts]:
-    """(table, outcome, rows) rows -> counts per table; reasons with no rows are left out."""
-    tables: dict[str, TableCounts] = {}
+def collect_table_counts(
+    outcomes: Iterable[Any], tables_read: Iterable[str]
+) -> dict[str, TableCounts]:
+    """(table, outcome, rows) rows -> counts per table read (an empty table has no rows);
+    reasons with no rows are left out."""
+    tables = {name: TableCounts() for name in tables_read}
     for row in outcomes:
         counts = tables.setdefault(row["table"], TableCounts())
         rows = int(row["rows"])

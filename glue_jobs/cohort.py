@@ -162,6 +162,7 @@ class SourceFrames:
     record_source: str
     tables_missing: list[str] = field(default_factory=list)
     linked_outcomes: DataFrame | None = None
+    linked_tables: list[str] = field(default_factory=list)
     persisted: list[DataFrame] = field(default_factory=list)
 
 

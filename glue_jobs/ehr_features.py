@@ -57,18 +57,18 @@ class RunCounts:
 def count_rows(frames: cohort.SourceFrames) -> RunCounts:
     """Count the index table's outcomes and collect the linked tables' (two small jobs)."""
     linked = (
-        accounting.collect_table_counts(frames.linked_outcomes.collect())
+        accounting.collect_table_counts(frames.linked_outcomes.collect(), frames.linked_tables)
         if frames.linked_outcomes is not None
         else {}
     )
     return RunCounts(cohort.count_outcomes(frames.staged), linked)
 
 
-def row_accounting(frames: cohort.SourceFrames, run: RunCounts) -> dict[str, Any]:
+def row_accounting(input_table: str, run: RunCounts) -> dict[str, Any]:
     """The manifest's row counts, ``reconciled`` included: what the identities are checked on."""
     counts = run.index
     entries: dict[str, Any] = {
-        keys.INPUT_TABLE: frames.input_table,
+        keys.INPUT_TABLE: input_table,
         keys.ROWS_IN: counts.rows_in,
         keys.ROWS_OUT: counts.rows_out,
         keys.ROWS_EXCLUDED: sum(counts.excluded.values()),
@@ -97,7 +97,7 @@ def make_manifest(
         keys.SOURCE: source,
         keys.RECORD_SOURCE: frames.record_source,
         keys.TABLES_MISSING: sorted(frames.tables_missing),
-        **row_accounting(frames, run),
+        **row_accounting(frames.input_table, run),
         keys.ROWS_OUT_BY_SPLIT: dict(sorted(counts.rows_out_by_split.items())),
         keys.LABEL_COUNTS_BY_SPLIT: {
             split: dict(sorted(labels.items()))
@@ -124,7 +124,7 @@ def run_job(
     frames = build_source(spark, source, input_path, deid_key)
     try:
         run = count_rows(frames)
-        unbalanced = keys.unbalanced_tables(row_accounting(frames, run))
+        unbalanced = keys.unbalanced_tables(row_accounting(frames.input_table, run))
         if unbalanced:
             raise ReconciliationError(f"row counts do not reconcile: {', '.join(unbalanced)}")
 

@@ -22,8 +22,11 @@ from glue_jobs.accounting import (
     lookup_table_outcomes,
 )
 from glue_jobs.charlson import charlson_index
+from glue_jobs.copies import ROWS, VARIANTS
 from glue_jobs.deid import add_keys
 from glue_jobs.mimic3_admissions import (
+    PATIENT_ROWS,
+    PATIENT_VARIANTS,
     add_categories,
     add_timeline,
     parse_admissions,
@@ -128,8 +131,16 @@ def linked_table_outcomes(
     """
     admission_ids = staged.where(F.col("hadm_id").isNotNull()).select("hadm_id").distinct()
     subjects = staged.where(F.col("subject_id").isNotNull()).select("subject_id").distinct()
-    patients = parse_patients(tables["PATIENTS"]).join(
-        subjects.select("subject_id", F.lit(True).alias("_admitted")), on="subject_id", how="left"
+    patients = (
+        parse_patients(tables["PATIENTS"])
+        .select(
+            "subject_id", F.col(PATIENT_ROWS).alias(ROWS), F.col(PATIENT_VARIANTS).alias(VARIANTS)
+        )
+        .join(
+            subjects.select("subject_id", F.lit(True).alias("_admitted")),
+            on="subject_id",
+            how="left",
+        )
     )
     outcomes = [
         lookup_table_outcomes(
@@ -141,10 +152,7 @@ def linked_table_outcomes(
             "itemid",
             [(F.col("label").isNull(), NO_VALUE)],
         ),
-        *[
-            child_table_outcomes(name, detail, admission_ids, VALUE_REASONS.get(name, NO_VALUE))
-            for name, detail in details.items()
-        ],
+        child_table_outcomes(details, admission_ids, VALUE_REASONS),
     ]
     return reduce(DataFrame.unionByName, outcomes)
 
@@ -172,5 +180,6 @@ def build(
         record_source=record_source,
         tables_missing=tables_missing,
         linked_outcomes=linked_table_outcomes(tables, staged, details),
+        linked_tables=["PATIENTS", "D_LABITEMS", *details],
         persisted=[staged, *details.values()],
     )

@@ -56,6 +56,9 @@ _TEXT_COLUMNS = ("admission_type", "admission_location", "discharge_location", "
 #: Compared to tell copies from disagreeing rows: every column read but the id itself.
 ADMISSION_COMPARED = tuple(c for c in MIMIC_COLUMNS["ADMISSIONS"] if c != "hadm_id")
 PATIENT_COMPARED = tuple(c for c in MIMIC_COLUMNS["PATIENTS"] if c != "subject_id")
+#: A patient's number of PATIENTS rows and of distinct ones (``copies.group_by_key``).
+PATIENT_ROWS = "_patient_rows"
+PATIENT_VARIANTS = "_patient_variants"
 
 
 def _clean_text(name: str) -> Column:
@@ -91,8 +94,8 @@ def parse_patients(raw: DataFrame) -> DataFrame:
     )
     return grouped.select(
         "subject_id",
-        F.col(ROWS).alias("_patient_rows"),
-        F.col(VARIANTS).alias("_patient_variants"),
+        F.col(ROWS).alias(PATIENT_ROWS),
+        F.col(VARIANTS).alias(PATIENT_VARIANTS),
         "gender",
         "dob_ts",
     )
@@ -115,8 +118,8 @@ def stage_admissions(admissions: DataFrame, patients: DataFrame) -> DataFrame:
             F.col("admit_ts").isNull() | F.col("disch_ts").isNull() | F.col("_bad_edregtime"),
             cohort.UNPARSEABLE_DATE,
         ),
-        (F.col("_patient_rows").isNull(), cohort.UNKNOWN_PATIENT),
-        (F.col("_patient_variants") > 1, cohort.CONFLICTING_PATIENT),
+        (F.col(PATIENT_ROWS).isNull(), cohort.UNKNOWN_PATIENT),
+        (F.col(PATIENT_VARIANTS) > 1, cohort.CONFLICTING_PATIENT),
         (F.col("dob_ts").isNull(), cohort.UNPARSEABLE_DATE),
         (F.col("disch_ts") < F.col("admit_ts"), cohort.DISCHARGE_BEFORE_ADMISSION),
         (
@@ -134,7 +137,7 @@ def stage_admissions(admissions: DataFrame, patients: DataFrame) -> DataFrame:
         staged, quarantine_checks, exclusion_checks, extra_copy=F.col(EXTRA_COPY)
     )
     return outcome.drop(
-        CONFLICTING, EXTRA_COPY, ROW_TEXT, "_patient_rows", "_patient_variants", "_bad_edregtime"
+        CONFLICTING, EXTRA_COPY, ROW_TEXT, PATIENT_ROWS, PATIENT_VARIANTS, "_bad_edregtime"
     )
 
 

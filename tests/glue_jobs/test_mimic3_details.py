@@ -25,9 +25,7 @@ pytestmark = pytest.mark.spark
 def _as_dict(frame, key: str = "hadm_id") -> dict:  # type: ignore[no-untyped-def]
     """Features of each admission (row counts and the rows without an admission id apart)."""
     columns = [c for c in frame.columns if c != key and c not in COUNT_COLUMNS]
-    return {
-        r[key]: tuple(r[c] for c in columns) for r in frame.collect() if r[key] is not None
-    }
+    return {r[key]: tuple(r[c] for c in columns) for r in frame.collect() if r[key] is not None}
 
 
 def test_diagnoses_in_seq_order_without_dots(spark: SparkSession) -> None:
