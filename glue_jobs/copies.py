@@ -79,15 +79,22 @@ def group_by_key(typed: DataFrame, key: str, *values: Column) -> DataFrame:
 
 
 def distinct_rows(typed: DataFrame, key: str) -> DataFrame:
-    """One row per distinct (key, row text) with ``_copies`` and the typed values of its least
-    copy (copies can differ only in spaces the job ignores). Rows without a key collapse into
-    one row, and a key's rows without a value (``_has_value`` false) into one: they are only
-    counted. Needs ``_row_text`` and ``_has_value``.
+    """One row per distinct (key, row text) with ``_copies``. Rows without a key collapse into
+    one row per ``_has_value``, and a key's rows without a value into one: they are only
+    counted (their typed values are null). Needs ``_row_text`` and ``_has_value``.
+
+    The typed values are grouped on too: they follow from the row text (parsing trims the
+    same spaces), so they never split copies, and a plain hash aggregation needs no sort.
     """
     compared = F.col(key).isNotNull() & F.col(HAS_VALUE)
-    columns = [c for c in typed.columns if c not in (key, ROW_TEXT)]
-    grouped = typed.groupBy(F.col(key), F.when(compared, F.col(ROW_TEXT)).alias(ROW_TEXT)).agg(
-        F.count(F.lit(1)).alias(COPIES),
-        F.min(F.struct(*columns)).alias("_least"),
+    columns = [c for c in typed.columns if c not in (key, HAS_VALUE, ROW_TEXT)]
+    return (
+        typed.groupBy(
+            key,
+            HAS_VALUE,
+            *[F.when(compared, F.col(c)).alias(c) for c in columns],
+            F.when(compared, F.col(ROW_TEXT)).alias(ROW_TEXT),
+        )
+        .agg(F.count(F.lit(1)).alias(COPIES))
+        .drop(ROW_TEXT)
     )
-    return grouped.select(key, *[F.col(f"_least.{c}").alias(c) for c in columns], COPIES)

@@ -42,7 +42,7 @@ ICD9_COMPARED = ("seq_num", "icd9_code", ROW_ID)
 PRESCRIPTION_COMPARED = ("startdate", "drug", ROW_ID)
 LAB_COMPARED = ("itemid", "charttime", "valuenum", "flag", ROW_ID)
 SERVICE_COMPARED = ("transfertime", "curr_service", ROW_ID)
-NOTE_COMPARED = ("row_id", "chartdate", "charttime", "category", "iserror", "text")
+NOTE_COMPARED = (ROW_ID, "chartdate", "charttime", "category", "iserror", "text")
 LABITEM_COMPARED = ("label",)
 
 
