@@ -118,7 +118,12 @@ def mimic_tables(spark: SparkSession, extract: Mapping[str, list[Row]]) -> dict[
 
 def run_counts(spark: SparkSession, extract: Mapping[str, list[Row]]) -> tuple[Any, RunCounts]:
     """Build the source from the extract: (its kept feature rows by encounter_key, counts)."""
-    frames = mimic3.build(mimic_tables(spark, extract), TEST_KEY, "mimic3", [])
+    return build_and_count(mimic_tables(spark, extract))
+
+
+def build_and_count(tables: dict[str, DataFrame]) -> tuple[Any, RunCounts]:
+    """What ``run_job`` computes before writing: (kept feature rows by encounter_key, counts)."""
+    frames = mimic3.build(tables, TEST_KEY, "mimic3", [])
     try:
         counts = count_rows(frames)
         features = {row["encounter_key"]: row.asDict() for row in frames.features.collect()}

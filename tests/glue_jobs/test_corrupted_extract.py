@@ -1,5 +1,7 @@
 """Property: corrupting a clean extract never changes its cohort, and every row is counted.
 
+Every source the ETL reads: MIMIC-III text tables, UCI Diabetes-130, the generator's Parquet.
+
 Each example takes a clean extract and injects random exact copies (byte for byte, or with
 spaces around the values, which the job trims), orphans, child rows without an admission id
 or a value, malformed and disagreeing admissions or encounters. The kept rows and labels
@@ -10,20 +12,28 @@ two cores) but each injects many corruptions.
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 
 from contracts import etl_manifest as keys
-from glue_jobs import cohort, uci_diabetes
+from glue_jobs import cohort, readers, uci_diabetes
 from glue_jobs.accounting import TableCounts
 from glue_jobs.ehr_features import RunCounts, row_accounting
+from glue_jobs.synthetic_ehr import generate
 from tests.glue_jobs import extract_rows, uci_rows
 from tests.glue_jobs.conftest import TEST_KEY, text_frame
 from tests.glue_jobs.extract_rows import CHILD_TABLES, Row
@@ -31,7 +41,7 @@ from tests.glue_jobs.extract_rows import CHILD_TABLES, Row
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 SETTINGS = settings(
-    max_examples=4,
+    max_examples=3,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -135,22 +145,37 @@ def _inject_bad_admissions(draw: st.DrawFn, corrupted: Corrupted) -> None:
             corrupted.add("DIAGNOSES_ICD", {**diagnosis, "icd9_code": "4280"}, "used")
 
 
-def _inject_bad_patients(draw: st.DrawFn, corrupted: Corrupted) -> None:
+def _inject_bad_lookups(draw: st.DrawFn, corrupted: Corrupted) -> None:
+    """Patients without an id or an admission; lab items without an id or a label, or with
+    rows that disagree (fresh item ids: the clean labs' names must not change)."""
     for index in range(draw(st.integers(0, 2))):
         subject = draw(st.sampled_from([None, str(80 + index)]))
         reason = "missing_key" if subject is None else "orphan"
         row = {"subject_id": subject, "gender": "M", "dob": "2100-01-01 00:00:00"}
         corrupted.add("PATIENTS", row, reason)
+    for index in range(draw(st.integers(0, 2))):
+        item = {"row_id": str(60 + index), "itemid": str(60000 + index), "label": "Sodium"}
+        kind = draw(st.sampled_from(["missing_key", "no_value", "conflicting_duplicate"]))
+        if kind == "missing_key":
+            corrupted.add(
+                "D_LABITEMS", {**item, "itemid": draw(st.sampled_from([None, "5x"]))}, kind
+            )
+        elif kind == "no_value":
+            corrupted.add("D_LABITEMS", {**item, "label": " "}, kind)
+        else:
+            corrupted.add("D_LABITEMS", item, kind)
+            corrupted.add("D_LABITEMS", {**item, "label": "sodium"}, kind)
 
 
 @st.composite
 def corrupted_extracts(draw: st.DrawFn) -> Corrupted:
-    """The clean extract with random copies, orphans and malformed rows in every table."""
+    """The clean extract with random copies, orphans and malformed rows in every table (each
+    reason of every table can be drawn)."""
     corrupted = Corrupted(extract=extract_rows.clean_extract())
     _inject_copies(draw, corrupted)
     _inject_child_faults(draw, corrupted, serial=100)
     _inject_bad_admissions(draw, corrupted)
-    _inject_bad_patients(draw, corrupted)
+    _inject_bad_lookups(draw, corrupted)
     return corrupted
 
 
@@ -201,57 +226,6 @@ def test_clean_extract_uses_every_row_but_an_outpatient_lab_and_a_nursing_note(
     assert linked["PATIENTS"] == {**EMPTY, "rows_in": 3, "rows_used": 3}
     assert linked["D_LABITEMS"] == {**EMPTY, "rows_in": 2, "rows_used": 2}
     assert counts.index.duplicates_dropped == 0
-
-
-def test_copies_orphans_and_rows_without_an_id_or_a_value_are_counted(
-    spark: SparkSession,
-) -> None:
-    """Copies are dropped only among used rows; an unused row's copies keep its reason."""
-    extract = extract_rows.clean_extract()
-    diagnosis = extract["DIAGNOSES_ICD"][0]
-    orphan = {**diagnosis, "row_id": "90", "hadm_id": "999"}
-    extract["DIAGNOSES_ICD"] += [
-        dict(diagnosis),
-        extract_rows.padded(diagnosis),
-        {**diagnosis, "row_id": "91", "icd9_code": None},
-        orphan,
-        dict(orphan),
-        {**diagnosis, "row_id": "92", "hadm_id": None},
-        {**diagnosis, "row_id": "93", "hadm_id": "10a"},
-    ]
-    extract["PATIENTS"] += [
-        dict(extract["PATIENTS"][0]),
-        {"subject_id": "77", "gender": "F", "dob": "2100-01-01 00:00:00"},
-        {"subject_id": None, "gender": "F", "dob": "2100-01-01 00:00:00"},
-    ]
-    extract["D_LABITEMS"] += [
-        {"row_id": "3", "itemid": "50931", "label": "Glucose"},
-        {"row_id": "4", "itemid": "50971", "label": "Potassium"},
-        {"row_id": "5", "itemid": "50971", "label": "potassium "},
-        {"row_id": "6", "itemid": "50800", "label": " "},
-    ]
-    _, counts = extract_rows.run_counts(spark, extract)
-    linked = _manifest(counts.linked)
-    assert linked["DIAGNOSES_ICD"] == {
-        "rows_in": 13,
-        "rows_used": 6,
-        "duplicates_dropped": 2,
-        "rows_unused_by_reason": {"no_admission_id": 2, "no_value": 1, "orphan": 2},
-    }
-    assert linked["PATIENTS"] == {
-        "rows_in": 6,
-        "rows_used": 3,
-        "duplicates_dropped": 1,
-        "rows_unused_by_reason": {"missing_key": 1, "orphan": 1},
-    }
-    assert linked["D_LABITEMS"] == {
-        "rows_in": 6,
-        "rows_used": 2,
-        "duplicates_dropped": 1,
-        "rows_unused_by_reason": {"conflicting_duplicate": 2, "no_value": 1},
-    }
-    for name, table in linked.items():
-        assert keys.table_balance(table) == 0, name
 
 
 def _expected_table(clean: TableCounts, added: Counter[str]) -> dict[str, Any]:
@@ -363,3 +337,50 @@ def test_uci_corruption_leaves_the_cohort_and_adds_up(
     assert counts.excluded == clean.excluded
     entries = row_accounting("diabetic_data", RunCounts(counts, {}))
     assert keys.unbalanced_tables(entries) == []
+
+
+# --- The generator's Parquet ---------------------------------------------------------------
+
+
+def test_copies_and_orphans_in_generated_parquet_leave_the_cohort(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Typed Parquet with admissions, patients and labs written twice, and diagnoses of
+    admissions that do not exist: the same features, every extra row counted."""
+    clean, corrupted = tmp_path / "clean", tmp_path / "corrupted"
+    generate(60, 9, str(clean))
+    shutil.copytree(clean, corrupted)
+
+    def table(name: str) -> pa.Table:
+        return ds.dataset(clean / name, format="parquet").to_table()
+
+    def append(name: str, rows: pa.Table) -> None:
+        pq.write_table(rows, corrupted / name / "part-99999.parquet")
+
+    append("ADMISSIONS", table("ADMISSIONS").slice(0, 3))
+    append("PATIENTS", table("PATIENTS").slice(0, 2))
+    labs = table("LABEVENTS")
+    append("LABEVENTS", labs.filter(pc.is_valid(labs["hadm_id"])).slice(0, 5))
+    diagnoses = table("DIAGNOSES_ICD").slice(0, 4)
+    nowhere = pa.array(np.arange(4, dtype=np.int64) + 10**9)
+    column = diagnoses.schema.get_field_index("hadm_id")
+    append("DIAGNOSES_ICD", diagnoses.set_column(column, "hadm_id", nowhere))
+
+    before_features, before = extract_rows.build_and_count(
+        readers.read_mimic_tables(spark, str(clean))[0]
+    )
+    features, after = extract_rows.build_and_count(
+        readers.read_mimic_tables(spark, str(corrupted))[0]
+    )
+    assert features == before_features
+    assert after.index.rows_in == before.index.rows_in + 3
+    assert after.index.duplicates_dropped == 3
+    assert _manifest(after.linked)["PATIENTS"] == {
+        **_manifest(before.linked)["PATIENTS"],
+        "rows_in": before.linked["PATIENTS"].rows_in + 2,
+        "duplicates_dropped": 2,
+    }
+    assert after.linked["LABEVENTS"].duplicates_dropped == 5
+    assert after.linked["DIAGNOSES_ICD"].unused_by_reason == {"orphan": 4}
+    assert after.linked["DIAGNOSES_ICD"].rows_used == before.linked["DIAGNOSES_ICD"].rows_used
+    assert keys.unbalanced_tables(row_accounting("ADMISSIONS", after)) == []

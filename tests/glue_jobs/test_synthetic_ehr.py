@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 from sklearn.linear_model import LogisticRegression
@@ -19,7 +15,7 @@ from glue_jobs.ehr_features import run_job
 from glue_jobs.readers import MIMIC_COLUMNS
 from glue_jobs.synthetic_ehr import generate
 from tests.glue_jobs.conftest import MIMIC_DEMO, TEST_KEY
-from tests.glue_jobs.output_checks import manifest, read_dataset
+from tests.glue_jobs.output_checks import read_dataset
 
 TABLES = (
     "ADMISSIONS",
@@ -105,52 +101,3 @@ def test_etl_on_generated_data_yields_a_learnable_label(
     scores = model.predict_proba([features(r) for r in test])[:, 1]
     auroc = roc_auc_score([r["readmitted_30d"] for r in test], scores)
     assert auroc > 0.75
-
-
-def _linked(result: dict, table: str, key: str) -> int:
-    counts = result["linked_tables"][table]
-    if key in counts:
-        return int(counts[key])
-    return int(counts["rows_unused_by_reason"].get(key, 0))
-
-
-@pytest.mark.spark
-@pytest.mark.slow
-def test_copies_and_orphans_in_generated_parquet_leave_the_cohort(
-    spark: SparkSession, tmp_path: Path
-) -> None:
-    """The generator's typed Parquet, with admissions, patients and labs written twice and
-    diagnoses of admissions that do not exist: same features, every extra row counted."""
-    clean, corrupted = tmp_path / "clean", tmp_path / "corrupted"
-    generate(150, 9, str(clean))
-    shutil.copytree(clean, corrupted)
-
-    def append(name: str, rows: pa.Table) -> None:
-        pq.write_table(rows, corrupted / name / "part-99999.parquet")
-
-    append("ADMISSIONS", _table(clean, "ADMISSIONS").slice(0, 3))
-    append("PATIENTS", _table(clean, "PATIENTS").slice(0, 2))
-    labs = _table(clean, "LABEVENTS")
-    append("LABEVENTS", labs.filter(pc.is_valid(labs["hadm_id"])).slice(0, 5))
-    diagnoses = _table(clean, "DIAGNOSES_ICD").slice(0, 4)
-    nowhere = pa.array(np.arange(4, dtype=np.int64) + 10**9)
-    append(
-        "DIAGNOSES_ICD",
-        diagnoses.set_column(diagnoses.schema.get_field_index("hadm_id"), "hadm_id", nowhere),
-    )
-    before = run_job(spark, "mimic3", str(clean), str(tmp_path / "out-clean"), TEST_KEY)
-    after = run_job(spark, "mimic3", str(corrupted), str(tmp_path / "out-corrupted"), TEST_KEY)
-    for name in ("features", "protected"):
-        assert read_dataset(tmp_path / "out-corrupted" / name) == read_dataset(
-            tmp_path / "out-clean" / name
-        ), name
-    assert after == manifest(tmp_path / "out-corrupted")
-    assert (after["rows_in"], after["duplicates_dropped"]) == (before["rows_in"] + 3, 3)
-    assert after["rows_out"] == before["rows_out"]
-    assert after["reconciled"] is True
-    assert _linked(after, "PATIENTS", "duplicates_dropped") == 2
-    assert _linked(after, "LABEVENTS", "duplicates_dropped") == 5
-    assert _linked(after, "DIAGNOSES_ICD", "orphan") == 4
-    assert _linked(after, "DIAGNOSES_ICD", "rows_used") == _linked(
-        before, "DIAGNOSES_ICD", "rows_used"
-    )
