@@ -1,8 +1,8 @@
-"""Row outcomes shared by every source: kept, excluded (by cohort rule) or quarantined.
+"""Row outcomes shared by every source: kept, excluded, quarantined or dropped as a copy.
 
 Each admission or encounter row gets exactly one ``status`` and, unless kept, one ``reason``;
 the first matching check wins. Counting by status is what makes in = out + excluded +
-quarantined hold by construction.
+quarantined + duplicates dropped hold by construction.
 """
 
 from __future__ import annotations
@@ -16,13 +16,18 @@ from pyspark.sql import functions as F  # noqa: N812 (house style)
 STATUS_OK = "ok"
 STATUS_EXCLUDED = "excluded"
 STATUS_QUARANTINED = "quarantined"
+#: A copy of a valid row with the same id: dropped and counted, the first copy goes on.
+STATUS_DUPLICATE = "duplicate"
+EXACT_DUPLICATE = "exact_duplicate"
 
 # Quarantine reasons (malformed rows).
 MISSING_KEY = "missing_key"
-DUPLICATE_ID = "duplicate_id"
+#: Rows that share an id but disagree: all of them, since the right one cannot be told.
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
 UNPARSEABLE_DATE = "unparseable_date"
 UNKNOWN_PATIENT = "unknown_patient"
-DUPLICATE_PATIENT = "duplicate_patient"
+#: The admission's patient has PATIENTS rows that disagree.
+CONFLICTING_PATIENT = "conflicting_patient"
 DISCHARGE_BEFORE_ADMISSION = "discharge_before_admission"
 OUT_OF_CONTRACT = "out_of_contract"
 
@@ -54,41 +59,52 @@ def with_outcome(
     df: DataFrame,
     quarantine_checks: Sequence[tuple[Column, str]],
     exclusion_checks: Sequence[tuple[Column, str]],
+    extra_copy: Column | None = None,
 ) -> DataFrame:
-    """Add ``status`` and ``reason``: quarantine checks first, then cohort exclusions."""
+    """Add ``status`` and ``reason``: quarantine checks first (every copy of a malformed row
+    is quarantined), then extra copies of a valid row are dropped, then cohort exclusions."""
+    copy = F.lit(False) if extra_copy is None else F.coalesce(extra_copy, F.lit(False))
     quarantine = first_reason(quarantine_checks)
     exclusion = first_reason(exclusion_checks)
     return (
         df.withColumn("_quarantine_reason", quarantine)
+        .withColumn("_extra_copy", copy)
         .select(
             "*",
             F.when(F.col("_quarantine_reason").isNotNull(), F.lit(STATUS_QUARANTINED))
+            .when(F.col("_extra_copy"), F.lit(STATUS_DUPLICATE))
             .when(exclusion.isNotNull(), F.lit(STATUS_EXCLUDED))
             .when(exclusion.isNull(), F.lit(STATUS_OK))
             .alias("status"),
-            F.coalesce(F.col("_quarantine_reason"), exclusion).alias("reason"),
+            F.coalesce(
+                F.col("_quarantine_reason"),
+                F.when(F.col("_extra_copy"), F.lit(EXACT_DUPLICATE)),
+                exclusion,
+            ).alias("reason"),
         )
-        .drop("_quarantine_reason")
+        .drop("_quarantine_reason", "_extra_copy")
     )
+
+
+def in_timeline() -> Column:
+    """True for the rows a patient's history is built from: kept and excluded ones (a
+    readmission that ends in death is still a readmission), never quarantined rows or copies."""
+    return F.col("status").isin(STATUS_OK, STATUS_EXCLUDED)
 
 
 @dataclass
 class OutcomeCounts:
-    """Row counts of one run, the body of the manifest's reconciliation."""
+    """Row counts of the index table, the body of the manifest's reconciliation (whose
+    identity ``contracts.etl_manifest`` checks)."""
 
     rows_in: int = 0
     rows_out: int = 0
+    duplicates_dropped: int = 0
     excluded: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, int] = field(default_factory=dict)
     rows_out_by_split: dict[str, int] = field(default_factory=dict)
     labels_by_split: dict[str, dict[str, int]] = field(default_factory=dict)
     unmapped_values: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def reconciled(self) -> bool:
-        """in = out + excluded + quarantined."""
-        total = self.rows_out + sum(self.excluded.values()) + sum(self.quarantined.values())
-        return self.rows_in == total
 
 
 def count_outcomes(staged: DataFrame, label: str = "readmitted_30d") -> OutcomeCounts:
@@ -115,6 +131,8 @@ def count_outcomes(staged: DataFrame, label: str = "readmitted_30d") -> OutcomeC
             counts.excluded[row["reason"]] = counts.excluded.get(row["reason"], 0) + rows
         elif row["status"] == STATUS_QUARANTINED:
             counts.quarantined[row["reason"]] = counts.quarantined.get(row["reason"], 0) + rows
+        elif row["status"] == STATUS_DUPLICATE:
+            counts.duplicates_dropped += rows
         else:
             _count_kept(counts, row, rows, unmapped)
     return counts
@@ -133,7 +151,8 @@ def _count_kept(counts: OutcomeCounts, row: Row, rows: int, unmapped: list[str])
 
 @dataclass
 class SourceFrames:
-    """What a source's transforms hand to the writer: staged rows and the three outputs."""
+    """What a source's transforms hand to the writer: staged rows, the three outputs, the
+    linked tables' (table, outcome, rows) and the frames to unpersist after the run."""
 
     staged: DataFrame
     features: DataFrame
@@ -142,6 +161,9 @@ class SourceFrames:
     input_table: str
     record_source: str
     tables_missing: list[str] = field(default_factory=list)
+    linked_outcomes: DataFrame | None = None
+    linked_tables: list[str] = field(default_factory=list)
+    persisted: list[DataFrame] = field(default_factory=list)
 
 
 def quarantine_rows(staged: DataFrame, table: str) -> DataFrame:

@@ -11,14 +11,16 @@ import argparse
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.sql import SparkSession
 
+from contracts import etl_manifest as keys
 from contracts.deidentify import DEMO_DEIDENTIFICATION_KEY
 from contracts.encounter import SCHEMA_VERSION
-from glue_jobs import cohort, mimic3, publish, readers, uci_diabetes
+from glue_jobs import accounting, cohort, mimic3, publish, readers, uci_diabetes
 from glue_jobs.deid import resolve_deid_key
 
 LOGGER = logging.getLogger(__name__)
@@ -44,37 +46,67 @@ def build_source(
     raise ValueError(f"source: must be one of {', '.join(SOURCE_CHOICES)}")
 
 
+@dataclass
+class RunCounts:
+    """The index table's outcomes and every linked table's row accounting."""
+
+    index: cohort.OutcomeCounts
+    linked: dict[str, accounting.TableCounts]
+
+
+def count_rows(frames: cohort.SourceFrames) -> RunCounts:
+    """Count the index table's outcomes and collect the linked tables' (two small jobs)."""
+    linked = (
+        accounting.collect_table_counts(frames.linked_outcomes.collect(), frames.linked_tables)
+        if frames.linked_outcomes is not None
+        else {}
+    )
+    return RunCounts(cohort.count_outcomes(frames.staged), linked)
+
+
+def row_accounting(input_table: str, run: RunCounts) -> dict[str, Any]:
+    """The manifest's row counts, ``reconciled`` included: what the identities are checked on."""
+    counts = run.index
+    entries: dict[str, Any] = {
+        keys.INPUT_TABLE: input_table,
+        keys.ROWS_IN: counts.rows_in,
+        keys.ROWS_OUT: counts.rows_out,
+        keys.ROWS_EXCLUDED: sum(counts.excluded.values()),
+        keys.ROWS_QUARANTINED: sum(counts.quarantined.values()),
+        keys.DUPLICATES_DROPPED: counts.duplicates_dropped,
+        keys.EXCLUDED_BY_REASON: dict(sorted(counts.excluded.items())),
+        keys.QUARANTINED_BY_REASON: dict(sorted(counts.quarantined.items())),
+        keys.LINKED_TABLES: {name: table.as_manifest() for name, table in run.linked.items()},
+    }
+    entries[keys.RECONCILED] = not keys.unbalanced_tables(entries)
+    return entries
+
+
 def make_manifest(
     frames: cohort.SourceFrames,
-    counts: cohort.OutcomeCounts,
+    run: RunCounts,
     source: str,
     deid_key: str,
     started_at: str,
     started: float,
 ) -> dict[str, Any]:
-    """Return the manifest: reconciliation, label counts per split and run metadata."""
+    """Return the manifest: row accounting, label counts per split and run metadata."""
+    counts = run.index
     return {
-        "schema_version": SCHEMA_VERSION,
-        "source": source,
-        "record_source": frames.record_source,
-        "input_table": frames.input_table,
-        "tables_missing": sorted(frames.tables_missing),
-        "rows_in": counts.rows_in,
-        "rows_out": counts.rows_out,
-        "rows_excluded": sum(counts.excluded.values()),
-        "rows_quarantined": sum(counts.quarantined.values()),
-        "excluded_by_reason": dict(sorted(counts.excluded.items())),
-        "quarantined_by_reason": dict(sorted(counts.quarantined.items())),
-        "reconciled": counts.reconciled,
-        "rows_out_by_split": dict(sorted(counts.rows_out_by_split.items())),
-        "label_counts_by_split": {
+        keys.SCHEMA_VERSION: SCHEMA_VERSION,
+        keys.SOURCE: source,
+        keys.RECORD_SOURCE: frames.record_source,
+        keys.TABLES_MISSING: sorted(frames.tables_missing),
+        **row_accounting(frames.input_table, run),
+        keys.ROWS_OUT_BY_SPLIT: dict(sorted(counts.rows_out_by_split.items())),
+        keys.LABEL_COUNTS_BY_SPLIT: {
             split: dict(sorted(labels.items()))
             for split, labels in sorted(counts.labels_by_split.items())
         },
-        "unmapped_values": dict(sorted(counts.unmapped_values.items())),
-        "deid_demo_key": deid_key == DEMO_DEIDENTIFICATION_KEY,
-        "run_started_at": started_at,
-        "run_seconds": round(time.monotonic() - started, 3),
+        keys.UNMAPPED_VALUES: dict(sorted(counts.unmapped_values.items())),
+        keys.DEID_DEMO_KEY: deid_key == DEMO_DEIDENTIFICATION_KEY,
+        keys.RUN_STARTED_AT: started_at,
+        keys.RUN_SECONDS: round(time.monotonic() - started, 3),
     }
 
 
@@ -84,22 +116,22 @@ def run_job(
     """Run the ETL for one source and return the manifest written to ``manifest.json``.
 
     Raises ``ReconciliationError`` (and publishes nothing) if in != out + excluded +
-    quarantined or the written feature rows differ from the counted ones.
+    quarantined + duplicates dropped, a linked table's rows do not add up, or the written
+    feature rows differ from the counted ones.
     """
     started, started_at = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     frames = build_source(spark, source, input_path, deid_key)
     try:
-        counts = cohort.count_outcomes(frames.staged)
-        if not counts.reconciled:
-            raise ReconciliationError(
-                "row counts do not reconcile (in != out+excluded+quarantined)"
-            )
+        run = count_rows(frames)
+        unbalanced = keys.unbalanced_tables(row_accounting(frames.input_table, run))
+        if unbalanced:
+            raise ReconciliationError(f"row counts do not reconcile: {', '.join(unbalanced)}")
 
         def manifest_for(written: int) -> dict[str, Any]:
-            if written != counts.rows_out:
+            if written != run.index.rows_out:
                 raise ReconciliationError("written feature rows differ from the counted rows")
-            return make_manifest(frames, counts, source, deid_key, started_at, started)
+            return make_manifest(frames, run, source, deid_key, started_at, started)
 
         manifest = publish.publish(
             spark,
@@ -110,14 +142,16 @@ def run_job(
             manifest_for,
         )
     finally:
-        frames.staged.unpersist()
+        for frame in frames.persisted:
+            frame.unpersist()
     LOGGER.info(
-        "ETL %s: %d in, %d out, %d excluded, %d quarantined",
+        "ETL %s: %d in, %d out, %d excluded, %d quarantined, %d duplicates dropped",
         source,
-        manifest["rows_in"],
-        manifest["rows_out"],
-        manifest["rows_excluded"],
-        manifest["rows_quarantined"],
+        manifest[keys.ROWS_IN],
+        manifest[keys.ROWS_OUT],
+        manifest[keys.ROWS_EXCLUDED],
+        manifest[keys.ROWS_QUARANTINED],
+        manifest[keys.DUPLICATES_DROPPED],
     )
     return manifest
 

@@ -1,15 +1,32 @@
-"""MIMIC-III (and generator) tables -> staged admissions and the canonical encounter rows."""
+"""MIMIC-III (and generator) tables -> staged admissions and the canonical encounter rows.
+
+Also accounts for every row of the other tables (``linked_tables`` in the manifest).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import reduce
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F  # noqa: N812 (house style)
 
 from glue_jobs import cohort
+from glue_jobs.accounting import (
+    COUNT_COLUMNS,
+    NO_VALUE,
+    NOT_SELECTED,
+    ORPHAN,
+    child_table_outcomes,
+    lookup_table_outcomes,
+)
 from glue_jobs.charlson import charlson_index
+from glue_jobs.copies import ROWS, VARIANTS
 from glue_jobs.deid import add_keys
 from glue_jobs.mimic3_admissions import (
+    PATIENT_ROWS,
+    PATIENT_VARIANTS,
     add_categories,
     add_timeline,
     parse_admissions,
@@ -20,6 +37,7 @@ from glue_jobs.mimic3_details import (
     code_sequences,
     coded_icd9,
     lab_features,
+    lab_names,
     medication_features,
     note_features,
     procedure_features,
@@ -28,6 +46,8 @@ from glue_jobs.mimic3_details import (
 )
 
 INPUT_TABLE = "ADMISSIONS"
+#: The reason a child row without what the job reads is unused, where not ``no_value``.
+VALUE_REASONS = {"NOTEEVENTS": NOT_SELECTED}
 
 
 def empty_strings() -> Column:
@@ -35,23 +55,27 @@ def empty_strings() -> Column:
     return F.array().cast("array<string>")
 
 
-def admission_details(tables: dict[str, DataFrame]) -> list[DataFrame]:
-    """Return the per-admission aggregates of every child table, each keyed by hadm_id."""
-    return [
-        code_sequences(coded_icd9(tables["DIAGNOSES_ICD"]), "diagnosis_codes", "num_diagnoses"),
-        procedure_features(tables["PROCEDURES_ICD"]),
-        medication_features(tables["PRESCRIPTIONS"]),
-        lab_features(typed_labs(tables["LABEVENTS"]), tables["D_LABITEMS"]),
-        service_features(tables["SERVICES"]),
-        note_features(tables["NOTEEVENTS"]),
-    ]
+def admission_details(tables: dict[str, DataFrame]) -> dict[str, DataFrame]:
+    """Return each child table's per-admission aggregate, keyed by hadm_id, with row counts."""
+    return {
+        "DIAGNOSES_ICD": code_sequences(
+            coded_icd9(tables["DIAGNOSES_ICD"]), "diagnosis_codes", "num_diagnoses"
+        ),
+        "PROCEDURES_ICD": procedure_features(tables["PROCEDURES_ICD"]),
+        "PRESCRIPTIONS": medication_features(tables["PRESCRIPTIONS"]),
+        "LABEVENTS": lab_features(typed_labs(tables["LABEVENTS"]), tables["D_LABITEMS"]),
+        "SERVICES": service_features(tables["SERVICES"]),
+        "NOTEEVENTS": note_features(tables["NOTEEVENTS"]),
+    }
 
 
-def assemble_features(kept: DataFrame, details: list[DataFrame], record_source: str) -> DataFrame:
+def assemble_features(
+    kept: DataFrame, details: Iterable[DataFrame], record_source: str
+) -> DataFrame:
     """Kept admissions + per-admission aggregates -> contract columns with explicit defaults."""
     joined = kept
     for detail in details:
-        joined = joined.join(detail, on="hadm_id", how="left")
+        joined = joined.join(detail.drop(*COUNT_COLUMNS), on="hadm_id", how="left")
     zero = F.lit(0)
     return joined.select(
         "patient_key",
@@ -97,21 +121,65 @@ def stage(tables: dict[str, DataFrame], deid_key: str) -> DataFrame:
     return add_keys(add_categories(add_timeline(staged)), deid_key, "subject_id", "hadm_id")
 
 
+def linked_table_outcomes(
+    tables: dict[str, DataFrame], staged: DataFrame, details: dict[str, DataFrame]
+) -> DataFrame:
+    """(table, outcome, rows) for PATIENTS, D_LABITEMS and every child table.
+
+    A patient without any ADMISSIONS row and a child row whose hadm_id no ADMISSIONS row has
+    are orphans; whether the admission is then kept is counted once, in ADMISSIONS.
+    """
+    admission_ids = staged.where(F.col("hadm_id").isNotNull()).select("hadm_id").distinct()
+    subjects = staged.where(F.col("subject_id").isNotNull()).select("subject_id").distinct()
+    patients = (
+        parse_patients(tables["PATIENTS"])
+        .select(
+            "subject_id", F.col(PATIENT_ROWS).alias(ROWS), F.col(PATIENT_VARIANTS).alias(VARIANTS)
+        )
+        .join(
+            subjects.select("subject_id", F.lit(True).alias("_admitted")),
+            on="subject_id",
+            how="left",
+        )
+    )
+    outcomes = [
+        lookup_table_outcomes(
+            "PATIENTS", patients, "subject_id", [(F.col("_admitted").isNull(), ORPHAN)]
+        ),
+        lookup_table_outcomes(
+            "D_LABITEMS",
+            lab_names(tables["D_LABITEMS"]),
+            "itemid",
+            [(F.col("label").isNull(), NO_VALUE)],
+        ),
+        child_table_outcomes(details, admission_ids, VALUE_REASONS),
+    ]
+    return reduce(DataFrame.unionByName, outcomes)
+
+
 def build(
     tables: dict[str, DataFrame],
     deid_key: str,
     record_source: str,
     tables_missing: list[str],
 ) -> cohort.SourceFrames:
-    """Return staged admissions (persisted: counted and written) and the three outputs."""
+    """Return staged admissions and the child aggregates (persisted: each is read twice), the
+    three outputs and the linked tables' row outcomes."""
     staged = stage(tables, deid_key).persist(StorageLevel.MEMORY_AND_DISK)
+    details = {
+        name: detail.persist(StorageLevel.MEMORY_AND_DISK)
+        for name, detail in admission_details(tables).items()
+    }
     kept = staged.where(F.col("status") == cohort.STATUS_OK)
     return cohort.SourceFrames(
         staged=staged,
-        features=assemble_features(kept, admission_details(tables), record_source),
+        features=assemble_features(kept, details.values(), record_source),
         protected=kept.select("encounter_key", "race", "split"),
         quarantine=cohort.quarantine_rows(staged, INPUT_TABLE),
         input_table=INPUT_TABLE,
         record_source=record_source,
         tables_missing=tables_missing,
+        linked_outcomes=linked_table_outcomes(tables, staged, details),
+        linked_tables=["PATIENTS", "D_LABITEMS", *details],
+        persisted=[staged, *details.values()],
     )

@@ -1,9 +1,10 @@
 """MIMIC-III admissions: typing, validation, cohort rules, prior utilisation and the label.
 
-Every ADMISSIONS row leaves ``stage_admissions`` exactly once with a status. The timeline
-(prior utilisation, days since the last discharge, the label) is computed over the patient's
-admissions that are not quarantined, excluded ones included: a readmission that ends in death
-is still a readmission of the admission before it.
+Every ADMISSIONS row leaves ``stage_admissions`` exactly once with a status: an exact copy of
+another row with the same ``hadm_id`` is dropped (its first copy goes on), rows that share an
+id but disagree are all quarantined (``glue_jobs.copies``). The timeline (prior utilisation,
+days since the last discharge, the label) is computed over the patient's kept and excluded
+admissions: a readmission that ends in death is still a readmission of the admission before it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,16 @@ from contracts.encounter import (
     field,
 )
 from glue_jobs import cohort
+from glue_jobs.copies import (
+    CONFLICTING,
+    EXTRA_COPY,
+    ROW_TEXT,
+    ROWS,
+    VARIANTS,
+    group_by_key,
+    mark_copies,
+    row_text,
+)
 from glue_jobs.mappings import (
     MIMIC_ADMISSION_LOCATION,
     MIMIC_ADMISSION_TYPE,
@@ -37,10 +48,17 @@ from glue_jobs.parsing import (
     days_between,
     is_bad,
 )
+from glue_jobs.readers import MIMIC_COLUMNS
 
 MONTHS_PER_YEAR = 12
 _MAX_LENGTH_OF_STAY_DAYS = field("length_of_stay_days").valid_max
 _TEXT_COLUMNS = ("admission_type", "admission_location", "discharge_location", "ethnicity")
+#: Compared to tell copies from disagreeing rows: every column read but the id itself.
+ADMISSION_COMPARED = tuple(c for c in MIMIC_COLUMNS["ADMISSIONS"] if c != "hadm_id")
+PATIENT_COMPARED = tuple(c for c in MIMIC_COLUMNS["PATIENTS"] if c != "subject_id")
+#: A patient's number of PATIENTS rows and of distinct ones (``copies.group_by_key``).
+PATIENT_ROWS = "_patient_rows"
+PATIENT_VARIANTS = "_patient_variants"
 
 
 def _clean_text(name: str) -> Column:
@@ -58,28 +76,34 @@ def parse_admissions(raw: DataFrame) -> DataFrame:
         *[_clean_text(name).alias(name) for name in _TEXT_COLUMNS],
         as_long(raw, "hospital_expire_flag").alias("hospital_expire_flag"),
         is_bad(F.col("edregtime"), as_timestamp(raw, "edregtime")).alias("_bad_edregtime"),
+        row_text(raw, ADMISSION_COMPARED).alias(ROW_TEXT),
     )
 
 
 def parse_patients(raw: DataFrame) -> DataFrame:
-    """Raw PATIENTS -> one row per subject_id with sex, dob and how many rows it had."""
+    """Raw PATIENTS -> one row per subject_id (rows without one: a single null row) with sex,
+    dob, its number of rows and of distinct ones (copies of one row are one patient)."""
     typed = raw.select(
         as_id_string(raw, "subject_id").alias("subject_id"),
         F.upper(F.trim(F.col("gender"))).alias("gender"),
         as_timestamp(raw, "dob").alias("dob_ts"),
-    ).where(F.col("subject_id").isNotNull())
-    return typed.groupBy("subject_id").agg(
-        F.count(F.lit(1)).alias("_patient_rows"),
-        F.min("gender").alias("gender"),
-        F.min("dob_ts").alias("dob_ts"),
+        row_text(raw, PATIENT_COMPARED).alias(ROW_TEXT),
+    )
+    grouped = group_by_key(
+        typed, "subject_id", F.min("gender").alias("gender"), F.min("dob_ts").alias("dob_ts")
+    )
+    return grouped.select(
+        "subject_id",
+        F.col(ROWS).alias(PATIENT_ROWS),
+        F.col(VARIANTS).alias(PATIENT_VARIANTS),
+        "gender",
+        "dob_ts",
     )
 
 
 def stage_admissions(admissions: DataFrame, patients: DataFrame) -> DataFrame:
-    """Parsed admissions + parsed patients -> one row per admission with status and reason."""
-    joined = admissions.join(patients, on="subject_id", how="left").withColumn(
-        "_hadm_rows", F.count(F.lit(1)).over(Window.partitionBy("hadm_id"))
-    )
+    """Parsed admissions + parsed patients -> one row per admission row with status and reason."""
+    joined = mark_copies(admissions, "hadm_id").join(patients, on="subject_id", how="left")
     age = F.floor(F.months_between(F.col("admit_ts"), F.col("dob_ts")) / MONTHS_PER_YEAR)
     los = days_between(F.col("disch_ts"), F.col("admit_ts"))
     staged = joined.select(
@@ -89,13 +113,13 @@ def stage_admissions(admissions: DataFrame, patients: DataFrame) -> DataFrame:
     )
     quarantine_checks = [
         (F.col("subject_id").isNull() | F.col("hadm_id").isNull(), cohort.MISSING_KEY),
-        (F.col("_hadm_rows") > 1, cohort.DUPLICATE_ID),
+        (F.col(CONFLICTING), cohort.CONFLICTING_DUPLICATE),
         (
             F.col("admit_ts").isNull() | F.col("disch_ts").isNull() | F.col("_bad_edregtime"),
             cohort.UNPARSEABLE_DATE,
         ),
-        (F.col("_patient_rows").isNull(), cohort.UNKNOWN_PATIENT),
-        (F.col("_patient_rows") > 1, cohort.DUPLICATE_PATIENT),
+        (F.col(PATIENT_ROWS).isNull(), cohort.UNKNOWN_PATIENT),
+        (F.col(PATIENT_VARIANTS) > 1, cohort.CONFLICTING_PATIENT),
         (F.col("dob_ts").isNull(), cohort.UNPARSEABLE_DATE),
         (F.col("disch_ts") < F.col("admit_ts"), cohort.DISCHARGE_BEFORE_ADMISSION),
         (
@@ -109,8 +133,11 @@ def stage_admissions(admissions: DataFrame, patients: DataFrame) -> DataFrame:
         (F.col("hospital_expire_flag") == 1, cohort.IN_HOSPITAL_DEATH),
         (F.col("admission_type") == MIMIC_NEWBORN_ADMISSION_TYPE, cohort.NEWBORN),
     ]
-    return cohort.with_outcome(staged, quarantine_checks, exclusion_checks).drop(
-        "_hadm_rows", "_patient_rows", "_bad_edregtime"
+    outcome = cohort.with_outcome(
+        staged, quarantine_checks, exclusion_checks, extra_copy=F.col(EXTRA_COPY)
+    )
+    return outcome.drop(
+        CONFLICTING, EXTRA_COPY, ROW_TEXT, PATIENT_ROWS, PATIENT_VARIANTS, "_bad_edregtime"
     )
 
 
@@ -124,12 +151,12 @@ def add_timeline(staged: DataFrame) -> DataFrame:
     ``prior_readmissions_30d_on_record`` those of them whose own label is 1: known by this
     admission's discharge, since the latest such readmission is at the latest this admission.
 
-    Windows run per patient over the non-quarantined admissions (quarantined rows form their
-    own partitions and their values are never used).
+    Windows run per patient over the kept and excluded admissions (quarantined rows and
+    dropped copies form their own partitions and their values are never used).
     """
     with_seconds = staged.select(
         "*",
-        (F.col("status") != cohort.STATUS_QUARANTINED).alias("_in_timeline"),
+        cohort.in_timeline().alias("_in_timeline"),
         F.unix_timestamp(F.col("admit_ts")).alias("_admit_s"),
         F.unix_timestamp(F.col("disch_ts")).alias("_disch_s"),
     )

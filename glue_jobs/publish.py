@@ -16,12 +16,12 @@ from pyspark.sql import functions as F  # noqa: N812 (house style)
 from pyspark.sql import types as T  # noqa: N812 (house style)
 
 from contracts.encounter import ENCOUNTER_FIELDS, PROTECTED_FIELDS, FieldSpec
+from contracts.etl_manifest import MANIFEST_FILE
 from glue_jobs import storage
 
 FEATURES_DIR = "features"
 PROTECTED_DIR = "protected"
 QUARANTINE_DIR = "quarantine"
-MANIFEST_FILE = "manifest.json"
 PARTITION_COLUMN = "split"
 
 #: Output files per dataset: a hash partitioning on encounter_key keeps row placement stable.

@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 (house style)
 
 from glue_jobs import storage
+from glue_jobs.copies import ROW_ID
 
 MIMIC_REQUIRED_TABLES = ("ADMISSIONS", "PATIENTS")
 MIMIC_OPTIONAL_TABLES = (
@@ -56,6 +57,9 @@ MIMIC_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: ``row_id`` is read where a table has it (null otherwise): it tells two equal events in a
+#: child table from one event written twice (``glue_jobs.copies``).
+
 #: Tables whose text fields may hold quoted line breaks.
 _MULTILINE_TABLES = frozenset({"NOTEEVENTS"})
 
@@ -91,8 +95,16 @@ def _read_csv(spark: SparkSession, path: str, multiline: bool) -> DataFrame:
     return frame.toDF(*[column.lower() for column in frame.columns])
 
 
+def _with_row_id(frame: DataFrame, table: str) -> DataFrame:
+    columns = [F.col(c) for c in MIMIC_COLUMNS[table]]
+    if ROW_ID not in MIMIC_COLUMNS[table]:
+        row_id = F.col(ROW_ID) if ROW_ID in frame.columns else F.lit(None).cast("string")
+        columns.append(row_id.alias(ROW_ID))
+    return frame.select(*columns)
+
+
 def read_mimic_table(spark: SparkSession, input_path: str, table: str) -> DataFrame | None:
-    """Return the job's columns of one MIMIC table, or None when the table is absent."""
+    """Return the job's columns of one MIMIC table and its ``row_id``, or None when absent."""
     path = find_mimic_table(spark, input_path, table)
     if path is None:
         return None
@@ -108,13 +120,13 @@ def read_mimic_table(spark: SparkSession, input_path: str, table: str) -> DataFr
     missing = [column for column in MIMIC_COLUMNS[table] if column not in frame.columns]
     if missing:
         raise ValueError(f"{table}: missing column(s) {', '.join(sorted(missing))}")
-    return frame.select(*MIMIC_COLUMNS[table])
+    return _with_row_id(frame, table)
 
 
 def empty_mimic_table(spark: SparkSession, table: str) -> DataFrame:
-    """Return an empty all-text frame with the job's columns of ``table``."""
+    """Return an empty all-text frame with the job's columns of ``table`` and ``row_id``."""
     columns = [F.lit(None).cast("string").alias(c) for c in MIMIC_COLUMNS[table]]
-    return spark.range(0).select(*columns)
+    return _with_row_id(spark.range(0).select(*columns), table)
 
 
 def read_mimic_tables(

@@ -1,6 +1,8 @@
 """UCI Diabetes-130 (``diabetic_data.csv``) -> staged encounters and canonical encounter rows.
 
-One row per encounter_id. The extract has no dates, so intervals that need them
+One row per encounter_id: an exact copy of another row with the same id is dropped (its first
+copy goes on), rows that share an id but disagree are all quarantined (``glue_jobs.copies``).
+The extract has no dates, so intervals that need them
 (days since the last discharge) are null, and prior utilisation comes from its counts. A
 patient's earlier encounters in the extract are ordered by encounter_id, which the extract's
 authors assigned in time order (Strack et al., 2014).
@@ -16,6 +18,7 @@ from pyspark.sql import functions as F  # noqa: N812 (house style)
 from contracts.encounter import AGE_CAP_YEARS, field
 from glue_jobs import cohort
 from glue_jobs.charlson import charlson_index, normalise_icd9
+from glue_jobs.copies import CONFLICTING, EXTRA_COPY, ROW_TEXT, mark_copies, row_text
 from glue_jobs.deid import add_keys
 from glue_jobs.mappings import (
     UCI_ADMISSION_SOURCE,
@@ -78,6 +81,21 @@ COUNT_COLUMNS: dict[str, str] = {
     "number_inpatient": "prior_admissions_12m",
     "number_diagnoses": "num_diagnoses",
 }
+#: Text columns read as they are (trimmed); category ids stay text to match the mappings.
+TEXT_COLUMNS = (
+    "gender",
+    "admission_type_id",
+    "discharge_disposition_id",
+    "admission_source_id",
+    "medical_specialty",
+    "a1cresult",
+    "max_glu_serum",
+    "readmitted",
+    *DIAGNOSIS_COLUMNS,
+    *DRUG_COLUMNS,
+)
+#: Compared to tell copies from disagreeing rows: every column read but the id itself.
+COMPARED_COLUMNS = ("patient_nbr", "age", *COUNT_COLUMNS, *TEXT_COLUMNS, "race")
 ABNORMAL_HBA1C = ("above_7", "above_8")
 ABNORMAL_GLUCOSE = ("above_200", "above_300")
 
@@ -98,33 +116,20 @@ def parse_encounters(raw: DataFrame) -> DataFrame:
     low = F.regexp_extract(age, AGE_BRACKET_PATTERN, 1)
     high = F.regexp_extract(age, AGE_BRACKET_PATTERN, 2)
     midpoint = F.when(low != "", F.floor((low.cast("int") + high.cast("int")) / 2))
-    text_columns = (
-        "gender",
-        "admission_type_id",
-        "discharge_disposition_id",
-        "admission_source_id",
-        "medical_specialty",
-        "a1cresult",
-        "max_glu_serum",
-        "readmitted",
-        *DIAGNOSIS_COLUMNS,
-        *DRUG_COLUMNS,
-    )
     return raw.select(
         as_id_string(raw, "encounter_id").alias("encounter_id"),
         as_id_string(raw, "patient_nbr").alias("patient_nbr"),
         midpoint.cast("int").alias("age_midpoint"),
         *[as_long(raw, name).alias(name) for name in COUNT_COLUMNS],
-        *[_text(name).alias(name) for name in text_columns],
+        *[_text(name).alias(name) for name in TEXT_COLUMNS],
         _text("race").alias("race_raw"),
+        row_text(raw, COMPARED_COLUMNS).alias(ROW_TEXT),
     )
 
 
 def stage_encounters(parsed: DataFrame) -> DataFrame:
-    """Parsed rows -> one row per input row with status and reason (duplicates: keep none)."""
-    counted = parsed.withColumn(
-        "_encounter_rows", F.count(F.lit(1)).over(Window.partitionBy("encounter_id"))
-    )
+    """Parsed rows -> one row per input row with status and reason (exact copies: keep one)."""
+    marked = mark_copies(parsed, "encounter_id")
     out_of_contract = (
         F.col("age_midpoint").isNull()
         | ~F.coalesce(F.col("readmitted").isin(*READMITTED_VALUES), F.lit(False))
@@ -136,7 +141,7 @@ def stage_encounters(parsed: DataFrame) -> DataFrame:
     disposition = F.col("discharge_disposition_id")
     quarantine_checks = [
         (F.col("encounter_id").isNull() | F.col("patient_nbr").isNull(), cohort.MISSING_KEY),
-        (F.col("_encounter_rows") > 1, cohort.DUPLICATE_ID),
+        (F.col(CONFLICTING), cohort.CONFLICTING_DUPLICATE),
         (out_of_contract, cohort.OUT_OF_CONTRACT),
     ]
     exclusion_checks = [
@@ -150,16 +155,19 @@ def stage_encounters(parsed: DataFrame) -> DataFrame:
         ),
         (F.col("admission_type_id") == UCI_NEWBORN_ADMISSION_TYPE_ID, cohort.NEWBORN),
     ]
-    return cohort.with_outcome(counted, quarantine_checks, exclusion_checks).drop("_encounter_rows")
+    outcome = cohort.with_outcome(
+        marked, quarantine_checks, exclusion_checks, extra_copy=F.col(EXTRA_COPY)
+    )
+    return outcome.drop(CONFLICTING, EXTRA_COPY, ROW_TEXT)
 
 
 def add_history(staged: DataFrame) -> DataFrame:
     """Add the patient's earlier encounters in the extract and how many led to a readmission.
 
-    Runs over the rows that are not quarantined (excluded ones count: a hospice discharge is
-    still an earlier encounter); quarantined rows form their own partition and get nulls.
+    Runs over the kept and excluded rows (a hospice discharge is still an earlier encounter);
+    quarantined rows and dropped copies form their own partition and get nulls.
     """
-    in_history = F.col("status") != cohort.STATUS_QUARANTINED
+    in_history = cohort.in_timeline()
     earlier = (
         Window.partitionBy("patient_nbr", "_in_history")
         .orderBy(F.col("encounter_id").cast("long"))
@@ -260,4 +268,5 @@ def build(raw: DataFrame, deid_key: str) -> cohort.SourceFrames:
         quarantine=cohort.quarantine_rows(staged, INPUT_TABLE),
         input_table=INPUT_TABLE,
         record_source=SOURCE_NAME,
+        persisted=[staged],
     )

@@ -190,6 +190,7 @@ def _pipeline(
                 "rows_out",
                 "rows_excluded",
                 "rows_quarantined",
+                "duplicates_dropped",
                 "reconciled",
                 "rows_out_by_split",
                 "label_counts_by_split",

@@ -160,6 +160,7 @@ def etl(run: DemoRun) -> dict[str, Any]:
         "rows",
         f"{manifest['rows_in']} in = {manifest['rows_out']} out + "
         f"{manifest['rows_excluded']} excluded + {manifest['rows_quarantined']} quarantined"
+        f" + {manifest['duplicates_dropped']} duplicates dropped"
         f" (reconciled: {manifest['reconciled']})",
     )
     splits = manifest["rows_out_by_split"]

@@ -113,7 +113,7 @@ ADMISSIONS = [
 #: Malformed admissions (hadm_id -> the quarantine reason it must get).
 BAD_PATIENTS = [
     ("4", "M", "2100-01-01 00:00:00"),
-    ("4", "M", "2100-01-01 00:00:00"),
+    ("4", "M", "2100-01-02 00:00:00"),
     ("5", "F", "not a date"),
     ("6", "F", "2100-01-01 00:00:00"),
 ]
@@ -278,14 +278,25 @@ BAD_ADMISSIONS = [
 BAD_REASONS = {
     "901": "missing_key",
     "9x2": "missing_key",
-    "903": "duplicate_id",
+    "903": "conflicting_duplicate",
     "904": "unparseable_date",
     "905": "unparseable_date",
     "906": "discharge_before_admission",
     "907": "unknown_patient",
-    "908": "duplicate_patient",
+    "908": "conflicting_patient",
     "909": "unparseable_date",
     "910": "out_of_contract",
     "911": "out_of_contract",
     "912": "unparseable_date",
 }
+
+
+def padded(row: tuple[str | None, ...]) -> tuple[str | None, ...]:
+    """The row with spaces around every value: the job trims them, so it is an exact copy."""
+    return tuple(None if value is None else f"  {value} " for value in row)
+
+
+#: Exact copies of clean rows (101 byte for byte, 201 with spaces around its values, patient
+#: 1 byte for byte): each copy is dropped and counted, and its admission stays in the cohort.
+COPIED_ADMISSIONS = [ADMISSIONS[0], padded(ADMISSIONS[4])]
+COPIED_PATIENTS = [PATIENTS[0]]

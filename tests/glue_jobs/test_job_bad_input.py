@@ -1,4 +1,8 @@
-"""Bad-input battery through the whole job, idempotency, and the atomic publish."""
+"""Bad-input battery through the whole job, idempotency, and the atomic publish.
+
+The input holds malformed rows (each quarantined with its reason) and exact copies of valid
+rows (each dropped and counted, the admission kept).
+"""
 
 from __future__ import annotations
 
@@ -29,9 +33,15 @@ def _write_csv(path: Path, columns: tuple[str, ...], data: list) -> None:
 def bad_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("bad_mimic")
     _write_csv(
-        folder / "ADMISSIONS.csv", rows.ADMISSION_COLUMNS, rows.ADMISSIONS + rows.BAD_ADMISSIONS
+        folder / "ADMISSIONS.csv",
+        rows.ADMISSION_COLUMNS,
+        rows.ADMISSIONS + rows.BAD_ADMISSIONS + rows.COPIED_ADMISSIONS,
     )
-    _write_csv(folder / "PATIENTS.csv", rows.PATIENT_COLUMNS, rows.PATIENTS + rows.BAD_PATIENTS)
+    _write_csv(
+        folder / "PATIENTS.csv",
+        rows.PATIENT_COLUMNS,
+        rows.PATIENTS + rows.BAD_PATIENTS + rows.COPIED_PATIENTS,
+    )
     return folder
 
 
@@ -68,21 +78,37 @@ def test_every_malformed_row_is_quarantined_with_its_reason(two_runs: Path) -> N
     )
 
 
-def test_manifest_reconciles_in_out_excluded_quarantined(two_runs: Path) -> None:
+def test_manifest_reconciles_in_out_excluded_quarantined_duplicates(two_runs: Path) -> None:
     result = manifest(two_runs)
-    assert result["rows_in"] == len(rows.ADMISSIONS) + len(rows.BAD_ADMISSIONS)
+    assert result["rows_in"] == (
+        len(rows.ADMISSIONS) + len(rows.BAD_ADMISSIONS) + len(rows.COPIED_ADMISSIONS)
+    )
     assert result["rows_out"] == 4
+    assert result["duplicates_dropped"] == len(rows.COPIED_ADMISSIONS)
     assert result["excluded_by_reason"] == {"in_hospital_death": 2, "newborn": 1}
     assert result["quarantined_by_reason"] == {
+        "conflicting_duplicate": 2,
+        "conflicting_patient": 1,
         "discharge_before_admission": 1,
-        "duplicate_id": 2,
-        "duplicate_patient": 1,
         "missing_key": 2,
         "out_of_contract": 2,
         "unknown_patient": 1,
         "unparseable_date": 4,
     }
+    assert result["rows_in"] == (
+        result["rows_out"]
+        + result["rows_excluded"]
+        + result["rows_quarantined"]
+        + result["duplicates_dropped"]
+    )
     assert result["reconciled"] is True
+    # Patients 1, 2, 3, 5 and 6 are used once; 1's copy is dropped; 4's two rows disagree.
+    assert result["linked_tables"]["PATIENTS"] == {
+        "rows_in": len(rows.PATIENTS) + len(rows.BAD_PATIENTS) + len(rows.COPIED_PATIENTS),
+        "rows_used": 5,
+        "duplicates_dropped": 1,
+        "rows_unused_by_reason": {"conflicting_duplicate": 2},
+    }
     assert result["unmapped_values"]["admission_source"] == 1
     assert "LABEVENTS" in result["tables_missing"]
     assert len(read_dataset(two_runs / "features")) == 4

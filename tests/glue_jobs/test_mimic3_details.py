@@ -6,6 +6,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F  # noqa: N812 (house style)
 
+from glue_jobs.accounting import COUNT_COLUMNS
 from glue_jobs.charlson import charlson_index
 from glue_jobs.mimic3_details import (
     code_sequences,
@@ -22,7 +23,9 @@ pytestmark = pytest.mark.spark
 
 
 def _as_dict(frame, key: str = "hadm_id") -> dict:  # type: ignore[no-untyped-def]
-    return {r[key]: tuple(r[c] for c in frame.columns if c != key) for r in frame.collect()}
+    """Features of each admission (row counts and the rows without an admission id apart)."""
+    columns = [c for c in frame.columns if c != key and c not in COUNT_COLUMNS]
+    return {r[key]: tuple(r[c] for c in columns) for r in frame.collect() if r[key] is not None}
 
 
 def test_diagnoses_in_seq_order_without_dots(spark: SparkSession) -> None:
@@ -130,7 +133,8 @@ def test_first_service_and_latest_valid_discharge_summary(spark: SparkSession) -
             ("5", "11", "2170-01-11", None, "Radiology", None, "no summary"),
         ],
     )
-    assert _as_dict(note_features(notes)) == {"10": ("addendum",)}
+    # 11 has notes but no discharge summary: no text (as for an admission without notes).
+    assert _as_dict(note_features(notes)) == {"10": ("addendum",), "11": (None,)}
 
 
 def test_codes_keep_order_when_seq_num_ties(spark: SparkSession) -> None:
@@ -139,3 +143,58 @@ def test_codes_keep_order_when_seq_num_ties(spark: SparkSession) -> None:
     )
     result = first_row(code_sequences(coded_icd9(diagnoses), "codes", "n").select(F.col("codes")))
     assert result["codes"] == ["A", "B"]
+
+
+def test_a_child_row_written_twice_counts_once(spark: SparkSession) -> None:
+    """Same row_id and text (spaces around values aside): one event. Another row_id with the
+    same values: a second event (two equal lab results), counted as such."""
+    diagnoses = text_frame(
+        spark,
+        ("row_id", "hadm_id", "seq_num", "icd9_code"),
+        [
+            ("1", "10", "1", "4280"),
+            ("1", "10", "1", "4280"),
+            (" 1", "10 ", "1 ", " 4280"),
+            ("2", "10", "2", "41071"),
+        ],
+    )
+    assert _as_dict(code_sequences(coded_icd9(diagnoses), "codes", "n")) == {
+        "10": (["4280", "41071"], 2)
+    }
+    labs = typed_labs(
+        text_frame(
+            spark,
+            ("row_id", "hadm_id", "itemid", "charttime", "valuenum", "flag"),
+            [
+                ("1", "10", "50931", "2170-01-01 10:00:00", "310", "abnormal"),
+                ("1", "10", "50931", "2170-01-01 10:00:00", "310", "abnormal"),
+                ("2", "10", "50931", "2170-01-01 10:00:00", "310", "abnormal"),
+            ],
+        )
+    )
+    items = text_frame(spark, ("itemid", "label"), [("50931", "Glucose")] * 2)
+    assert _as_dict(lab_features(labs, items)) == {
+        "10": (2, 2, "not_measured", "above_300", ["glucose"])
+    }
+
+
+def test_a_lab_item_whose_rows_disagree_has_no_label(spark: SparkSession) -> None:
+    """Two labels for one itemid: neither is right, so neither names an abnormal result."""
+    labs = typed_labs(
+        text_frame(
+            spark,
+            ("hadm_id", "itemid", "charttime", "valuenum", "flag"),
+            [
+                ("10", "50931", "2170-01-01 10:00:00", "310", "abnormal"),
+                ("10", "50971", "2170-01-01 10:00:00", "6.0", "abnormal"),
+            ],
+        )
+    )
+    items = text_frame(
+        spark,
+        ("itemid", "label"),
+        [("50931", "Glucose"), ("50931", "Potassium"), ("50971", "Potassium")],
+    )
+    assert _as_dict(lab_features(labs, items)) == {
+        "10": (2, 2, "not_measured", "above_300", ["potassium"])
+    }

@@ -140,9 +140,32 @@ CASES: dict[str, tuple[list[str | None], str, str | None]] = {
     "1008": (row(encounter_id="1008", readmitted="maybe"), "quarantined", "out_of_contract"),
     "1009": (row(encounter_id="1009", A1Cresult=">9"), "quarantined", "out_of_contract"),
     "1010": (row(encounter_id="1010", num_lab_procedures="4x"), "quarantined", "out_of_contract"),
-    "1011": (row(encounter_id="1011", patient_nbr="511"), "quarantined", "duplicate_id"),
-    "1011b": (row(encounter_id="1011", patient_nbr="512"), "quarantined", "duplicate_id"),
+    "1011": (
+        row(encounter_id="1011", patient_nbr="511"),
+        "quarantined",
+        "conflicting_duplicate",
+    ),
+    "1011b": (
+        row(encounter_id="1011", patient_nbr="512"),
+        "quarantined",
+        "conflicting_duplicate",
+    ),
     "1012": (row(encounter_id="1012", admission_source_id="99"), "ok", None),
+    # The same encounter twice (the copy with spaces around values, which the job trims):
+    # one copy goes on, the other is dropped and counted.
+    "1013": (row(encounter_id="1013", patient_nbr="513"), "ok", None),
+    "1013b": (
+        row(encounter_id=" 1013 ", patient_nbr="513 ", diag_2=" 250.43"),
+        "duplicate",
+        "exact_duplicate",
+    ),
+    # Differing only in case: UCI's mappings are case-sensitive, so the rows disagree.
+    "1014": (row(encounter_id="1014", patient_nbr="514"), "quarantined", "conflicting_duplicate"),
+    "1014b": (
+        row(encounter_id="1014", patient_nbr="514", race="CAUCASIAN"),
+        "quarantined",
+        "conflicting_duplicate",
+    ),
 }
 
 

@@ -79,7 +79,12 @@ def test_manifest_counts_reconcile(demo: tuple[DemoResult, dict[str, Any], str])
     data = demo[0].summary["data"]
     assert data["rows_in"] == ADMISSIONS
     assert data["reconciled"] is True
-    assert data["rows_in"] == data["rows_out"] + data["rows_excluded"] + data["rows_quarantined"]
+    assert data["rows_in"] == (
+        data["rows_out"]
+        + data["rows_excluded"]
+        + data["rows_quarantined"]
+        + data["duplicates_dropped"]
+    )
     assert sum(data["rows_out_by_split"].values()) == data["rows_out"]
     assert set(data["rows_out_by_split"]) == {"train", "validation", "test"}
 
