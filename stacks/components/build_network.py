@@ -24,7 +24,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from stacks.components.log_groups import encrypted_log_group
+from stacks.components.log_groups import vpc_flow_logs
 from stacks.nag import acknowledge
 
 #: Separate from the platform VPC (10.40.0.0/16); the two are never connected.
@@ -77,13 +77,8 @@ class BuildNetwork(Construct):
             },
         )
         self.subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
-        self.flow_log_group = encrypted_log_group(
-            self, "FlowLogs", key=key, days=log_retention_days, retain=retain_logs
-        )
-        self.vpc.add_flow_log(
-            "FlowLog",
-            destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_log_group),
-            traffic_type=ec2.FlowLogTrafficType.ALL,
+        self.flow_log_group = vpc_flow_logs(
+            self, self.vpc, key=key, days=log_retention_days, retain=retain_logs
         )
         self.security_group = ec2.SecurityGroup(
             self,

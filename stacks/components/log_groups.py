@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -58,3 +59,16 @@ def encrypted_log_group(
         retention=retention_days(days),
         removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
     )
+
+
+def vpc_flow_logs(
+    scope: Construct, vpc: ec2.Vpc, *, key: kms.IKey, days: int, retain: bool
+) -> logs.LogGroup:
+    """Log every flow of ``vpc`` (accepted and rejected) to an encrypted log group; return it."""
+    group = encrypted_log_group(scope, "FlowLogs", key=key, days=days, retain=retain)
+    vpc.add_flow_log(
+        "FlowLog",
+        destination=ec2.FlowLogDestination.to_cloud_watch_logs(group),
+        traffic_type=ec2.FlowLogTrafficType.ALL,
+    )
+    return group
