@@ -1,0 +1,162 @@
+"""How FHIR R4 resources map onto the canonical encounter: the terminology, defined once.
+
+The FHIR ETL source (Spark, over a Bulk Data export) and the prediction API's FHIR input (a
+``Bundle`` per request) both map resources to canonical records with these tables, so training
+and serving read FHIR the same way. Every value is listed; a value not listed maps to
+``unknown`` (categories) or is quarantined (codes of an unknown system), as for the other sources.
+
+Standard library only, like the rest of ``contracts``.
+
+References (FHIR R4, http://hl7.org/fhir/R4/):
+- Encounter.class: v3 ActCode, terminology.hl7.org/CodeSystem/v3-ActCode
+- Encounter.hospitalization.admitSource: terminology.hl7.org/CodeSystem/admit-source
+- Encounter.hospitalization.dischargeDisposition:
+  terminology.hl7.org/CodeSystem/discharge-disposition
+- Encounter.priority: v3 ActPriority, terminology.hl7.org/CodeSystem/v3-ActPriority
+- Observation.interpretation: v3 ObservationInterpretation
+- Code system URIs: http://hl7.org/fhir/R4/terminologies-systems.html
+- US Core race/ethnicity extensions: http://hl7.org/fhir/us/core/
+"""
+
+from __future__ import annotations
+
+from contracts.codes import CodeSystem
+from contracts.encounter import UNKNOWN
+
+# --- Bulk Data export layout ----------------------------------------------------------------
+
+#: Resource types read from an export folder, one ``<Type>.ndjson`` file each (Bulk Data
+#: exports may split a type across ``<Type>.ndjson``, ``<Type>.001.ndjson``...; all are read).
+RESOURCE_TYPES = (
+    "Patient",
+    "Encounter",
+    "Condition",
+    "Procedure",
+    "MedicationRequest",
+    "Observation",
+    "DocumentReference",
+)
+#: Types an export must hold; the others are optional.
+REQUIRED_RESOURCE_TYPES = ("Patient", "Encounter")
+NDJSON_SUFFIX = ".ndjson"
+
+# --- Code systems -----------------------------------------------------------------------------
+
+SYSTEM_ICD9CM = "http://hl7.org/fhir/sid/icd-9-cm"
+SYSTEM_ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+SYSTEM_ICD10PCS = "http://www.cms.gov/Medicare/Coding/ICD10"
+SYSTEM_NDC = "http://hl7.org/fhir/sid/ndc"
+SYSTEM_RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SYSTEM_LOINC = "http://loinc.org"
+
+#: Condition.code system URI -> contract code system.
+CONDITION_SYSTEMS: dict[str, CodeSystem] = {
+    SYSTEM_ICD9CM: CodeSystem.ICD9CM,
+    SYSTEM_ICD10CM: CodeSystem.ICD10CM,
+}
+#: Procedure.code system URI -> contract code system (FHIR names ICD-9-CM volume 3 with the
+#: same URI as the diagnoses; the resource type tells them apart).
+PROCEDURE_SYSTEMS: dict[str, CodeSystem] = {
+    SYSTEM_ICD9CM: CodeSystem.ICD9PCS,
+    SYSTEM_ICD10PCS: CodeSystem.ICD10PCS,
+}
+#: MedicationRequest.medicationCodeableConcept system URI -> contract code system. The drug's
+#: name is ``medicationCodeableConcept.text``, else the first coding's ``display``.
+MEDICATION_SYSTEMS: dict[str, CodeSystem] = {
+    SYSTEM_NDC: CodeSystem.NDC,
+    SYSTEM_RXNORM: CodeSystem.RXNORM,
+}
+
+# --- Encounter --------------------------------------------------------------------------------
+
+SYSTEM_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+#: Encounter.class codes of an inpatient stay (the cohort's index admissions): IMP inpatient
+#: encounter, ACUTE inpatient acute, NONAC inpatient non-acute.
+INPATIENT_CLASS_CODES = ("IMP", "ACUTE", "NONAC")
+#: Encounter.class code of an emergency visit (counted in prior_ed_visits_12m).
+EMERGENCY_CLASS_CODES = ("EMER",)
+#: Encounter.class codes of outpatient visits (prior_outpatient_visits_12m).
+OUTPATIENT_CLASS_CODES = ("AMB", "OBSENC", "VR", "HH", "FLD")
+#: Encounter.status values of an encounter that took place (others are not counted).
+FINISHED_STATUSES = ("finished",)
+
+SYSTEM_ACT_PRIORITY = "http://terminology.hl7.org/CodeSystem/v3-ActPriority"
+#: Encounter.priority (v3 ActPriority) -> admission_type. EL elective and R routine are planned.
+PRIORITY: dict[str, str] = {
+    "EM": "emergency",
+    "A": "emergency",
+    "S": "emergency",
+    "UR": "urgent",
+    "EL": "elective",
+    "R": "elective",
+    "PRN": "other",
+}
+#: admission_type values whose admission is planned (not a readmission event), as for MIMIC.
+PLANNED_ADMISSION_TYPES = ("elective",)
+
+SYSTEM_ADMIT_SOURCE = "http://terminology.hl7.org/CodeSystem/admit-source"
+ADMIT_SOURCE: dict[str, str] = {
+    "emd": "emergency_department",
+    "gp": "physician_referral",
+    "mp": "physician_referral",
+    "outp": "clinic_referral",
+    "hosp-trans": "transfer_hospital",
+    "nursing": "transfer_nursing_facility",
+    "psych": "transfer_other",
+    "rehab": "transfer_other",
+    "born": "other",
+    "other": "other",
+}
+
+SYSTEM_DISCHARGE_DISPOSITION = "http://terminology.hl7.org/CodeSystem/discharge-disposition"
+DISCHARGE_DISPOSITION: dict[str, str] = {
+    "home": "home",
+    "alt-home": "home",
+    "other-hcf": "other",
+    "hosp": "hospice",
+    "long": "long_term_care",
+    "aadvice": "left_against_advice",
+    "exp": "expired",
+    "psy": "psychiatric",
+    "rehab": "rehabilitation",
+    "snf": "skilled_nursing",
+    "oth": "other",
+}
+
+# --- Patient ------------------------------------------------------------------------------------
+
+#: Patient.gender (administrative gender) -> sex.
+GENDER: dict[str, str] = {"female": "F", "male": "M", "other": UNKNOWN, "unknown": UNKNOWN}
+
+US_CORE_RACE_URL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
+US_CORE_ETHNICITY_URL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity"
+#: OMB race category codes (urn:oid:2.16.840.1.113883.6.238) -> race. Hispanic or Latino is
+#: an ethnicity in US Core; a patient with that ethnicity is ``hispanic`` whatever the race,
+#: as the MIMIC mapping does.
+OMB_RACE: dict[str, str] = {
+    "2106-3": "white",
+    "2054-5": "black",
+    "2028-9": "asian",
+    "1002-5": "other",
+    "2076-8": "other",
+    "2131-1": "other",
+}
+OMB_ETHNICITY_HISPANIC = "2135-2"
+
+# --- Observation ------------------------------------------------------------------------------
+
+SYSTEM_OBSERVATION_INTERPRETATION = (
+    "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+)
+#: Interpretation codes that mark a result abnormal (num_abnormal_labs, abnormal_labs).
+ABNORMAL_INTERPRETATIONS = ("A", "AA", "H", "HH", "L", "LL", "HU", "LU", "<", ">")
+#: Observation.category code of a laboratory result (other observations are not lab tests).
+LABORATORY_CATEGORY = "laboratory"
+#: LOINC codes of the two results the contract bands (hba1c_result, max_glucose_result).
+LOINC_HBA1C = ("4548-4", "17856-6")
+LOINC_GLUCOSE = ("2345-7", "2339-0")
+
+# --- DocumentReference ------------------------------------------------------------------------
+
+#: LOINC type of a discharge summary (DocumentReference.type); its text is the note.
+LOINC_DISCHARGE_SUMMARY = "18842-5"
