@@ -97,7 +97,8 @@ class WorklistSite(Construct):
         )
         self.bucket = SecureBucket(
             self,
-            "Page",
+            # Also the prefix of its server access logs in the shared log bucket.
+            "WorklistPage",
             encryption_key=self.key,
             access_log_bucket=access_log_bucket,
             lifecycle=LifecyclePolicy(None, noncurrent_version_days),

@@ -170,3 +170,34 @@ def test_worklist_site_serves_the_api_end_to_end() -> None:
         )
         assert (status, json.loads(body)["error"]) == (403, "forbidden")
     assert worklist_api.lambda_handler is not None
+
+
+def test_demo_serve_starts_the_site_over_the_run_store(tmp_path, monkeypatch) -> None:
+    from local_platform import worklist_site
+
+    said: list[str] = []
+    (tmp_path / worklist_site.STORE_FILE_NAME).write_text("{}")
+    monkeypatch.setattr(worklist_site, "open_store", lambda path: demo_store())
+    site = worklist_site.start_for_run(tmp_path, said.append)
+    try:
+        assert isinstance(site, worklist_site.WorklistSite)
+        assert _get(f"{site.url}/")[0] == 200
+        assert site.url in said[0]
+    finally:
+        site.stop()
+
+
+def test_demo_serve_without_a_store_says_why(tmp_path, monkeypatch) -> None:
+    from local_platform import worklist_site
+
+    said: list[str] = []
+
+    def missing(path):
+        raise ImportError("worklist.local")
+
+    monkeypatch.setattr(worklist_site, "open_store", missing)
+    worklist_site.start_for_run(tmp_path, said.append).stop()
+    assert "not served" in said[0]
+    monkeypatch.setattr(worklist_site, "open_store", lambda path: demo_store())
+    worklist_site.start_for_run(tmp_path, said.append).stop()
+    assert "no worklist.json" in said[1]

@@ -105,7 +105,7 @@ def test_cloudfront_serves_the_private_bucket_through_oac(built) -> None:
     (bucket,) = [
         r["Properties"]
         for logical_id, r in template.find_resources("AWS::S3::Bucket").items()
-        if logical_id.startswith("SitePageBucket")
+        if logical_id.startswith("SiteWorklistPageBucket")
     ]
     assert (
         bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][

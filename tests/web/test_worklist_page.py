@@ -7,6 +7,7 @@ One browser for the module; a fresh browser context (cookies, storage) per test.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ def site() -> Iterator[WorklistSite]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    executable = shutil.which(os.environ.get("CHROMIUM", "chromium"))
     if executable is None:
         pytest.fail("no chromium on PATH: run `make setup` (it installs Debian's chromium)")
     with sync_playwright() as playwright:
