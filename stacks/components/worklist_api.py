@@ -9,8 +9,11 @@ auditable.
 
 How the authorizer works: API Gateway validates the ID token in ``Authorization`` (signature,
 issuer = the user pool, audience = an app client of the pool, expiry) and answers 401 itself;
-the Lambda then requires the care-team group from the claims (403 otherwise):
-https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-integrate-with-cognito.html
+the Lambda then requires the care-team group from the claims (403 otherwise). With no
+authorization scopes on the methods the authorizer takes the ID token, which carries
+``cognito:groups``:
+https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-enable-cognito-user-pool.html
+https://docs.aws.amazon.com/cognito/latest/developerguide/user-pool-accessing-resources-api-gateway-and-lambda.html
 """
 
 from __future__ import annotations

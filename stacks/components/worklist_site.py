@@ -13,7 +13,7 @@
   nosniff and the referrer policy; the local site sends the same (local_platform/worklist_site).
 - WAF: a web ACL for CloudFront must be created in us-east-1 with scope CLOUDFRONT, so this
   stack (in the platform's region) takes its ARN from configuration (worklist.web_acl_arn):
-  https://docs.aws.amazon.com/waf/latest/developerguide/cloudfront-features.html
+  https://docs.aws.amazon.com/waf/latest/developerguide/how-aws-waf-works-resources.html
 - The page's files are deployed with ``BucketDeployment``, plus ``config.json`` (API URL, sign-in
   endpoints, client id) resolved at deploy time; the distribution is invalidated on deploy.
 
