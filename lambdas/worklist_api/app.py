@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import boto3
 from aws_lambda_powertools import Logger
@@ -39,9 +39,6 @@ from lambdas.worklist_api.requests import valid_day, valid_encounter_key, valid_
 from lambdas.worklist_api.settings import Settings
 from lambdas.worklist_api.table import DynamoDbWorklistReader, recent_days
 
-if TYPE_CHECKING:  # the Lambda's asset carries contracts only; the protocol is for the checker
-    from worklist.store import WorklistStore  # noqa: F401
-
 SERVICE_NAME = "worklist-api"
 JSON_DAYS = "days"
 JSON_ERROR = "error"
@@ -52,7 +49,8 @@ for _noisy in ("aws_lambda_powertools", "boto3", "botocore", "urllib3"):
 
 
 class WorklistReader(Protocol):
-    """What the API reads: the read half of ``worklist.store.WorklistStore``."""
+    """What the API reads: the read half of ``worklist.store.WorklistStore`` (the function's
+    asset carries ``contracts`` only, so the protocol is restated here, not imported)."""
 
     def read_day(self, day: str) -> tuple[DaySummary | None, list[WorklistEntry]]: ...
 

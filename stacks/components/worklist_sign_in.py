@@ -157,15 +157,16 @@ class WorklistSignIn(Construct):
         if self._config.mfa != "required":
             acknowledge(
                 self.user_pool,
-                "MFA is optional on this stage by configuration (worklist.mfa = optional): "
-                "its users hold demonstration data only; production requires it.",
+                "MFA is a per-stage choice (worklist.mfa) and optional on this stage, so that "
+                "test users can sign in without enrolling an authenticator; TOTP is offered to "
+                "every user, and the prod stage requires it.",
                 "AwsSolutions-COG2",
             )
         if self._config.threat_protection != "enforced":
             acknowledge(
                 self.user_pool,
-                "Threat protection is set by stage (worklist.threat_protection): audit-only "
-                "or off here to avoid the Plus plan's cost on a stage without real users; "
-                "production enforces it.",
+                "Threat protection is a per-stage choice (worklist.threat_protection) and not "
+                "'enforced' on this stage (in 'audit' Cognito still scores and logs risky "
+                "sign-ins without blocking them); the prod stage enforces it.",
                 "AwsSolutions-COG3",
             )

@@ -214,8 +214,9 @@ class WorklistSite(Construct):
                 continue
             acknowledge(
                 child,
-                "CDK's BucketDeployment handler: runs only at deployment (CloudFormation "
-                "invokes it synchronously) to copy the page's static files; its runtime, "
+                "CDK's BucketDeployment handler, a custom resource CloudFormation invokes only "
+                "while deploying this stack (a failure fails and rolls back the deployment, "
+                "which reports it) to copy the page's static files; its runtime, "
                 "managed basic-execution policy, wildcard object actions on the page bucket "
                 "and the asset bucket, and cloudfront:CreateInvalidation/GetInvalidation on "
                 "'*' (as CDK grants them) are CDK's; the files hold no patient data.",
