@@ -14,6 +14,8 @@ VENV_STAMP := $(VENV)/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# The browser tests (tests/web) drive Debian's chromium: Playwright cannot download its own here.
+CHROMIUM ?= chromium
 CDK := node_modules/.bin/cdk
 STAGES ?= dev prod
 STAGE ?= dev
@@ -24,7 +26,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help setup demo demo-serve test pytest lint typecheck synth cfn-lint checkov bench lock hashes clean
+.PHONY: help setup browser demo demo-serve test pytest lint typecheck synth cfn-lint checkov bench lock hashes clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,7 +47,15 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) ## Create .venv (and .venv-checkov) and install the pinned Python and CDK CLI dependencies
+setup: $(VENV_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) browser ## Create .venv (and .venv-checkov) and install the pinned Python and CDK CLI dependencies, and chromium
+
+browser: ## Install Debian's chromium for the browser tests (apt-get; root on Debian/Ubuntu)
+	@if command -v $(CHROMIUM) >/dev/null 2>&1; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "make browser: no apt-get here; install Chromium yourself and put it on PATH as '$(CHROMIUM)' (or set CHROMIUM=...)" >&2; exit 1; fi; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+	  echo "make browser: installing chromium needs root: run 'sudo apt-get update && sudo apt-get install -y chromium', then make setup again" >&2; exit 1; fi; \
+	apt-get update -qq && apt-get install -y -qq chromium
 
 demo: setup ## Run the platform end to end locally (see README); DEMO_ARGS="--source synthetic"
 	$(PY) -m local_platform.demo $(DEMO_ARGS)

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from local_platform import report, resources, steps
+from local_platform import report, resources, steps, worklist_site
 from local_platform.control_plane import ControlPlane, patched_environment
 from local_platform.gateway import LocalApiGateway
 from local_platform.processes import ProcessGroup
@@ -242,6 +242,7 @@ def _finish(run: steps.DemoRun, summary: dict[str, Any]) -> None:
 def wait_for_interrupt(live: LivePlatform) -> None:
     """``--serve``: keep the API up until Ctrl-C (or SIGTERM)."""
     live.announce(f"The API is up at {live.api_url} (Ctrl-C stops everything).")
+    site = worklist_site.start_for_run(live.run_dir, live.announce)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -255,6 +256,7 @@ def wait_for_interrupt(live: LivePlatform) -> None:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+        site.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,20 @@ not emulated and is said so at start-up. How it maps a request:
   their text;
 - the body is framed by ``Content-Length`` or chunked transfer coding; a malformed length is
   400 and a length over the limit 413, as API Gateway answers them.
+
+Routes of the worklist data API use three more things a REST API does (all opt-in per route,
+so the prediction API's routes behave as before):
+
+- a resource path with ``{name}`` segments matches one path segment each, passed in
+  ``pathParameters`` (URL-decoded, as API Gateway does); the query string reaches the handler
+  in ``queryStringParameters`` / ``multiValueQueryStringParameters``;
+- a route with an ``authorizer`` stands in for a Cognito user pool authorizer: the authorizer
+  gets the ``Authorization`` header and returns the token's claims (then passed in
+  ``requestContext.authorizer.claims``) or ``None``, answered 401 ``Unauthorized`` before the
+  handler runs;
+- with ``cors_origin`` set, a preflight ``OPTIONS`` on a known path is answered 204 by the
+  gateway (the REST API's mock OPTIONS method) and the gateway's own errors carry
+  ``Access-Control-Allow-Origin`` for that origin (the REST API's gateway responses).
 """
 
 from __future__ import annotations
@@ -26,10 +40,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, unquote
 
 from local_platform.lambda_runtime import LocalLambdaContext, rest_api_proxy_event
 
 Handler = Callable[[dict[str, Any], Any], Mapping[str, Any]]
+#: The value of the ``Authorization`` header (``None`` if absent) -> the token's claims, or
+#: ``None`` when the token is missing, malformed, expired or not signed by the issuer.
+Authorizer = Callable[[str | None], Mapping[str, Any] | None]
 
 #: API Gateway's hard limit on a request payload.
 API_GATEWAY_MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
@@ -45,13 +63,43 @@ class Route:
     path: str
     handler: Handler
     function_name: str
+    authorizer: Authorizer | None = None
+
+    def match(self, path: str) -> dict[str, str] | None:
+        """The path parameters if ``path`` matches this resource (``{name}`` = one segment)."""
+        if "{" not in self.path:
+            return {} if path == self.path else None
+        template, actual = self.path.split("/"), path.split("/")
+        if len(template) != len(actual):
+            return None
+        params: dict[str, str] = {}
+        for want, got in zip(template, actual, strict=True):
+            if want.startswith("{") and want.endswith("}"):
+                if not got:
+                    return None
+                params[want[1:-1]] = unquote(got)
+            elif want != got:
+                return None
+        return params
+
+
+#: Request headers a browser may send cross-origin to the worklist API (the preflight's answer).
+CORS_ALLOWED_HEADERS = "Authorization,Content-Type"
 
 
 class LocalApiGateway:
     """Serves ``routes`` on ``host:port`` (port 0 picks a free one) in a background thread."""
 
-    def __init__(self, routes: list[Route], host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        routes: list[Route],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        cors_origin: str | None = None,
+    ) -> None:
         self._routes = {(route.method, route.path): route for route in routes}
+        self._cors_origin = cors_origin
         self._server = ThreadingHTTPServer((host, port), self._request_handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -85,16 +133,64 @@ class LocalApiGateway:
         *,
         multi_value_headers: Mapping[str, list[str]] | None = None,
         is_base64_encoded: bool = False,
+        query: Mapping[str, list[str]] | None = None,
     ) -> tuple[int, dict[str, str], str]:
         """Route one request; returns status, headers and body as API Gateway would."""
-        route = self._routes.get((method, path))
+        status, out_headers, out_body = self._dispatch(
+            method, path, body, headers, multi_value_headers, is_base64_encoded, query
+        )
+        origin = _header(headers, "Origin")
+        if self._cors_origin is not None and origin == self._cors_origin:
+            out_headers.setdefault("Access-Control-Allow-Origin", self._cors_origin)
+        return status, out_headers, out_body
+
+    def _find(self, method: str, path: str) -> tuple[Route | None, dict[str, str], list[str]]:
+        """The route of ``method`` on ``path``, its path parameters, and the path's methods."""
+        found: Route | None = None
+        params: dict[str, str] = {}
+        allowed: list[str] = []
+        for (route_method, _), route in self._routes.items():
+            matched = route.match(path)
+            if matched is None:
+                continue
+            allowed.append(route_method)
+            if route_method == method and found is None:
+                found, params = route, matched
+        return found, params, sorted(allowed)
+
+    def _dispatch(
+        self,
+        method: str,
+        path: str,
+        body: str | None,
+        headers: Mapping[str, str],
+        multi_value_headers: Mapping[str, list[str]] | None,
+        is_base64_encoded: bool,
+        query: Mapping[str, list[str]] | None,
+    ) -> tuple[int, dict[str, str], str]:
+        route, path_parameters, allowed = self._find(method, path)
         if route is None:
-            allowed = sorted(m for m, p in self._routes if p == path)
             if not allowed:
                 # API Gateway answers unknown resources with 403 "Missing Authentication Token".
                 return _gateway_error(403, "Missing Authentication Token")
+            if method == "OPTIONS" and self._cors_origin is not None:
+                return (
+                    204,
+                    {
+                        "Access-Control-Allow-Origin": self._cors_origin,
+                        "Access-Control-Allow-Methods": ",".join([*allowed, "OPTIONS"]),
+                        "Access-Control-Allow-Headers": CORS_ALLOWED_HEADERS,
+                        "Vary": "Origin",
+                    },
+                    "",
+                )
             status, out_headers, out_body = _gateway_error(405, "Method Not Allowed")
             return status, {**out_headers, "Allow": ", ".join(allowed)}, out_body
+        claims: Mapping[str, Any] | None = None
+        if route.authorizer is not None:
+            claims = route.authorizer(_header(headers, "Authorization"))
+            if claims is None:
+                return _gateway_error(401, "Unauthorized")
         event = rest_api_proxy_event(
             method,
             path,
@@ -104,6 +200,13 @@ class LocalApiGateway:
             multi_value_headers=multi_value_headers,
             is_base64_encoded=is_base64_encoded,
         )
+        if path_parameters:
+            event["pathParameters"] = path_parameters
+        if query:
+            event["queryStringParameters"] = {k: v[-1] for k, v in query.items()}
+            event["multiValueQueryStringParameters"] = {k: list(v) for k, v in query.items()}
+        if claims is not None:
+            event["requestContext"]["authorizer"] = {"claims": dict(claims)}
         context = LocalLambdaContext(function_name=route.function_name)
         response = route.handler(event, context)
         response_headers = {str(k): str(v) for k, v in (response.get("headers") or {}).items()}
@@ -124,7 +227,7 @@ class LocalApiGateway:
                     self._reply(*_gateway_error(error.status, error.message))
                     self.close_connection = True
                     return
-                path = self.path.split("?", 1)[0]
+                path, _, query_string = self.path.partition("?")
                 names = dict.fromkeys(self.headers.keys())
                 headers = {name: str(self.headers[name]) for name in names}
                 multi = {name: self.headers.get_all(name) or [] for name in names}
@@ -137,6 +240,7 @@ class LocalApiGateway:
                         headers,
                         multi_value_headers={k: v for k, v in multi.items() if len(v) > 1},
                         is_base64_encoded=is_base64,
+                        query=parse_qs(query_string, keep_blank_values=True) or None,
                     )
                 except Exception:  # the Lambda service's answer to a crashed function
                     logger.exception("handler raised")
@@ -189,6 +293,12 @@ class _FramingError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """A request header by name, case-insensitively (HTTP field names are)."""
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
 
 
 def _gateway_error(status: int, message: str) -> tuple[int, dict[str, str], str]:

@@ -30,6 +30,28 @@ TRAIL_ARN_PATTERN = re.compile(
 )
 #: Sources the ETL job reads (glue_jobs.ehr_features.SOURCE_CHOICES).
 ETL_SOURCES = ("mimic3", "uci_diabetes")
+#: The worklist's sign-in: MFA required or optional; Cognito threat protection off, audit-only
+#: (reports risk) or enforced (blocks risky sign-ins; needs the Plus feature plan).
+WORKLIST_MFA_MODES = ("required", "optional")
+WORKLIST_THREAT_PROTECTION_MODES = ("off", "audit", "enforced")
+WORKLIST_FEDERATION_TYPES = ("saml", "oidc")
+#: Cognito domain prefixes: lowercase letters, digits and hyphens (no "aws", "amazon", "cognito").
+COGNITO_DOMAIN_PREFIX_PATTERN = re.compile(
+    r"^(?!.*(aws|amazon|cognito))[a-z0-9](-?[a-z0-9]){0,62}$"
+)
+COGNITO_GROUP_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+HTTPS_URL_PATTERN = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/\S*)?$")
+DOMAIN_NAME_PATTERN = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+#: CloudFront takes ACM certificates of us-east-1 only.
+CLOUDFRONT_CERTIFICATE_ARN_PATTERN = re.compile(
+    r"^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate/[0-9a-f-]{36}$"
+)
+#: A CloudFront web ACL is created in us-east-1 with scope CLOUDFRONT (its ARN says global).
+CLOUDFRONT_WEB_ACL_ARN_PATTERN = re.compile(
+    r"^arn:aws[a-z-]*:wafv2:us-east-1:\d{12}:global/webacl/[A-Za-z0-9_-]{1,128}/[0-9a-f-]{36}$"
+)
+IDP_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+SECRET_NAME_PATTERN = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 
 
 class ConfigError(ValueError):
@@ -192,6 +214,38 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class FederationConfig:
+    """The hospital's identity provider the worklist's user pool trusts (SAML or OIDC)."""
+
+    type: str
+    name: str
+    #: SAML: the IdP's metadata document URL.
+    metadata_url: str | None = None
+    #: OIDC: the issuer, the client id, and the Secrets Manager secret holding the client secret.
+    issuer_url: str | None = None
+    client_id: str | None = None
+    client_secret_name: str | None = None
+
+
+@dataclass(frozen=True)
+class WorklistConfig:
+    """The care team's worklist page: its sign-in, hosting and data API limits."""
+
+    access_group: str
+    cognito_domain_prefix: str
+    mfa: str
+    threat_protection: str
+    federation: FederationConfig | None
+    #: A custom domain and its us-east-1 ACM certificate; ``None`` uses *.cloudfront.net.
+    domain_name: str | None
+    certificate_arn: str | None
+    #: A CLOUDFRONT-scope web ACL made in us-east-1 (CloudFront takes no other), or ``None``.
+    web_acl_arn: str | None
+    throttle_rate_per_second: int
+    throttle_burst: int
+
+
+@dataclass(frozen=True)
 class ImagesConfig:
     """The derived images: how many tags ECR keeps and how long a build may take."""
 
@@ -215,6 +269,7 @@ class StageConfig:
     audit: AuditConfig
     api: ApiConfig
     images: ImagesConfig
+    worklist: WorklistConfig
 
     @property
     def prefix(self) -> str:
@@ -301,6 +356,49 @@ def _api(section: _Section) -> ApiConfig:
     return api
 
 
+def _federation(parent: _Section) -> FederationConfig | None:
+    if parent._data.get("federation") is None:
+        return None
+    section = parent.section("federation")
+    kind = section.choice("type", WORKLIST_FEDERATION_TYPES)
+    name = section.string("name", IDP_NAME_PATTERN)
+    if kind == "saml":
+        return FederationConfig(
+            kind, name, metadata_url=section.string("metadata_url", HTTPS_URL_PATTERN)
+        )
+    return FederationConfig(
+        kind,
+        name,
+        issuer_url=section.string("issuer_url", HTTPS_URL_PATTERN),
+        client_id=section.string("client_id"),
+        client_secret_name=section.string("client_secret_name", SECRET_NAME_PATTERN),
+    )
+
+
+def _worklist(section: _Section) -> WorklistConfig:
+    worklist = WorklistConfig(
+        access_group=section.string("access_group", COGNITO_GROUP_PATTERN),
+        cognito_domain_prefix=section.string(
+            "cognito_domain_prefix", COGNITO_DOMAIN_PREFIX_PATTERN
+        ),
+        mfa=section.choice("mfa", WORKLIST_MFA_MODES),
+        threat_protection=section.choice("threat_protection", WORKLIST_THREAT_PROTECTION_MODES),
+        federation=_federation(section),
+        domain_name=section.optional_string("domain_name", DOMAIN_NAME_PATTERN),
+        certificate_arn=section.optional_string(
+            "certificate_arn", CLOUDFRONT_CERTIFICATE_ARN_PATTERN
+        ),
+        web_acl_arn=section.optional_string("web_acl_arn", CLOUDFRONT_WEB_ACL_ARN_PATTERN),
+        throttle_rate_per_second=section.integer("throttle_rate_per_second", 1, 10_000),
+        throttle_burst=section.integer("throttle_burst", 1, 5_000),
+    )
+    if (worklist.domain_name is None) != (worklist.certificate_arn is None):
+        raise ConfigError(f"{section._path}.domain_name and certificate_arn go together")
+    if worklist.throttle_burst < worklist.throttle_rate_per_second:
+        raise ConfigError(f"{section._path}.throttle_burst must be >= throttle_rate_per_second")
+    return worklist
+
+
 def _images(section: _Section) -> ImagesConfig:
     return ImagesConfig(
         # At least the image in service and the one being rolled out.
@@ -337,4 +435,5 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         audit=_audit(section.section("audit"), retention),
         api=_api(section.section("api")),
         images=_images(section.section("images")),
+        worklist=_worklist(section.section("worklist")),
     )
