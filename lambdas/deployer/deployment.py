@@ -495,10 +495,15 @@ class Reconciler:
             action=STARTING_SHADOW,
         )
 
-    def _shadow_since(self, endpoint: EndpointView) -> datetime:
-        """When this shadow config was first seen InService (kept as an endpoint tag)."""
+    def _shadow_since(self, endpoint: EndpointView, target: Plan) -> datetime:
+        """When this shadow of this approval was first seen InService (an endpoint tag).
+
+        Keyed by config and approval stamp: a candidate approved again after a hold gets the
+        same (deterministically named) shadow config, and a new period.
+        """
+        key = f"{endpoint.config_name}#{target.package.approval_stamp}"
         recorded = split_attempt(endpoint.tags.get(TAG_SHADOW_SINCE))
-        if recorded is not None and recorded[0] == endpoint.config_name:
+        if recorded is not None and recorded[0] == key:
             try:
                 return datetime.fromtimestamp(int(recorded[1]), tz=UTC)
             except ValueError:
@@ -508,7 +513,7 @@ class Reconciler:
             self.sagemaker,
             endpoint.arn,
             TAG_SHADOW_SINCE,
-            attempt_value(endpoint.config_name, str(int(now.timestamp()))),
+            attempt_value(key, str(int(now.timestamp()))),
         )
         return now
 
@@ -517,7 +522,7 @@ class Reconciler:
     ) -> Outcome:
         """Wait, promote or hold the candidate in shadow."""
         settings = self.settings
-        since = self._shadow_since(endpoint)
+        since = self._shadow_since(endpoint, target)
         now = self.now()
         version = target.package.version
         if now - since < timedelta(minutes=settings.shadow_minimum_minutes):

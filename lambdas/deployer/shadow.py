@@ -27,7 +27,7 @@ import math
 import tarfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -174,12 +174,16 @@ def _lines(s3: Any, bucket: str, prefix: str) -> Iterator[bytes]:
                 body.close()
 
 
-def _answers(line: bytes) -> list[tuple[str, float]]:
-    """``(encounter key, probability)`` of each patient record one capture line holds."""
+def _answers(line: bytes, start: datetime) -> list[tuple[str, float]]:
+    """``(encounter key, probability)`` of each patient record one capture line holds, if it was
+    captured at or after ``start`` (files are per hour; the period need not start on one)."""
     try:
         document = json.loads(line)
         metadata = document.get("eventMetadata") or {}
         if metadata.get("inferenceId") == HEALTH_PROBE_INFERENCE_ID:
+            return []
+        when = datetime.strptime(metadata["inferenceTime"][:19], "%Y-%m-%dT%H:%M:%S")
+        if when.replace(tzinfo=UTC) < start.replace(microsecond=0):
             return []
         capture = document["captureData"]
         request = json.loads(capture["endpointInput"]["data"])
@@ -219,7 +223,7 @@ def variant_answers(
             lines += 1
             if lines > MAX_CAPTURE_LINES:
                 return found
-            for key, probability in _answers(line):
+            for key, probability in _answers(line, start):
                 found.setdefault(key, probability)
     return found
 
