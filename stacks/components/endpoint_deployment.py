@@ -37,16 +37,27 @@ from aws_cdk.interfaces import aws_events as event_interfaces
 from constructs import Construct
 
 from contracts.deployment import (
+    AT_MAX_CAPACITY_METRIC,
     ENDPOINT_DIMENSION,
     ENDPOINT_STATE_CHANGE,
     METRIC_NAMESPACE,
     MODEL_PACKAGE_STATE_CHANGE,
     REJECTED_ROLLOUT_METRIC,
     RETRY_SECONDS,
+    SHADOW_HELD_METRIC,
 )
 from lambdas.deployer.settings import (
+    AUTOSCALING_ENABLED_ENV,
+    AUTOSCALING_MAX_ENV,
+    AUTOSCALING_MIN_ENV,
+    AUTOSCALING_TARGET_ENV,
     DEFAULT_MAX_EXECUTION_SECONDS,
     DEFAULT_TERMINATION_WAIT_SECONDS,
+    SHADOW_ENABLED_ENV,
+    SHADOW_MINIMUM_MINUTES_ENV,
+    SHADOW_MINIMUM_PAIRS_ENV,
+    SHADOW_TRAFFIC_PERCENT_ENV,
+    shadow_bound_env,
 )
 from stacks.components.drift_monitor import BASELINE_PREFIX
 from stacks.components.grants import grant_key, grant_objects, reference
@@ -59,7 +70,7 @@ from stacks.components.model_registry import (
 )
 from stacks.components.platform_alarms import MICROSECONDS_PER_MS, endpoint_metric
 from stacks.components.platform_function import PlatformFunction
-from stacks.config import AlarmThresholds, EndpointConfig
+from stacks.config import AlarmThresholds, EndpointConfig, RolloutConfig
 from stacks.nag import acknowledge
 from stacks.naming import ResourceNames
 from stacks.wildcards import acknowledge_wildcards
@@ -69,7 +80,10 @@ from stacks.wildcards import acknowledge_wildcards
 DEPLOYER_TIMEOUT = Duration.minutes(3)
 #: Lambda's guidance for SQS event sources: a visibility timeout of six times the function's.
 QUEUE_VISIBILITY = Duration.minutes(18)
-SWEEP_INTERVAL = Duration.minutes(15)
+SWEEP_MINUTES = 15
+SWEEP_INTERVAL = Duration.minutes(SWEEP_MINUTES)
+#: Application Auto Scaling's service principal for SageMaker variants (its service-linked role).
+SCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 #: Creating an endpoint can take tens of minutes; an update at most its execution timeout plus
 #: its baking period. A trigger is retried every RETRY_SECONDS across all of it, twice over.
 CREATION_ALLOWANCE_SECONDS = 3600
@@ -134,6 +148,33 @@ class FifoQueueTarget:
         )
 
 
+def rollout_environment(rollout: RolloutConfig) -> dict[str, str]:
+    """The deployer's shadow and autoscaling settings (lambdas/deployer/settings.py)."""
+    shadow, scaling = rollout.shadow, rollout.autoscaling
+    return {
+        SHADOW_ENABLED_ENV: str(shadow.enabled).lower(),
+        SHADOW_TRAFFIC_PERCENT_ENV: str(shadow.traffic_percent),
+        SHADOW_MINIMUM_MINUTES_ENV: str(shadow.minimum_minutes),
+        SHADOW_MINIMUM_PAIRS_ENV: str(shadow.minimum_pairs),
+        **{shadow_bound_env(name): str(value) for name, value in vars(shadow.bounds).items()},
+        AUTOSCALING_ENABLED_ENV: "true",
+        AUTOSCALING_MIN_ENV: str(scaling.min_instances),
+        AUTOSCALING_MAX_ENV: str(scaling.max_instances),
+        AUTOSCALING_TARGET_ENV: str(scaling.target_invocations_per_instance),
+    }
+
+
+def deployment_metric(name: str, endpoint_name: str, period: Duration) -> cloudwatch.Metric:
+    """One of the deployer's own metrics of the endpoint (Maximum over ``period``)."""
+    return cloudwatch.Metric(
+        namespace=METRIC_NAMESPACE,
+        metric_name=name,
+        dimensions_map={ENDPOINT_DIMENSION: endpoint_name},
+        statistic="Maximum",
+        period=period,
+    )
+
+
 class EndpointDeployment(Construct):
     """Rollback and rejection alarms, the trigger queue, its rules, and the deployer.
 
@@ -148,6 +189,7 @@ class EndpointDeployment(Construct):
         *,
         names: ResourceNames,
         endpoint: EndpointConfig,
+        rollout: RolloutConfig,
         thresholds: AlarmThresholds,
         registry: ModelRegistry,
         data_key: kms.IKey,
@@ -194,6 +236,7 @@ class EndpointDeployment(Construct):
                 "VPC_SECURITY_GROUP_IDS": security_group.security_group_id,
                 "QUEUE_URL": self.queue.queue_url,
                 "RETRY_SECONDS": str(RETRY_SECONDS),
+                **rollout_environment(rollout),
             },
             vpc=vpc,
             subnets=subnets,
@@ -209,7 +252,11 @@ class EndpointDeployment(Construct):
             event_sources.SqsEventSource(self.queue, batch_size=1, report_batch_item_failures=True)
         )
         self._grant(names, registry, data_key, artifact_bucket, capture_bucket, alert_topic)
+        self._grant_rollout(names, capture_bucket)
         self.rules = self._rules(names, registry)
+        self.shadow_held_alarm, self.max_capacity_alarm = self._rollout_alarms(
+            names, rollout, alert_topic
+        )
 
     def _queues(
         self, names: ResourceNames, key: kms.IKey, alert_topic: sns.ITopic
@@ -391,6 +438,107 @@ class EndpointDeployment(Construct):
             alarm.add_alarm_action(actions.SnsAction(topic))
             alarms.append(alarm)
         return alarms
+
+    def _rollout_alarms(
+        self, names: ResourceNames, rollout: RolloutConfig, topic: sns.ITopic
+    ) -> tuple[cloudwatch.Alarm, cloudwatch.Alarm]:
+        """A held shadow candidate, and the variant at its maximum instance count for
+        ``max_capacity_alarm_minutes`` (the deployer publishes it on every 15-minute sweep)."""
+        held = deployment_metric(
+            SHADOW_HELD_METRIC, names.endpoint, Duration.minutes(5)
+        ).create_alarm(
+            self,
+            "ShadowCandidateHeld",
+            alarm_name=names.alarm("shadow-candidate-held"),
+            alarm_description=(
+                "A shadow candidate was held: it is not promoted until an operator acts "
+                "(docs/operations.md, Holding a shadow candidate)"
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        periods = rollout.autoscaling.max_capacity_alarm_minutes // SWEEP_MINUTES
+        at_max = deployment_metric(
+            AT_MAX_CAPACITY_METRIC, names.endpoint, Duration.minutes(SWEEP_MINUTES)
+        ).create_alarm(
+            self,
+            "SustainedMaxCapacity",
+            alarm_name=names.alarm("endpoint-sustained-max-capacity"),
+            alarm_description=(
+                "The endpoint has run at its maximum instance count for "
+                f"{periods * SWEEP_MINUTES} minutes: raise max_instances "
+                "(docs/deploy.md, Capacity)"
+            ),
+            threshold=1,
+            evaluation_periods=periods,
+            datapoints_to_alarm=periods,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        for alarm in (held, at_max):
+            alarm.add_alarm_action(actions.SnsAction(topic))
+        return held, at_max
+
+    def _grant_rollout(self, names: ResourceNames, capture_bucket: s3.IBucket) -> None:
+        """What the shadow stage reads and what autoscaling registration needs.
+
+        Autoscaling permissions follow "Auto scaling prerequisites"
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-auto-scaling-prerequisites.html):
+        the Application Auto Scaling actions, sagemaker:DescribeEndpoint/DescribeEndpointConfig
+        (already granted on the deployer's endpoint and configs) and iam:CreateServiceLinkedRole
+        for AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint, whose policy
+        (AWSApplicationAutoscalingSageMakerEndpointPolicy) then does the scaling.
+        """
+        role = self.deployer.role
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ScaleTheEndpointVariant",
+                actions=[
+                    "application-autoscaling:RegisterScalableTarget",
+                    "application-autoscaling:DeregisterScalableTarget",
+                    "application-autoscaling:PutScalingPolicy",
+                ],
+                # The service names a scalable target by an id it assigns at registration
+                # (resource type scalable-target in the Service Authorization Reference).
+                resources=[
+                    f"arn:{Aws.PARTITION}:application-autoscaling:{Aws.REGION}:"
+                    f"{Aws.ACCOUNT_ID}:scalable-target/*"
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="CreateTheScalingServiceLinkedRole",
+                actions=["iam:CreateServiceLinkedRole"],
+                resources=[
+                    f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/aws-service-role/"
+                    f"{SCALING_SERVICE}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+                ],
+                conditions={"StringLike": {"iam:AWSServiceName": SCALING_SERVICE}},
+            )
+        )
+        # GetMetricStatistics has no resource type (Service Authorization Reference).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadVariantStatistics",
+                actions=["cloudwatch:GetMetricStatistics"],
+                resources=["*"],
+            )
+        )
+        grant_objects(
+            role, capture_bucket, [f"{CAPTURE_PREFIX}/{names.endpoint}"], sid="ReadShadowCapture"
+        )
+        acknowledge_wildcards(
+            role,
+            "Application Auto Scaling assigns a scalable target's id at registration, so its ARN "
+            "cannot be named in advance (this account and region only); GetMetricStatistics "
+            "has no resource type; the shadow stage reads the endpoint's own capture prefix.",
+            "Resource::arn:<AWS::Partition>:application-autoscaling:<AWS::Region>:"
+            "<AWS::AccountId>:scalable-target/*",
+            f"Resource::*/{CAPTURE_PREFIX}/{names.endpoint}/*",
+        )
 
     def _grant(
         self,

@@ -31,7 +31,7 @@ from tests.lambdas.test_deployer_scenarios import (
     ENDPOINT,
     THRESHOLD,
     Account,
-    account,  # noqa: F401  (the fixture)
+    account,  # noqa: F401  (the fixture, reached through request.getfixturevalue)
     serving,
 )
 
@@ -57,7 +57,10 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 @pytest.fixture
-def shadow_account(account: Account, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Account:
+def shadow_account(
+    request: pytest.FixtureRequest, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> Account:
+    fake: Account = request.getfixturevalue("account")
     for name, value in {
         "SHADOW_ENABLED": "true",
         "SHADOW_TRAFFIC_PERCENT": "20",
@@ -65,13 +68,13 @@ def shadow_account(account: Account, clock: Clock, monkeypatch: pytest.MonkeyPat
         "SHADOW_MINIMUM_PAIRS": str(MINIMUM_PAIRS),
     }.items():
         monkeypatch.setenv(name, value)
-    return account
+    return fake
 
 
 _files = iter(range(1, 1_000_000))
 
 
-def capture(account: Account, when: datetime, variant: str, answers: list[tuple[str, Any]]) -> None:
+def capture(a: Account, when: datetime, variant: str, answers: list[tuple[str, Any]]) -> None:
     """One capture file of ``variant``: one invocation per (encounter key, probability)."""
     lines = []
     for key, probability in answers:
@@ -93,11 +96,11 @@ def capture(account: Account, when: datetime, variant: str, answers: list[tuple[
             )
         )
     key = f"capture/{ENDPOINT}/{variant}/{when:%Y/%m/%d/%H}/{next(_files):06d}.jsonl"
-    account.s3.put_object(Bucket=CAPTURE_BUCKET, Key=key, Body="\n".join(lines).encode())
+    a.s3.put_object(Bucket=CAPTURE_BUCKET, Key=key, Body="\n".join(lines).encode())
 
 
 def traffic(
-    account: Account,
+    a: Account,
     when: datetime,
     pairs: int,
     candidate: Any = lambda p: p,
@@ -106,13 +109,13 @@ def traffic(
     """``pairs`` encounters scored by both variants (the candidate's score is ``candidate(p)``)."""
     rng = random.Random(seed)
     served = [(f"enc-{seed}-{i}", rng.random()) for i in range(pairs)]
-    capture(account, when, SERVING, served)
-    capture(account, when, SHADOW_VARIANT_NAME, [(k, candidate(p)) for k, p in served])
+    capture(a, when, SERVING, served)
+    capture(a, when, SHADOW_VARIANT_NAME, [(k, candidate(p)) for k, p in served])
 
 
-def load(account: Account, *, invocations: int, errors: int = 0, p95_us: float = 20_000) -> None:
+def load(a: Account, *, invocations: int, errors: int = 0, p95_us: float = 20_000) -> None:
     for variant in (SERVING, SHADOW_VARIANT_NAME):
-        stats = account.cloudwatch.variant_statistics
+        stats = a.cloudwatch.variant_statistics
         stats[(variant, "Invocations")] = invocations
         stats[(variant, "Invocation5XXErrors")] = 0
         stats[(variant, "ModelLatency")] = 18_000
@@ -322,21 +325,25 @@ def test_a_restarted_deployer_keeps_the_shadow_period(
     assert a.sagemaker.serving_version() == 2
 
 
-def test_shadow_disabled_goes_straight_to_the_canary(account: Account) -> None:
-    serving(account, 1)
-    serving(account, 2)
-    assert all("ShadowProductionVariants" not in c for c in account.calls("CreateEndpointConfig"))
-    assert account.sagemaker.serving_version() == 2
+def test_shadow_disabled_goes_straight_to_the_canary(request: pytest.FixtureRequest) -> None:
+    a: Account = request.getfixturevalue("account")
+    serving(a, 1)
+    serving(a, 2)
+    assert all("ShadowProductionVariants" not in c for c in a.calls("CreateEndpointConfig"))
+    assert a.sagemaker.serving_version() == 2
 
 
 # -- autoscaling ---------------------------------------------------------------------------
 
 
 @pytest.fixture
-def scaled(account: Account, monkeypatch: pytest.MonkeyPatch) -> tuple[Account, FakeAutoScaling]:
+def scaled(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Account, FakeAutoScaling]:
+    base: Account = request.getfixturevalue("account")
     fake = FakeAutoScaling()
-    account.sagemaker.autoscaling = fake
-    clients = account.clients
+    base.sagemaker.autoscaling = fake
+    clients = base.clients
 
     def with_autoscaling() -> deployment.Clients:
         base = clients()
@@ -352,7 +359,7 @@ def scaled(account: Account, monkeypatch: pytest.MonkeyPatch) -> tuple[Account, 
         "AUTOSCALING_TARGET_INVOCATIONS_PER_INSTANCE": "750",
     }.items():
         monkeypatch.setenv(name, value)
-    return account, fake
+    return base, fake
 
 
 def test_the_variant_is_registered_with_target_tracking_once_in_service(
@@ -381,7 +388,8 @@ def test_scale_in_is_suspended_for_a_deployment_and_resumed_after(
     a.deliver()  # the update starts
     [before] = [c for name, c in fake.calls if name == "RegisterScalableTarget"]
     assert before["SuspendedState"]["DynamicScalingInSuspended"] is True
-    assert a.sagemaker.endpoint is not None and a.sagemaker.endpoint.status == "Updating"
+    assert a.sagemaker.endpoint is not None
+    assert a.sagemaker.endpoint.status == "Updating"
     a.run()
     assert a.sagemaker.serving_version() == 2
     last = fake.targets[resource_id(ENDPOINT, SERVING)]
