@@ -37,7 +37,6 @@ from aws_cdk.interfaces import aws_events as event_interfaces
 from constructs import Construct
 
 from contracts.deployment import (
-    AT_MAX_CAPACITY_METRIC,
     ENDPOINT_DIMENSION,
     ENDPOINT_STATE_CHANGE,
     METRIC_NAMESPACE,
@@ -60,6 +59,7 @@ from lambdas.deployer.settings import (
     shadow_bound_env,
 )
 from stacks.components.drift_monitor import BASELINE_PREFIX
+from stacks.components.endpoint_autoscaling import EndpointAutoscaling, deployment_metric
 from stacks.components.grants import grant_key, grant_objects, reference
 from stacks.components.model_registry import (
     CAPTURE_PREFIX,
@@ -82,8 +82,6 @@ DEPLOYER_TIMEOUT = Duration.minutes(3)
 QUEUE_VISIBILITY = Duration.minutes(18)
 SWEEP_MINUTES = 15
 SWEEP_INTERVAL = Duration.minutes(SWEEP_MINUTES)
-#: Application Auto Scaling's service principal for SageMaker variants (its service-linked role).
-SCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 #: Creating an endpoint can take tens of minutes; an update at most its execution timeout plus
 #: its baking period. A trigger is retried every RETRY_SECONDS across all of it, twice over.
 CREATION_ALLOWANCE_SECONDS = 3600
@@ -164,22 +162,12 @@ def rollout_environment(rollout: RolloutConfig) -> dict[str, str]:
     }
 
 
-def deployment_metric(name: str, endpoint_name: str, period: Duration) -> cloudwatch.Metric:
-    """One of the deployer's own metrics of the endpoint (Maximum over ``period``)."""
-    return cloudwatch.Metric(
-        namespace=METRIC_NAMESPACE,
-        metric_name=name,
-        dimensions_map={ENDPOINT_DIMENSION: endpoint_name},
-        statistic="Maximum",
-        period=period,
-    )
-
-
 class EndpointDeployment(Construct):
     """Rollback and rejection alarms, the trigger queue, its rules, and the deployer.
 
     Exposes ``deployer`` (a :class:`PlatformFunction`), ``queue``, ``dead_letter_queue``,
-    ``rollback_alarms``, ``rejection_alarm`` and ``rules`` (purpose -> rule).
+    ``rollback_alarms``, ``rejection_alarm``, ``shadow_held_alarm``, ``autoscaling`` (an
+    :class:`EndpointAutoscaling`) and ``rules`` (purpose -> rule).
     """
 
     def __init__(
@@ -252,10 +240,17 @@ class EndpointDeployment(Construct):
             event_sources.SqsEventSource(self.queue, batch_size=1, report_batch_item_failures=True)
         )
         self._grant(names, registry, data_key, artifact_bucket, capture_bucket, alert_topic)
-        self._grant_rollout(names, capture_bucket)
+        self._grant_shadow_reads(names, capture_bucket)
         self.rules = self._rules(names, registry)
-        self.shadow_held_alarm, self.max_capacity_alarm = self._rollout_alarms(
-            names, rollout, alert_topic
+        self.shadow_held_alarm = self._shadow_held_alarm(names, alert_topic)
+        self.autoscaling = EndpointAutoscaling(
+            self,
+            "Autoscaling",
+            names=names,
+            autoscaling=rollout.autoscaling,
+            deployer_role=self.deployer.role,
+            alert_topic=alert_topic,
+            sweep_minutes=SWEEP_MINUTES,
         )
 
     def _queues(
@@ -439,11 +434,8 @@ class EndpointDeployment(Construct):
             alarms.append(alarm)
         return alarms
 
-    def _rollout_alarms(
-        self, names: ResourceNames, rollout: RolloutConfig, topic: sns.ITopic
-    ) -> tuple[cloudwatch.Alarm, cloudwatch.Alarm]:
-        """A held shadow candidate, and the variant at its maximum instance count for
-        ``max_capacity_alarm_minutes`` (the deployer publishes it on every 15-minute sweep)."""
+    def _shadow_held_alarm(self, names: ResourceNames, topic: sns.ITopic) -> cloudwatch.Alarm:
+        """A held shadow candidate: the on-call decides (the deployer also publishes to SNS)."""
         held = deployment_metric(
             SHADOW_HELD_METRIC, names.endpoint, Duration.minutes(5)
         ).create_alarm(
@@ -459,66 +451,12 @@ class EndpointDeployment(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        periods = rollout.autoscaling.max_capacity_alarm_minutes // SWEEP_MINUTES
-        at_max = deployment_metric(
-            AT_MAX_CAPACITY_METRIC, names.endpoint, Duration.minutes(SWEEP_MINUTES)
-        ).create_alarm(
-            self,
-            "SustainedMaxCapacity",
-            alarm_name=names.alarm("endpoint-sustained-max-capacity"),
-            alarm_description=(
-                "The endpoint has run at its maximum instance count for "
-                f"{periods * SWEEP_MINUTES} minutes: raise max_instances "
-                "(docs/deploy.md, Capacity)"
-            ),
-            threshold=1,
-            evaluation_periods=periods,
-            datapoints_to_alarm=periods,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        for alarm in (held, at_max):
-            alarm.add_alarm_action(actions.SnsAction(topic))
-        return held, at_max
+        held.add_alarm_action(actions.SnsAction(topic))
+        return held
 
-    def _grant_rollout(self, names: ResourceNames, capture_bucket: s3.IBucket) -> None:
-        """What the shadow stage reads and what autoscaling registration needs.
-
-        Autoscaling permissions follow "Auto scaling prerequisites"
-        (https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-auto-scaling-prerequisites.html):
-        the Application Auto Scaling actions, sagemaker:DescribeEndpoint/DescribeEndpointConfig
-        (already granted on the deployer's endpoint and configs) and iam:CreateServiceLinkedRole
-        for AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint, whose policy
-        (AWSApplicationAutoscalingSageMakerEndpointPolicy) then does the scaling.
-        """
+    def _grant_shadow_reads(self, names: ResourceNames, capture_bucket: s3.IBucket) -> None:
+        """The shadow stage reads the endpoint's capture and each variant's statistics."""
         role = self.deployer.role
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ScaleTheEndpointVariant",
-                actions=[
-                    "application-autoscaling:RegisterScalableTarget",
-                    "application-autoscaling:DeregisterScalableTarget",
-                    "application-autoscaling:PutScalingPolicy",
-                ],
-                # The service names a scalable target by an id it assigns at registration
-                # (resource type scalable-target in the Service Authorization Reference).
-                resources=[
-                    f"arn:{Aws.PARTITION}:application-autoscaling:{Aws.REGION}:"
-                    f"{Aws.ACCOUNT_ID}:scalable-target/*"
-                ],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="CreateTheScalingServiceLinkedRole",
-                actions=["iam:CreateServiceLinkedRole"],
-                resources=[
-                    f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/aws-service-role/"
-                    f"{SCALING_SERVICE}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
-                ],
-                conditions={"StringLike": {"iam:AWSServiceName": SCALING_SERVICE}},
-            )
-        )
         # GetMetricStatistics has no resource type (Service Authorization Reference).
         role.add_to_policy(
             iam.PolicyStatement(
@@ -532,11 +470,8 @@ class EndpointDeployment(Construct):
         )
         acknowledge_wildcards(
             role,
-            "Application Auto Scaling assigns a scalable target's id at registration, so its ARN "
-            "cannot be named in advance (this account and region only); GetMetricStatistics "
-            "has no resource type; the shadow stage reads the endpoint's own capture prefix.",
-            "Resource::arn:<AWS::Partition>:application-autoscaling:<AWS::Region>:"
-            "<AWS::AccountId>:scalable-target/*",
+            "GetMetricStatistics has no resource type; the shadow stage reads the objects under "
+            "the endpoint's own capture prefix, whose keys SageMaker names by variant and hour.",
             f"Resource::*/{CAPTURE_PREFIX}/{names.endpoint}/*",
         )
 

@@ -326,3 +326,16 @@ def test_a_held_candidate_and_sustained_max_capacity_alarm_the_on_call(
         assert alarm["AlarmActions"]
         dims = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
         assert dims == {"EndpointName": "readmission-dev-endpoint"}
+
+
+def test_the_health_dashboard_shows_shadow_decisions_and_capacity(dev: Synthesized) -> None:
+    dashboard = only(dev["Monitoring"], "AWS::CloudWatch::Dashboard")
+    body = flatten(dashboard["DashboardBody"])
+    for metric in (
+        "ShadowCandidateHeld",
+        "ShadowScorePearson",
+        "ShadowRiskBandAgreement",
+        "ShadowAlertRateDifference",
+        "EndpointAtMaxCapacity",
+    ):
+        assert f'"{metric}"' in body, metric
