@@ -231,11 +231,16 @@ def shadow_config_request(
     """CreateEndpointConfig arguments of the serving version with the candidate in shadow.
 
     "If you use this field, you can only specify one variant for ProductionVariants and one
-    variant for ShadowProductionVariants" (API_CreateEndpointConfig). The shadow variant's weight
-    relative to the production variant's is the share of requests SageMaker copies to it
-    (model-shadow-deployment.html): ``SHADOW_TRAFFIC_PERCENT`` / 100 against 1.0. The endpoint's
-    DataCaptureConfig captures both variants. The config carries the serving version's tags (it
-    is what serves) and names the candidate and the config it would be promoted to.
+    variant for ShadowProductionVariants" (API_CreateEndpointConfig). Traffic share: AWS's own
+    example (https://docs.aws.amazon.com/sagemaker/latest/dg/model-shadow-deployment.html) gives
+    both variants weight 1 for a full copy; the shadow test's "traffic sampling percentage"
+    (shadow-tests-create.html) is the shadow's weight against the production variant's, so
+    ``SHADOW_TRAFFIC_PERCENT`` / 100 against 1.0. The production variant keeps its name
+    (``AllTraffic``): blue/green guardrails need "the same variant name as the old endpoint
+    configuration" (deployment-guardrails-exclusions.html), so starting, promoting and dropping
+    a shadow are all ordinary guarded updates. The endpoint's DataCaptureConfig captures both
+    variants. The config carries the serving version's tags (it is what serves) and names the
+    candidate and the config it would be promoted to.
     """
     spec: dict[str, Any] = {
         "ProductionVariants": [
