@@ -552,6 +552,18 @@ class Reconciler:
                 endpoint,
                 Outcome(SHADOWING, "the candidate shadows: too few captured pairs", True, version),
             )
+        return self._act_on(verdict, found, target, endpoint, served)
+
+    def _act_on(
+        self,
+        verdict: comparison.Decision,
+        found: comparison.Comparison | None,
+        target: Plan,
+        endpoint: EndpointView,
+        served: ModelPackage,
+    ) -> Outcome:
+        """Record and publish a promote or hold decision, then start what it calls for."""
+        settings = self.settings
         summary = {} if found is None else found.as_dict()
         self._publish_comparison(found, held=verdict.verdict == comparison.HOLD)
         shadow.record_decision(
@@ -579,7 +591,7 @@ class Reconciler:
             rollback=False,
             status="shadow candidate held, serving version kept",
             details={
-                "candidate_version": version,
+                "candidate_version": target.package.version,
                 "comparison": summary,
                 "reasons": list(verdict.reasons),
             },

@@ -425,3 +425,21 @@ def test_running_at_max_capacity_is_published(scaled: tuple[Account, FakeAutoSca
     a.sweep()
     a.run()
     assert a.cloudwatch.published(AT_MAX_CAPACITY_METRIC)[-1] == 0.0
+
+
+def test_a_newer_approval_replaces_the_candidate_in_shadow(
+    shadow_account: Account, clock: Clock
+) -> None:
+    a = shadow_account
+    shadow_started(a)
+    traffic(a, clock.now, 3 * MINIMUM_PAIRS)
+    load(a, invocations=3 * MINIMUM_PAIRS)
+
+    a.approve(3)
+    a.run()
+    assert a.sagemaker.shadow_version() == 3
+    later(a, clock, MINIMUM_MINUTES + 1)  # v2's pairs are v3's too: same encounters
+    later(a, clock, MINIMUM_MINUTES + 1)
+
+    assert 2 not in a.served_versions
+    assert a.sagemaker.serving_version() == 3
