@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import json
+from pathlib import Path
 from typing import Any
 
+import cfnlint
+import pytest
 from aws_cdk.assertions import Template
 
-from tests.stacks.conftest import Synthesized, as_list, flatten, only, statements
+from stacks.config import ConfigError, load_stage_config
+from tests.stacks.conftest import Synthesized, as_list, cdk_context, flatten, only, statements
 
 STATE_CHANGE = "SageMaker Model Package State Change"
 
@@ -282,11 +288,6 @@ def test_every_deployer_action_exists_with_the_resources_it_is_granted_on(
 ) -> None:
     """Each action is one the Service Authorization Reference lists (cfn-lint's copy); an action
     with no resource type is granted on "*" only."""
-    import json
-    from pathlib import Path
-
-    import cfnlint
-
     policies = json.loads(
         (Path(cfnlint.__file__).parent / "data/AdditionalSpecs/Policies.json").read_text()
     )
@@ -339,3 +340,19 @@ def test_the_health_dashboard_shows_shadow_decisions_and_capacity(dev: Synthesiz
         "EndpointAtMaxCapacity",
     ):
         assert f'"{metric}"' in body, metric
+
+
+def test_rollout_config_errors_name_the_key() -> None:
+    context = cdk_context()
+    missing = copy.deepcopy(context)
+    del missing["stages"]["dev"]["rollout"]
+    with pytest.raises(ConfigError, match=r"context\.stages\.dev\.rollout is missing"):
+        load_stage_config(missing, "dev")
+    inverted = copy.deepcopy(context)
+    inverted["stages"]["dev"]["rollout"]["autoscaling"].update(min_instances=4, max_instances=2)
+    with pytest.raises(ConfigError, match=r"rollout\.autoscaling\.max_instances"):
+        load_stage_config(inverted, "dev")
+    bad_bound = copy.deepcopy(context)
+    bad_bound["stages"]["prod"]["rollout"]["shadow"]["bounds"]["max_error_rate"] = 2
+    with pytest.raises(ConfigError, match=r"shadow\.bounds\.max_error_rate"):
+        load_stage_config(bad_bound, "prod")
