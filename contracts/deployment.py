@@ -29,3 +29,31 @@ PENDING_MANUAL_APPROVAL = "PendingManualApproval"
 
 #: How long a trigger waits before the next look at an endpoint that is still changing.
 RETRY_SECONDS = 60
+
+# -- Shadow stage (lambdas/deployer/shadow.py) ---------------------------------------------------
+#: Variant name of a candidate running in shadow beside the production variant (VARIANT_NAME in
+#: lambdas/deployer/deployment.py); its answers are captured, never returned.
+SHADOW_VARIANT_NAME = "Shadow"
+#: Tag on a shadow endpoint config: the candidate's package ARN (TAG_MODEL_PACKAGE_ARN stays the
+#: serving version's, so that everything reading "what serves" keeps reading the right one).
+TAG_SHADOW_PACKAGE_ARN = "readmission:shadow-package-arn"
+#: Tag on a shadow endpoint config: the candidate's own (single-variant) config it promotes to.
+TAG_SHADOW_CANDIDATE_CONFIG = "readmission:shadow-candidate-config"
+#: Published once per shadow decision: 1 held, 0 promoted (alarmed; on the dashboard).
+SHADOW_HELD_METRIC = "ShadowCandidateHeld"
+#: Comparison figures published with each decision (dimension ENDPOINT_DIMENSION).
+SHADOW_COMPARISON_METRICS = {
+    "pearson": "ShadowScorePearson",
+    "spearman": "ShadowScoreSpearman",
+    "band_agreement": "ShadowRiskBandAgreement",
+    "alert_rate_difference": "ShadowAlertRateDifference",
+    "candidate_error_rate": "ShadowCandidateErrorRate",
+}
+
+# -- Autoscaling (lambdas/deployer/autoscaling.py) -----------------------------------------------
+#: 1 while the production variant runs at its configured maximum instance count (published on
+#: every settled look; the sustained-max-capacity alarm watches it).
+AT_MAX_CAPACITY_METRIC = "EndpointAtMaxCapacity"
+VARIANT_DIMENSION = "VariantName"
+#: The deployer's own name for the target tracking policy it puts on the variant.
+SCALING_POLICY_NAME = "readmission-invocations-per-instance"

@@ -158,6 +158,48 @@ class EndpointConfig:
 
 
 @dataclass(frozen=True)
+class ShadowBoundsConfig:
+    """How close a shadow candidate must stay to the serving version to be promoted."""
+
+    min_pearson: float
+    min_spearman: float
+    min_band_agreement: float
+    max_alert_rate_difference: float
+    max_latency_p95_ratio: float
+    max_error_rate: float
+
+
+@dataclass(frozen=True)
+class ShadowConfig:
+    """The shadow stage before the canary (lambdas/deployer/comparison.py decides)."""
+
+    enabled: bool
+    traffic_percent: int
+    minimum_minutes: int
+    minimum_pairs: int
+    bounds: ShadowBoundsConfig
+
+
+@dataclass(frozen=True)
+class AutoscalingConfig:
+    """Target tracking of the production variant on invocations per instance per minute."""
+
+    min_instances: int
+    max_instances: int
+    target_invocations_per_instance: int
+    #: The variant at max_instances this long raises the sustained-max-capacity alarm.
+    max_capacity_alarm_minutes: int
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """How a new version reaches production, and how the endpoint scales."""
+
+    shadow: ShadowConfig
+    autoscaling: AutoscalingConfig
+
+
+@dataclass(frozen=True)
 class AlarmThresholds:
     """Thresholds of the CloudWatch alarms (PSI is unitless; counts are per 5 minutes)."""
 
@@ -270,6 +312,7 @@ class StageConfig:
     api: ApiConfig
     images: ImagesConfig
     worklist: WorklistConfig
+    rollout: RolloutConfig
 
     @property
     def prefix(self) -> str:
@@ -302,6 +345,39 @@ def _endpoint(section: _Section) -> EndpointConfig:
         instance_count=section.integer("instance_count", 1, 32),
         data_capture_sampling_percent=section.integer("data_capture_sampling_percent", 1, 100),
     )
+
+
+def _rollout(section: _Section) -> RolloutConfig:
+    shadow, scaling = section.section("shadow"), section.section("autoscaling")
+    bounds = shadow.section("bounds")
+    rollout = RolloutConfig(
+        shadow=ShadowConfig(
+            enabled=shadow.boolean("enabled"),
+            traffic_percent=shadow.integer("traffic_percent", 1, 100),
+            minimum_minutes=shadow.integer("minimum_minutes", 0, 43_200),
+            minimum_pairs=shadow.integer("minimum_pairs", 2, 10_000_000),
+            bounds=ShadowBoundsConfig(
+                min_pearson=bounds.number("min_pearson", -1.0, 1.0),
+                min_spearman=bounds.number("min_spearman", -1.0, 1.0),
+                min_band_agreement=bounds.number("min_band_agreement", 0.0, 1.0),
+                max_alert_rate_difference=bounds.number("max_alert_rate_difference", 0.0, 1.0),
+                max_latency_p95_ratio=bounds.number("max_latency_p95_ratio", 1.0, 100.0),
+                max_error_rate=bounds.number("max_error_rate", 0.0, 1.0),
+            ),
+        ),
+        autoscaling=AutoscalingConfig(
+            min_instances=scaling.integer("min_instances", 1, 100),
+            max_instances=scaling.integer("max_instances", 1, 100),
+            target_invocations_per_instance=scaling.integer(
+                "target_invocations_per_instance", 1, 1_000_000
+            ),
+            # Whole 15-minute deployer sweeps (it publishes the capacity metric).
+            max_capacity_alarm_minutes=scaling.integer("max_capacity_alarm_minutes", 15, 1_440),
+        ),
+    )
+    if rollout.autoscaling.max_instances < rollout.autoscaling.min_instances:
+        raise ConfigError(f"{scaling._path}.max_instances must be >= min_instances")
+    return rollout
 
 
 def _alarms(section: _Section) -> AlarmThresholds:
@@ -436,4 +512,5 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         api=_api(section.section("api")),
         images=_images(section.section("images")),
         worklist=_worklist(section.section("worklist")),
+        rollout=_rollout(section.section("rollout")),
     )

@@ -49,6 +49,7 @@ class DeploymentStack(Stack):
             "Deployment",
             names=names,
             endpoint=config.endpoint,
+            rollout=config.rollout,
             thresholds=config.alarms,
             registry=registry,
             data_key=data_lake.key,

@@ -55,6 +55,7 @@ def clients() -> deployment.Clients:
         s3=boto3.client("s3"),
         sns=boto3.client("sns"),
         cloudwatch=boto3.client("cloudwatch"),
+        autoscaling=boto3.client("application-autoscaling"),
     )
 
 
@@ -86,7 +87,13 @@ def handle_trigger(
     )
     outcome = deployment.reconcile(settings, aws, trigger)
     logger.info("Reconciliation outcome", extra=outcome.as_dict())
-    if outcome.action in (deployment.CREATING, deployment.DEPLOYING, deployment.ROLLING_BACK):
+    if outcome.action in (
+        deployment.CREATING,
+        deployment.DEPLOYING,
+        deployment.ROLLING_BACK,
+        deployment.STARTING_SHADOW,
+        deployment.PROMOTING,
+    ):
         metrics.add_metric(name="DeploymentsStarted", unit=MetricUnit.Count, value=1)
     if outcome.action == deployment.DEPLOYMENT_FAILED:
         metrics.add_metric(name="DeploymentFailures", unit=MetricUnit.Count, value=1)

@@ -7,7 +7,13 @@ config it creates). The deployer keeps two facts of its own as endpoint tags:
   so that an endpoint found back on its old config afterwards is known to have rolled back
   (rather than being updated again, forever; see lambdas/deployer/failures.py);
 * ``readmission:rejected-rollout`` = ``<config>``: the rollout of a rejected version it already
-  stopped and reported, so that the on-call is told once.
+  stopped and reported, so that the on-call is told once;
+* ``readmission:shadow-since`` = ``<config>@<epoch seconds>``: when the deployer first saw the
+  endpoint InService with that shadow config, the start of the candidate's shadow period.
+
+A shadow config (a candidate beside the serving version) carries the serving version's package
+tag, like any config, plus the candidate's package and its own single-variant config name
+(contracts.deployment.TAG_SHADOW_*).
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from contracts.deployment import TAG_SHADOW_CANDIDATE_CONFIG, TAG_SHADOW_PACKAGE_ARN
 from contracts.serving import TAG_MODEL_PACKAGE_ARN
 from lambdas.deployer.registry import is_not_found
 
 TAG_DEPLOY_ATTEMPT = "readmission:deploy-attempt"
 TAG_REJECTED_ROLLOUT = "readmission:rejected-rollout"
+TAG_SHADOW_SINCE = "readmission:shadow-since"
 ATTEMPT_SEPARATOR = "@"
 
 # Endpoint statuses (DescribeEndpoint's EndpointStatus).
@@ -48,6 +56,11 @@ class EndpointView:
     pending_config_name: str | None = None
     pending_package_arn: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: The candidate running in shadow on the current config, and its single-variant config.
+    shadow_package_arn: str | None = None
+    shadow_candidate_config: str | None = None
+    #: The production variant as DescribeEndpoint reports it.
+    current_instance_count: int | None = None
 
     @property
     def incoming_package_arn(self) -> str | None:
@@ -99,6 +112,14 @@ def _package_of(sagemaker: Any, config_name: str | None) -> str | None:
     return None if tags is None else tags.get(TAG_MODEL_PACKAGE_ARN)
 
 
+def _instance_count(endpoint: Mapping[str, Any]) -> int | None:
+    variants = endpoint.get("ProductionVariants") or []
+    if not variants:
+        return None
+    count = variants[0].get("CurrentInstanceCount")
+    return None if count is None else int(count)
+
+
 def observe(sagemaker: Any, endpoint_name: str) -> EndpointView | None:
     """The endpoint as it is now, or ``None`` if it does not exist."""
     try:
@@ -108,15 +129,19 @@ def observe(sagemaker: Any, endpoint_name: str) -> EndpointView | None:
             return None
         raise
     pending = (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+    current = config_tags(sagemaker, endpoint["EndpointConfigName"]) or {}
     return EndpointView(
         name=endpoint_name,
         arn=endpoint["EndpointArn"],
         status=str(endpoint["EndpointStatus"]),
         config_name=str(endpoint["EndpointConfigName"]),
-        served_package_arn=_package_of(sagemaker, endpoint["EndpointConfigName"]),
+        served_package_arn=current.get(TAG_MODEL_PACKAGE_ARN),
         pending_config_name=pending,
         pending_package_arn=_package_of(sagemaker, pending),
         tags=_tags(sagemaker, endpoint["EndpointArn"]),
+        shadow_package_arn=current.get(TAG_SHADOW_PACKAGE_ARN),
+        shadow_candidate_config=current.get(TAG_SHADOW_CANDIDATE_CONFIG),
+        current_instance_count=_instance_count(endpoint),
     )
 
 

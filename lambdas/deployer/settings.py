@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from contracts.deployment import RETRY_SECONDS
-from lambdas.environment import SettingsError, flag, integer, names
+from lambdas.deployer.comparison import ShadowBounds
+from lambdas.environment import SettingsError, flag, integer, names, number
 
 ENDPOINT_NAME_ENV = "ENDPOINT_NAME"
 EXECUTION_ROLE_ARN_ENV = "EXECUTION_ROLE_ARN"
@@ -32,6 +33,18 @@ REJECTION_ALARM_NAME_ENV = "REJECTION_ALARM_NAME"
 APPROVER_ROLE_ARN_ENV = "APPROVER_ROLE_ARN"
 QUEUE_URL_ENV = "QUEUE_URL"
 RETRY_SECONDS_ENV = "RETRY_SECONDS"
+SHADOW_ENABLED_ENV = "SHADOW_ENABLED"
+SHADOW_TRAFFIC_PERCENT_ENV = "SHADOW_TRAFFIC_PERCENT"
+SHADOW_MINIMUM_MINUTES_ENV = "SHADOW_MINIMUM_MINUTES"
+SHADOW_MINIMUM_PAIRS_ENV = "SHADOW_MINIMUM_PAIRS"
+#: Bounds, one variable each: SHADOW_MIN_PEARSON, ..., named after ShadowBounds' fields.
+SHADOW_BOUND_ENV_PREFIX = "SHADOW_"
+AUTOSCALING_ENABLED_ENV = "AUTOSCALING_ENABLED"
+AUTOSCALING_MIN_ENV = "AUTOSCALING_MIN_INSTANCES"
+AUTOSCALING_MAX_ENV = "AUTOSCALING_MAX_INSTANCES"
+AUTOSCALING_TARGET_ENV = "AUTOSCALING_TARGET_INVOCATIONS_PER_INSTANCE"
+AUTOSCALING_SCALE_IN_COOLDOWN_ENV = "AUTOSCALING_SCALE_IN_COOLDOWN_SECONDS"
+AUTOSCALING_SCALE_OUT_COOLDOWN_ENV = "AUTOSCALING_SCALE_OUT_COOLDOWN_SECONDS"
 
 TRAFFIC_ROUTING_TYPES = ("CANARY", "LINEAR", "ALL_AT_ONCE")
 DEFAULT_TRAFFIC_ROUTING = "CANARY"
@@ -47,6 +60,37 @@ _MAX_STEP_PERCENT = 50
 #: SQS ChangeMessageVisibility accepts 0 to 43,200 seconds.
 _RETRY_RANGE = (1, 43_200)
 _MAX_ALARMS = 10
+
+#: Bounds a candidate must meet in shadow unless the stage says otherwise.
+DEFAULT_SHADOW_BOUNDS = ShadowBounds(
+    min_pearson=0.9,
+    min_spearman=0.9,
+    min_band_agreement=0.9,
+    max_alert_rate_difference=0.05,
+    max_latency_p95_ratio=1.5,
+    max_error_rate=0.01,
+)
+DEFAULT_SHADOW_TRAFFIC_PERCENT = 100
+DEFAULT_SHADOW_MINIMUM_MINUTES = 60
+DEFAULT_SHADOW_MINIMUM_PAIRS = 500
+#: Target tracking's default cooldowns for SageMaker variants (seconds).
+DEFAULT_SCALE_IN_COOLDOWN = 300
+DEFAULT_SCALE_OUT_COOLDOWN = 60
+
+
+def shadow_bound_env(field_name: str) -> str:
+    """``min_pearson`` -> ``SHADOW_MIN_PEARSON``."""
+    return f"{SHADOW_BOUND_ENV_PREFIX}{field_name.upper()}"
+
+
+def _bounds(env: Mapping[str, str]) -> ShadowBounds:
+    defaults = DEFAULT_SHADOW_BOUNDS
+    return ShadowBounds(
+        **{
+            name: number(env, shadow_bound_env(name), getattr(defaults, name))
+            for name in ShadowBounds.__dataclass_fields__
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -78,6 +122,19 @@ class DeployerSettings:
     #: The queue the triggers arrive on; a trigger that must wait is made visible again later.
     queue_url: str = ""
     retry_seconds: int = RETRY_SECONDS
+    #: Shadow stage: a new version first runs as a shadow variant beside the serving one.
+    shadow_enabled: bool = False
+    shadow_traffic_percent: int = DEFAULT_SHADOW_TRAFFIC_PERCENT
+    shadow_minimum_minutes: int = DEFAULT_SHADOW_MINIMUM_MINUTES
+    shadow_minimum_pairs: int = DEFAULT_SHADOW_MINIMUM_PAIRS
+    shadow_bounds: ShadowBounds = DEFAULT_SHADOW_BOUNDS
+    #: Application Auto Scaling of the production variant (registered by the deployer).
+    autoscaling_enabled: bool = False
+    autoscaling_min_instances: int = 1
+    autoscaling_max_instances: int = 1
+    autoscaling_target_invocations: float = 100.0
+    scale_in_cooldown_seconds: int = DEFAULT_SCALE_IN_COOLDOWN
+    scale_out_cooldown_seconds: int = DEFAULT_SCALE_OUT_COOLDOWN
 
     def __post_init__(self) -> None:
         required = {
@@ -121,6 +178,41 @@ class DeployerSettings:
         low, high = _MAX_EXECUTION_RANGE
         if not low <= self.max_execution_seconds <= high:
             raise SettingsError(f"{MAX_EXECUTION_SECONDS_ENV} must lie in [{low}, {high}]")
+        self._check_shadow()
+        self._check_autoscaling()
+
+    def _check_shadow(self) -> None:
+        if not 1 <= self.shadow_traffic_percent <= 100:
+            raise SettingsError(f"{SHADOW_TRAFFIC_PERCENT_ENV} must lie in [1, 100]")
+        if self.shadow_minimum_minutes < 0:
+            raise SettingsError(f"{SHADOW_MINIMUM_MINUTES_ENV} must be at least 0")
+        if self.shadow_minimum_pairs < 2:
+            # Correlations need two pairs at the very least.
+            raise SettingsError(f"{SHADOW_MINIMUM_PAIRS_ENV} must be at least 2")
+        for name in ShadowBounds.__dataclass_fields__:
+            value = getattr(self.shadow_bounds, name)
+            if name == "max_latency_p95_ratio":
+                valid = value >= 1.0
+            elif name.startswith("min_"):
+                valid = -1.0 <= value <= 1.0
+            else:
+                valid = 0.0 <= value <= 1.0
+            if not valid:
+                raise SettingsError(f"{shadow_bound_env(name)} is out of range")
+
+    def _check_autoscaling(self) -> None:
+        if not 1 <= self.autoscaling_min_instances <= self.autoscaling_max_instances:
+            raise SettingsError(
+                f"{AUTOSCALING_MIN_ENV} must be at least 1 and at most {AUTOSCALING_MAX_ENV}"
+            )
+        if self.autoscaling_target_invocations <= 0:
+            raise SettingsError(f"{AUTOSCALING_TARGET_ENV} must be positive")
+        for name, seconds in (
+            (AUTOSCALING_SCALE_IN_COOLDOWN_ENV, self.scale_in_cooldown_seconds),
+            (AUTOSCALING_SCALE_OUT_COOLDOWN_ENV, self.scale_out_cooldown_seconds),
+        ):
+            if seconds < 0:
+                raise SettingsError(f"{name} must be at least 0")
 
     @property
     def capture_bucket(self) -> str:
@@ -163,4 +255,25 @@ class DeployerSettings:
             approver_role_arn=env.get(APPROVER_ROLE_ARN_ENV, ""),
             queue_url=env.get(QUEUE_URL_ENV, ""),
             retry_seconds=integer(env, RETRY_SECONDS_ENV, RETRY_SECONDS),
+            shadow_enabled=flag(env, SHADOW_ENABLED_ENV, default=False),
+            shadow_traffic_percent=integer(
+                env, SHADOW_TRAFFIC_PERCENT_ENV, DEFAULT_SHADOW_TRAFFIC_PERCENT
+            ),
+            shadow_minimum_minutes=integer(
+                env, SHADOW_MINIMUM_MINUTES_ENV, DEFAULT_SHADOW_MINIMUM_MINUTES
+            ),
+            shadow_minimum_pairs=integer(
+                env, SHADOW_MINIMUM_PAIRS_ENV, DEFAULT_SHADOW_MINIMUM_PAIRS
+            ),
+            shadow_bounds=_bounds(env),
+            autoscaling_enabled=flag(env, AUTOSCALING_ENABLED_ENV, default=False),
+            autoscaling_min_instances=integer(env, AUTOSCALING_MIN_ENV, 1),
+            autoscaling_max_instances=integer(env, AUTOSCALING_MAX_ENV, 1),
+            autoscaling_target_invocations=number(env, AUTOSCALING_TARGET_ENV, 100.0),
+            scale_in_cooldown_seconds=integer(
+                env, AUTOSCALING_SCALE_IN_COOLDOWN_ENV, DEFAULT_SCALE_IN_COOLDOWN
+            ),
+            scale_out_cooldown_seconds=integer(
+                env, AUTOSCALING_SCALE_OUT_COOLDOWN_ENV, DEFAULT_SCALE_OUT_COOLDOWN
+            ),
         )

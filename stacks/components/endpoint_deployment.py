@@ -43,12 +43,23 @@ from contracts.deployment import (
     MODEL_PACKAGE_STATE_CHANGE,
     REJECTED_ROLLOUT_METRIC,
     RETRY_SECONDS,
+    SHADOW_HELD_METRIC,
 )
 from lambdas.deployer.settings import (
+    AUTOSCALING_ENABLED_ENV,
+    AUTOSCALING_MAX_ENV,
+    AUTOSCALING_MIN_ENV,
+    AUTOSCALING_TARGET_ENV,
     DEFAULT_MAX_EXECUTION_SECONDS,
     DEFAULT_TERMINATION_WAIT_SECONDS,
+    SHADOW_ENABLED_ENV,
+    SHADOW_MINIMUM_MINUTES_ENV,
+    SHADOW_MINIMUM_PAIRS_ENV,
+    SHADOW_TRAFFIC_PERCENT_ENV,
+    shadow_bound_env,
 )
 from stacks.components.drift_monitor import BASELINE_PREFIX
+from stacks.components.endpoint_autoscaling import EndpointAutoscaling, deployment_metric
 from stacks.components.grants import grant_key, grant_objects, reference
 from stacks.components.model_registry import (
     CAPTURE_PREFIX,
@@ -59,7 +70,7 @@ from stacks.components.model_registry import (
 )
 from stacks.components.platform_alarms import MICROSECONDS_PER_MS, endpoint_metric
 from stacks.components.platform_function import PlatformFunction
-from stacks.config import AlarmThresholds, EndpointConfig
+from stacks.config import AlarmThresholds, EndpointConfig, RolloutConfig
 from stacks.nag import acknowledge
 from stacks.naming import ResourceNames
 from stacks.wildcards import acknowledge_wildcards
@@ -69,7 +80,8 @@ from stacks.wildcards import acknowledge_wildcards
 DEPLOYER_TIMEOUT = Duration.minutes(3)
 #: Lambda's guidance for SQS event sources: a visibility timeout of six times the function's.
 QUEUE_VISIBILITY = Duration.minutes(18)
-SWEEP_INTERVAL = Duration.minutes(15)
+SWEEP_MINUTES = 15
+SWEEP_INTERVAL = Duration.minutes(SWEEP_MINUTES)
 #: Creating an endpoint can take tens of minutes; an update at most its execution timeout plus
 #: its baking period. A trigger is retried every RETRY_SECONDS across all of it, twice over.
 CREATION_ALLOWANCE_SECONDS = 3600
@@ -134,11 +146,28 @@ class FifoQueueTarget:
         )
 
 
+def rollout_environment(rollout: RolloutConfig) -> dict[str, str]:
+    """The deployer's shadow and autoscaling settings (lambdas/deployer/settings.py)."""
+    shadow, scaling = rollout.shadow, rollout.autoscaling
+    return {
+        SHADOW_ENABLED_ENV: str(shadow.enabled).lower(),
+        SHADOW_TRAFFIC_PERCENT_ENV: str(shadow.traffic_percent),
+        SHADOW_MINIMUM_MINUTES_ENV: str(shadow.minimum_minutes),
+        SHADOW_MINIMUM_PAIRS_ENV: str(shadow.minimum_pairs),
+        **{shadow_bound_env(name): str(value) for name, value in vars(shadow.bounds).items()},
+        AUTOSCALING_ENABLED_ENV: "true",
+        AUTOSCALING_MIN_ENV: str(scaling.min_instances),
+        AUTOSCALING_MAX_ENV: str(scaling.max_instances),
+        AUTOSCALING_TARGET_ENV: str(scaling.target_invocations_per_instance),
+    }
+
+
 class EndpointDeployment(Construct):
     """Rollback and rejection alarms, the trigger queue, its rules, and the deployer.
 
     Exposes ``deployer`` (a :class:`PlatformFunction`), ``queue``, ``dead_letter_queue``,
-    ``rollback_alarms``, ``rejection_alarm`` and ``rules`` (purpose -> rule).
+    ``rollback_alarms``, ``rejection_alarm``, ``shadow_held_alarm``, ``autoscaling`` (an
+    :class:`EndpointAutoscaling`) and ``rules`` (purpose -> rule).
     """
 
     def __init__(
@@ -148,6 +177,7 @@ class EndpointDeployment(Construct):
         *,
         names: ResourceNames,
         endpoint: EndpointConfig,
+        rollout: RolloutConfig,
         thresholds: AlarmThresholds,
         registry: ModelRegistry,
         data_key: kms.IKey,
@@ -194,6 +224,7 @@ class EndpointDeployment(Construct):
                 "VPC_SECURITY_GROUP_IDS": security_group.security_group_id,
                 "QUEUE_URL": self.queue.queue_url,
                 "RETRY_SECONDS": str(RETRY_SECONDS),
+                **rollout_environment(rollout),
             },
             vpc=vpc,
             subnets=subnets,
@@ -209,7 +240,18 @@ class EndpointDeployment(Construct):
             event_sources.SqsEventSource(self.queue, batch_size=1, report_batch_item_failures=True)
         )
         self._grant(names, registry, data_key, artifact_bucket, capture_bucket, alert_topic)
+        self._grant_shadow_reads(names, capture_bucket)
         self.rules = self._rules(names, registry)
+        self.shadow_held_alarm = self._shadow_held_alarm(names, alert_topic)
+        self.autoscaling = EndpointAutoscaling(
+            self,
+            "Autoscaling",
+            names=names,
+            autoscaling=rollout.autoscaling,
+            deployer_role=self.deployer.role,
+            alert_topic=alert_topic,
+            sweep_minutes=SWEEP_MINUTES,
+        )
 
     def _queues(
         self, names: ResourceNames, key: kms.IKey, alert_topic: sns.ITopic
@@ -391,6 +433,47 @@ class EndpointDeployment(Construct):
             alarm.add_alarm_action(actions.SnsAction(topic))
             alarms.append(alarm)
         return alarms
+
+    def _shadow_held_alarm(self, names: ResourceNames, topic: sns.ITopic) -> cloudwatch.Alarm:
+        """A held shadow candidate: the on-call decides (the deployer also publishes to SNS)."""
+        held = deployment_metric(
+            SHADOW_HELD_METRIC, names.endpoint, Duration.minutes(5)
+        ).create_alarm(
+            self,
+            "ShadowCandidateHeld",
+            alarm_name=names.alarm("shadow-candidate-held"),
+            alarm_description=(
+                "A shadow candidate was held: it is not promoted until an operator acts "
+                "(docs/operations.md, Holding a shadow candidate)"
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        held.add_alarm_action(actions.SnsAction(topic))
+        return held
+
+    def _grant_shadow_reads(self, names: ResourceNames, capture_bucket: s3.IBucket) -> None:
+        """The shadow stage reads the endpoint's capture and each variant's statistics."""
+        role = self.deployer.role
+        # GetMetricStatistics has no resource type (Service Authorization Reference).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadVariantStatistics",
+                actions=["cloudwatch:GetMetricStatistics"],
+                resources=["*"],
+            )
+        )
+        grant_objects(
+            role, capture_bucket, [f"{CAPTURE_PREFIX}/{names.endpoint}"], sid="ReadShadowCapture"
+        )
+        acknowledge_wildcards(
+            role,
+            "GetMetricStatistics has no resource type; the shadow stage reads the objects under "
+            "the endpoint's own capture prefix, whose keys SageMaker names by variant and hour.",
+            f"Resource::*/{CAPTURE_PREFIX}/{names.endpoint}/*",
+        )
 
     def _grant(
         self,

@@ -16,6 +16,7 @@ from contracts.drift import (
     METRIC_REALISED_AUROC,
     drift_fields,
 )
+from stacks.components.endpoint_autoscaling import rollout_widgets
 from stacks.components.platform_alarms import DRIFT_PERIOD, endpoint_metric
 
 WIDTH = 12
@@ -114,3 +115,5 @@ class HealthDashboard(Construct):
                 height=HEIGHT,
             ),
         )
+        # Shadow decisions and capacity (issue #20, stacks/components/endpoint_autoscaling.py).
+        self.dashboard.add_widgets(*rollout_widgets(endpoint_name))

@@ -15,8 +15,17 @@ depends on, as AWS documents it:
 * every status change emits a "SageMaker Endpoint State Change" event
   (automating-sagemaker-with-eventbridge).
 
+* CreateEndpointConfig with ShadowProductionVariants: one production and one shadow variant
+  (API_CreateEndpointConfig); the shadow's answers are captured, never returned
+  (model-shadow-deployment);
+* Application Auto Scaling: RegisterScalableTarget creates or updates a target (min, max,
+  SuspendedState), PutScalingPolicy needs a registered target (ObjectNotFoundException
+  otherwise, API_PutScalingPolicy), deleting an endpoint deregisters its variants
+  (endpoint-delete-with-scaling), and an UpdateEndpoint that changes the instance type of a
+  registered variant fails (endpoint-scaling-update).
+
 The endpoint moves only when the test calls :meth:`FakeSageMaker.tick`, so a test decides exactly
-where in a deployment each event arrives. S3 (model archives, baselines) is moto's.
+where in a deployment each event arrives. S3 (model archives, baselines, capture) is moto's.
 """
 
 from __future__ import annotations
@@ -93,12 +102,34 @@ class Paginator:
 
 
 class FakeCloudWatch:
-    """Alarm states and published metrics."""
+    """Alarm states, published metrics, and scripted AWS/SageMaker variant statistics."""
 
     def __init__(self) -> None:
         self.alarm_states: dict[str, str] = {}
         self.metrics: list[dict[str, Any]] = []
         self.set_state_calls: list[str] = []
+        #: (variant, metric name) -> value the statistics report (Sum, or p95 for ModelLatency).
+        self.variant_statistics: dict[tuple[str, str], float] = {}
+
+    def get_metric_statistics(self, **kwargs: Any) -> dict[str, Any]:
+        assert kwargs["Namespace"] == "AWS/SageMaker"
+        assert kwargs["Period"] % 60 == 0
+        dims = {d["Name"]: d["Value"] for d in kwargs["Dimensions"]}
+        value = self.variant_statistics.get((dims["VariantName"], kwargs["MetricName"]))
+        if value is None:
+            return {"Datapoints": []}
+        if "ExtendedStatistics" in kwargs:
+            [statistic] = kwargs["ExtendedStatistics"]
+            return {"Datapoints": [{"ExtendedStatistics": {statistic: value}}]}
+        return {"Datapoints": [{"Sum": value}]}
+
+    def published(self, metric_name: str) -> list[float]:
+        return [
+            item["Value"]
+            for call in self.metrics
+            for item in call["MetricData"]
+            if item["MetricName"] == metric_name
+        ]
 
     def put_metric_data(self, **kwargs: Any) -> None:
         self.metrics.append(kwargs)
@@ -137,6 +168,9 @@ class FakeSageMaker:
         self.fail_create_versions: set[int] = set()
         self.fail_update_versions: set[int] = set()
         self.bad_image_versions: set[int] = set()
+        #: What DescribeEndpoint reports as the production variant's CurrentInstanceCount.
+        self.instance_count = 1
+        self.autoscaling: FakeAutoScaling | None = None
 
     # -- registry --------------------------------------------------------------------------
 
@@ -196,9 +230,12 @@ class FakeSageMaker:
 
     def create_endpoint_config(self, **request: Any) -> dict[str, Any]:
         self.calls.append(("CreateEndpointConfig", request))
-        model = request["ProductionVariants"][0]["ModelName"]
-        if model not in self.models:
-            raise _error("ValidationException", "CreateEndpointConfig", "Could not find model")
+        shadows = request.get("ShadowProductionVariants", [])
+        if shadows and (len(shadows) != 1 or len(request["ProductionVariants"]) != 1):
+            raise _error("ValidationException", "CreateEndpointConfig", "one and one variant")
+        for variant in [*request["ProductionVariants"], *shadows]:
+            if variant["ModelName"] not in self.models:
+                raise _error("ValidationException", "CreateEndpointConfig", "Could not find")
         self.configs[request["EndpointConfigName"]] = request
         return {}
 
@@ -225,11 +262,18 @@ class FakeSageMaker:
         endpoint = self.endpoint
         if endpoint is None or endpoint.name != EndpointName:
             raise _error("ValidationException", "DescribeEndpoint", "Could not find endpoint")
+        variant = self.configs[endpoint.config]["ProductionVariants"][0]
         description: dict[str, Any] = {
             "EndpointName": endpoint.name,
             "EndpointArn": endpoint.arn,
             "EndpointStatus": endpoint.status,
             "EndpointConfigName": endpoint.config,
+            "ProductionVariants": [
+                {
+                    "VariantName": variant["VariantName"],
+                    "CurrentInstanceCount": self.instance_count,
+                }
+            ],
         }
         if endpoint.pending is not None:
             description["PendingDeploymentSummary"] = {"EndpointConfigName": endpoint.pending}
@@ -255,6 +299,14 @@ class FakeSageMaker:
             raise _error("ValidationException", "UpdateEndpoint", "Cannot update in-progress")
         if request["EndpointConfigName"] not in self.configs:
             raise _error("ValidationException", "UpdateEndpoint", "Could not find config")
+        new_type = self.configs[request["EndpointConfigName"]]["ProductionVariants"][0]
+        old_type = self.configs[endpoint.config]["ProductionVariants"][0]
+        if (
+            self.autoscaling is not None
+            and self.autoscaling.targets
+            and new_type["InstanceType"] != old_type["InstanceType"]
+        ):
+            raise _error("ValidationException", "UpdateEndpoint", "deregister auto scaling first")
         endpoint.status = "Updating"
         endpoint.pending = request["EndpointConfigName"]
         endpoint.deployment = request.get("DeploymentConfig", {})
@@ -289,6 +341,9 @@ class FakeSageMaker:
             return
         if endpoint.status == "Deleting":
             self.endpoint = None
+            if self.autoscaling is not None:
+                self.autoscaling.targets.clear()
+                self.autoscaling.policies.clear()
             self._emit(deleted=endpoint)
             return
         if endpoint.status == "Creating":
@@ -325,6 +380,50 @@ class FakeSageMaker:
         if self.endpoint is None or self.endpoint.status != "InService":
             return None
         return self.version_of_config(self.endpoint.config)
+
+    def shadow_version(self) -> int | None:
+        """The version running in shadow on an InService endpoint, if any."""
+        if self.endpoint is None or self.endpoint.status != "InService":
+            return None
+        config = self.configs[self.endpoint.config]
+        shadows = config.get("ShadowProductionVariants", [])
+        if not shadows:
+            return None
+        model = self.models[shadows[0]["ModelName"]]
+        tags = {t["Key"]: t["Value"] for t in model["Tags"]}
+        return int(tags["readmission:model-version"])
+
+
+class FakeAutoScaling:
+    """Application Auto Scaling's targets and policies of SageMaker variants."""
+
+    def __init__(self) -> None:
+        self.targets: dict[str, dict[str, Any]] = {}
+        self.policies: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def register_scalable_target(self, **request: Any) -> dict[str, Any]:
+        self.calls.append(("RegisterScalableTarget", request))
+        assert request["ServiceNamespace"] == "sagemaker"
+        assert request["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+        target = self.targets.setdefault(request["ResourceId"], {})
+        target.update(request)
+        return {}
+
+    def put_scaling_policy(self, **request: Any) -> dict[str, Any]:
+        self.calls.append(("PutScalingPolicy", request))
+        if request["ResourceId"] not in self.targets:
+            raise _error("ObjectNotFoundException", "PutScalingPolicy", "No scalable target")
+        self.policies[request["ResourceId"]] = request
+        return {}
+
+    def deregister_scalable_target(self, **request: Any) -> dict[str, Any]:
+        self.calls.append(("DeregisterScalableTarget", request))
+        if request["ResourceId"] not in self.targets:
+            raise _error("ObjectNotFoundException", "DeregisterScalableTarget", "No target")
+        del self.targets[request["ResourceId"]]
+        self.policies.pop(request["ResourceId"], None)
+        return {}
 
 
 _ids = itertools.count(1)

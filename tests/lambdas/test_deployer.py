@@ -369,3 +369,34 @@ def test_triggers_are_parsed_and_anything_else_is_refused() -> None:
     for body in ("", "[]", "null", '{"detail-type": "Scheduled Event"}', "{" * 10_000):
         with pytest.raises(TriggerError):
             parse_trigger(body)
+
+
+def test_shadow_and_autoscaling_settings_are_read_and_checked() -> None:
+    env = {
+        **deployer_env(),
+        "SHADOW_ENABLED": "true",
+        "SHADOW_TRAFFIC_PERCENT": "25",
+        "SHADOW_MIN_PEARSON": "0.95",
+        "AUTOSCALING_ENABLED": "yes",
+        "AUTOSCALING_MIN_INSTANCES": "2",
+        "AUTOSCALING_MAX_INSTANCES": "5",
+    }
+    settings = DeployerSettings.from_env(env)
+    assert settings.shadow_enabled is True
+    assert settings.shadow_traffic_percent == 25
+    assert settings.shadow_bounds.min_pearson == 0.95
+    assert settings.shadow_bounds.max_error_rate == 0.01  # default kept
+    assert (settings.autoscaling_min_instances, settings.autoscaling_max_instances) == (2, 5)
+    assert DeployerSettings.from_env(deployer_env()).shadow_enabled is False
+    for name, value, message in (
+        ("SHADOW_TRAFFIC_PERCENT", "0", "SHADOW_TRAFFIC_PERCENT"),
+        ("SHADOW_TRAFFIC_PERCENT", "101", "SHADOW_TRAFFIC_PERCENT"),
+        ("SHADOW_MINIMUM_PAIRS", "1", "SHADOW_MINIMUM_PAIRS"),
+        ("SHADOW_MAX_ALERT_RATE_DIFFERENCE", "1.5", "SHADOW_MAX_ALERT_RATE_DIFFERENCE"),
+        ("SHADOW_MAX_LATENCY_P95_RATIO", "0.5", "SHADOW_MAX_LATENCY_P95_RATIO"),
+        ("SHADOW_MIN_SPEARMAN", "x", "SHADOW_MIN_SPEARMAN"),
+        ("AUTOSCALING_MIN_INSTANCES", "6", "AUTOSCALING_MIN_INSTANCES"),
+        ("AUTOSCALING_TARGET_INVOCATIONS_PER_INSTANCE", "0", "AUTOSCALING_TARGET"),
+    ):
+        with pytest.raises(SettingsError, match=message):
+            DeployerSettings.from_env({**env, name: value})

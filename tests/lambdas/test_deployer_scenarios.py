@@ -45,6 +45,8 @@ CAPTURE_BUCKET = "capture-bucket"
 MODEL_BUCKET = "model-bucket"
 REJECTION_ALARM = "readmission-test-rejected-rollout"
 ROLLBACK_ALARMS = ("readmission-test-latency", "readmission-test-5xx")
+#: Decision threshold in every test model's calibration.json.
+THRESHOLD = 0.3
 #: Bound on deliveries per run: a reconciler that loops forever fails the test, not the suite.
 MAX_DELIVERIES = 60
 
@@ -56,6 +58,7 @@ def model_archive() -> bytes:
         for name, content in {
             "./model.safetensors": b"\x00" * 64,
             "./drift_baseline.json": json.dumps(baseline).encode(),
+            "./calibration.json": json.dumps({"temperature": 1.0, "threshold": THRESHOLD}).encode(),
         }.items():
             info = tarfile.TarInfo(name)
             info.size = len(content)

@@ -163,9 +163,25 @@ def test_every_started_process_and_port_is_stopped(
     demo: tuple[DemoResult, dict[str, Any], str],
 ) -> None:
     result = demo[0]
-    assert len(result.pids) == 3  # the ETL job, torchrun, the model server
+    # The ETL job, torchrun, the model server, the shadow candidate and the promoted candidate.
+    assert len(result.pids) == 5
     assert not [pid for pid in result.pids if process_exists(pid)]
     assert len(result.ports) == 3  # control plane, model server, gateway
     for port in result.ports:
         with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
             probe.connect(("127.0.0.1", port))
+
+
+def test_the_candidate_shadows_on_mirrored_traffic_then_is_promoted(
+    demo: tuple[DemoResult, dict[str, Any], str],
+) -> None:
+    result, seen, printed = demo
+    stage = result.summary["shadow"]
+    assert stage["decision"] == "promote", stage["reasons"]
+    assert stage["comparison"]["pairs"] == stage["mirrored_requests"]
+    assert stage["comparison"]["pearson"] > 0.9
+    assert "Shadow stage" in printed
+    assert "captured pairs" in printed
+    # After the promotion the API answers from the candidate.
+    assert seen["predict"].status == 200
+    assert seen["predict"].body["predictions"][0]["model_version"].endswith("-candidate")

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import json
+from pathlib import Path
 from typing import Any
 
+import cfnlint
+import pytest
 from aws_cdk.assertions import Template
 
-from tests.stacks.conftest import Synthesized, as_list, flatten, only, statements
+from stacks.config import ConfigError, load_stage_config
+from tests.stacks.conftest import Synthesized, as_list, cdk_context, flatten, only, statements
 
 STATE_CHANGE = "SageMaker Model Package State Change"
 
@@ -208,3 +214,145 @@ def test_deployer_passes_only_the_serving_role_and_only_to_sagemaker(dev: Synthe
     ]
     for statement in found:
         assert not any(a.endswith(":*") for a in as_list(statement["Action"]))
+
+
+def _env(synthesized: Synthesized, stage: str) -> dict[str, Any]:
+    function = only(
+        synthesized["Deployment"],
+        "AWS::Lambda::Function",
+        {"FunctionName": f"readmission-{stage}-deployer"},
+    )
+    return dict(function["Environment"]["Variables"])
+
+
+def test_the_shadow_stage_and_autoscaling_follow_the_stage_config(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    """Dev skips the shadow stage; prod runs it with its bounds. Both scale on invocations."""
+    dev_env, prod_env = _env(dev, "dev"), _env(prod, "prod")
+    assert dev_env["SHADOW_ENABLED"] == "false"
+    assert prod_env["SHADOW_ENABLED"] == "true"
+    assert (prod_env["SHADOW_TRAFFIC_PERCENT"], prod_env["SHADOW_MINIMUM_MINUTES"]) == (
+        "50",
+        "1440",
+    )
+    assert prod_env["SHADOW_MINIMUM_PAIRS"] == "2000"
+    for name in (
+        "SHADOW_MIN_PEARSON",
+        "SHADOW_MIN_SPEARMAN",
+        "SHADOW_MIN_BAND_AGREEMENT",
+        "SHADOW_MAX_ALERT_RATE_DIFFERENCE",
+        "SHADOW_MAX_LATENCY_P95_RATIO",
+        "SHADOW_MAX_ERROR_RATE",
+    ):
+        float(prod_env[name])
+    assert prod_env["AUTOSCALING_ENABLED"] == "true"
+    assert (prod_env["AUTOSCALING_MIN_INSTANCES"], prod_env["AUTOSCALING_MAX_INSTANCES"]) == (
+        "2",
+        "8",
+    )
+    assert prod_env["AUTOSCALING_TARGET_INVOCATIONS_PER_INSTANCE"] == "3900"
+
+
+def test_the_deployer_may_scale_only_through_application_auto_scaling_as_documented(
+    dev: Synthesized,
+) -> None:
+    """Auto scaling prerequisites
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-auto-scaling-prerequisites.html):
+    the Application Auto Scaling actions, and iam:CreateServiceLinkedRole for the SageMaker
+    endpoint service-linked role only, with the iam:AWSServiceName condition."""
+    found = statements(dev["Deployment"], "DeployerRole")
+    [scale] = [s for s in found if s.get("Sid") == "ScaleTheEndpointVariant"]
+    assert sorted(as_list(scale["Action"])) == [
+        "application-autoscaling:DeregisterScalableTarget",
+        "application-autoscaling:PutScalingPolicy",
+        "application-autoscaling:RegisterScalableTarget",
+    ]
+    assert flatten(scale["Resource"]).endswith(":scalable-target/*")
+    assert ":application-autoscaling:" in flatten(scale["Resource"])
+    [linked] = [s for s in found if "iam:CreateServiceLinkedRole" in as_list(s["Action"])]
+    assert flatten(linked["Resource"]).endswith(
+        ":role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+        "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+    )
+    assert linked["Condition"] == {
+        "StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}
+    }
+    [capture] = [s for s in found if s.get("Sid") == "ReadShadowCaptureObjects"]
+    assert flatten(capture["Resource"]).endswith("/capture/readmission-dev-endpoint/*")
+    assert not {"s3:PutObject", "s3:DeleteObject"} & set(as_list(capture["Action"]))
+
+
+def test_every_deployer_action_exists_with_the_resources_it_is_granted_on(
+    dev: Synthesized,
+) -> None:
+    """Each action is one the Service Authorization Reference lists (cfn-lint's copy); an action
+    with no resource type is granted on "*" only."""
+    policies = json.loads(
+        (Path(cfnlint.__file__).parent / "data/AdditionalSpecs/Policies.json").read_text()
+    )
+    for statement in statements(dev["Deployment"], "DeployerRole"):
+        for action in as_list(statement["Action"]):
+            service, _, name = action.partition(":")
+            known = {a.lower(): spec for a, spec in policies[service]["Actions"].items()}
+            if name.endswith("*"):
+                assert any(a.startswith(name[:-1].lower()) for a in known), action
+                continue
+            assert name.lower() in known, action
+            if not known[name.lower()].get("Resources"):
+                assert as_list(statement["Resource"]) == ["*"], action
+
+
+def test_a_held_candidate_and_sustained_max_capacity_alarm_the_on_call(
+    dev: Synthesized,
+) -> None:
+    alarms = {
+        a["Properties"]["AlarmName"]: a["Properties"]
+        for a in dev["Deployment"].find_resources("AWS::CloudWatch::Alarm").values()
+    }
+    held = alarms["readmission-dev-shadow-candidate-held"]
+    assert (held["Namespace"], held["MetricName"]) == (
+        "ReadmissionPlatform/Deployments",
+        "ShadowCandidateHeld",
+    )
+    at_max = alarms["readmission-dev-endpoint-sustained-max-capacity"]
+    assert at_max["MetricName"] == "EndpointAtMaxCapacity"
+    # 45 minutes of 15-minute sweeps: three in a row at the maximum.
+    assert (at_max["Period"], at_max["EvaluationPeriods"], at_max["DatapointsToAlarm"]) == (
+        900,
+        3,
+        3,
+    )
+    for alarm in (held, at_max):
+        assert alarm["AlarmActions"]
+        dims = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        assert dims == {"EndpointName": "readmission-dev-endpoint"}
+
+
+def test_the_health_dashboard_shows_shadow_decisions_and_capacity(dev: Synthesized) -> None:
+    dashboard = only(dev["Monitoring"], "AWS::CloudWatch::Dashboard")
+    body = flatten(dashboard["DashboardBody"])
+    for metric in (
+        "ShadowCandidateHeld",
+        "ShadowScorePearson",
+        "ShadowRiskBandAgreement",
+        "ShadowAlertRateDifference",
+        "EndpointAtMaxCapacity",
+    ):
+        assert f'"{metric}"' in body, metric
+
+
+def test_rollout_config_errors_name_the_key() -> None:
+    context = cdk_context()
+    missing = copy.deepcopy(context)
+    del missing["stages"]["dev"]["rollout"]
+    with pytest.raises(ConfigError, match=r"context\.stages\.dev\.rollout is missing"):
+        load_stage_config(missing, "dev")
+    inverted = copy.deepcopy(context)
+    inverted["stages"]["dev"]["rollout"]["autoscaling"].update(min_instances=4, max_instances=2)
+    with pytest.raises(ConfigError, match=r"rollout\.autoscaling\.max_instances"):
+        load_stage_config(inverted, "dev")
+    bad_bound = copy.deepcopy(context)
+    bad_bound["stages"]["prod"]["rollout"]["shadow"]["bounds"]["max_error_rate"] = 2
+    with pytest.raises(ConfigError, match=r"shadow\.bounds\.max_error_rate"):
+        load_stage_config(bad_bound, "prod")

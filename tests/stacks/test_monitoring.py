@@ -247,6 +247,8 @@ def test_dashboard_shows_psi_of_every_drift_feature(dev: Synthesized) -> None:
         "Prediction PSI",
         "Feature PSI",
         "Realised quality (labels 31 days later)",
+        "Shadow candidate vs serving (per decision)",
+        "Endpoint at maximum instance count",
     ]
     feature_widget = body["widgets"][titles.index("Feature PSI")]
     features = {m[-1]["label"] for m in feature_widget["properties"]["metrics"]}
