@@ -10,6 +10,7 @@ import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from contracts.fairness import FAIRNESS_CHECK_EVENT
 from lambdas.drift_monitor import monitor
 from lambdas.drift_monitor.settings import MonitorSettings
 
@@ -23,9 +24,25 @@ tracer = Tracer(service="drift-monitor")
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Analyse the latest complete capture window and publish drift metrics."""
+    """Analyse the latest complete capture window and publish drift metrics; the daily
+    event ``{"check": "fairness"}`` compares subgroups instead."""
     settings = MonitorSettings.from_env()
     remaining_s = context.get_remaining_time_in_millis() / 1000
+    if all(event.get(key) == value for key, value in FAIRNESS_CHECK_EVENT.items()):
+        fairness = monitor.check_fairness(
+            event,
+            settings,
+            s3=boto3.client("s3"),
+            cloudwatch=boto3.client("cloudwatch"),
+            now=datetime.now(UTC),
+            deadline=time.monotonic() + remaining_s - PUBLISH_RESERVE_S,
+        )
+        result = fairness.summary()
+        if fairness.result.exceeded:
+            logger.warning("Fairness gap above its bound", extra=result)
+        else:
+            logger.info("Fairness check complete", extra=result)
+        return result
     report = monitor.check(
         event,
         settings,
