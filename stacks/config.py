@@ -12,6 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from contracts.fairness import (
+    PLANNING_ALERT_RATE,
+    PLANNING_PREVALENCE,
+    minimum_outcomes,
+    minimum_patients,
+)
+
 T = TypeVar("T")
 
 SAGEMAKER_INSTANCE_PATTERN = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
@@ -30,6 +37,17 @@ TRAIL_ARN_PATTERN = re.compile(
 )
 #: Sources the ETL job reads (glue_jobs.ehr_features.SOURCE_CHOICES).
 ETL_SOURCES = ("mimic3", "uci_diabetes")
+#: ``arn:<partition>:codeconnections|codestar-connections:<region>:<account>:connection/<id>``
+#: (CodeConnections ARNs; connections made before the rename keep the codestar prefix).
+CONNECTION_ARN_PATTERN = re.compile(
+    r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:"
+    r"connection/[0-9a-f-]{36}$"
+)
+#: ``owner/name`` of a GitHub, GitLab or Bitbucket repository.
+REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+BRANCH_PATTERN = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
+ACCOUNT_PATTERN = re.compile(r"^\d{12}$")
+REGION_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
 
 class ConfigError(ValueError):
@@ -200,6 +218,19 @@ class ImagesConfig:
 
 
 @dataclass(frozen=True)
+class FairnessConfig:
+    """Fairness in production (docs/operations.md, "A fairness alarm"): the rolling window of
+    scored days, the largest gap tolerated per metric, and who counts in a comparison."""
+
+    window_days: int
+    auroc_gap: float
+    calibration_gap: float
+    alert_rate_gap: float
+    min_patients: int
+    min_outcomes: int
+
+
+@dataclass(frozen=True)
 class StageConfig:
     """Everything a stage configures; built once by :func:`load_stage_config`."""
 
@@ -215,6 +246,7 @@ class StageConfig:
     audit: AuditConfig
     api: ApiConfig
     images: ImagesConfig
+    fairness: FairnessConfig
 
     @property
     def prefix(self) -> str:
@@ -310,6 +342,37 @@ def _images(section: _Section) -> ImagesConfig:
     )
 
 
+def _fairness(section: _Section) -> FairnessConfig:
+    fairness = FairnessConfig(
+        window_days=section.integer("window_days", 7, 365),
+        auroc_gap=section.number("auroc_gap", 0.01, 0.5),
+        calibration_gap=section.number("calibration_gap", 0.01, 0.5),
+        alert_rate_gap=section.number("alert_rate_gap", 0.01, 0.5),
+        min_patients=section.integer("min_patients", 1, 1_000_000),
+        min_outcomes=section.integer("min_outcomes", 1, 1_000_000),
+    )
+    # Minimums too small for the bounds would page on noise (contracts/fairness.py).
+    needed_outcomes = minimum_outcomes(fairness.auroc_gap)
+    if fairness.min_outcomes < needed_outcomes:
+        raise ConfigError(
+            f"{section._path}.min_outcomes={fairness.min_outcomes} is below "
+            f"{needed_outcomes}, the fewest readmissions per group that resolve "
+            f"auroc_gap={fairness.auroc_gap}"
+        )
+    needed_patients = max(
+        minimum_patients(fairness.alert_rate_gap, PLANNING_ALERT_RATE),
+        minimum_patients(fairness.calibration_gap, PLANNING_PREVALENCE),
+    )
+    if fairness.min_patients < needed_patients:
+        raise ConfigError(
+            f"{section._path}.min_patients={fairness.min_patients} is below "
+            f"{needed_patients}, the fewest patients per group that resolve "
+            f"alert_rate_gap={fairness.alert_rate_gap} and "
+            f"calibration_gap={fairness.calibration_gap}"
+        )
+    return fairness
+
+
 def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
     """Build the :class:`StageConfig` of ``stage`` from the ``cdk.json`` context.
 
@@ -337,4 +400,5 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         audit=_audit(section.section("audit"), retention),
         api=_api(section.section("api")),
         images=_images(section.section("images")),
+        fairness=_fairness(section.section("fairness")),
     )

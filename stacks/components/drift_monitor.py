@@ -12,8 +12,10 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from contracts.drift import DEFAULT_METRIC_NAMESPACE
+from contracts.fairness import FAIRNESS_CHECK_EVENT
 from stacks.components.grants import grant_key, grant_objects
 from stacks.components.platform_function import PlatformFunction
+from stacks.config import FairnessConfig
 from stacks.wildcards import acknowledge_wildcards
 
 #: Where in the capture bucket SageMaker writes capture, and labels arrive (see docs/deploy.md).
@@ -23,14 +25,16 @@ BASELINE_PREFIX = "baselines"
 #: One analysis per hour of capture (the monitor's default window).
 SCHEDULE = events.Schedule.rate(Duration.hours(1))
 WINDOW_MINUTES = 60
+#: The fairness run: once a day, after the day's label files have landed (06:00 UTC).
+FAIRNESS_SCHEDULE = events.Schedule.cron(minute="0", hour="6")
 
 
 class DriftMonitor(Construct):
-    """``lambdas/drift_monitor`` on an hourly EventBridge schedule.
+    """``lambdas/drift_monitor`` on an hourly EventBridge schedule, and daily for fairness.
 
     Reads capture, baselines and ground truth from the capture bucket (read only) and
     publishes to :data:`contracts.drift.DEFAULT_METRIC_NAMESPACE` only. Exposes ``function``
-    (a :class:`PlatformFunction`) and ``rule``.
+    (a :class:`PlatformFunction`), ``rule`` and ``fairness_rule``.
     """
 
     def __init__(
@@ -43,6 +47,7 @@ class DriftMonitor(Construct):
         capture_bucket: s3.IBucket,
         data_key: kms.IKey,
         psi_threshold: float,
+        fairness: FairnessConfig,
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
         security_group: ec2.ISecurityGroup,
@@ -65,6 +70,12 @@ class DriftMonitor(Construct):
                 "METRIC_NAMESPACE": DEFAULT_METRIC_NAMESPACE,
                 "GROUND_TRUTH_PREFIX": GROUND_TRUTH_PREFIX,
                 "PSI_THRESHOLD": str(psi_threshold),
+                "FAIRNESS_WINDOW_DAYS": str(fairness.window_days),
+                "FAIRNESS_AUROC_GAP": str(fairness.auroc_gap),
+                "FAIRNESS_CALIBRATION_GAP": str(fairness.calibration_gap),
+                "FAIRNESS_ALERT_RATE_GAP": str(fairness.alert_rate_gap),
+                "FAIRNESS_MIN_PATIENTS": str(fairness.min_patients),
+                "FAIRNESS_MIN_OUTCOMES": str(fairness.min_outcomes),
             },
             vpc=vpc,
             subnets=subnets,
@@ -105,4 +116,17 @@ class DriftMonitor(Construct):
             description=f"Run {function_name} once an hour",
             schedule=SCHEDULE,
             targets=[targets.LambdaFunction(self.function.function, retry_attempts=2)],
+        )
+        self.fairness_rule = events.Rule(
+            self,
+            "FairnessSchedule",
+            description=f"Run {function_name}'s subgroup comparison once a day",
+            schedule=FAIRNESS_SCHEDULE,
+            targets=[
+                targets.LambdaFunction(
+                    self.function.function,
+                    event=events.RuleTargetInput.from_object(dict(FAIRNESS_CHECK_EVENT)),
+                    retry_attempts=2,
+                )
+            ],
         )
