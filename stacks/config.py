@@ -247,6 +247,9 @@ class StageConfig:
     api: ApiConfig
     images: ImagesConfig
     fairness: FairnessConfig
+    #: Accounts whose principals may describe and list this stage's model package versions
+    #: (the prod account, set by the pipeline on the dev stage; empty otherwise).
+    registry_reader_accounts: tuple[str, ...] = ()
 
     @property
     def prefix(self) -> str:
@@ -371,6 +374,63 @@ def _fairness(section: _Section) -> FairnessConfig:
             f"calibration_gap={fairness.calibration_gap}"
         )
     return fairness
+
+
+@dataclass(frozen=True)
+class AccountTarget:
+    """Where a stage deploys: an account and a region."""
+
+    account: str
+    region: str
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The optional dev-to-prod CDK Pipeline (docs/deploy.md, "Dev to prod accounts")."""
+
+    enabled: bool
+    #: A CodeConnections connection to the repository's host (GitHub, GitLab or Bitbucket).
+    connection_arn: str
+    repository: str
+    branch: str
+    #: The pipeline lives in the dev account and deploys the ``dev`` stage there.
+    dev: AccountTarget
+    prod: AccountTarget
+
+
+def _target(section: _Section) -> AccountTarget:
+    return AccountTarget(
+        account=section.string("account", ACCOUNT_PATTERN),
+        region=section.string("region", REGION_PATTERN),
+    )
+
+
+def load_pipeline_config(context: Mapping[str, Any]) -> PipelineConfig | None:
+    """The ``pipeline`` section, or ``None`` when it is absent or ``enabled`` is false.
+
+    Nothing but ``enabled`` is read while the pipeline is off, so the single-account path
+    needs no accounts or connection.
+    """
+    root = _Section(context, "context")
+    if root._data.get("pipeline") is None:
+        return None
+    section = root.section("pipeline")
+    if not section.boolean("enabled"):
+        return None
+    pipeline = PipelineConfig(
+        enabled=True,
+        connection_arn=section.string("connection_arn", CONNECTION_ARN_PATTERN),
+        repository=section.string("repository", REPOSITORY_PATTERN),
+        branch=section.string("branch", BRANCH_PATTERN),
+        dev=_target(section.section("dev")),
+        prod=_target(section.section("prod")),
+    )
+    if pipeline.dev.account == pipeline.prod.account:
+        raise ConfigError(
+            f"{section._path}.prod.account must differ from {section._path}.dev.account: "
+            "the pipeline promotes from one account to another"
+        )
+    return pipeline
 
 
 def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
