@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from local_platform import report, resources, steps
 from local_platform.control_plane import ControlPlane, patched_environment
+from local_platform.fairness import fairness_step
 from local_platform.gateway import LocalApiGateway
 from local_platform.processes import ProcessGroup
 from local_platform.report import Progress
@@ -182,6 +183,7 @@ def _pipeline(
     ports.append(int(gateway.url.rsplit(":", 1)[1]))
     api = steps.sample_requests(run, gateway)
     drift = steps.replay_and_monitor(run)
+    fairness = fairness_step(run)
     return {
         "data": {
             key: manifest[key]
@@ -200,6 +202,7 @@ def _pipeline(
         "deployment": deployment,
         "api": api,
         "drift": drift,
+        "fairness": fairness,
     }
 
 
@@ -224,6 +227,7 @@ def _finish(run: steps.DemoRun, summary: dict[str, Any]) -> None:
     if drift["prediction_psi_over_threshold"]:
         alarms.append("prediction score")
     progress.fact("drift over alarm thresholds", ", ".join(alarms) or "none")
+    progress.fact("fairness alarms", ", ".join(summary["fairness"]["alarms"]) or "none")
     card = run.run_dir / "model_card.html"
     card.write_text((run.model_dir / "model_card.html").read_text())
     summary["elapsed_seconds"] = round(progress.elapsed(), 1)
