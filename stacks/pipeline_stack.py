@@ -32,6 +32,9 @@ SMOKE_ROUTES = ("GET/health", "POST/predict")
 #: botocore for SigV4 in the smoke step, at the version requirements.lock pins.
 BOTOCORE_PIN = "botocore==1.44.5"
 BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
+#: The project's Python (pyproject: ==3.11.*) and Node 20, both on Ubuntu standard:7.0:
+#: https://docs.aws.amazon.com/codebuild/latest/userguide/available-runtimes.html
+RUNTIME_VERSIONS = {"python": "3.11", "nodejs": "20"}
 TEST_TIMEOUT = Duration.minutes(60)
 
 
@@ -95,7 +98,10 @@ class PipelineStack(Stack):
             cross_account_keys=True,
             enable_key_rotation=True,
             code_build_defaults=pipelines.CodeBuildOptions(
-                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE)
+                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE),
+                partial_build_spec=codebuild.BuildSpec.from_object(
+                    {"phases": {"install": {"runtime-versions": RUNTIME_VERSIONS}}}
+                ),
             ),
             synth=pipelines.ShellStep(
                 "Synth",

@@ -129,6 +129,7 @@ def test_the_test_suite_and_smoke_test_run_after_every_dev_deploy(
     }
     (tests,) = [s for lid, s in specs.items() if "TestSuite" in lid]
     assert tests["phases"]["build"]["commands"] == ["make test"]
+    assert tests["phases"]["install"]["runtime-versions"] == {"python": "3.11", "nodejs": "20"}
     (smoke,) = [s for lid, s in specs.items() if "SmokeTest" in lid]
     assert smoke["phases"]["build"]["commands"] == [
         'python scripts/smoke_test.py --api-url "$API_URL" --region "$AWS_REGION"'
