@@ -36,6 +36,9 @@ BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
 #: https://docs.aws.amazon.com/codebuild/latest/userguide/available-runtimes.html
 RUNTIME_VERSIONS = {"python": "3.11", "nodejs": "20"}
 TEST_TIMEOUT = Duration.minutes(60)
+#: The suite runs Spark, torchrun and a model server side by side: 4 vCPUs and 7 GB (MEDIUM)
+#: rather than the default 2 vCPUs and 3 GB.
+TEST_COMPUTE = codebuild.ComputeType.MEDIUM
 
 
 class PlatformStage(Stage):
@@ -122,6 +125,9 @@ class PipelineStack(Stack):
             input=source,
             commands=["make test"],
             timeout=TEST_TIMEOUT,
+            build_environment=codebuild.BuildEnvironment(
+                build_image=BUILD_IMAGE, compute_type=TEST_COMPUTE
+            ),
         )
         self.smoke_test = pipelines.CodeBuildStep(
             "SmokeTest",

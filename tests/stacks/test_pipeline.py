@@ -127,6 +127,10 @@ def test_the_test_suite_and_smoke_test_run_after_every_dev_deploy(
         for lid, p in projects.items()
         if "BuildSpec" in p["Properties"]["Source"]
     }
+    (suite_id,) = [lid for lid in specs if "TestSuite" in lid]
+    suite = projects[suite_id]["Properties"]
+    assert suite["Environment"]["ComputeType"] == "BUILD_GENERAL1_MEDIUM"
+    assert suite["TimeoutInMinutes"] == 60
     (tests,) = [s for lid, s in specs.items() if "TestSuite" in lid]
     assert tests["phases"]["build"]["commands"] == ["make test"]
     assert tests["phases"]["install"]["runtime-versions"] == {"python": "3.11", "nodejs": "20"}
