@@ -64,6 +64,15 @@ METRIC_GROUPS_COMPARED = "FairnessGroupsCompared"
 #: The invocation event of the daily fairness run (the hourly drift run has no ``check``).
 FAIRNESS_CHECK_EVENT: Mapping[str, str] = {"check": "fairness"}
 
+#: The drift monitor's fairness variables: the Monitoring stack and the demo set them with
+#: :func:`monitor_environment`, the monitor reads them (lambdas/drift_monitor/settings.py).
+WINDOW_DAYS_ENV = "FAIRNESS_WINDOW_DAYS"
+AUROC_GAP_ENV = "FAIRNESS_AUROC_GAP"
+CALIBRATION_GAP_ENV = "FAIRNESS_CALIBRATION_GAP"
+ALERT_RATE_GAP_ENV = "FAIRNESS_ALERT_RATE_GAP"
+MIN_PATIENTS_ENV = "FAIRNESS_MIN_PATIENTS"
+MIN_OUTCOMES_ENV = "FAIRNESS_MIN_OUTCOMES"
+
 #: Planning assumptions behind the minimums (docs/operations.md, "A fairness alarm"): a model
 #: AUROC near 0.7 and a 30-day readmission rate near 11% (UCI Diabetes-130's, data-contract).
 PLANNING_AUROC = 0.7
@@ -73,6 +82,26 @@ PLANNING_ALERT_RATE = 0.5
 #: Two-sided 95%: a gap this many standard errors wide is unlikely between equal groups.
 PLANNING_Z = 1.96
 _MAX_SEARCH = 10_000_000
+
+
+def monitor_environment(
+    *,
+    window_days: int,
+    auroc_gap: float,
+    calibration_gap: float,
+    alert_rate_gap: float,
+    min_patients: int,
+    min_outcomes: int,
+) -> dict[str, str]:
+    """The drift monitor's fairness variables for a stage's ``fairness`` settings."""
+    return {
+        WINDOW_DAYS_ENV: str(window_days),
+        AUROC_GAP_ENV: str(auroc_gap),
+        CALIBRATION_GAP_ENV: str(calibration_gap),
+        ALERT_RATE_GAP_ENV: str(alert_rate_gap),
+        MIN_PATIENTS_ENV: str(min_patients),
+        MIN_OUTCOMES_ENV: str(min_outcomes),
+    }
 
 
 def age_band(age_years: object) -> str | None:

@@ -13,6 +13,7 @@ daily EventBridge rule runs it, for the window that holds today.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -34,6 +35,7 @@ from contracts.fairness import (
     GAP_CALIBRATION,
     GAP_METRICS,
     METRIC_FAIRNESS_GAP,
+    monitor_environment,
 )
 from contracts.serving import MAX_BATCH_SIZE
 from lambdas.drift_monitor import app as drift_app
@@ -67,12 +69,7 @@ def fairness_environment(fairness: FairnessConfig) -> dict[str, str]:
     """The drift monitor's fairness variables, exactly as the stack sets them."""
     return {
         "GROUND_TRUTH_PREFIX": GROUND_TRUTH_PREFIX,
-        "FAIRNESS_WINDOW_DAYS": str(fairness.window_days),
-        "FAIRNESS_AUROC_GAP": str(fairness.auroc_gap),
-        "FAIRNESS_CALIBRATION_GAP": str(fairness.calibration_gap),
-        "FAIRNESS_ALERT_RATE_GAP": str(fairness.alert_rate_gap),
-        "FAIRNESS_MIN_PATIENTS": str(fairness.min_patients),
-        "FAIRNESS_MIN_OUTCOMES": str(fairness.min_outcomes),
+        **monitor_environment(**dataclasses.asdict(fairness)),
     }
 
 

@@ -8,6 +8,14 @@ from dataclasses import dataclass
 
 from contracts.drift import DEFAULT_METRIC_NAMESPACE, PSI_ALARM_THRESHOLD, baseline_s3_key
 from contracts.encounter import READMISSION_WINDOW_DAYS
+from contracts.fairness import (
+    ALERT_RATE_GAP_ENV,
+    AUROC_GAP_ENV,
+    CALIBRATION_GAP_ENV,
+    MIN_OUTCOMES_ENV,
+    MIN_PATIENTS_ENV,
+    WINDOW_DAYS_ENV,
+)
 from lambdas.drift_monitor.fairness import FairnessBounds
 from lambdas.environment import SettingsError, integer, number
 
@@ -21,12 +29,6 @@ GROUND_TRUTH_PREFIX_ENV = "GROUND_TRUTH_PREFIX"
 GROUND_TRUTH_DELAY_DAYS_ENV = "GROUND_TRUTH_DELAY_DAYS"
 CAPTURE_DELAY_MINUTES_ENV = "CAPTURE_DELAY_MINUTES"
 PSI_THRESHOLD_ENV = "PSI_THRESHOLD"
-FAIRNESS_WINDOW_DAYS_ENV = "FAIRNESS_WINDOW_DAYS"
-FAIRNESS_AUROC_GAP_ENV = "FAIRNESS_AUROC_GAP"
-FAIRNESS_CALIBRATION_GAP_ENV = "FAIRNESS_CALIBRATION_GAP"
-FAIRNESS_ALERT_RATE_GAP_ENV = "FAIRNESS_ALERT_RATE_GAP"
-FAIRNESS_MIN_PATIENTS_ENV = "FAIRNESS_MIN_PATIENTS"
-FAIRNESS_MIN_OUTCOMES_ENV = "FAIRNESS_MIN_OUTCOMES"
 
 DEFAULT_WINDOW_MINUTES = 60
 #: SageMaker writes capture files a few minutes after the requests; a window is analysed only
@@ -80,20 +82,18 @@ class MonitorSettings:
         if not self.metric_namespace:
             raise SettingsError(f"{METRIC_NAMESPACE_ENV} must not be empty")
         if not 1 <= self.fairness_window_days <= MAX_FAIRNESS_WINDOW_DAYS:
-            raise SettingsError(
-                f"{FAIRNESS_WINDOW_DAYS_ENV} must lie in [1, {MAX_FAIRNESS_WINDOW_DAYS}]"
-            )
+            raise SettingsError(f"{WINDOW_DAYS_ENV} must lie in [1, {MAX_FAIRNESS_WINDOW_DAYS}]")
         for name, gap in (
-            (FAIRNESS_AUROC_GAP_ENV, self.fairness.auroc_gap),
-            (FAIRNESS_CALIBRATION_GAP_ENV, self.fairness.calibration_gap),
-            (FAIRNESS_ALERT_RATE_GAP_ENV, self.fairness.alert_rate_gap),
+            (AUROC_GAP_ENV, self.fairness.auroc_gap),
+            (CALIBRATION_GAP_ENV, self.fairness.calibration_gap),
+            (ALERT_RATE_GAP_ENV, self.fairness.alert_rate_gap),
         ):
             if not 0 < gap <= 1:
                 raise SettingsError(f"{name} must lie in (0, 1]")
         if self.fairness.min_patients < 1:
-            raise SettingsError(f"{FAIRNESS_MIN_PATIENTS_ENV} must be positive")
+            raise SettingsError(f"{MIN_PATIENTS_ENV} must be positive")
         if self.fairness.min_outcomes < 1:
-            raise SettingsError(f"{FAIRNESS_MIN_OUTCOMES_ENV} must be positive")
+            raise SettingsError(f"{MIN_OUTCOMES_ENV} must be positive")
 
     @property
     def resolved_baseline_key(self) -> str:
@@ -119,9 +119,7 @@ class MonitorSettings:
                 env, CAPTURE_DELAY_MINUTES_ENV, DEFAULT_CAPTURE_DELAY_MINUTES
             ),
             psi_threshold=number(env, PSI_THRESHOLD_ENV, PSI_ALARM_THRESHOLD),
-            fairness_window_days=integer(
-                env, FAIRNESS_WINDOW_DAYS_ENV, DEFAULT_FAIRNESS_WINDOW_DAYS
-            ),
+            fairness_window_days=integer(env, WINDOW_DAYS_ENV, DEFAULT_FAIRNESS_WINDOW_DAYS),
             fairness=_fairness_bounds(env),
         )
 
@@ -129,9 +127,9 @@ class MonitorSettings:
 def _fairness_bounds(env: Mapping[str, str]) -> FairnessBounds:
     default = DEFAULT_FAIRNESS_BOUNDS
     return FairnessBounds(
-        auroc_gap=number(env, FAIRNESS_AUROC_GAP_ENV, default.auroc_gap),
-        calibration_gap=number(env, FAIRNESS_CALIBRATION_GAP_ENV, default.calibration_gap),
-        alert_rate_gap=number(env, FAIRNESS_ALERT_RATE_GAP_ENV, default.alert_rate_gap),
-        min_patients=integer(env, FAIRNESS_MIN_PATIENTS_ENV, default.min_patients),
-        min_outcomes=integer(env, FAIRNESS_MIN_OUTCOMES_ENV, default.min_outcomes),
+        auroc_gap=number(env, AUROC_GAP_ENV, default.auroc_gap),
+        calibration_gap=number(env, CALIBRATION_GAP_ENV, default.calibration_gap),
+        alert_rate_gap=number(env, ALERT_RATE_GAP_ENV, default.alert_rate_gap),
+        min_patients=integer(env, MIN_PATIENTS_ENV, default.min_patients),
+        min_outcomes=integer(env, MIN_OUTCOMES_ENV, default.min_outcomes),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
@@ -12,7 +14,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from contracts.drift import DEFAULT_METRIC_NAMESPACE
-from contracts.fairness import FAIRNESS_CHECK_EVENT
+from contracts.fairness import FAIRNESS_CHECK_EVENT, monitor_environment
 from stacks.components.grants import grant_key, grant_objects
 from stacks.components.platform_function import PlatformFunction
 from stacks.config import FairnessConfig
@@ -70,12 +72,7 @@ class DriftMonitor(Construct):
                 "METRIC_NAMESPACE": DEFAULT_METRIC_NAMESPACE,
                 "GROUND_TRUTH_PREFIX": GROUND_TRUTH_PREFIX,
                 "PSI_THRESHOLD": str(psi_threshold),
-                "FAIRNESS_WINDOW_DAYS": str(fairness.window_days),
-                "FAIRNESS_AUROC_GAP": str(fairness.auroc_gap),
-                "FAIRNESS_CALIBRATION_GAP": str(fairness.calibration_gap),
-                "FAIRNESS_ALERT_RATE_GAP": str(fairness.alert_rate_gap),
-                "FAIRNESS_MIN_PATIENTS": str(fairness.min_patients),
-                "FAIRNESS_MIN_OUTCOMES": str(fairness.min_outcomes),
+                **monitor_environment(**dataclasses.asdict(fairness)),
             },
             vpc=vpc,
             subnets=subnets,
