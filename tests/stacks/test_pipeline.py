@@ -16,7 +16,7 @@ import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Match, Template
 
-from app import PIPELINE_STACK_NAME, build_app
+from app import PIPELINE_STACK_NAME, STACK_NAMES, build_app
 from stacks.config import ConfigError, load_pipeline_config
 from stacks.pipeline_stack import PipelineStack
 from tests.stacks.cdk_helpers import cdk_context
@@ -108,7 +108,7 @@ def test_stages_run_in_order_dev_before_the_approval_before_prod(
     approval = [a for a in prod if a["ActionTypeId"]["Category"] == "Approval"]
     assert [a["Name"] for a in approval] == ["PromoteToProd"]
     deploys = [a for a in prod if a["ActionTypeId"]["Category"] == "Deploy"]
-    assert len(deploys) == 2 * 8  # prepare + execute for each of the eight stacks
+    assert len(deploys) == 2 * len(STACK_NAMES)  # prepare + execute for each of the stacks
     assert approval[0]["RunOrder"] < min(a["RunOrder"] for a in deploys)
 
 
@@ -224,18 +224,7 @@ def test_stages_keep_their_own_configuration(synthesized: PipelineApp) -> None:
 def test_disabled_pipeline_leaves_the_single_account_app_unchanged(dev: Synthesized) -> None:
     """cdk.json ships with the pipeline off: ``cdk deploy`` deploys one stage's stacks."""
     assert load_pipeline_config(cdk_context()) is None
-    assert sorted(dev.templates) == sorted(
-        [
-            "Network",
-            "DataLake",
-            "Monitoring",
-            "Registry",
-            "Etl",
-            "TrainingPipeline",
-            "Deployment",
-            "Api",
-        ]
-    )
+    assert sorted(dev.templates) == sorted(STACK_NAMES)
     group = only(dev["Registry"], "AWS::SageMaker::ModelPackageGroup")
     sids = {s["Sid"] for s in group["ModelPackageGroupPolicy"]["Statement"]}
     assert "ReaderAccountsDescribeVersions" not in sids
