@@ -6,19 +6,22 @@ from __future__ import annotations
 import os
 
 from aws_cdk import App, Environment, Stack, Tags
+from constructs import Construct
 
 from stacks.api_stack import ApiStack
-from stacks.config import StageConfig, load_stage_config
+from stacks.config import StageConfig, load_pipeline_config, load_stage_config
 from stacks.data_lake_stack import DataLakeStack
 from stacks.deployment_stack import DeploymentStack
 from stacks.etl_stack import EtlStack
 from stacks.monitoring_stack import MonitoringStack
 from stacks.nag import apply_compliance_checks
 from stacks.network_stack import NetworkStack
+from stacks.pipeline_stack import PipelineStack
 from stacks.registry_stack import RegistryStack
 from stacks.training_pipeline_stack import TrainingPipelineStack
 
 DEFAULT_STAGE = "dev"
+PIPELINE_STACK_NAME = "Readmission-Pipeline"
 
 #: Stack names, ``Readmission-<stage>-<name>``, in deployment order.
 STACK_NAMES = (
@@ -33,14 +36,20 @@ STACK_NAMES = (
 )
 
 
-def stage_config(app: App) -> StageConfig:
-    """Read ``-c stage=...`` (default dev) and its section of the ``cdk.json`` context."""
-    stage = app.node.try_get_context("stage") or DEFAULT_STAGE
-    context = {key: app.node.try_get_context(key) for key in ("project", "stages")}
-    return load_stage_config({k: v for k, v in context.items() if v is not None}, stage)
+def _context(app: App) -> dict[str, object]:
+    context = {key: app.node.try_get_context(key) for key in ("project", "stages", "pipeline")}
+    return {k: v for k, v in context.items() if v is not None}
 
 
-def add_stacks(app: App, config: StageConfig, env: Environment | None = None) -> dict[str, Stack]:
+def stage_config(app: App, stage: str | None = None) -> StageConfig:
+    """Read ``-c stage=...`` (default dev), or ``stage``, from the ``cdk.json`` context."""
+    stage = stage or app.node.try_get_context("stage") or DEFAULT_STAGE
+    return load_stage_config(_context(app), stage)
+
+
+def add_stacks(
+    app: Construct, config: StageConfig, env: Environment | None = None
+) -> dict[str, Stack]:
     """Add the stage's stacks to ``app``, wired by keyword arguments; return them by name.
 
     Monitoring comes before the stacks it watches because they publish to its topic (it
@@ -107,13 +116,29 @@ def add_stacks(app: App, config: StageConfig, env: Environment | None = None) ->
 
 
 def build_app(app: App) -> App:
-    """Add every stack of the configured stage to ``app`` and attach the compliance checks."""
+    """Add every stack of the configured stage to ``app`` and attach the compliance checks.
+
+    With ``pipeline.enabled`` the app holds the dev-to-prod pipeline instead, which deploys
+    both stages to their accounts (stacks/pipeline_stack.py); otherwise ``cdk deploy`` deploys
+    the ``-c stage`` stage to the current account, as it always has.
+    """
     config = stage_config(app)
-    env = Environment(
-        account=os.environ.get("CDK_DEPLOY_ACCOUNT", os.environ.get("CDK_DEFAULT_ACCOUNT")),
-        region=os.environ.get("CDK_DEPLOY_REGION", os.environ.get("CDK_DEFAULT_REGION")),
-    )
-    add_stacks(app, config, env)
+    pipeline = load_pipeline_config(_context(app))
+    if pipeline is not None:
+        PipelineStack(
+            app,
+            PIPELINE_STACK_NAME,
+            pipeline=pipeline,
+            dev=stage_config(app, "dev"),
+            prod=stage_config(app, "prod"),
+            build=add_stacks,
+        )
+    else:
+        env = Environment(
+            account=os.environ.get("CDK_DEPLOY_ACCOUNT", os.environ.get("CDK_DEFAULT_ACCOUNT")),
+            region=os.environ.get("CDK_DEPLOY_REGION", os.environ.get("CDK_DEFAULT_REGION")),
+        )
+        add_stacks(app, config, env)
     for key, value in (
         ("project", config.project),
         ("stage", config.stage),

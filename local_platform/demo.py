@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from local_platform import report, resources, shadow, steps, worklist_site
 from local_platform.control_plane import ControlPlane, patched_environment
+from local_platform.fairness import fairness_step
 from local_platform.gateway import LocalApiGateway
 from local_platform.processes import ProcessGroup
 from local_platform.report import Progress
@@ -183,6 +184,7 @@ def _pipeline(
     api = steps.sample_requests(run, gateway)
     drift = steps.replay_and_monitor(run)
     shadow_stage = shadow.shadow_then_promote(run)
+    fairness = fairness_step(run)
     return {
         "data": {
             key: manifest[key]
@@ -202,6 +204,7 @@ def _pipeline(
         "api": api,
         "drift": drift,
         "shadow": shadow_stage,
+        "fairness": fairness,
     }
 
 
@@ -226,6 +229,7 @@ def _finish(run: steps.DemoRun, summary: dict[str, Any]) -> None:
     if drift["prediction_psi_over_threshold"]:
         alarms.append("prediction score")
     progress.fact("drift over alarm thresholds", ", ".join(alarms) or "none")
+    progress.fact("fairness alarms", ", ".join(summary["fairness"]["alarms"]) or "none")
     card = run.run_dir / "model_card.html"
     card.write_text((run.model_dir / "model_card.html").read_text())
     summary["elapsed_seconds"] = round(progress.elapsed(), 1)

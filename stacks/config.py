@@ -12,6 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from contracts.fairness import (
+    PLANNING_ALERT_RATE,
+    PLANNING_PREVALENCE,
+    minimum_outcomes,
+    minimum_patients,
+)
+
 T = TypeVar("T")
 
 SAGEMAKER_INSTANCE_PATTERN = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
@@ -52,6 +59,17 @@ CLOUDFRONT_WEB_ACL_ARN_PATTERN = re.compile(
 )
 IDP_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 SECRET_NAME_PATTERN = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+#: ``arn:<partition>:codeconnections|codestar-connections:<region>:<account>:connection/<id>``
+#: (CodeConnections ARNs; connections made before the rename keep the codestar prefix).
+CONNECTION_ARN_PATTERN = re.compile(
+    r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:"
+    r"connection/[0-9a-f-]{36}$"
+)
+#: ``owner/name`` of a GitHub, GitLab or Bitbucket repository.
+REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+BRANCH_PATTERN = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
+ACCOUNT_PATTERN = re.compile(r"^\d{12}$")
+REGION_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
 
 class ConfigError(ValueError):
@@ -296,6 +314,19 @@ class ImagesConfig:
 
 
 @dataclass(frozen=True)
+class FairnessConfig:
+    """Fairness in production (docs/operations.md, "A fairness alarm"): the rolling window of
+    scored days, the largest gap tolerated per metric, and who counts in a comparison."""
+
+    window_days: int
+    auroc_gap: float
+    calibration_gap: float
+    alert_rate_gap: float
+    min_patients: int
+    min_outcomes: int
+
+
+@dataclass(frozen=True)
 class StageConfig:
     """Everything a stage configures; built once by :func:`load_stage_config`."""
 
@@ -313,6 +344,10 @@ class StageConfig:
     images: ImagesConfig
     worklist: WorklistConfig
     rollout: RolloutConfig
+    fairness: FairnessConfig
+    #: Accounts whose principals may describe and list this stage's model package versions
+    #: (the prod account, set by the pipeline on the dev stage; empty otherwise).
+    registry_reader_accounts: tuple[str, ...] = ()
 
     @property
     def prefix(self) -> str:
@@ -484,6 +519,94 @@ def _images(section: _Section) -> ImagesConfig:
     )
 
 
+def _fairness(section: _Section) -> FairnessConfig:
+    fairness = FairnessConfig(
+        window_days=section.integer("window_days", 7, 365),
+        auroc_gap=section.number("auroc_gap", 0.01, 0.5),
+        calibration_gap=section.number("calibration_gap", 0.01, 0.5),
+        alert_rate_gap=section.number("alert_rate_gap", 0.01, 0.5),
+        min_patients=section.integer("min_patients", 1, 1_000_000),
+        min_outcomes=section.integer("min_outcomes", 1, 1_000_000),
+    )
+    # Minimums too small for the bounds would page on noise (contracts/fairness.py).
+    needed_outcomes = minimum_outcomes(fairness.auroc_gap)
+    if fairness.min_outcomes < needed_outcomes:
+        raise ConfigError(
+            f"{section._path}.min_outcomes={fairness.min_outcomes} is below "
+            f"{needed_outcomes}, the fewest readmissions per group that resolve "
+            f"auroc_gap={fairness.auroc_gap}"
+        )
+    needed_patients = max(
+        minimum_patients(fairness.alert_rate_gap, PLANNING_ALERT_RATE),
+        minimum_patients(fairness.calibration_gap, PLANNING_PREVALENCE),
+    )
+    if fairness.min_patients < needed_patients:
+        raise ConfigError(
+            f"{section._path}.min_patients={fairness.min_patients} is below "
+            f"{needed_patients}, the fewest patients per group that resolve "
+            f"alert_rate_gap={fairness.alert_rate_gap} and "
+            f"calibration_gap={fairness.calibration_gap}"
+        )
+    return fairness
+
+
+@dataclass(frozen=True)
+class AccountTarget:
+    """Where a stage deploys: an account and a region."""
+
+    account: str
+    region: str
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The optional dev-to-prod CDK Pipeline (docs/deploy.md, "Dev to prod accounts")."""
+
+    enabled: bool
+    #: A CodeConnections connection to the repository's host (GitHub, GitLab or Bitbucket).
+    connection_arn: str
+    repository: str
+    branch: str
+    #: The pipeline lives in the dev account and deploys the ``dev`` stage there.
+    dev: AccountTarget
+    prod: AccountTarget
+
+
+def _target(section: _Section) -> AccountTarget:
+    return AccountTarget(
+        account=section.string("account", ACCOUNT_PATTERN),
+        region=section.string("region", REGION_PATTERN),
+    )
+
+
+def load_pipeline_config(context: Mapping[str, Any]) -> PipelineConfig | None:
+    """The ``pipeline`` section, or ``None`` when it is absent or ``enabled`` is false.
+
+    Nothing but ``enabled`` is read while the pipeline is off, so the single-account path
+    needs no accounts or connection.
+    """
+    root = _Section(context, "context")
+    if root._data.get("pipeline") is None:
+        return None
+    section = root.section("pipeline")
+    if not section.boolean("enabled"):
+        return None
+    pipeline = PipelineConfig(
+        enabled=True,
+        connection_arn=section.string("connection_arn", CONNECTION_ARN_PATTERN),
+        repository=section.string("repository", REPOSITORY_PATTERN),
+        branch=section.string("branch", BRANCH_PATTERN),
+        dev=_target(section.section("dev")),
+        prod=_target(section.section("prod")),
+    )
+    if pipeline.dev.account == pipeline.prod.account:
+        raise ConfigError(
+            f"{section._path}.prod.account must differ from {section._path}.dev.account: "
+            "the pipeline promotes from one account to another"
+        )
+    return pipeline
+
+
 def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
     """Build the :class:`StageConfig` of ``stage`` from the ``cdk.json`` context.
 
@@ -513,4 +636,5 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         images=_images(section.section("images")),
         worklist=_worklist(section.section("worklist")),
         rollout=_rollout(section.section("rollout")),
+        fairness=_fairness(section.section("fairness")),
     )

@@ -15,6 +15,7 @@ from constructs import Construct
 
 from stacks.components.alerts import AlertTopic, alarm_publisher
 from stacks.components.drift_monitor import DriftMonitor
+from stacks.components.fairness_alarms import FairnessAlarms
 from stacks.components.health_dashboard import HealthDashboard
 from stacks.components.network import PrivateNetwork
 from stacks.components.platform_alarms import PlatformAlarms
@@ -25,7 +26,8 @@ from stacks.wildcards import acknowledge_inline_policies, acknowledge_wildcards
 
 
 class MonitoringStack(Stack):
-    """Exposes ``alert_topic``, ``alarms`` (a :class:`PlatformAlarms`) and ``drift_monitor``."""
+    """Exposes ``alert_topic``, ``alarms`` (a :class:`PlatformAlarms`), ``fairness_alarms``
+    and ``drift_monitor``."""
 
     def __init__(
         self,
@@ -66,6 +68,7 @@ class MonitoringStack(Stack):
             capture_bucket=capture_bucket,
             data_key=data_key,
             psi_threshold=config.alarms.feature_psi,
+            fairness=config.fairness,
             vpc=network.vpc,
             subnets=network.subnets,
             security_group=network.workload_security_group,
@@ -75,6 +78,9 @@ class MonitoringStack(Stack):
         )
         self.alarms = PlatformAlarms(
             self, "Alarms", names=names, thresholds=config.alarms, topic=self.alert_topic
+        )
+        self.fairness_alarms = FairnessAlarms(
+            self, "Fairness", names=names, fairness=config.fairness, topic=self.alert_topic
         )
         acknowledge_wildcards(
             self.alarms.glue_failure_rule,
@@ -90,5 +96,6 @@ class MonitoringStack(Stack):
             endpoint_name=names.endpoint,
             feature_psi_threshold=config.alarms.feature_psi,
             prediction_psi_threshold=config.alarms.prediction_psi,
+            fairness=config.fairness,
         )
         CfnOutput(self, "AlertTopicArn", value=self.alert_topic.topic_arn)

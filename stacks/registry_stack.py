@@ -41,6 +41,7 @@ class RegistryStack(Stack):
             training_image_repository=names.image_repository("training"),
             serving_image_repository=names.image_repository("serving"),
             rollback_alarm_names=rollback_alarm_names(names),
+            reader_accounts=config.registry_reader_accounts,
         )
         CfnOutput(self, "ModelPackageGroupName", value=self.registry.group_name)
         CfnOutput(self, "ApproverRoleArn", value=self.registry.approver_role.role_arn)

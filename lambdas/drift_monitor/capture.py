@@ -28,6 +28,7 @@ from contracts.serving import (
     INSTANCES_KEY,
     PREDICTIONS_KEY,
     PROBABILITY,
+    RISK_BAND,
 )
 from lambdas.drift_monitor.window import HOUR, TimeWindow, parse_time
 
@@ -45,11 +46,13 @@ class CaptureDecodeError(ValueError):
 
 
 class ScoredRecord(NamedTuple):
-    """One encounter the endpoint scored: the request record, its probability and its key."""
+    """One encounter the endpoint scored: the request record, its probability, its key and
+    the risk band the endpoint answered (``high``: at or above the decision threshold)."""
 
     record: Mapping[str, Any]
     probability: float | None
     encounter_key: str | None
+    risk_band: str | None = None
 
 
 @dataclass
@@ -92,18 +95,23 @@ def _instances(body: Any) -> list[Mapping[str, Any]]:
     return instances
 
 
-def _prediction(item: Any) -> tuple[float, str | None]:
+def _prediction(item: Any) -> tuple[float, str | None, str | None]:
     if isinstance(item, dict):
         probability = item.get(PROBABILITY)
         key = item.get(ENCOUNTER_KEY)
+        band = item.get(RISK_BAND)
     else:
-        probability, key = item, None
+        probability, key, band = item, None, None
     if isinstance(probability, bool) or not isinstance(probability, int | float):
         raise CaptureDecodeError(f"prediction '{PROBABILITY}' is not a number")
-    return float(probability), key if isinstance(key, str) else None
+    return (
+        float(probability),
+        key if isinstance(key, str) else None,
+        band if isinstance(band, str) else None,
+    )
 
 
-def _predictions(body: Any) -> list[tuple[float, str | None]]:
+def _predictions(body: Any) -> list[tuple[float, str | None, str | None]]:
     items = body.get(PREDICTIONS_KEY) if isinstance(body, dict) else body
     if not isinstance(items, list):
         raise CaptureDecodeError("response has no prediction list")
@@ -138,8 +146,8 @@ def decode_capture_line(line: bytes | str) -> tuple[datetime, list[ScoredRecord]
     if len(predictions) != len(instances):
         raise CaptureDecodeError("request and response hold different numbers of records")
     return inference_time, [
-        ScoredRecord(instance, probability, key or _key(instance))
-        for instance, (probability, key) in zip(instances, predictions, strict=True)
+        ScoredRecord(instance, probability, key or _key(instance), band)
+        for instance, (probability, key, band) in zip(instances, predictions, strict=True)
         if _real(instance)
     ]
 

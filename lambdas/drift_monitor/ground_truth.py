@@ -3,7 +3,10 @@
 Labels arrive as JSON Lines ``{"encounter_key": ..., "readmitted_30d": 0|1}`` under
 ``s3://<capture bucket>/<GROUND_TRUTH_PREFIX>/yyyy/mm/dd/*.jsonl``, partitioned by the UTC day
 the encounter was scored. They are joined to a past window's scored encounters by the hashed
-encounter key; an unreadable label line is counted and skipped.
+encounter key; an unreadable label line is counted and skipped. A label may also carry the
+subgroup labels of :data:`contracts.fairness.ATTRIBUTES` (``sex``, ``age_band``, ``race``) for
+the fairness check; a value outside the attribute's groups is counted and ignored, the label
+itself still counts.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+from contracts.fairness import ATTRIBUTES, GROUPS
 from contracts.serving import ENCOUNTER_KEY
 from lambdas.drift_monitor.capture import object_lines
 from lambdas.drift_monitor.window import TimeWindow
@@ -41,6 +45,17 @@ class LabelStats:
     lines: int = 0
     corrupt_lines: int = 0
     matched: int = 0
+    #: Subgroup values outside their attribute's groups (ignored; the label still counts).
+    invalid_subgroups: int = 0
+
+
+class LabelRecord(NamedTuple):
+    """One readable ground-truth line: the hashed key, the label, any subgroup labels."""
+
+    encounter_key: str
+    label: int
+    groups: dict[str, str]
+    invalid_subgroups: int
 
 
 def rank_auroc(scores: Sequence[float], labels: Sequence[int]) -> float | None:
@@ -99,7 +114,8 @@ def performance(scores: Sequence[float], labels: Sequence[int]) -> Performance:
     )
 
 
-def _label(line: bytes) -> tuple[str, int] | None:
+def parse_label(line: bytes) -> LabelRecord | None:
+    """The label of one ground-truth line, ``None`` when the line is unreadable."""
     try:
         document = json.loads(line)
     except ValueError:
@@ -110,7 +126,22 @@ def _label(line: bytes) -> tuple[str, int] | None:
     label = document.get(LABEL_FIELD)
     if not isinstance(key, str) or isinstance(label, bool) or label not in (0, 1):
         return None
-    return key, int(label)
+    groups: dict[str, str] = {}
+    invalid = 0
+    for attribute in ATTRIBUTES:
+        value = document.get(attribute)
+        if value is None:
+            continue
+        if isinstance(value, str) and value in GROUPS[attribute]:
+            groups[attribute] = value
+        else:
+            invalid += 1
+    return LabelRecord(key, int(label), groups, invalid)
+
+
+def _label(line: bytes) -> tuple[str, int] | None:
+    parsed = parse_label(line)
+    return None if parsed is None else (parsed.encounter_key, parsed.label)
 
 
 def label_object_keys(s3: Any, bucket: str, prefix: str, window: TimeWindow) -> Iterator[str]:

@@ -32,7 +32,26 @@ from contracts.drift import (
     DriftAccumulator,
     DriftInputError,
 )
+from contracts.fairness import (
+    DIMENSION_ATTRIBUTE,
+    DIMENSION_GROUP,
+    DIMENSION_METRIC,
+    METRIC_FAIRNESS_GAP,
+    METRIC_GROUPS_COMPARED,
+    METRIC_SUBGROUP_ALERT_RATE,
+    METRIC_SUBGROUP_AUROC,
+    METRIC_SUBGROUP_CALIBRATION,
+    METRIC_SUBGROUP_ECE,
+    METRIC_SUBGROUP_OUTCOMES,
+    METRIC_SUBGROUP_PATIENTS,
+)
 from lambdas.drift_monitor.capture import CaptureStats, ScoredRecord, read_window
+from lambdas.drift_monitor.fairness import (
+    FairnessResult,
+    assess,
+    join_outcomes,
+    scored_encounters,
+)
 from lambdas.drift_monitor.ground_truth import (
     LabelStats,
     Performance,
@@ -41,7 +60,12 @@ from lambdas.drift_monitor.ground_truth import (
     read_labels,
 )
 from lambdas.drift_monitor.settings import MonitorSettings
-from lambdas.drift_monitor.window import TimeWindow, event_time, requested_window
+from lambdas.drift_monitor.window import (
+    TimeWindow,
+    event_time,
+    fairness_window,
+    requested_window,
+)
 
 #: PutMetricData accepts more per call today; 20 stays within every documented limit.
 METRICS_PER_CALL = 20
@@ -49,6 +73,10 @@ METRICS_PER_CALL = 20
 
 class BaselineMissingError(RuntimeError):
     """The baseline the deployer should have written is not in the capture bucket."""
+
+
+class FairnessNotConfiguredError(RuntimeError):
+    """A fairness run was asked for, but the monitor has no ground-truth prefix."""
 
 
 @dataclass
@@ -277,5 +305,147 @@ def check(
         cloudwatch,
         settings.metric_namespace,
         metric_data(report, settings.endpoint_name, event_time(event, now)),
+    )
+    return report
+
+
+@dataclass
+class FairnessReport:
+    """What one fairness run found: counts, groups and gaps only, no record content."""
+
+    window: TimeWindow
+    capture: CaptureStats
+    labels: LabelStats
+    result: FairnessResult
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-serialisable result of the invocation (group names and numbers only)."""
+        return {
+            "check": "fairness",
+            "window": self.window.as_dict(),
+            "records_scored": self.capture.records,
+            "truncated": self.capture.truncated,
+            "labelled_records": self.labels.matched,
+            "corrupt_label_lines": self.labels.corrupt_lines,
+            "invalid_subgroup_values": self.labels.invalid_subgroups,
+            "groups_compared": {k: list(v) for k, v in self.result.compared.items()},
+            "gaps": [
+                {
+                    "attribute": gap.attribute,
+                    "metric": gap.metric,
+                    "gap": gap.value,
+                    "bound": gap.bound,
+                    "highest": gap.highest,
+                    "lowest": gap.lowest,
+                    "exceeded": gap.exceeded,
+                }
+                for gap in self.result.gaps
+            ],
+        }
+
+
+def run_fairness_check(
+    s3: Any,
+    settings: MonitorSettings,
+    label_prefix: str,
+    window: TimeWindow,
+    deadline: float | None = None,
+) -> FairnessReport:
+    """Join ``window``'s scored encounters to their outcomes and compare the subgroups."""
+    capture_stats = CaptureStats()
+    scored = scored_encounters(
+        read_window(
+            s3,
+            settings.capture_bucket,
+            settings.capture_prefix,
+            settings.endpoint_name,
+            window,
+            capture_stats,
+            deadline,
+        )
+    )
+    label_stats = LabelStats()
+    outcomes = []
+    if scored:
+        lines = read_labels(s3, settings.capture_bucket, label_prefix, window, label_stats)
+        outcomes = join_outcomes(scored, lines, label_stats)
+    return FairnessReport(window, capture_stats, label_stats, assess(outcomes, settings.fairness))
+
+
+def fairness_metric_data(
+    result: FairnessResult, endpoint_name: str, timestamp: datetime
+) -> list[dict[str, Any]]:
+    """Per-group metrics (``Attribute``, ``Group``), groups compared per attribute, and each
+    gap (``Attribute``, ``Metric``); a gap is absent when fewer than two groups qualify."""
+
+    def datum(name: str, value: float, unit: str, **dimensions: str) -> dict[str, Any]:
+        return {
+            "MetricName": name,
+            "Dimensions": [
+                {"Name": DIMENSION_ENDPOINT, "Value": endpoint_name},
+                *({"Name": k, "Value": v} for k, v in dimensions.items()),
+            ],
+            "Timestamp": timestamp,
+            "Value": float(value),
+            "Unit": unit,
+        }
+
+    data: list[dict[str, Any]] = []
+    for attribute, groups in result.subgroups.items():
+        for group, metrics in groups.items():
+            where = {DIMENSION_ATTRIBUTE: attribute, DIMENSION_GROUP: group}
+            data.append(datum(METRIC_SUBGROUP_PATIENTS, metrics.patients, "Count", **where))
+            data.append(datum(METRIC_SUBGROUP_OUTCOMES, metrics.outcomes, "Count", **where))
+            data.append(
+                datum(
+                    METRIC_SUBGROUP_CALIBRATION, metrics.calibration_in_the_large, "None", **where
+                )
+            )
+            data.append(
+                datum(METRIC_SUBGROUP_ECE, metrics.expected_calibration_error, "None", **where)
+            )
+            if metrics.auroc is not None:
+                data.append(datum(METRIC_SUBGROUP_AUROC, metrics.auroc, "None", **where))
+            if metrics.alert_rate is not None:
+                data.append(datum(METRIC_SUBGROUP_ALERT_RATE, metrics.alert_rate, "None", **where))
+    for attribute, compared in result.compared.items():
+        data.append(
+            datum(
+                METRIC_GROUPS_COMPARED, len(compared), "Count", **{DIMENSION_ATTRIBUTE: attribute}
+            )
+        )
+    for gap in result.gaps:
+        data.append(
+            datum(
+                METRIC_FAIRNESS_GAP,
+                gap.value,
+                "None",
+                **{DIMENSION_ATTRIBUTE: gap.attribute, DIMENSION_METRIC: gap.metric},
+            )
+        )
+    return data
+
+
+def check_fairness(
+    event: Mapping[str, Any],
+    settings: MonitorSettings,
+    *,
+    s3: Any,
+    cloudwatch: Any,
+    now: datetime,
+    deadline: float | None = None,
+) -> FairnessReport:
+    """The daily fairness run: pick the scored window, join outcomes, publish."""
+    window = fairness_window(
+        event, now, settings.fairness_window_days, settings.ground_truth_delay_days
+    )
+    label_prefix = settings.ground_truth_prefix
+    if not label_prefix:
+        raise FairnessNotConfiguredError("the fairness check needs a ground-truth prefix")
+    report = run_fairness_check(s3, settings, label_prefix, window, deadline)
+    publish_metrics(
+        cloudwatch,
+        settings.metric_namespace,
+        fairness_metric_data(report.result, settings.endpoint_name, event_time(event, now)),
     )
     return report

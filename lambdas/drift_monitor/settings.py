@@ -8,6 +8,15 @@ from dataclasses import dataclass
 
 from contracts.drift import DEFAULT_METRIC_NAMESPACE, PSI_ALARM_THRESHOLD, baseline_s3_key
 from contracts.encounter import READMISSION_WINDOW_DAYS
+from contracts.fairness import (
+    ALERT_RATE_GAP_ENV,
+    AUROC_GAP_ENV,
+    CALIBRATION_GAP_ENV,
+    MIN_OUTCOMES_ENV,
+    MIN_PATIENTS_ENV,
+    WINDOW_DAYS_ENV,
+)
+from lambdas.drift_monitor.fairness import FairnessBounds
 from lambdas.environment import SettingsError, integer, number
 
 ENDPOINT_NAME_ENV = "ENDPOINT_NAME"
@@ -28,6 +37,12 @@ DEFAULT_CAPTURE_DELAY_MINUTES = 5
 #: Labels are complete once the 30-day horizon has passed, plus a day for the label feed.
 DEFAULT_GROUND_TRUTH_DELAY_DAYS = READMISSION_WINDOW_DAYS + 1
 MINUTES_PER_DAY = 24 * 60
+#: Fairness defaults (the stacks set every one from the stage's ``fairness`` section).
+DEFAULT_FAIRNESS_WINDOW_DAYS = 30
+DEFAULT_FAIRNESS_BOUNDS = FairnessBounds(
+    auroc_gap=0.1, calibration_gap=0.05, alert_rate_gap=0.1, min_patients=400, min_outcomes=75
+)
+MAX_FAIRNESS_WINDOW_DAYS = 365
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,8 @@ class MonitorSettings:
     ground_truth_delay_days: int = DEFAULT_GROUND_TRUTH_DELAY_DAYS
     capture_delay_minutes: int = DEFAULT_CAPTURE_DELAY_MINUTES
     psi_threshold: float = PSI_ALARM_THRESHOLD
+    fairness_window_days: int = DEFAULT_FAIRNESS_WINDOW_DAYS
+    fairness: FairnessBounds = DEFAULT_FAIRNESS_BOUNDS
 
     def __post_init__(self) -> None:
         if not self.endpoint_name:
@@ -64,6 +81,19 @@ class MonitorSettings:
             raise SettingsError(f"{PSI_THRESHOLD_ENV} must be positive")
         if not self.metric_namespace:
             raise SettingsError(f"{METRIC_NAMESPACE_ENV} must not be empty")
+        if not 1 <= self.fairness_window_days <= MAX_FAIRNESS_WINDOW_DAYS:
+            raise SettingsError(f"{WINDOW_DAYS_ENV} must lie in [1, {MAX_FAIRNESS_WINDOW_DAYS}]")
+        for name, gap in (
+            (AUROC_GAP_ENV, self.fairness.auroc_gap),
+            (CALIBRATION_GAP_ENV, self.fairness.calibration_gap),
+            (ALERT_RATE_GAP_ENV, self.fairness.alert_rate_gap),
+        ):
+            if not 0 < gap <= 1:
+                raise SettingsError(f"{name} must lie in (0, 1]")
+        if self.fairness.min_patients < 1:
+            raise SettingsError(f"{MIN_PATIENTS_ENV} must be positive")
+        if self.fairness.min_outcomes < 1:
+            raise SettingsError(f"{MIN_OUTCOMES_ENV} must be positive")
 
     @property
     def resolved_baseline_key(self) -> str:
@@ -89,4 +119,17 @@ class MonitorSettings:
                 env, CAPTURE_DELAY_MINUTES_ENV, DEFAULT_CAPTURE_DELAY_MINUTES
             ),
             psi_threshold=number(env, PSI_THRESHOLD_ENV, PSI_ALARM_THRESHOLD),
+            fairness_window_days=integer(env, WINDOW_DAYS_ENV, DEFAULT_FAIRNESS_WINDOW_DAYS),
+            fairness=_fairness_bounds(env),
         )
+
+
+def _fairness_bounds(env: Mapping[str, str]) -> FairnessBounds:
+    default = DEFAULT_FAIRNESS_BOUNDS
+    return FairnessBounds(
+        auroc_gap=number(env, AUROC_GAP_ENV, default.auroc_gap),
+        calibration_gap=number(env, CALIBRATION_GAP_ENV, default.calibration_gap),
+        alert_rate_gap=number(env, ALERT_RATE_GAP_ENV, default.alert_rate_gap),
+        min_patients=integer(env, MIN_PATIENTS_ENV, default.min_patients),
+        min_outcomes=integer(env, MIN_OUTCOMES_ENV, default.min_outcomes),
+    )

@@ -100,3 +100,18 @@ def requested_window(
         end = event_time(event, now)
         return TimeWindow(end - timedelta(minutes=minutes), end)
     return latest_complete_window(event_time(event, now), minutes, settle_minutes)
+
+
+def fairness_window(
+    event: Mapping[str, Any], now: datetime, window_days: int, delay_days: int
+) -> TimeWindow:
+    """The scored span a fairness run assesses: an explicit ``window_end`` (a backfill) ends
+    exactly there; a scheduled run takes the ``window_days`` whole UTC days that ended
+    ``delay_days`` before its event time's day (their outcomes are complete by then)."""
+    length = timedelta(days=window_days)
+    if event.get("window_end") is not None:
+        end = event_time(event, now)
+        return TimeWindow(end - length, end)
+    day = event_time(event, now).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = day - timedelta(days=delay_days)
+    return TimeWindow(end - length, end)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
@@ -12,8 +14,10 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from contracts.drift import DEFAULT_METRIC_NAMESPACE
+from contracts.fairness import FAIRNESS_CHECK_EVENT, monitor_environment
 from stacks.components.grants import grant_key, grant_objects
 from stacks.components.platform_function import PlatformFunction
+from stacks.config import FairnessConfig
 from stacks.wildcards import acknowledge_wildcards
 
 #: Where in the capture bucket SageMaker writes capture, and labels arrive (see docs/deploy.md).
@@ -23,14 +27,16 @@ BASELINE_PREFIX = "baselines"
 #: One analysis per hour of capture (the monitor's default window).
 SCHEDULE = events.Schedule.rate(Duration.hours(1))
 WINDOW_MINUTES = 60
+#: The fairness run: once a day, after the day's label files have landed (06:00 UTC).
+FAIRNESS_SCHEDULE = events.Schedule.cron(minute="0", hour="6")
 
 
 class DriftMonitor(Construct):
-    """``lambdas/drift_monitor`` on an hourly EventBridge schedule.
+    """``lambdas/drift_monitor`` on an hourly EventBridge schedule, and daily for fairness.
 
     Reads capture, baselines and ground truth from the capture bucket (read only) and
     publishes to :data:`contracts.drift.DEFAULT_METRIC_NAMESPACE` only. Exposes ``function``
-    (a :class:`PlatformFunction`) and ``rule``.
+    (a :class:`PlatformFunction`), ``rule`` and ``fairness_rule``.
     """
 
     def __init__(
@@ -43,6 +49,7 @@ class DriftMonitor(Construct):
         capture_bucket: s3.IBucket,
         data_key: kms.IKey,
         psi_threshold: float,
+        fairness: FairnessConfig,
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
         security_group: ec2.ISecurityGroup,
@@ -65,6 +72,7 @@ class DriftMonitor(Construct):
                 "METRIC_NAMESPACE": DEFAULT_METRIC_NAMESPACE,
                 "GROUND_TRUTH_PREFIX": GROUND_TRUTH_PREFIX,
                 "PSI_THRESHOLD": str(psi_threshold),
+                **monitor_environment(**dataclasses.asdict(fairness)),
             },
             vpc=vpc,
             subnets=subnets,
@@ -105,4 +113,17 @@ class DriftMonitor(Construct):
             description=f"Run {function_name} once an hour",
             schedule=SCHEDULE,
             targets=[targets.LambdaFunction(self.function.function, retry_attempts=2)],
+        )
+        self.fairness_rule = events.Rule(
+            self,
+            "FairnessSchedule",
+            description=f"Run {function_name}'s subgroup comparison once a day",
+            schedule=FAIRNESS_SCHEDULE,
+            targets=[
+                targets.LambdaFunction(
+                    self.function.function,
+                    event=events.RuleTargetInput.from_object(dict(FAIRNESS_CHECK_EVENT)),
+                    retry_attempts=2,
+                )
+            ],
         )

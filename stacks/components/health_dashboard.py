@@ -16,8 +16,20 @@ from contracts.drift import (
     METRIC_REALISED_AUROC,
     drift_fields,
 )
+from contracts.encounter import UNKNOWN
+from contracts.fairness import (
+    ATTRIBUTES,
+    DIMENSION_ATTRIBUTE,
+    DIMENSION_GROUP,
+    GAP_METRICS,
+    GROUPS,
+    METRIC_SUBGROUP_ALERT_RATE,
+    METRIC_SUBGROUP_AUROC,
+)
 from stacks.components.endpoint_autoscaling import rollout_widgets
+from stacks.components.fairness_alarms import FAIRNESS_PERIOD, bound, gap_metric
 from stacks.components.platform_alarms import DRIFT_PERIOD, endpoint_metric
+from stacks.config import FairnessConfig
 
 WIDTH = 12
 HEIGHT = 6
@@ -26,7 +38,8 @@ QUALITY_PERIOD = Duration.days(1)
 
 
 class HealthDashboard(Construct):
-    """Traffic, latency, errors, drift per feature, prediction PSI and realised quality.
+    """Traffic, latency, errors, drift per feature, prediction PSI, realised quality, and
+    fairness: the gap per metric with its bound, subgroup AUROC and alert rate.
 
     Exposes ``dashboard``.
     """
@@ -40,6 +53,7 @@ class HealthDashboard(Construct):
         endpoint_name: str,
         feature_psi_threshold: float,
         prediction_psi_threshold: float,
+        fairness: FairnessConfig,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -117,3 +131,56 @@ class HealthDashboard(Construct):
         )
         # Shadow decisions and capacity (issue #20, stacks/components/endpoint_autoscaling.py).
         self.dashboard.add_widgets(*rollout_widgets(endpoint_name))
+        self.dashboard.add_widgets(
+            *(
+                cloudwatch.GraphWidget(
+                    title=f"Fairness gap: {metric} (max - min across groups)",
+                    left=[
+                        gap_metric(endpoint_name, attribute, metric, f"{attribute} {metric}")
+                        for attribute in ATTRIBUTES
+                    ],
+                    left_annotations=[
+                        cloudwatch.HorizontalAnnotation(
+                            value=bound(fairness, metric), label="fairness alarm"
+                        )
+                    ],
+                    width=2 * WIDTH // len(GAP_METRICS),
+                    height=HEIGHT,
+                )
+                for metric in GAP_METRICS
+            ),
+            *(
+                cloudwatch.GraphWidget(
+                    title=title,
+                    left=_subgroup_metrics(endpoint_name, name),
+                    legend_position=cloudwatch.LegendPosition.RIGHT,
+                    width=WIDTH,
+                    height=HEIGHT,
+                )
+                for title, name in (
+                    ("Subgroup AUROC", METRIC_SUBGROUP_AUROC),
+                    ("Subgroup alert rate", METRIC_SUBGROUP_ALERT_RATE),
+                )
+            ),
+        )
+
+
+def _subgroup_metrics(endpoint_name: str, name: str) -> list[cloudwatch.IMetric]:
+    """One line per known group of every attribute (``unknown`` is never compared)."""
+    return [
+        cloudwatch.Metric(
+            namespace=DEFAULT_METRIC_NAMESPACE,
+            metric_name=name,
+            dimensions_map={
+                DIMENSION_ENDPOINT: endpoint_name,
+                DIMENSION_ATTRIBUTE: attribute,
+                DIMENSION_GROUP: group,
+            },
+            statistic="Maximum",
+            period=FAIRNESS_PERIOD,
+            label=f"{attribute}={group}",
+        )
+        for attribute in ATTRIBUTES
+        for group in GROUPS[attribute]
+        if group != UNKNOWN
+    ]

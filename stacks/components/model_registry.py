@@ -88,8 +88,10 @@ class ModelRegistry(Construct):
         training_image_repository: str,
         serving_image_repository: str,
         rollback_alarm_names: Sequence[str],
+        reader_accounts: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
+        self._reader_accounts = tuple(reader_accounts)
         if not rollback_alarm_names:
             raise ValueError("the serving role must be able to read the rollback alarms")
         self.group_name = group_name
@@ -182,8 +184,33 @@ class ModelRegistry(Construct):
                         }
                     },
                 ),
+                *self._reader_statements(),
             ]
         )
+
+    def _reader_statements(self) -> list[iam.PolicyStatement]:
+        """Read-only sharing with other accounts (the prod account, when the pipeline runs).
+
+        The actions and resources of AWS's example group policy for cross-account
+        discoverability (PutModelPackageGroupPolicy):
+        https://docs.aws.amazon.com/sagemaker/latest/dg/model-registry-ram-discover.html
+        Nothing here lets a reader approve: prod registers its own copy, pending, and only
+        prod's approver approves it; the denies above hold for every principal.
+        """
+        if not self._reader_accounts:
+            return []
+        return [
+            iam.PolicyStatement(
+                sid="ReaderAccountsDescribeVersions",
+                principals=[iam.AccountPrincipal(a) for a in self._reader_accounts],
+                actions=[
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:DescribeModelPackageGroup",
+                    "sagemaker:ListModelPackages",
+                ],
+                resources=[self.group_arn, self.package_arns],
+            )
+        ]
 
     def _approver_role(self, data_key: kms.IKey, artifact_bucket: s3.IBucket) -> iam.Role:
         """What a reviewer in SageMaker Studio (or the CLI) needs to review and approve."""

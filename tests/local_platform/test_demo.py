@@ -135,6 +135,18 @@ def test_drift_flags_the_shifted_features_and_only_those(
     assert len(feature_psi) > len(over) + 10
 
 
+def test_the_injected_subgroup_shift_fires_the_sex_fairness_alarms(
+    demo: tuple[DemoResult, dict[str, Any], str],
+) -> None:
+    """local_platform/fairness.py: women's outcomes stop following their scores."""
+    result, _, printed = demo
+    fairness = result.summary["fairness"]
+    assert fairness["groups_compared"]["sex"] == ["F", "M"]
+    assert {"sex-auroc", "sex-calibration_in_the_large"} <= set(fairness["alarms"])
+    assert "sex-alert_rate" not in fairness["alarms"]
+    assert "FairnessGap sex-auroc" in printed
+
+
 def test_run_folder_holds_summary_model_card_archive_and_log(
     demo: tuple[DemoResult, dict[str, Any], str],
 ) -> None:

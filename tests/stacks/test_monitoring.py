@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -9,8 +10,10 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from contracts.drift import drift_fields
-from stacks.config import StageConfig
+from contracts.fairness import ATTRIBUTES, GAP_METRICS
+from stacks.config import ConfigError, StageConfig, load_stage_config
 from stacks.naming import LAMBDA_FUNCTIONS
+from tests.stacks.cdk_helpers import cdk_context
 from tests.stacks.conftest import Synthesized, flatten, only
 
 
@@ -249,7 +252,102 @@ def test_dashboard_shows_psi_of_every_drift_feature(dev: Synthesized) -> None:
         "Realised quality (labels 31 days later)",
         "Shadow candidate vs serving (per decision)",
         "Endpoint at maximum instance count",
+        "Fairness gap: auroc (max - min across groups)",
+        "Fairness gap: calibration_in_the_large (max - min across groups)",
+        "Fairness gap: alert_rate (max - min across groups)",
+        "Subgroup AUROC",
+        "Subgroup alert rate",
     ]
     feature_widget = body["widgets"][titles.index("Feature PSI")]
     features = {m[-1]["label"] for m in feature_widget["properties"]["metrics"]}
     assert features == {spec.name for spec in drift_fields()}
+
+
+def test_fairness_runs_daily_with_the_stage_bounds_and_minimums(
+    dev: Synthesized, dev_config: StageConfig
+) -> None:
+    monitoring = dev["Monitoring"]
+    functions = monitoring.find_resources(
+        "AWS::Lambda::Function",
+        {"Properties": Match.object_like({"FunctionName": "readmission-dev-drift-monitor"})},
+    )
+    (logical_id, function) = next(iter(functions.items()))
+    env = function["Properties"]["Environment"]["Variables"]
+    fairness = dev_config.fairness
+    assert env["FAIRNESS_WINDOW_DAYS"] == str(fairness.window_days)
+    assert env["FAIRNESS_AUROC_GAP"] == str(fairness.auroc_gap)
+    assert env["FAIRNESS_MIN_PATIENTS"] == str(fairness.min_patients)
+    assert env["FAIRNESS_MIN_OUTCOMES"] == str(fairness.min_outcomes)
+    assert env["GROUND_TRUTH_PREFIX"] == "ground-truth"
+    rule = only(monitoring, "AWS::Events::Rule", {"ScheduleExpression": "cron(0 6 * * ? *)"})
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [logical_id, "Arn"]}
+    assert json.loads(target["Input"]) == {"check": "fairness"}
+
+
+def test_one_fairness_alarm_per_attribute_and_metric_pages_on_its_bound(
+    dev: Synthesized, dev_config: StageConfig
+) -> None:
+    """A one-day period holds the one daily gap; a missing gap (too few patients in a group)
+    is not a breach."""
+    monitoring = dev["Monitoring"]
+    alarms = _alarms(monitoring)
+    bounds = {
+        "auroc": dev_config.fairness.auroc_gap,
+        "calibration_in_the_large": dev_config.fairness.calibration_gap,
+        "alert_rate": dev_config.fairness.alert_rate_gap,
+    }
+    fairness = {name: a for name, a in alarms.items() if "-fairness-" in name}
+    assert len(fairness) == len(ATTRIBUTES) * len(GAP_METRICS) == 9
+    for attribute in ATTRIBUTES:
+        for metric in GAP_METRICS:
+            name = f"readmission-dev-fairness-{attribute}-{metric}".replace("_", "-")
+            alarm = fairness[name]
+            assert alarm["Namespace"] == "ReadmissionPlatform/Drift"
+            assert alarm["MetricName"] == "FairnessGap"
+            assert alarm["Dimensions"] == [
+                {"Name": "Attribute", "Value": attribute},
+                {"Name": "EndpointName", "Value": "readmission-dev-endpoint"},
+                {"Name": "Metric", "Value": metric},
+            ]
+            assert alarm["Threshold"] == bounds[metric]
+            assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+            assert (alarm["Period"], alarm["EvaluationPeriods"]) == (86_400, 1)
+            assert alarm["Statistic"] == "Maximum"
+            assert alarm["TreatMissingData"] == "notBreaching"
+            assert alarm["AlarmActions"] == [_topic_ref(monitoring)]
+            assert "docs/operations.md" in alarm["AlarmDescription"]
+
+
+def test_dashboard_draws_each_fairness_gap_against_its_bound(
+    dev: Synthesized, dev_config: StageConfig
+) -> None:
+    dashboard = only(dev["Monitoring"], "AWS::CloudWatch::Dashboard")
+    body = json.loads(flatten(dashboard["DashboardBody"]))
+    by_title = {w["properties"]["title"]: w["properties"] for w in body["widgets"]}
+    auroc = by_title["Fairness gap: auroc (max - min across groups)"]
+    assert auroc["annotations"]["horizontal"][0]["value"] == dev_config.fairness.auroc_gap
+    assert {m[-1]["label"] for m in auroc["metrics"]} == {
+        f"{attribute} auroc" for attribute in ATTRIBUTES
+    }
+    groups = {m[-1]["label"] for m in by_title["Subgroup AUROC"]["metrics"]}
+    assert {"sex=F", "sex=M", "age_band=80+", "race=black"} <= groups
+    assert not any(label.endswith("=unknown") for label in groups)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("min_outcomes", 40, "min_outcomes=40 is below 72"),
+        ("min_patients", 150, "min_patients=150 is below 301"),
+        ("auroc_gap", 0.9, "auroc_gap=0.9 is outside"),
+        ("window_days", 1, "window_days=1 is outside"),
+    ],
+)
+def test_fairness_minimums_too_small_for_the_bounds_fail_by_path(
+    key: str, value: float, message: str
+) -> None:
+    context = copy.deepcopy(cdk_context())
+    context["stages"]["prod"]["fairness"][key] = value
+    with pytest.raises(ConfigError, match=f"context.stages.prod.fairness.{message}"):
+        load_stage_config(context, "prod")
