@@ -168,7 +168,7 @@ def _run(
     validation_probabilities = calibrated(validation_logits, temperature)
     target = cast(ThresholdTarget, hyper.threshold_target)  # validated in HyperParameters
     threshold = choose_threshold(
-        validation_probabilities, y_validation, target, hyper.threshold_value
+        validation_probabilities, y_validation, target, hyper.threshold_target_value
     )
     test_records = data.read_records(data_args.test_dir)
     test_batch = encoder.encode(test_records)
@@ -192,6 +192,8 @@ def _run(
         subgroups=evaluation.subgroup_columns(test_records, race),
         baseline_probabilities=baseline_probabilities,
         seed=hyper.seed,
+        alert_budget=hyper.alert_budget,
+        bootstrap_resamples=hyper.bootstrap_resamples,
     )
     created = datetime.now(UTC)
     manifest = data.read_manifest(data_args.manifest_path)
@@ -219,6 +221,7 @@ def _run(
             )
         ),
         "threshold_target": f"{threshold.target}={threshold.target_value}",
+        "alert_budget": hyper.alert_budget,
         "auxiliary_target": (
             None
             if auxiliary is None
@@ -259,6 +262,7 @@ def _run(
         "threshold": threshold.value,
         "threshold_target": threshold.target,
         "threshold_target_value": threshold.target_value,
+        "alert_budget": hyper.alert_budget,
         "validation_sensitivity": threshold.validation_sensitivity,
         "validation_alert_rate": threshold.validation_alert_rate,
     }
@@ -277,7 +281,12 @@ def _run(
             BASELINE_FILE_NAME: build_baseline(train_records, train_probabilities.tolist()),
         },
     )
-    images = model_card.plots(y_test, test_probabilities, baseline_probabilities)
+    images = model_card.plots(
+        y_test,
+        test_probabilities,
+        baseline_probabilities,
+        budget_cutoff=report["alert_budget"]["score_cutoff"],
+    )
     (model_dir / artifact.MODEL_CARD_FILE).write_text(model_card.render(report, metadata, images))
     artifact.copy_code(model_dir)
 
