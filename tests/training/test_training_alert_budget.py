@@ -67,7 +67,8 @@ def test_no_readmission_caught_means_no_finite_number_needed_to_contact() -> Non
     assert math.isinf(figures["number_needed_to_contact"])
     assert figures["sensitivity"] == 0.0
     empty = ab.at_alerts(np.array([0.0, 0.0]), np.zeros(2, dtype=bool))
-    assert math.isnan(empty["ppv"]) and math.isnan(empty["sensitivity"])
+    assert math.isnan(empty["ppv"])
+    assert math.isnan(empty["sensitivity"])
 
 
 def test_subgroups_split_the_same_alerts_and_name_small_groups() -> None:
@@ -92,7 +93,9 @@ def test_budget_report_holds_the_budget_the_cutoff_and_other_budgets() -> None:
     assert report["min_subgroup_size"] == 30
     assert report["subgroups"]["sex"]["F"]["note"] == "too few patients"  # 10 < 30
     budgets = [row["budget"] for row in report["compared_budgets"]]
-    assert budgets == sorted(budgets) and 0.2 in budgets and 0.05 in budgets
+    assert budgets == sorted(budgets)
+    assert 0.2 in budgets
+    assert 0.05 in budgets
     by_budget = {row["budget"]: row for row in report["compared_budgets"]}
     assert by_budget[0.2]["ppv"] == report["overall"]["ppv"]
     assert by_budget[0.3]["alerts"] == 6

@@ -111,7 +111,8 @@ def test_undefined_metrics_get_no_interval() -> None:
     p = np.linspace(0.01, 0.5, 50)
     out = b.intervals(y, p, resamples=20, seed=0)
     for figures in out.values():
-        assert math.isnan(figures["value"]) and math.isnan(figures["lower"])
+        assert math.isnan(figures["value"])
+        assert math.isnan(figures["lower"])
         assert figures["defined_resamples"] == 0
     separable = b.intervals(np.array([0.0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9]), 30)
     assert math.isnan(separable["calibration_slope"]["value"])  # no finite fit exists

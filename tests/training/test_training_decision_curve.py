@@ -42,7 +42,8 @@ def test_a_perfect_model_earns_the_prevalence_and_treat_none_nothing() -> None:
     curve = decision_curve(Y, Y * 0.99 + 0.005)  # negatives below every threshold
     assert curve["model"] == pytest.approx([0.4] * len(curve["thresholds"]))
     assert set(curve["treat_none"]) == {0.0}
-    assert curve["thresholds"][0] == 0.01 and curve["thresholds"][-1] == 0.5
+    assert curve["thresholds"][0] == 0.01
+    assert curve["thresholds"][-1] == 0.5
     assert "Vickers" in curve["reference"]
 
 
