@@ -28,6 +28,8 @@ REPORTED_METRICS: tuple[tuple[str, str], ...] = (
     ("test", "recall"),
     ("test", "precision"),
     ("test", "alert_rate"),
+    ("test", "alert_budget_ppv"),
+    ("test", "alert_budget_sensitivity"),
     ("baseline", "auroc"),
 )
 

@@ -357,6 +357,10 @@ def _emit_final(emit: Callable[[str], None], report: dict[str, Any]) -> None:
     for name in ("auroc", "auprc", "brier", "ece", "f1", "recall", "precision", "alert_rate"):
         if test.get(name) is not None:
             emit(format_metric("test", name, test[name]))
+    at_budget = report["alert_budget"]["overall"]
+    for name, key in (("alert_budget_ppv", "ppv"), ("alert_budget_sensitivity", "sensitivity")):
+        if at_budget.get(key) is not None:
+            emit(format_metric("test", name, at_budget[key]))
     baseline = report.get("baseline")
     if baseline and baseline.get("auroc") is not None:
         emit(format_metric("baseline", "auroc", baseline["auroc"]))

@@ -131,6 +131,12 @@ def test_printed_metrics_match_the_job_metric_definitions(
             if match:
                 found[definition["Name"]] = float(match.group(1))
     assert {"test:auroc", "test:brier", "baseline:auroc", "validation:auroc"} <= set(found)
+    assert found["test:alert_budget_ppv"] == pytest.approx(
+        json.loads((out / "model" / "evaluation.json").read_text())["alert_budget"]["overall"][
+            "ppv"
+        ],
+        abs=1e-6,
+    )
     assert found["test:auroc"] == pytest.approx(result.metrics["test"]["auroc"], abs=1e-6)
     assert all(math.isfinite(v) for v in found.values())
 
