@@ -108,7 +108,9 @@ def _decision_curve_png(
     ax.plot(curve["thresholds"], curve["model"], label="model")
     ax.plot(curve["thresholds"], curve["treat_all"], label="treat all")
     ax.plot(curve["thresholds"], curve["treat_none"], "k--", linewidth=0.8, label="treat none")
-    if budget_cutoff is not None and curve["thresholds"][0] <= budget_cutoff:
+    if budget_cutoff is not None and (
+        curve["thresholds"][0] <= budget_cutoff <= curve["thresholds"][-1]
+    ):
         ax.axvline(budget_cutoff, color="grey", linestyle=":", label="alert budget's cutoff")
     prevalence = float(np.mean(labels))
     ax.set_ylim(-0.05 * max(prevalence, 0.01), max(prevalence, 0.01) * 1.1)
@@ -356,7 +358,10 @@ def render(
         sections.append(decision_curve_section(images))
     sections.append("<h2>Subgroups</h2>")
     for attribute, block in evaluation.get("subgroups", {}).items():
-        rows = [(str(name), values) for name, values in block["groups"].items()]
+        rows = [
+            (str(name), values if values.get("scored", True) else {**values, "prevalence": TOO_FEW})
+            for name, values in block["groups"].items()
+        ]
         gaps = ", ".join(
             f"{metric}: {_fmt(g['gap'])} ({html.escape(g['lowest_group'])} vs "
             f"{html.escape(g['highest_group'])})"

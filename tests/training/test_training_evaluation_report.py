@@ -303,3 +303,9 @@ def test_card_intervals_table_reads_estimate_and_bounds(
     assert table[1][1] == f"{auroc['value']:.3f} ({auroc['lower']:.3f} to {auroc['upper']:.3f})"
     race = next(t for t in card.tables if t[0][0] == "race" and "AUROC" in t[0])
     assert any(row[0] == "Asian" and row[1].startswith("too few patients") for row in race)
+
+
+def test_card_says_too_few_patients_wherever_a_small_group_appears(card: _Card) -> None:
+    rows = [row for table in card.tables for row in table if row[0] == "Asian"]
+    assert len(rows) == 3  # the subgroup metrics, the alert budget and the intervals
+    assert all(any("too few patients" in cell for cell in row) for row in rows)
