@@ -215,6 +215,8 @@ def train(run: DemoRun) -> dict[str, Any]:
         str(run.run_dir / "training-output"),
         "--checkpoint-dir",
         str(run.run_dir / "checkpoints"),
+        "--alert-budget",  # the stage's, as the pipeline passes it (training/job_spec.py)
+        str(config.stage.training.alert_budget),
         *config.profile.arguments(),
     ]
 

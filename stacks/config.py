@@ -155,6 +155,9 @@ class TrainingConfig:
     #: Quality gate: a model registers only with a test AUROC at least this (and above the
     #: logistic baseline's).
     min_test_auroc: float
+    #: Share of discharges the care team can follow up; the job's default threshold rule
+    #: alerts on that top share (training/job_spec.py passes it as a hyperparameter).
+    alert_budget: float
 
 
 @dataclass(frozen=True)
@@ -362,6 +365,7 @@ def _training(section: _Section) -> TrainingConfig:
         use_spot=section.boolean("use_spot"),
         max_runtime_hours=section.integer("max_runtime_hours", 1, 120),
         min_test_auroc=section.number("min_test_auroc", 0.5, 1.0),
+        alert_budget=section.number("alert_budget", 0.001, 1.0),
     )
 
 

@@ -1,7 +1,9 @@
 """Post-hoc calibration (temperature scaling) and the decision threshold, both on validation.
 
 Temperature scaling keeps the ranking (AUROC) and fixes over- or under-confidence; the
-threshold is then chosen on the calibrated validation probabilities for a stated target.
+threshold is then chosen on the calibrated validation probabilities for a stated target:
+by default the alert budget (the share of discharges the care team can follow up), or a
+sensitivity to reach.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from typing import Literal
 
 import numpy as np
 
-ThresholdTarget = Literal["sensitivity", "alert_rate"]
+from training.alert_budget import budget_count
+
+ThresholdTarget = Literal["alert_budget", "sensitivity"]
+THRESHOLD_TARGETS: tuple[ThresholdTarget, ...] = ("alert_budget", "sensitivity")
 
 #: Search range of log(temperature): temperatures from about 0.05 to 20.
 _LOG_T_RANGE = (-3.0, 3.0)
@@ -76,8 +81,8 @@ def choose_threshold(
     """Pick the alert threshold on validation.
 
     ``sensitivity``: the highest threshold whose sensitivity reaches ``target_value`` (so the
-    fewest alerts that still catch that share of readmissions). ``alert_rate``: the threshold
-    that alerts on the top ``target_value`` share of encounters.
+    fewest alerts that still catch that share of readmissions). ``alert_budget``: the
+    threshold that alerts on the top ``target_value`` share of encounters (``budget_count``).
     """
     if not 0.0 < target_value <= 1.0:
         raise ValueError("target_value must lie in (0, 1]")
@@ -92,11 +97,10 @@ def choose_threshold(
         caught = np.cumsum(labels[order])
         k = int(np.searchsorted(caught, math.ceil(target_value * positives - 1e-9)))
         value = float(sorted_p[min(k, len(sorted_p) - 1)])
-    elif target == "alert_rate":
-        k = max(1, math.ceil(target_value * len(sorted_p)))
-        value = float(sorted_p[k - 1])
+    elif target == "alert_budget":
+        value = float(sorted_p[budget_count(target_value, len(sorted_p)) - 1])
     else:
-        raise ValueError("threshold target must be 'sensitivity' or 'alert_rate'")
+        raise ValueError(f"threshold target must be one of {THRESHOLD_TARGETS}")
     alert = probabilities >= value
     positives_total = float(labels.sum())
     sensitivity = float(labels[alert].sum() / positives_total) if positives_total else math.nan

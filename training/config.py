@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from training.calibration import THRESHOLD_TARGETS
+
 #: SageMaker's checkpoint folder; synced to S3 so that managed spot training can resume.
 SAGEMAKER_CHECKPOINT_DIR = "/opt/ml/checkpoints"
 LOCAL_RUN_DIR = "runs/training"
@@ -120,12 +122,25 @@ class HyperParameters:
     tree_min_samples_leaf: int = 200
     tree_max_iterations: int = 300  # early stopping on held-out training rows ends sooner
     tree_bag_size: int = 400  # most frequent code tokens the trees see as presence columns
-    threshold_target: str = "sensitivity"
-    threshold_value: float = 0.8
+    # The decision threshold (docs/model.md, "Threshold policy"): by default the one that
+    # alerts on the top ``alert_budget`` share of validation discharges (the share the care
+    # team can follow up); ``--threshold-target sensitivity`` reaches ``threshold_value``
+    # sensitivity instead. Evaluation reports the budget's figures either way.
+    threshold_target: str = "alert_budget"
+    alert_budget: float = 0.10
+    threshold_value: float = 0.8  # the sensitivity target (with threshold_target sensitivity)
+    bootstrap_resamples: int = 1000  # percentile-bootstrap resamples of the 95 % intervals
     pretrained_code_encoder: str = ""  # a hub name (production only); downloads when set
     log_every: int = 50
     cpu_threads: int = 0  # intra-op threads on CPU; 0 keeps torch's default (one per core)
     baseline: bool = True
+
+    @property
+    def threshold_target_value(self) -> float:
+        """The value the threshold target aims at: the budget or the sensitivity."""
+        return (
+            self.alert_budget if self.threshold_target == "alert_budget" else self.threshold_value
+        )
 
     def __post_init__(self) -> None:
         positive = ("epochs", "batch_size", "eval_batch_size", "num_layers", "num_heads")
@@ -146,10 +161,17 @@ class HyperParameters:
             raise ValueError("tree_learning_rate must be > 0 and tree_max_leaf_nodes >= 2")
         if min(self.tree_min_samples_leaf, self.tree_max_iterations, self.tree_bag_size) < 1:
             raise ValueError("tree_min_samples_leaf, tree_max_iterations, tree_bag_size >= 1")
-        if self.threshold_target not in ("sensitivity", "alert_rate"):
-            raise ValueError("threshold_target must be 'sensitivity' or 'alert_rate'")
+        if self.threshold_target not in THRESHOLD_TARGETS:
+            raise ValueError(
+                "threshold_target must be 'alert_budget' (the share set by --alert-budget) "
+                "or 'sensitivity'"
+            )
+        if not 0.0 < self.alert_budget <= 1.0:
+            raise ValueError("alert_budget must be a share in (0, 1]")
         if not 0.0 < self.threshold_value <= 1.0:
             raise ValueError("threshold_value must lie in (0, 1]")
+        if self.bootstrap_resamples < 2:
+            raise ValueError("bootstrap_resamples must be at least 2")
         if self.hidden_size % self.num_heads or self.note_hidden_size % self.num_heads:
             raise ValueError("hidden_size and note_hidden_size must be divisible by num_heads")
 

@@ -1,8 +1,12 @@
 """Test-split evaluation: headline metrics, subgroups, the logistic baseline, evaluation.json.
 
 ``evaluation.json`` follows the SageMaker Model Registry's model-quality format
-(``binary_classification_metrics`` with ``value``/``standard_deviation`` per metric) and adds
-the project's own sections (calibration, subgroups, baseline) beside it.
+(``binary_classification_metrics`` with ``value``/``standard_deviation`` per metric, see
+https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-model-quality-metrics.html) and
+adds the project's own sections beside it: calibration, subgroups, baseline, the alert budget
+(``training.alert_budget``), bootstrap intervals (``training.bootstrap``) and the decision
+curve (``training.decision_curve``). New sections are only ever added, never reshaped: the
+registrar reads this document.
 """
 
 from __future__ import annotations
@@ -14,10 +18,20 @@ from typing import Any
 import numpy as np
 
 from inference.encoding import CLS_ID, PAD_ID, EncodedBatch, FeatureEncoder
+from training import alert_budget as ab
+from training import bootstrap
 from training import metrics as m
+from training.decision_curve import decision_curve
 
 #: Points kept on the ROC and PR curves written to evaluation.json.
 CURVE_POINTS = 101
+#: Registry metrics at the alert budget, by ``alert_budget.at_alerts`` figure.
+BUDGET_REGISTRY_METRICS = {
+    "alert_rate_at_alert_budget": "alert_rate",
+    "ppv_at_alert_budget": "ppv",
+    "sensitivity_at_alert_budget": "sensitivity",
+    "number_needed_to_contact_at_alert_budget": "number_needed_to_contact",
+}
 
 
 def baseline_design(encoder: FeatureEncoder, batch: EncodedBatch) -> Any:
@@ -104,24 +118,34 @@ def _value(value: float, std: float = math.nan) -> dict[str, float | None]:
 
 
 def registry_metrics(
-    labels: np.ndarray, probabilities: np.ndarray, threshold: float, seed: int
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    threshold: float,
+    intervals: Mapping[str, Mapping[str, Any]],
+    budget: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The ``binary_classification_metrics`` block of the Model Registry's quality format."""
+    """The ``binary_classification_metrics`` block of the Model Registry's quality format.
+
+    ``intervals`` (``bootstrap.intervals``) gives AUROC, AUPRC and calibration their
+    bootstrap standard deviations; ``budget`` is the ``alert_budget`` section's overall figures.
+    """
     at = m.at_threshold(labels, probabilities, threshold)
     alert = probabilities >= threshold
     positive = labels == 1
     tp, fp = int(np.sum(alert & positive)), int(np.sum(alert & ~positive))
     fn, tn = int(np.sum(~alert & positive)), int(np.sum(~alert & ~positive))
     drawn = curves(labels, probabilities)
+    bootstrapped = {
+        "auc": "auroc",
+        "pr_auc": "auprc",
+        "calibration_slope": "calibration_slope",
+        "calibration_intercept": "calibration_intercept",
+    }
     return {
-        "auc": _value(
-            m.auroc(labels, probabilities),
-            m.bootstrap_std(labels, probabilities, m.auroc, seed=seed),
-        ),
-        "pr_auc": _value(
-            m.auprc(labels, probabilities),
-            m.bootstrap_std(labels, probabilities, m.auprc, seed=seed),
-        ),
+        **{
+            name: _value(intervals[key]["value"], intervals[key]["standard_deviation"])
+            for name, key in bootstrapped.items()
+        },
         "brier_score": _value(m.brier(labels, probabilities)),
         "expected_calibration_error": _value(m.expected_calibration_error(labels, probabilities)),
         "precision": _value(at["precision"]),
@@ -133,10 +157,48 @@ def registry_metrics(
         "false_negative_rate": _value(1.0 - at["recall"] if tp + fn else math.nan),
         "accuracy": _value(float(np.mean(alert == positive)) if len(labels) else math.nan),
         "alert_rate": _value(at["alert_rate"]),
+        **{
+            name: _value(_finite_or_nan(budget[key]))
+            for name, key in BUDGET_REGISTRY_METRICS.items()
+        },
         "confusion_matrix": {"0": {"0": tn, "1": fp}, "1": {"0": fn, "1": tp}},
         "receiver_operating_characteristic_curve": drawn.get("roc", {}),
         "precision_recall_curve": drawn.get("pr", {}),
     }
+
+
+def _finite_or_nan(value: float) -> float:
+    return value if math.isfinite(value) else math.nan
+
+
+def subgroup_intervals(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    groups: Mapping[str, Sequence[str]],
+    resamples: int,
+    seed: int,
+    min_size: int = m.MIN_SUBGROUP_PATIENTS,
+) -> dict[str, dict[str, Any]]:
+    """Bootstrap intervals per value of each grouping; too-small groups get a note instead."""
+    out: dict[str, dict[str, Any]] = {}
+    for attribute, values in groups.items():
+        array = np.asarray(values)
+        per_group: dict[str, Any] = {}
+        for value in sorted(set(array.tolist())):
+            mask = array == value
+            size = int(mask.sum())
+            if size < min_size:
+                per_group[value] = {"n": size, "scored": False, "note": ab.TOO_FEW}
+                continue
+            per_group[value] = {
+                "n": size,
+                "scored": True,
+                "metrics": bootstrap.intervals(
+                    labels[mask], probabilities[mask], resamples=resamples, seed=seed
+                ),
+            }
+        out[attribute] = per_group
+    return out
 
 
 def build_evaluation(
@@ -148,15 +210,32 @@ def build_evaluation(
     subgroups: Mapping[str, Sequence[str]],
     baseline_probabilities: np.ndarray | None,
     seed: int,
+    alert_budget: float,
+    bootstrap_resamples: int = bootstrap.DEFAULT_RESAMPLES,
 ) -> dict[str, Any]:
     """The whole ``evaluation.json`` document for the test split."""
+    groups = dict(subgroups)
+    overall = bootstrap.intervals(labels, probabilities, resamples=bootstrap_resamples, seed=seed)
+    budget = ab.budget_report(labels, probabilities, alert_budget, groups)
     report: dict[str, Any] = {
-        "binary_classification_metrics": registry_metrics(labels, probabilities, threshold, seed),
+        "binary_classification_metrics": registry_metrics(
+            labels, probabilities, threshold, overall, budget["overall"]
+        ),
         "test": m.summary(labels, probabilities, threshold),
         "validation": dict(validation),
         "threshold": threshold,
         "reliability_curve": m.reliability_curve(labels, probabilities),
-        "subgroups": m.subgroup_metrics(labels, probabilities, threshold, dict(subgroups)),
+        "subgroups": m.subgroup_metrics(labels, probabilities, threshold, groups),
+        "alert_budget": budget,
+        "intervals": {
+            **bootstrap.settings(bootstrap_resamples, seed),
+            "min_subgroup_size": m.MIN_SUBGROUP_PATIENTS,
+            "overall": overall,
+            "subgroups": subgroup_intervals(
+                labels, probabilities, groups, bootstrap_resamples, seed
+            ),
+        },
+        "decision_curve": decision_curve(labels, probabilities),
     }
     if baseline_probabilities is not None:
         baseline_threshold = float(

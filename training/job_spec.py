@@ -62,6 +62,9 @@ CONTAINER_INPUT_DIR = "/opt/ml/input/data"
 #: Training settings (``training/config.py`` names) that download at run time, which an
 #: isolated job cannot do: the value would only fail the job hours later.
 DOWNLOADING_HYPERPARAMETERS = ("pretrained_code_encoder",)
+#: The stage's alert budget (``cdk.json`` ``stages.<stage>.training.alert_budget``) reaches the
+#: job as this hyperparameter, ``HyperParameters.alert_budget`` of ``training/config.py``.
+ALERT_BUDGET_HYPERPARAMETER = "alert_budget"
 
 
 def container_source_path(archive_name: str) -> str:
@@ -88,6 +91,17 @@ def code_channel(source_uri: str) -> dict[str, Any]:
             }
         },
     }
+
+
+def stage_hyperparameters(alert_budget: float) -> dict[str, Any]:
+    """The stage's training settings that the job reads as hyperparameters.
+
+    The pipeline's Train state and the manual launcher both start from these, so a stage
+    trains with the alert budget its ``cdk.json`` sets whoever starts the job.
+    """
+    if isinstance(alert_budget, bool) or not 0.0 < alert_budget <= 1.0:
+        raise ValueError("the alert budget must be a share in (0, 1]")
+    return {ALERT_BUDGET_HYPERPARAMETER: alert_budget}
 
 
 def toolkit_hyperparameters(archive_name: str, region: str) -> dict[str, str]:

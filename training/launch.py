@@ -65,6 +65,7 @@ class StageDefaults:
     instance_count: int
     use_spot: bool
     max_run_seconds: int
+    alert_budget: float
 
 
 def stage_defaults(path: Path = CDK_CONFIG) -> dict[str, StageDefaults]:
@@ -78,6 +79,7 @@ def stage_defaults(path: Path = CDK_CONFIG) -> dict[str, StageDefaults]:
             instance_count=training.instance_count,
             use_spot=training.use_spot,
             max_run_seconds=training.max_runtime_hours * SECONDS_PER_HOUR,
+            alert_budget=training.alert_budget,
         )
     return defaults
 
@@ -179,6 +181,11 @@ class LaunchConfig:
             "max_run_seconds": defaults.max_run_seconds,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
+        # The stage's settings (its alert budget) under any explicit hyperparameter.
+        values["hyperparameters"] = {
+            **job_spec.stage_hyperparameters(defaults.alert_budget),
+            **dict(values.get("hyperparameters") or {}),
+        }
         return cls(stage=stage, **values)
 
 

@@ -28,8 +28,13 @@ REPORTED_METRICS: tuple[tuple[str, str], ...] = (
     ("test", "recall"),
     ("test", "precision"),
     ("test", "alert_rate"),
+    ("test", "alert_budget_ppv"),
+    ("test", "alert_budget_sensitivity"),
     ("baseline", "auroc"),
 )
+
+#: Subgroups smaller than this are counted but not scored (too noisy to compare).
+MIN_SUBGROUP_PATIENTS = 30
 
 _NUMBER_REGEX = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 
@@ -156,25 +161,6 @@ def summary(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> 
     }
 
 
-def bootstrap_std(
-    labels: np.ndarray,
-    scores: np.ndarray,
-    metric: Any,
-    rounds: int = 200,
-    seed: int = 0,
-) -> float:
-    """Standard deviation of ``metric`` over bootstrap resamples (for the registry's format)."""
-    rng = np.random.default_rng(seed)
-    n = len(labels)
-    values = []
-    for _ in range(rounds):
-        sample = rng.integers(0, n, n)
-        value = metric(labels[sample], scores[sample])
-        if not math.isnan(value):
-            values.append(value)
-    return float(np.std(values)) if len(values) > 1 else math.nan
-
-
 def age_band(age: float | None) -> str:
     """Age band used for subgroup metrics."""
     if age is None or (isinstance(age, float) and math.isnan(age)):
@@ -190,7 +176,7 @@ def subgroup_metrics(
     probabilities: np.ndarray,
     threshold: float,
     groups: Mapping[str, Sequence[str]],
-    min_size: int = 30,
+    min_size: int = MIN_SUBGROUP_PATIENTS,
 ) -> dict[str, Any]:
     """Metrics per value of each grouping; names the largest AUROC and recall gaps.
 

@@ -168,7 +168,7 @@ def _run(
     validation_probabilities = calibrated(validation_logits, temperature)
     target = cast(ThresholdTarget, hyper.threshold_target)  # validated in HyperParameters
     threshold = choose_threshold(
-        validation_probabilities, y_validation, target, hyper.threshold_value
+        validation_probabilities, y_validation, target, hyper.threshold_target_value
     )
     test_records = data.read_records(data_args.test_dir)
     test_batch = encoder.encode(test_records)
@@ -192,6 +192,8 @@ def _run(
         subgroups=evaluation.subgroup_columns(test_records, race),
         baseline_probabilities=baseline_probabilities,
         seed=hyper.seed,
+        alert_budget=hyper.alert_budget,
+        bootstrap_resamples=hyper.bootstrap_resamples,
     )
     created = datetime.now(UTC)
     manifest = data.read_manifest(data_args.manifest_path)
@@ -219,6 +221,7 @@ def _run(
             )
         ),
         "threshold_target": f"{threshold.target}={threshold.target_value}",
+        "alert_budget": hyper.alert_budget,
         "auxiliary_target": (
             None
             if auxiliary is None
@@ -259,6 +262,7 @@ def _run(
         "threshold": threshold.value,
         "threshold_target": threshold.target,
         "threshold_target_value": threshold.target_value,
+        "alert_budget": hyper.alert_budget,
         "validation_sensitivity": threshold.validation_sensitivity,
         "validation_alert_rate": threshold.validation_alert_rate,
     }
@@ -277,7 +281,12 @@ def _run(
             BASELINE_FILE_NAME: build_baseline(train_records, train_probabilities.tolist()),
         },
     )
-    images = model_card.plots(y_test, test_probabilities, baseline_probabilities)
+    images = model_card.plots(
+        y_test,
+        test_probabilities,
+        baseline_probabilities,
+        budget_cutoff=report["alert_budget"]["score_cutoff"],
+    )
     (model_dir / artifact.MODEL_CARD_FILE).write_text(model_card.render(report, metadata, images))
     artifact.copy_code(model_dir)
 
@@ -348,6 +357,10 @@ def _emit_final(emit: Callable[[str], None], report: dict[str, Any]) -> None:
     for name in ("auroc", "auprc", "brier", "ece", "f1", "recall", "precision", "alert_rate"):
         if test.get(name) is not None:
             emit(format_metric("test", name, test[name]))
+    at_budget = report["alert_budget"]["overall"]
+    for name, key in (("alert_budget_ppv", "ppv"), ("alert_budget_sensitivity", "sensitivity")):
+        if at_budget.get(key) is not None:
+            emit(format_metric("test", name, at_budget[key]))
     baseline = report.get("baseline")
     if baseline and baseline.get("auroc") is not None:
         emit(format_metric("baseline", "auroc", baseline["auroc"]))

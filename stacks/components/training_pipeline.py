@@ -160,7 +160,9 @@ def training_job_state(
                 "MetricDefinitions": job_spec.metric_definitions(),
                 "EnableSageMakerMetricsTimeSeries": True,
             },
-            "HyperParameters": job_spec.hyperparameters(source_archive, region),
+            "HyperParameters": job_spec.hyperparameters(
+                source_archive, region, job_spec.stage_hyperparameters(training.alert_budget)
+            ),
             "Environment": job_spec.environment(),
             "InputDataConfig": channels,
             "OutputDataConfig": job_spec.output_data_config(output_uri, key_arn),

@@ -34,11 +34,11 @@ def test_threshold_for_a_sensitivity_target_is_the_highest_that_reaches_it() -> 
     assert choose_threshold(p, y, "sensitivity", 1.0).value == 0.2
 
 
-def test_threshold_for_an_alert_rate_target_alerts_on_the_top_share() -> None:
+def test_threshold_for_an_alert_budget_alerts_on_the_top_share() -> None:
     p = np.linspace(1.0, 0.1, 10)
     y = np.zeros(10)
     y[0] = 1
-    t = choose_threshold(p, y, "alert_rate", 0.2)
+    t = choose_threshold(p, y, "alert_budget", 0.2)
     assert t.value == pytest.approx(0.9)
     assert t.validation_alert_rate == pytest.approx(0.2)
 

@@ -57,6 +57,11 @@ def test_data_dir_fills_the_three_splits_protected_and_manifest(
     [
         (["--epochs", "0"], "epochs"),
         (["--threshold-target", "accuracy"], "threshold_target"),
+        (["--threshold-target", "alert_rate"], "threshold_target"),  # now --alert-budget
+        (["--alert-budget", "0"], "alert_budget"),
+        (["--alert-budget", "1.5"], "alert_budget"),
+        (["--alert-budget", "ten"], "alert_budget"),
+        (["--bootstrap-resamples", "1"], "bootstrap_resamples"),
         (["--batch-size", "many"], "batch_size"),
         (["--baseline", "maybe"], "baseline"),
     ],
@@ -76,3 +81,32 @@ def test_missing_splits_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyP
         parse_args([])
     with pytest.raises(ValueError, match="train_dir does not exist"):
         parse_args(["--data-dir", str(tmp_path / "nowhere")])
+
+
+def test_alert_budget_is_the_default_rule_and_sensitivity_an_option(
+    splits: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SM_HPS", raising=False)
+    features = ["--data-dir", str(splits / "features")]
+    _, hyper = parse_args(features)
+    assert (hyper.threshold_target, hyper.alert_budget) == ("alert_budget", 0.1)
+    assert hyper.threshold_target_value == 0.1
+    _, hyper = parse_args([*features, "--alert-budget", "0.2"])
+    assert hyper.threshold_target_value == 0.2
+    _, hyper = parse_args([*features, "--threshold-target", "sensitivity"])
+    assert hyper.threshold_target_value == 0.8  # --threshold-value, the sensitivity target
+    assert hyper.alert_budget == 0.1  # still reported at the budget
+
+
+def test_the_stage_budget_arrives_through_sm_hps(
+    splits: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pipeline passes the stage's budget as a string hyperparameter (job_spec)."""
+    from training import job_spec
+
+    passed = job_spec.hyperparameters("s.tar.gz", "eu-west-1", job_spec.stage_hyperparameters(0.2))
+    user = {k: v for k, v in passed.items() if not k.startswith(job_spec.TOOLKIT_PREFIX)}
+    assert user == {"alert_budget": "0.2"}
+    monkeypatch.setenv("SM_HPS", json.dumps(user))
+    _, hyper = parse_args(["--data-dir", str(splits / "features")])
+    assert hyper.alert_budget == 0.2

@@ -94,6 +94,7 @@ def test_stage_defaults_are_the_stacks_training_config() -> None:
         assert defaults.instance_count == training["instance_count"]
         assert defaults.use_spot is training["use_spot"]
         assert defaults.max_run_seconds == training["max_runtime_hours"] * 3600
+        assert defaults.alert_budget == training["alert_budget"]
     assert (STAGES["dev"].instance_count, STAGES["prod"].instance_count) == (1, 4)
 
 
@@ -136,6 +137,7 @@ def test_prod_request_runs_torchrun_on_the_derived_image(aws: dict[str, Any]) ->
         "epochs": "5",
         "batch_size": "512",
         "use_notes": "false",
+        "alert_budget": "0.1",  # the stage's (cdk.json), as the pipeline passes it
     }
     assert request["Environment"] == {
         "PYTHONPATH": "/opt/ml/code",

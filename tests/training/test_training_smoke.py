@@ -44,7 +44,9 @@ def test_artifact_is_complete(smoke_run: tuple[Path, Path]) -> None:
     spec = json.loads((model_dir / "feature_spec.json").read_text())
     assert spec["fields"]["text"] == ["note_text"]
     card = (model_dir / "model_card.html").read_text()
-    assert card.count("data:image/png;base64,") == 3
+    assert card.count("data:image/png;base64,") == 4  # ROC, PR, calibration, decision curve
+    assert "<h2>Alert budget</h2>" in card
+    assert "<h2>Decision curve</h2>" in card
     assert "<script" not in card  # self-contained: no scripts, no links
     assert "http" not in card
 
@@ -71,7 +73,8 @@ def test_artifact_reloads_and_reproduces_the_reported_test_auroc(
         auroc(y, p), abs=1e-6
     )
     assert 0.0 < calibration["threshold"] < 1.0
-    assert calibration["threshold_target"] == "sensitivity"
+    assert calibration["threshold_target"] == "alert_budget"  # the default rule
+    assert calibration["threshold_target_value"] == calibration["alert_budget"] == 0.1
 
 
 def test_metrics_and_evaluation_are_well_formed(smoke_run: tuple[Path, Path]) -> None:
@@ -89,6 +92,14 @@ def test_metrics_and_evaluation_are_well_formed(smoke_run: tuple[Path, Path]) ->
     assert set(auc) == {"value", "standard_deviation"}
     assert auc["standard_deviation"] > 0
     assert set(evaluation["subgroups"]) == {"sex", "age_band", "race"}
+    budget = evaluation["alert_budget"]
+    assert budget["budget"] == 0.1
+    assert budget["overall"]["alerts"] == math.ceil(0.1 * budget["overall"]["n"] - 1e-9)
+    assert set(budget["subgroups"]) == set(evaluation["intervals"]["subgroups"]) == {
+        "sex", "age_band", "race",
+    }  # fmt: skip
+    assert evaluation["intervals"]["resamples"] == 1000
+    assert len(evaluation["decision_curve"]["model"]) == 50
     baseline = json.loads((out / "model" / "drift_baseline.json").read_text())
     train_rows = json.loads((out / "model" / "metadata.json").read_text())["training_data"]["rows"][
         "train"
@@ -120,6 +131,12 @@ def test_printed_metrics_match_the_job_metric_definitions(
             if match:
                 found[definition["Name"]] = float(match.group(1))
     assert {"test:auroc", "test:brier", "baseline:auroc", "validation:auroc"} <= set(found)
+    assert found["test:alert_budget_ppv"] == pytest.approx(
+        json.loads((out / "model" / "evaluation.json").read_text())["alert_budget"]["overall"][
+            "ppv"
+        ],
+        abs=1e-6,
+    )
     assert found["test:auroc"] == pytest.approx(result.metrics["test"]["auroc"], abs=1e-6)
     assert all(math.isfinite(v) for v in found.values())
 
