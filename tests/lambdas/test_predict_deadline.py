@@ -22,6 +22,9 @@ from tests.lambdas.predict_fixtures import (
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
+#: Upper bound on a cut-off request's wall time: far below the 30 s read timeout the endpoint
+#: would otherwise hold it for, with room for a loaded CI machine (2.5 s failed under load).
+CUT_OFF_BOUND_S = 10.0
 DEADLINE_ERROR = {"error": "deadline_exceeded", "request_id": GATEWAY_REQUEST_ID}
 
 
@@ -112,7 +115,7 @@ def test_a_trickling_endpoint_is_cut_off_at_the_deadline() -> None:
         elapsed = time.monotonic() - started
         assert (result.status, result.body) == (503, DEADLINE_ERROR)
         assert result.headers["retry-after"] == "5"
-        assert 0.9 < elapsed < 2.5
+        assert 0.9 < elapsed < CUT_OFF_BOUND_S
         # The read in progress is aborted, not left trickling on a background thread.
         for _ in range(40):
             if api.fake.abandoned:
@@ -126,7 +129,7 @@ def test_a_hanging_endpoint_is_cut_off_at_the_deadline() -> None:
         api.fake.mode = Mode.HANG
         started = time.monotonic()
         result = api.predict(valid_record())
-        assert time.monotonic() - started < 2.5
+        assert time.monotonic() - started < CUT_OFF_BOUND_S
     assert (result.status, result.body) == (503, DEADLINE_ERROR)
     assert "retry-after" in result.headers
 
@@ -139,7 +142,7 @@ def test_the_deadline_follows_the_lambdas_remaining_time() -> None:
         result = api.predict(valid_record())
         elapsed = time.monotonic() - started
     assert (result.status, result.body) == (503, DEADLINE_ERROR)
-    assert 0.8 < elapsed < 2.5
+    assert 0.8 < elapsed < CUT_OFF_BOUND_S
 
 
 def test_a_lambda_with_no_time_left_answers_at_once_without_calling_the_endpoint() -> None:
@@ -163,7 +166,7 @@ def test_retries_stay_inside_the_deadline() -> None:
         api.fake.mode = Mode.HANG
         started = time.monotonic()
         result = api.predict(valid_record())
-        assert time.monotonic() - started < 2.5
+        assert time.monotonic() - started < CUT_OFF_BOUND_S
     assert result.status == 503
 
 
