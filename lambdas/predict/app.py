@@ -9,6 +9,7 @@ import json
 import logging
 import traceback
 import warnings
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -38,6 +39,13 @@ from lambdas.predict.errors import (
     field_errors,
     is_batch_too_large,
 )
+from lambdas.predict.fhir import (
+    CONTENT_TYPE_FHIR_JSON,
+    FhirInputError,
+    predict_body,
+    wants_fhir_errors,
+)
+from lambdas.predict.fhir_output import operation_outcome
 from lambdas.predict.health import (
     UNKNOWN,
     EndpointHealth,
@@ -62,7 +70,6 @@ from lambdas.predict.schema import (
 )
 from lambdas.predict.settings import DEFAULT_RETRY_AFTER_S, Settings, SettingsError
 from lambdas.predict.tracing import make_tracer
-from lambdas.predict.validation import validated_body
 
 SERVICE_NAME = "prediction-api"
 METRICS_NAMESPACE = "ReadmissionPlatform/API"
@@ -150,17 +157,29 @@ def error_response(
     retry_after: int | None = None,
     fields: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
+    fhir_locations: Sequence[str] = (),
 ) -> Response[dict[str, Any]]:
-    """Build an error body: a code, the request id and (for 400) the fields at fault."""
+    """Build an error body: a code, the request id and (for 400) the fields at fault.
+
+    A FHIR request (or one that asks for FHIR) gets the same status as an OperationOutcome.
+    """
+    headers = dict(headers or {})
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    if wants_fhir_errors(app.current_event.raw_event):
+        locations = [f.field for f in fields or []] or list(fhir_locations)
+        return Response(
+            status_code=status,
+            content_type=CONTENT_TYPE_FHIR_JSON,
+            body=to_json(operation_outcome(status, code, request_id(), locations)),
+            headers=headers,
+        )
     body = ErrorResponse(
         error=code,
         request_id=request_id(),
         fields=None if fields is None else list(dict.fromkeys(f.field for f in fields)),
         details=fields,
     )
-    headers = dict(headers or {})
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
@@ -170,7 +189,14 @@ def error_response(
 
 
 #: Typed errors that are the caller's to fix (a 400 goes through on_invalid_request).
-_CLIENT_ERRORS = frozenset({HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.UNSUPPORTED_MEDIA_TYPE})
+_CLIENT_ERRORS = frozenset(
+    {
+        HTTPStatus.BAD_REQUEST,
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+    }
+)
 _RETRY_AFTER_HEADER: dict[str, OpenAPIResponseHeader] = {
     "Retry-After": {
         "description": "Seconds to wait before retrying.",
@@ -213,7 +239,7 @@ _ERROR_RESPONSES: dict[int, Any] = {
     tags=["predictions"],
     operation_id="predict",
     responses={200: {"description": "Predictions in request order."}, **_ERROR_RESPONSES},
-    middlewares=[validated_body(PredictRequest, "request", MAX_BODY_BYTES)],
+    middlewares=[predict_body("request", MAX_BODY_BYTES)],
 )
 def predict(request: PredictRequest) -> PredictResponse:
     """De-identify the validated request, score it on the endpoint, return predictions in order."""
@@ -368,7 +394,11 @@ def on_api_error(error: ApiError) -> Response[dict[str, Any]]:
     log("request failed", extra={"error_code": error.code, "reason": str(error)})
     retry_after = _retry_after_s() if error.retry_after else None
     return error_response(
-        error.status_code, error.code, retry_after=retry_after, headers=error.headers
+        error.status_code,
+        error.code,
+        retry_after=retry_after,
+        headers=error.headers,
+        fhir_locations=error.locations if isinstance(error, FhirInputError) else (),
     )
 
 
