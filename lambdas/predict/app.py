@@ -158,7 +158,7 @@ def error_response(
     fields: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
     fhir_locations: Sequence[str] = (),
-) -> Response[dict[str, Any]]:
+) -> Response[Any]:
     """Build an error body: a code, the request id and (for 400) the fields at fault.
 
     A FHIR request (or one that asks for FHIR) gets the same status as an OperationOutcome.
