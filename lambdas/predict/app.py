@@ -25,6 +25,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from contracts.serving import HEALTH_PROBE_INFERENCE_ID, MAX_BATCH_SIZE, MAX_BODY_BYTES
+from lambdas.cds_hooks import hook as cds
+from lambdas.cds_hooks.request import HookRequest
+from lambdas.cds_hooks.service import SERVICE_PATH, SERVICES_PATH, discovery
 from lambdas.predict.clients import Clients
 from lambdas.predict.deadline import Cancellation, Deadline, run_within
 from lambdas.predict.endpoint import invoke_endpoint
@@ -70,6 +73,7 @@ from lambdas.predict.schema import (
 )
 from lambdas.predict.settings import DEFAULT_RETRY_AFTER_S, Settings, SettingsError
 from lambdas.predict.tracing import make_tracer
+from lambdas.predict.validation import validated_body
 
 SERVICE_NAME = "prediction-api"
 METRICS_NAMESPACE = "ReadmissionPlatform/API"
@@ -77,7 +81,12 @@ HIGH_RISK_BAND = "high"
 PREDICT_PATH = "/predict"
 HEALTH_PATH = "/health"
 #: Every path of the API and its methods, exactly as a request must spell them (routing.py).
-ROUTES = {PREDICT_PATH: ("POST",), HEALTH_PATH: ("GET",)}
+ROUTES = {
+    PREDICT_PATH: ("POST",),
+    HEALTH_PATH: ("GET",),
+    SERVICES_PATH: ("GET",),
+    SERVICE_PATH: ("POST",),
+}
 
 # At DEBUG, botocore logs whole request bodies and Powertools' event handler logs the validated
 # request (raw identifiers included): keep them at WARNING whatever level the function runs at.
@@ -130,6 +139,7 @@ def reset_state() -> None:
     clients.clear()
     keys.clear()
     health_cache.clear()
+    cds.state.clear()
 
 
 def request_deadline(settings: Settings) -> Deadline:
@@ -272,6 +282,46 @@ def score(
 
     with tracer.provider.in_subsegment(name="## invoke_endpoint"):
         return run_within(deadline, work, "invoke_endpoint")
+
+
+@app.get(
+    SERVICES_PATH,
+    summary="CDS Hooks discovery: the readmission-risk service on encounter-discharge",
+    tags=["cds-hooks"],
+    operation_id="cdsDiscovery",
+    responses={200: {"description": "The services this CDS service offers."}},
+)
+def cds_discovery() -> dict[str, Any]:
+    """CDS Hooks 2.0 discovery (the authorizer has checked the EHR's JWT)."""
+    return discovery()
+
+
+@app.post(
+    SERVICE_PATH,
+    summary="CDS Hooks encounter-discharge: a card with the 30-day readmission risk",
+    description=(
+        "The EHR's hook request with its prefetch (see GET /cds-services). The stay is mapped "
+        "and scored exactly as a FHIR POST /predict; 412 when prefetch data is missing."
+    ),
+    tags=["cds-hooks"],
+    operation_id="cdsReadmissionRisk",
+    responses={
+        200: {"description": "One card."},
+        401: _ERROR_RESPONSES[400] | {"description": "Expired or replayed token."},
+        412: _ERROR_RESPONSES[400] | {"description": "Prefetch data missing."},
+        422: _ERROR_RESPONSES[400] | {"description": "The prefetch is not a stay to score."},
+        **{k: v for k, v in _ERROR_RESPONSES.items() if k != 415},
+    },
+    middlewares=[cds.token_checked(), validated_body(HookRequest, "hook", MAX_BODY_BYTES)],
+)
+def cds_readmission_risk(hook: HookRequest) -> dict[str, Any]:
+    """Score the stay being discharged on the predict path; answer with its card."""
+    settings = current_settings()
+    records = request_records(cds.record_of(hook))
+    prediction = score(settings, records, request_deadline(settings))[0]
+    metrics.add_metric(name="CdsHookCards", unit=MetricUnit.Count, value=1)
+    logger.info("cds card served", extra={"risk_band": prediction.risk_band})
+    return cds.response(prediction)
 
 
 @app.get(
