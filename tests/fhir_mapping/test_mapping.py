@@ -304,7 +304,7 @@ def test_entered_in_error_and_other_stays_resources_are_not_read() -> None:
 
 # --- properties over generated bundles ------------------------------------------------------
 
-_CATEGORY_CODES = st.sampled_from(sorted(fhir.PRIORITY) + [None])
+_CATEGORY_CODES = st.sampled_from([*sorted(fhir.PRIORITY), None])
 
 
 @st.composite
@@ -324,8 +324,8 @@ def stays(draw: st.DrawFn) -> dict[str, Any]:
             admitted,
             admitted + timedelta(hours=stay_hours),
             priority=draw(_CATEGORY_CODES),
-            admit_source=draw(st.sampled_from(sorted(fhir.ADMIT_SOURCE) + ["zzz", None])),
-            disposition=draw(st.sampled_from(sorted(fhir.DISCHARGE_DISPOSITION) + [None])),
+            admit_source=draw(st.sampled_from([*sorted(fhir.ADMIT_SOURCE), "zzz", None])),
+            disposition=draw(st.sampled_from([*sorted(fhir.DISCHARGE_DISPOSITION), None])),
         ),
     ]
     for n in range(draw(st.integers(0, 6))):
@@ -412,6 +412,8 @@ def test_any_damage_to_a_bundle_is_a_mapping_error_never_a_crash(data: st.DataOb
     try:
         record = map_bundle(document).record
     except MappingError as error:
-        assert error.reason in Reason
+        reason = error.reason
     else:
+        reason = None
         assert record["patient_id"]
+    assert reason is None or reason in Reason

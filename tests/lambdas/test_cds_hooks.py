@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from unittest import mock
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -24,7 +23,8 @@ from lambdas.cds_hooks import cards
 from lambdas.cds_hooks.service import PREFETCH
 from lambdas.predict import app as predict_app
 from lambdas.predict.schema import Factor, Prediction
-from local_platform import ehr, ehr_bundle as b
+from local_platform import ehr
+from local_platform import ehr_bundle as b
 from tests.lambdas.cds_hooks_schemas import DISCOVERY_RESPONSE, HOOK_REQUEST, HOOK_RESPONSE
 from tests.lambdas.fake_endpoint import score_record
 from tests.lambdas.predict_fixtures import (
@@ -126,7 +126,8 @@ def test_a_discharge_hook_is_scored_on_the_predict_path_and_answered_with_a_card
     expected = score_record(sent)
     assert sent["patient_key"] == keyed_hash(TEST_KEY, "patient", PATIENT)
     assert sent["encounter_key"] == keyed_hash(TEST_KEY, "encounter", STAY)
-    assert sent["prior_admissions_12m"] == 1 and sent["prior_ed_visits_12m"] == 1
+    assert sent["prior_admissions_12m"] == 1
+    assert sent["prior_ed_visits_12m"] == 1
     assert sent["discharge_disposition"] == "skilled_nursing"
     assert f"{expected['probability']:.0%}" in card["summary"]
     assert expected["risk_band"].upper() in card["summary"]
@@ -136,7 +137,8 @@ def test_a_discharge_hook_is_scored_on_the_predict_path_and_answered_with_a_card
     assert card["links"] == [
         {"label": cards.WORKLIST_LINK_LABEL, "url": WORKLIST, "type": "absolute"}
     ]
-    assert PATIENT not in result.raw_body and STAY not in result.raw_body
+    assert PATIENT not in result.raw_body
+    assert STAY not in result.raw_body
 
 
 def test_the_hook_and_fhir_predict_score_the_same_stay_the_same(api: PredictApi) -> None:
@@ -165,7 +167,8 @@ def test_card_indicator_and_summary_follow_the_band(band: str, indicator: str) -
     )
     card = cards.card(prediction, None)
     assert card["indicator"] == indicator
-    assert len(card["summary"]) < 140 and "43%" in card["summary"]
+    assert len(card["summary"]) < 140
+    assert "43%" in card["summary"]
     assert "links" not in card  # no worklist URL configured
     assert "- age (raises the risk)" in card["detail"]
 
@@ -257,7 +260,8 @@ def test_bad_hook_requests_get_a_fixed_4xx(
     result = hook(api, body)
     assert result.status == status, result.raw_body
     assert result.body["error"] == code
-    assert SECRET not in result.raw_body and PATIENT not in result.raw_body
+    assert SECRET not in result.raw_body
+    assert PATIENT not in result.raw_body
     assert api.fake.invocations == 0
 
 
