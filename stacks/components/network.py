@@ -150,6 +150,11 @@ class PrivateNetwork(Construct):
         )
         gateway = self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
         gateway.add_to_policy(same_account_statement())
+        # The CDS Hooks service records each client JWT's jti in a DynamoDB table (replay).
+        dynamodb = self.vpc.add_gateway_endpoint(
+            "DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB
+        )
+        dynamodb.add_to_policy(same_account_statement())
         for name, service in INTERFACE_ENDPOINTS.items():
             endpoint = self.vpc.add_interface_endpoint(
                 name,

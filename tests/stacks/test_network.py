@@ -51,8 +51,7 @@ def test_interface_endpoints_are_exactly_the_services_used(dev: Synthesized) -> 
     gateways = [
         e for e in endpoints.values() if e["Properties"].get("VpcEndpointType") == "Gateway"
     ]
-    assert len(gateways) == 1
-    assert _service(gateways[0]["Properties"]) == "s3"
+    assert sorted(_service(g["Properties"]) for g in gateways) == ["dynamodb", "s3"]
     for endpoint in endpoints.values():
         if endpoint["Properties"].get("VpcEndpointType") == "Interface":
             assert endpoint["Properties"]["PrivateDnsEnabled"] is True
@@ -188,6 +187,7 @@ REQUESTS = {
     "xray": ("xray:PutTraceSegments", "*"),
     "sts": ("sts:AssumeRole", "arn:aws:iam::{account}:role/x"),
     "glue": ("glue:GetJobRun", "arn:aws:glue:us-east-1:{account}:job/readmission-dev-ehr-features"),
+    "dynamodb": ("dynamodb:PutItem", "arn:aws:dynamodb:us-east-1:{account}:table/replay"),
 }
 
 
@@ -239,7 +239,11 @@ def test_no_aws_owned_bucket_is_reachable_through_the_s3_endpoint(dev: Synthesiz
     the images itself (``Platform`` repository access), so neither the ECR layer bucket nor
     the Amazon Linux repositories are excepted (https://docs.aws.amazon.com/sagemaker/latest/
     dg/train-vpc.html)."""
-    gateway = only(dev["Network"], "AWS::EC2::VPCEndpoint", {"VpcEndpointType": "Gateway"})
+    (gateway,) = [
+        e["Properties"]
+        for e in dev["Network"].find_resources("AWS::EC2::VPCEndpoint").values()
+        if e["Properties"].get("VpcEndpointType") == "Gateway" and _service(e["Properties"]) == "s3"
+    ]
     for bucket in (
         "arn:aws:s3:::prod-us-east-1-starport-layer-bucket/sha256/abc",
         "arn:aws:s3:::amazonlinux-2-repos-us-east-1/2/core/latest/x86_64/mirror.list",
