@@ -10,7 +10,6 @@ claim.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Mapping
@@ -19,12 +18,12 @@ from typing import Any
 import jwt
 from aws_lambda_powertools import Logger
 
+from lambdas.cds_authorizer.settings import AUDIENCE_BASE_URL_ENV, ISSUERS_ENV, allowed_issuers
 from lambdas.cds_authorizer.verify import TokenRejected, bearer_token, verify
-from lambdas.environment import SettingsError
+
+__all__ = ["AUDIENCE_BASE_URL_ENV", "ISSUERS_ENV", "authorize", "lambda_handler"]
 
 SERVICE_NAME = "cds-authorizer"
-ISSUERS_ENV = "CDS_ISSUERS"
-AUDIENCE_BASE_URL_ENV = "CDS_AUDIENCE_BASE_URL"
 AUTHORIZATION = "authorization"
 #: How long a JWKS is kept before it is fetched again (a key rotation shows up within it).
 JWKS_LIFESPAN_S = 300
@@ -33,20 +32,6 @@ UNAUTHORIZED = "Unauthorized"  # the exact message API Gateway turns into a 401
 
 logger = Logger(service=SERVICE_NAME)
 _jwks_clients: dict[str, jwt.PyJWKClient] = {}
-
-
-def allowed_issuers(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``CDS_ISSUERS``: a JSON object of allowed ``iss`` -> JWKS URL (https)."""
-    raw = (os.environ if env is None else env).get(ISSUERS_ENV, "")
-    try:
-        issuers = json.loads(raw)
-    except ValueError:
-        raise SettingsError(f"{ISSUERS_ENV} must be a JSON object") from None
-    if not isinstance(issuers, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in issuers.items()
-    ):
-        raise SettingsError(f"{ISSUERS_ENV} must map issuers to JWKS URLs")
-    return issuers
 
 
 def signing_key(jwks_url: str, token: str) -> Any:

@@ -18,6 +18,7 @@ from lambdas.cds_hooks.auth import check_token
 from lambdas.cds_hooks.cards import card
 from lambdas.cds_hooks.replay import DynamoDbReplayCache, MemoryReplayCache, ReplayCache
 from lambdas.cds_hooks.request import HookRequest, prefetch_entries
+from lambdas.cds_hooks.service import REPLAY_TABLE_ENV, WORKLIST_PAGE_URL_ENV
 from lambdas.predict.fhir import FhirInputError, mapped_request
 from lambdas.predict.schema import Prediction, PredictRequest
 
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
     from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
-WORKLIST_PAGE_URL_ENV = "WORKLIST_PAGE_URL"
-REPLAY_TABLE_ENV = "CDS_REPLAY_TABLE"
 CONTEXT_MISMATCH = "context_mismatch"
 
 Middleware = Callable[["APIGatewayRestResolver", "NextMiddleware"], "Response[Any]"]

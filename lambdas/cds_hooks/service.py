@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+#: The function's settings of the service (set by stacks/components/prediction_api.py).
+WORKLIST_PAGE_URL_ENV = "WORKLIST_PAGE_URL"
+REPLAY_TABLE_ENV = "CDS_REPLAY_TABLE"
+
 SERVICES_PATH = "/cds-services"
 SERVICE_ID = "readmission-risk"
 SERVICE_PATH = f"{SERVICES_PATH}/{SERVICE_ID}"
