@@ -73,7 +73,6 @@ from lambdas.predict.schema import (
 )
 from lambdas.predict.settings import DEFAULT_RETRY_AFTER_S, Settings, SettingsError
 from lambdas.predict.tracing import make_tracer
-from lambdas.predict.validation import validated_body
 
 SERVICE_NAME = "prediction-api"
 METRICS_NAMESPACE = "ReadmissionPlatform/API"
@@ -312,7 +311,7 @@ def cds_discovery() -> dict[str, Any]:
         422: _ERROR_RESPONSES[400] | {"description": "The prefetch is not a stay to score."},
         **{k: v for k, v in _ERROR_RESPONSES.items() if k != 415},
     },
-    middlewares=[cds.token_checked(), validated_body(HookRequest, "hook", MAX_BODY_BYTES)],
+    middlewares=[cds.token_checked(), cds.hook_body("hook", MAX_BODY_BYTES)],
 )
 def cds_readmission_risk(hook: HookRequest) -> dict[str, Any]:
     """Score the stay being discharged on the predict path; answer with its card."""

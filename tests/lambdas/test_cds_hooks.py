@@ -212,6 +212,7 @@ def _bad(change: Any) -> dict[str, Any]:
 
 
 BAD_HOOKS = [
+    ('{"hook": "encounter-discharge", "hook": "' + SECRET + '"}', 400, "invalid_request"),
     ("{" + SECRET, 400, "invalid_request"),
     (_bad(lambda b_: b_.update(hook="patient-view")), 400, "invalid_request"),
     (_bad(lambda b_: b_["context"].update(patientId=SECRET + "/x")), 400, "invalid_request"),
