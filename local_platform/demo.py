@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from local_platform import report, resources, steps
+from local_platform import ehr, report, resources, steps
 from local_platform.control_plane import ControlPlane, patched_environment
 from local_platform.gateway import LocalApiGateway
 from local_platform.processes import ProcessGroup
@@ -181,6 +181,7 @@ def _pipeline(
     gateway: LocalApiGateway = stack.enter_context(steps.start_gateway(run))
     ports.append(int(gateway.url.rsplit(":", 1)[1]))
     api = steps.sample_requests(run, gateway)
+    api["cds_hooks"] = ehr.play_discharge(run, gateway, stack)
     drift = steps.replay_and_monitor(run)
     return {
         "data": {
