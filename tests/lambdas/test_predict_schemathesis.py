@@ -28,6 +28,7 @@ DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 #: Examples per operation and generation mode: enough to cover every status, under a minute.
 MAX_EXAMPLES = 40
 
+
 def _json_routes_document() -> dict[str, Any]:
     """The document without what JSON Schema cannot generate valid cases for: a FHIR Bundle
     that maps to a scorable stay, and the CDS Hooks routes (a signed JWT, a coherent
