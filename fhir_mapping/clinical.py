@@ -6,10 +6,12 @@ the bundle is not read, and one that references an Encounter or a Patient the bu
 hold is an error (``DANGLING_REFERENCE``). Resources marked ``entered-in-error`` (and
 procedures ``not-done``) are not part of the record.
 
-The orders and bands are the ETL's (``glue_jobs.mimic3_details``): codes in bundle order,
-medications and abnormal labs distinct and lower case in order of their first time (those
-without a time last, then by name), HbA1c and glucose banded on their highest value, the note
-the latest discharge summary.
+The orders and bands are the ETL's (``glue_jobs.mimic3_details`` and the FHIR source):
+diagnoses in the order of the stay's ``Encounter.diagnosis`` ranks and procedures in order of
+performance (unordered ones last, then by code), medications and abnormal labs distinct and
+lower case in order of their first time (those without a time last, then by name), a result
+abnormal when an interpretation code is one of ``ABNORMAL_INTERPRETATIONS``, HbA1c and glucose
+banded on their highest value, the note the latest discharge summary.
 """
 
 from __future__ import annotations
@@ -93,15 +95,41 @@ def _coded(resource: Mapping[str, Any], kind: str, systems: Mapping[str, CodeSys
     raise MappingError(Reason.UNKNOWN_CODE_SYSTEM, where)
 
 
-def diagnosis_fields(conditions: Iterable[Entry]) -> dict[str, Any]:
-    """Diagnosis codes (tagged) in bundle order, their number and the Charlson index."""
-    codes: list[Code] = []
+def _ordered(items: list[tuple[Any, Code]]) -> list[Code]:
+    """Codes by their order key (none last), then by code: the ETL's ``code_sequences``."""
+    ordered = sorted(items, key=lambda item: (item[0] is None, item[0] or 0, item[1].tagged))
+    return [code for _, code in ordered]
+
+
+def diagnosis_ranks(stay: Entry, index: EntryIndex) -> dict[int, int]:
+    """``Encounter.diagnosis[].rank`` of each Condition it lists (by the entry's identity),
+    the lowest when a Condition is listed twice."""
+    ranks: dict[int, int] = {}
+    for diagnosis in objects(stay.resource, "diagnosis", "Encounter"):
+        condition = optional(diagnosis, "condition", dict, "Encounter.diagnosis") or {}
+        reference = text(condition, "reference", "Encounter.diagnosis.condition")
+        rank = diagnosis.get("rank")
+        if reference is None or rank is None:
+            continue
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+            raise invalid("Encounter.diagnosis.rank")
+        entry = index.resolve(reference, "Condition", "Encounter.diagnosis.condition")
+        ranks[id(entry)] = min(rank, ranks.get(id(entry), rank))
+    return ranks
+
+
+def diagnosis_fields(conditions: Iterable[Entry], ranks: Mapping[int, int]) -> dict[str, Any]:
+    """Diagnosis codes (tagged) in the order of the stay's diagnosis ranks (unranked last, then
+    by code), their number and the Charlson index."""
+    items: list[tuple[Any, Code]] = []
     for entry in conditions:
         status = concept(entry.resource, "verificationStatus", "Condition")
         verification = [c.code for c in codings(status, "Condition.verificationStatus")]
         if ENTERED_IN_ERROR in verification:
             continue
-        codes.append(_coded(entry.resource, "Condition", fhir.CONDITION_SYSTEMS))
+        code = _coded(entry.resource, "Condition", fhir.CONDITION_SYSTEMS)
+        items.append((ranks.get(id(entry)), code))
+    codes = _ordered(items)
     icd9 = [code.code for code in codes if code.system is CodeSystem.ICD9CM]
     return {
         "diagnosis_codes": [code.tagged for code in codes],
@@ -111,13 +139,25 @@ def diagnosis_fields(conditions: Iterable[Entry]) -> dict[str, Any]:
 
 
 def procedure_fields(procedures: Iterable[Entry]) -> dict[str, Any]:
-    """Procedure codes (tagged) in bundle order and their number."""
-    codes = [
-        _coded(entry.resource, "Procedure", fhir.PROCEDURE_SYSTEMS).tagged
+    """Procedure codes (tagged) in order of performance (``performedDateTime``; none last,
+    then by code) and their number."""
+    items = [
+        (
+            date_time(entry.resource, "performedDateTime", "Procedure"),
+            _coded(entry.resource, "Procedure", fhir.PROCEDURE_SYSTEMS),
+        )
         for entry in procedures
         if _status(entry.resource, "Procedure") not in (ENTERED_IN_ERROR, PROCEDURE_NOT_DONE)
     ]
+    codes = [code.tagged for code in _ordered_by_time(items)]
     return {"procedure_codes": codes, "num_procedures": len(codes)}
+
+
+def _ordered_by_time(items: list[tuple[datetime | None, Code]]) -> list[Code]:
+    ordered = sorted(
+        items, key=lambda item: (item[0] is None, item[0] or datetime.min, item[1].tagged)
+    )
+    return [code for _, code in ordered]
 
 
 def _first_occurrences(items: list[tuple[datetime | None, str]]) -> list[str]:
@@ -153,6 +193,17 @@ def _is_laboratory(resource: Mapping[str, Any]) -> bool:
     )
 
 
+def _lab_name(code: Mapping[str, Any] | None) -> str | None:
+    """A lab's name: the code's text, else its LOINC coding's display, lower case."""
+    if code is None:
+        return None
+    name = text(code, "text", "Observation.code")
+    if name is None:
+        loinc = [c for c in codings(code, "Observation.code") if c.system == fhir.SYSTEM_LOINC]
+        name = loinc[0].display if loinc else None
+    return None if name is None else name.lower()
+
+
 def _band(value: float | None, upper: float, lower: float, names: tuple[str, ...]) -> str:
     """``names``: (not measured, normal, above lower, above upper)."""
     if value is None:
@@ -181,11 +232,10 @@ def lab_fields(observations: Iterable[Entry]) -> dict[str, Any]:
             c.code
             for interpretation in objects(resource, "interpretation", "Observation")
             for c in codings(interpretation, "Observation.interpretation")
-            if c.system == fhir.SYSTEM_OBSERVATION_INTERPRETATION
         ]
         if any(flag in fhir.ABNORMAL_INTERPRETATIONS for flag in flags):
             abnormal += 1
-            name = concept_name(code, "Observation.code")
+            name = _lab_name(code)
             if name:
                 time = date_time(resource, "effectiveDateTime", "Observation")
                 abnormal_names.append((time, name))

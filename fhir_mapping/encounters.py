@@ -32,8 +32,8 @@ from contracts.encounter import (
 from fhir_mapping.bundle import Entry, EntryIndex
 from fhir_mapping.elements import (
     code_in,
+    codings,
     concept,
-    concept_name,
     date_time,
     invalid,
     optional,
@@ -136,12 +136,8 @@ def stay_fields(stay: Stay, discharged_at: datetime | None) -> dict[str, Any]:
     admit_source = code_in(
         concept(hospitalization, "admitSource", where), fhir.SYSTEM_ADMIT_SOURCE, where
     )
-    disposition = code_in(
-        concept(hospitalization, "dischargeDisposition", where),
-        fhir.SYSTEM_DISCHARGE_DISPOSITION,
-        where,
-    )
-    services = optional(resource, "serviceType", dict, "Encounter")
+    disposition = _disposition(concept(hospitalization, "dischargeDisposition", where))
+    services = optional(resource, "serviceType", dict, "Encounter") or {}
     end = stay.end or discharged_at
     if end is None:
         raise invalid("Encounter.period.end")
@@ -152,10 +148,30 @@ def stay_fields(stay: Stay, discharged_at: datetime | None) -> dict[str, Any]:
     return {
         "admission_type": stay.admission_type,
         "admission_source": fhir.ADMIT_SOURCE.get(admit_source or "", UNKNOWN),
-        "discharge_disposition": fhir.DISCHARGE_DISPOSITION.get(disposition or "", UNKNOWN),
-        "admitting_service": concept_name(services, "Encounter.serviceType"),
+        "discharge_disposition": disposition,
+        "admitting_service": _lower(text(services, "text", "Encounter.serviceType")),
         "length_of_stay_days": length_of_stay,
     }
+
+
+#: dischargeDisposition system URI -> its table (the HL7 code system; the FHIR ETL source's
+#: contract adds NUBC's, ``contracts.fhir.DISCHARGE_DISPOSITION_SYSTEMS``, at merge).
+DISCHARGE_DISPOSITION_SYSTEMS: dict[str, dict[str, str]] = {
+    fhir.SYSTEM_DISCHARGE_DISPOSITION: fhir.DISCHARGE_DISPOSITION,
+}
+
+
+def _disposition(value: dict[str, Any] | None) -> str:
+    """The first coding of a known system, mapped; ``unknown`` otherwise."""
+    for coding in codings(value, "Encounter.hospitalization.dischargeDisposition"):
+        table = DISCHARGE_DISPOSITION_SYSTEMS.get(coding.system or "")
+        if table is not None:
+            return table.get(coding.code or "", UNKNOWN)
+    return UNKNOWN
+
+
+def _lower(value: str | None) -> str | None:
+    return None if value is None else value.lower()
 
 
 def history_fields(stays: list[Stay], index_stay_: Stay) -> dict[str, Any]:

@@ -93,7 +93,9 @@ def map_resources(
         **patient_fields(patient, stay.start),
         **encounters.stay_fields(stay, discharged_at),
         **encounters.history_fields(stays, stay),
-        **clinical.diagnosis_fields(of_stay["Condition"]),
+        **clinical.diagnosis_fields(
+            of_stay["Condition"], clinical.diagnosis_ranks(stay.entry, index)
+        ),
         **clinical.procedure_fields(of_stay["Procedure"]),
         **clinical.medication_fields(of_stay["MedicationRequest"]),
         **clinical.lab_fields(of_stay["Observation"]),
