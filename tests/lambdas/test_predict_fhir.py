@@ -233,3 +233,47 @@ def test_fhir_requests_leave_no_identifier_in_the_logs(
     assert "request failed" in logged  # the logs were captured
     for value in (PATIENT, STAY, SECRET, "Furosemide", "furosemide", "I509", "Home with"):
         assert value not in logged
+
+
+def _json_values() -> Any:
+    from hypothesis import strategies as st
+
+    leaves = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+    return st.recursive(
+        leaves,
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+        ),
+        max_leaves=6,
+    )
+
+
+def test_damaged_bundles_are_answered_2xx_or_a_fixed_4xx_never_5xx(api: PredictApi) -> None:
+    """Any element of a valid Bundle replaced by arbitrary JSON (NaN and huge numbers
+    included): a RiskAssessment or an OperationOutcome 400/422, nothing else."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    base = b.bundle(resources())
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        document = json.loads(json.dumps(base))
+        slots: list[tuple[Any, Any]] = []
+
+        def walk(node: Any) -> None:
+            for key, value in node.items() if isinstance(node, dict) else enumerate(node):
+                slots.append((node, key))
+                if isinstance(value, dict | list):
+                    walk(value)
+
+        walk(document)
+        parent, key = data.draw(st.sampled_from(slots))
+        parent[key] = data.draw(_json_values())
+        result = post(api, json.dumps(document), accept=FHIR)
+        assert result.status in (200, 400, 422), result.raw_body
+        kind = "RiskAssessment" if result.status == 200 else "OperationOutcome"
+        assert result.body["resourceType"] == kind
+
+    check()
