@@ -58,6 +58,9 @@ PRIVATE_KEY_FILE = "private_key.pem"
 JWKS_PATH = "/.well-known/jwks.json"
 #: How long API Gateway may reuse the authorizer's answer for one token (stage config in AWS).
 AUTHORIZER_TTL_S = 60
+#: Discharge hooks the demo scores (the replayed token is refused before scoring): one more
+#: record in the endpoint's data capture, which the drift monitor analyses with the traffic.
+SCORED_HOOK_CALLS = 1
 #: The stay's admission time in the EHR (the test split holds no dates).
 ADMITTED = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 

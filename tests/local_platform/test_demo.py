@@ -143,7 +143,7 @@ def test_drift_flags_the_shifted_features_and_only_those(
     result, seen, _ = demo
     threshold = result.summary["drift"]["feature_psi_threshold"]
     feature_psi = seen["metrics"]["feature_psi"]
-    sent = TRAFFIC + steps.SAMPLE_REQUESTS + steps.SAMPLE_BATCH
+    sent = TRAFFIC + steps.SAMPLE_REQUESTS + steps.SAMPLE_BATCH + ehr.SCORED_HOOK_CALLS
     assert seen["metrics"]["records_analysed"] == sent
     over = sorted(name for name, psi in feature_psi.items() if psi > threshold)
     assert over == sorted(traffic.SHIFTED_FEATURES)
