@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from local_platform import report, resources, shadow, steps, worklist_site
+from local_platform import ehr, report, resources, shadow, steps, worklist_site
 from local_platform.control_plane import ControlPlane, patched_environment
 from local_platform.fairness import fairness_step
 from local_platform.gateway import LocalApiGateway
@@ -182,6 +182,7 @@ def _pipeline(
     gateway: LocalApiGateway = stack.enter_context(steps.start_gateway(run))
     ports.append(int(gateway.url.rsplit(":", 1)[1]))
     api = steps.sample_requests(run, gateway)
+    api["cds_hooks"] = ehr.play_discharge(run, gateway, stack)
     drift = steps.replay_and_monitor(run)
     shadow_stage = shadow.shadow_then_promote(run)
     fairness = fairness_step(run)

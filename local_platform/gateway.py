@@ -1,8 +1,8 @@
 """A local API Gateway: HTTP requests in, REST proxy events to the real handlers, HTTP out.
 
 It does what the deployed REST API does between a client and the Lambda proxy integration
-(routing, the 10 MB payload limit, header mapping) and nothing else; authentication (IAM) is
-not emulated and is said so at start-up. How it maps a request:
+(routing, the 10 MB payload limit, header mapping, a route's authorizer) and nothing else; IAM
+authentication is not emulated and is said so at start-up. How it maps a request:
 
 - the path and method must match a route exactly (``/predict/`` is another resource): an
   unknown path is 403 "Missing Authentication Token", as API Gateway answers; another method
@@ -13,7 +13,12 @@ not emulated and is said so at start-up. How it maps a request:
   ``isBase64Encoded`` set, so the handler sees the bytes the client sent, never a guess at
   their text;
 - the body is framed by ``Content-Length`` or chunked transfer coding; a malformed length is
-  400 and a length over the limit 413, as API Gateway answers them.
+  400 and a length over the limit 413, as API Gateway answers them;
+- a route with a Lambda ``authorizer`` (REQUEST type, identity source the ``Authorization``
+  header; the CDS Hooks routes) calls it first, as API Gateway does: a missing header or an
+  ``Unauthorized`` error is 401, a Deny for the method 403, an Allow passes its context to the
+  handler in ``requestContext.authorizer``; answers are cached per token for the route's TTL and
+  reused only for a method their policy allows.
 
 Routes of the worklist data API use three more things a REST API does (all opt-in per route,
 so the prediction API's routes behave as before):
@@ -21,7 +26,7 @@ so the prediction API's routes behave as before):
 - a resource path with ``{name}`` segments matches one path segment each, passed in
   ``pathParameters`` (URL-decoded, as API Gateway does); the query string reaches the handler
   in ``queryStringParameters`` / ``multiValueQueryStringParameters``;
-- a route with an ``authorizer`` stands in for a Cognito user pool authorizer: the authorizer
+- a route with a ``user_pool_authorizer`` stands in for a Cognito user pool authorizer: it
   gets the ``Authorization`` header and returns the token's claims (then passed in
   ``requestContext.authorizer.claims``) or ``None``, answered 401 ``Unauthorized`` before the
   handler runs;
@@ -36,6 +41,7 @@ import base64
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,7 +69,10 @@ class Route:
     path: str
     handler: Handler
     function_name: str
-    authorizer: Authorizer | None = None
+    user_pool_authorizer: Authorizer | None = None
+    #: A REQUEST Lambda authorizer in front of the handler, and how long its answers are cached.
+    authorizer: Handler | None = None
+    authorizer_ttl_s: float = 0.0
 
     def match(self, path: str) -> dict[str, str] | None:
         """The path parameters if ``path`` matches this resource (``{name}`` = one segment)."""
@@ -100,6 +109,8 @@ class LocalApiGateway:
     ) -> None:
         self._routes = {(route.method, route.path): route for route in routes}
         self._cors_origin = cors_origin
+        self._authorizer_cache: dict[str, tuple[float, Mapping[str, Any]]] = {}
+        self._cache_lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), self._request_handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -187,8 +198,8 @@ class LocalApiGateway:
             status, out_headers, out_body = _gateway_error(405, "Method Not Allowed")
             return status, {**out_headers, "Allow": ", ".join(allowed)}, out_body
         claims: Mapping[str, Any] | None = None
-        if route.authorizer is not None:
-            claims = route.authorizer(_header(headers, "Authorization"))
+        if route.user_pool_authorizer is not None:
+            claims = route.user_pool_authorizer(_header(headers, "Authorization"))
             if claims is None:
                 return _gateway_error(401, "Unauthorized")
         event = rest_api_proxy_event(
@@ -207,12 +218,69 @@ class LocalApiGateway:
             event["multiValueQueryStringParameters"] = {k: list(v) for k, v in query.items()}
         if claims is not None:
             event["requestContext"]["authorizer"] = {"claims": dict(claims)}
+        if route.authorizer is not None:
+            denied = self._authorize(route, event)
+            if denied is not None:
+                return denied
         context = LocalLambdaContext(function_name=route.function_name)
         response = route.handler(event, context)
         response_headers = {str(k): str(v) for k, v in (response.get("headers") or {}).items()}
         for key, values in (response.get("multiValueHeaders") or {}).items():
             response_headers[str(key)] = ", ".join(str(v) for v in values)
         return int(response["statusCode"]), response_headers, str(response.get("body") or "")
+
+    def _authorize(
+        self, route: Route, event: dict[str, Any]
+    ) -> tuple[int, dict[str, str], str] | None:
+        """Run the route's authorizer (or reuse its cached answer); None when allowed."""
+        assert route.authorizer is not None
+        token = next(
+            (v for k, v in event["headers"].items() if k.lower() == "authorization" and v), None
+        )
+        if token is None:  # API Gateway answers a missing identity source itself
+            return _gateway_error(401, "Unauthorized")
+        method_arn = (
+            f"arn:aws:execute-api:local:000000000000:local/local/{route.method}{route.path}"
+        )
+        now = time.monotonic()
+        with self._cache_lock:
+            cached = self._authorizer_cache.get(token)
+        if cached is not None and cached[0] > now:
+            answer = cached[1]
+        else:
+            authorizer_event = {
+                "type": "REQUEST",
+                "methodArn": method_arn,
+                "resource": route.path,
+                "path": event["path"],
+                "httpMethod": route.method,
+                "headers": event["headers"],
+                "multiValueHeaders": event["multiValueHeaders"],
+                "requestContext": event["requestContext"],
+            }
+            try:
+                answer = route.authorizer(
+                    authorizer_event, LocalLambdaContext(function_name="cds-authorizer")
+                )
+            except Exception as error:  # "Unauthorized" is API Gateway's 401; else a 500
+                if str(error) == "Unauthorized":
+                    return _gateway_error(401, "Unauthorized")
+                return _gateway_error(500, "AuthorizerConfigurationException")
+            if route.authorizer_ttl_s > 0:
+                with self._cache_lock:
+                    self._authorizer_cache[token] = (now + route.authorizer_ttl_s, answer)
+        statements = answer.get("policyDocument", {}).get("Statement", [])
+        allowed = any(
+            s.get("Effect") == "Allow" and s.get("Resource") == method_arn for s in statements
+        )
+        if not allowed:
+            return _gateway_error(403, "User is not authorized to access this resource")
+        context = {k: str(v) for k, v in (answer.get("context") or {}).items()}
+        event["requestContext"]["authorizer"] = {
+            **context,
+            "principalId": answer.get("principalId"),
+        }
+        return None
 
     def _request_handler_class(self) -> type[BaseHTTPRequestHandler]:
         gateway = self

@@ -35,7 +35,7 @@ from lambdas.deployer import app as deployer_app
 from lambdas.drift_monitor import app as drift_app
 from lambdas.predict import app as predict_app
 from lambdas.registrar import app as registrar_app
-from local_platform import report, resources, traffic
+from local_platform import ehr, report, resources, traffic
 from local_platform.control_plane import free_port, patched_environment
 from local_platform.deployment_queue import deliver_until_settled
 from local_platform.gateway import LocalApiGateway, Route
@@ -375,6 +375,7 @@ def start_gateway(run: DemoRun) -> LocalApiGateway:
         routes=[
             Route("POST", "/predict", predict_app.lambda_handler, name),
             Route("GET", "/health", predict_app.lambda_handler, name),
+            *ehr.cds_routes(name),
         ]
     )
 

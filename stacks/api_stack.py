@@ -60,6 +60,8 @@ class ApiStack(Stack):
             key=key,
             log_retention_days=config.retention.log_group_days,
             retain_logs=retain,
+            cds_hooks=config.cds_hooks,
+            authorizer_function_name=names.function("cds_authorizer"),
         )
         self.cloudwatch_role = (
             ApiGatewayCloudWatchRole(

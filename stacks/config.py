@@ -330,6 +330,26 @@ class FairnessConfig:
 
 
 @dataclass(frozen=True)
+class CdsIssuer:
+    """One EHR allowed to call the CDS Hooks service: its JWT ``iss`` and its JWKS URL."""
+
+    iss: str
+    jwks_url: str
+
+
+@dataclass(frozen=True)
+class CdsHooksConfig:
+    """The CDS Hooks service: trusted EHRs, the authorizer's cache TTL, the hook's throttling,
+    and the worklist page a card links to (``worklist.page_url``, when the stage has one)."""
+
+    issuers: tuple[CdsIssuer, ...]
+    authorizer_cache_ttl_s: int
+    throttle_rate_per_second: int
+    throttle_burst: int
+    worklist_page_url: str | None = None
+
+
+@dataclass(frozen=True)
 class StageConfig:
     """Everything a stage configures; built once by :func:`load_stage_config`."""
 
@@ -351,6 +371,7 @@ class StageConfig:
     #: Accounts whose principals may describe and list this stage's model package versions
     #: (the prod account, set by the pipeline on the dev stage; empty otherwise).
     registry_reader_accounts: tuple[str, ...] = ()
+    cds_hooks: CdsHooksConfig | None = None
 
     @property
     def prefix(self) -> str:
@@ -611,6 +632,52 @@ def load_pipeline_config(context: Mapping[str, Any]) -> PipelineConfig | None:
     return pipeline
 
 
+HTTPS_URL_PATTERN = re.compile(r"^https://[^\s/?#]+(?:/[^\s]*)?$")
+
+
+def _cds_hooks(section: _Section, worklist_page_url: str | None) -> CdsHooksConfig:
+    raw = section._raw("issuers")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{section._path}.issuers must be a non-empty list")
+    issuers = []
+    for position, item in enumerate(raw):
+        issuer = _Section(item, f"{section._path}.issuers.{position}")
+        issuers.append(
+            CdsIssuer(
+                iss=issuer.string("iss", HTTPS_URL_PATTERN),
+                jwks_url=issuer.string("jwks_url", HTTPS_URL_PATTERN),
+            )
+        )
+    if len({issuer.iss for issuer in issuers}) != len(issuers):
+        raise ConfigError(f"{section._path}.issuers names an issuer twice")
+    config = CdsHooksConfig(
+        issuers=tuple(issuers),
+        # API Gateway caches authorizer results for at most 3600 s; a CDS client's JWT lives
+        # at most 300 s, so a longer TTL would only keep expired tokens' answers.
+        authorizer_cache_ttl_s=section.integer("authorizer_cache_ttl_s", 0, 300),
+        throttle_rate_per_second=section.integer("throttle_rate_per_second", 1, 10_000),
+        throttle_burst=section.integer("throttle_burst", 1, 5_000),
+        worklist_page_url=worklist_page_url,
+    )
+    if config.throttle_burst < config.throttle_rate_per_second:
+        raise ConfigError(f"{section._path}.throttle_burst must be >= throttle_rate_per_second")
+    return config
+
+
+def _worklist_page_url(stage: _Section) -> str | None:
+    """Where the worklist page is, for the CDS card's link: ``worklist.page_url`` if set, else
+    the page's custom domain (``worklist.domain_name``); ``None`` (no link) on the default
+    ``*.cloudfront.net`` name, which exists only once the worklist stack is deployed."""
+    if "worklist" not in stage._data:
+        return None
+    worklist = stage.section("worklist")
+    explicit = worklist.optional_string("page_url", HTTPS_URL_PATTERN)
+    if explicit is not None:
+        return explicit
+    domain = worklist._data.get("domain_name")
+    return f"https://{domain}/" if isinstance(domain, str) and domain else None
+
+
 def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
     """Build the :class:`StageConfig` of ``stage`` from the ``cdk.json`` context.
 
@@ -641,4 +708,9 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         worklist=_worklist(section.section("worklist")),
         rollout=_rollout(section.section("rollout")),
         fairness=_fairness(section.section("fairness")),
+        cds_hooks=(
+            _cds_hooks(section.section("cds_hooks"), _worklist_page_url(section))
+            if "cds_hooks" in section._data
+            else None
+        ),
     )

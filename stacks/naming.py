@@ -26,6 +26,7 @@ LAMBDA_FUNCTIONS = {
     "deployer": "deployer",
     "registrar": "registrar",
     "drift_monitor": "drift-monitor",
+    "cds_authorizer": "cds-authorizer",
 }
 
 #: Roles that resource policies name before the role exists: purpose -> what runs as it.

@@ -20,6 +20,7 @@ bytes, so CDK asset hashes only change when code does.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import shutil
 import zipfile
 from collections.abc import Iterable
@@ -33,6 +34,18 @@ SHARED_PACKAGES = ("contracts",)
 
 #: Modules of the ``lambdas`` package that every function's asset carries.
 LAMBDA_SHARED_MODULES = ("__init__.py", "environment.py")
+
+#: Project packages a function's asset carries beyond its own folder and the contracts: the
+#: prediction function also serves FHIR and the CDS Hooks routes (issue #18).
+LAMBDA_EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
+    "predict": ("lambdas/cds_hooks", "fhir_mapping"),
+}
+
+#: Pure-Python libraries (import names) copied from the installed, requirements.txt-pinned
+#: distribution into a function's asset: the Powertools layer does not carry them. PyJWT is
+#: pure Python; the ``cryptography`` it verifies RS384/ES384 with is in the Powertools v3
+#: layer (built per Python version and architecture for its data masking utility).
+LAMBDA_VENDORED: dict[str, tuple[str, ...]] = {"cds_authorizer": ("jwt",)}
 
 #: What the training job's source folder holds.
 TRAINING_PACKAGES = ("training", "inference", *SHARED_PACKAGES)
@@ -79,12 +92,21 @@ def stage_directory(packages: Iterable[str], destination: Path, root: Path = REP
 
 def stage_lambda(name: str, build_root: Path = BUILD_ROOT, root: Path = REPO_ROOT) -> Path:
     """Stage the asset folder of the Lambda ``lambdas/<name>``."""
-    destination = stage_directory(
-        [f"lambdas/{name}", *SHARED_PACKAGES], build_root / "lambda" / name, root
-    )
+    packages = [f"lambdas/{name}", *LAMBDA_EXTRA_PACKAGES.get(name, ()), *SHARED_PACKAGES]
+    destination = stage_directory(packages, build_root / "lambda" / name, root)
     for shared in LAMBDA_SHARED_MODULES:
         shutil.copy2(root / "lambdas" / shared, destination / "lambdas" / shared)
+    for module in LAMBDA_VENDORED.get(name, ()):
+        shutil.copytree(_installed_package(module), destination / module, ignore=_IGNORED)
     return destination
+
+
+def _installed_package(module: str) -> Path:
+    """The folder of an installed pure-Python package."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"{module} is not installed (pip install -r requirements.txt)")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def stage_training_source(build_root: Path = BUILD_ROOT, root: Path = REPO_ROOT) -> Path:

@@ -9,6 +9,7 @@ import json
 import logging
 import traceback
 import warnings
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -24,6 +25,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from contracts.serving import HEALTH_PROBE_INFERENCE_ID, MAX_BATCH_SIZE, MAX_BODY_BYTES
+from lambdas.cds_hooks import hook as cds
+from lambdas.cds_hooks.request import HookRequest
+from lambdas.cds_hooks.service import SERVICE_PATH, SERVICES_PATH, discovery
 from lambdas.predict.clients import Clients
 from lambdas.predict.deadline import Cancellation, Deadline, run_within
 from lambdas.predict.endpoint import invoke_endpoint
@@ -38,6 +42,13 @@ from lambdas.predict.errors import (
     field_errors,
     is_batch_too_large,
 )
+from lambdas.predict.fhir import (
+    CONTENT_TYPE_FHIR_JSON,
+    FhirInputError,
+    predict_body,
+    wants_fhir_errors,
+)
+from lambdas.predict.fhir_output import operation_outcome
 from lambdas.predict.health import (
     UNKNOWN,
     EndpointHealth,
@@ -62,7 +73,6 @@ from lambdas.predict.schema import (
 )
 from lambdas.predict.settings import DEFAULT_RETRY_AFTER_S, Settings, SettingsError
 from lambdas.predict.tracing import make_tracer
-from lambdas.predict.validation import validated_body
 
 SERVICE_NAME = "prediction-api"
 METRICS_NAMESPACE = "ReadmissionPlatform/API"
@@ -70,7 +80,12 @@ HIGH_RISK_BAND = "high"
 PREDICT_PATH = "/predict"
 HEALTH_PATH = "/health"
 #: Every path of the API and its methods, exactly as a request must spell them (routing.py).
-ROUTES = {PREDICT_PATH: ("POST",), HEALTH_PATH: ("GET",)}
+ROUTES = {
+    PREDICT_PATH: ("POST",),
+    HEALTH_PATH: ("GET",),
+    SERVICES_PATH: ("GET",),
+    SERVICE_PATH: ("POST",),
+}
 
 # At DEBUG, botocore logs whole request bodies and Powertools' event handler logs the validated
 # request (raw identifiers included): keep them at WARNING whatever level the function runs at.
@@ -123,6 +138,7 @@ def reset_state() -> None:
     clients.clear()
     keys.clear()
     health_cache.clear()
+    cds.state.clear()
 
 
 def request_deadline(settings: Settings) -> Deadline:
@@ -150,17 +166,29 @@ def error_response(
     retry_after: int | None = None,
     fields: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
-) -> Response[dict[str, Any]]:
-    """Build an error body: a code, the request id and (for 400) the fields at fault."""
+    fhir_locations: Sequence[str] = (),
+) -> Response[Any]:
+    """Build an error body: a code, the request id and (for 400) the fields at fault.
+
+    A FHIR request (or one that asks for FHIR) gets the same status as an OperationOutcome.
+    """
+    headers = dict(headers or {})
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    if wants_fhir_errors(app.current_event.raw_event):
+        locations = [f.field for f in fields or []] or list(fhir_locations)
+        return Response(
+            status_code=status,
+            content_type=CONTENT_TYPE_FHIR_JSON,
+            body=to_json(operation_outcome(status, code, request_id(), locations)),
+            headers=headers,
+        )
     body = ErrorResponse(
         error=code,
         request_id=request_id(),
         fields=None if fields is None else list(dict.fromkeys(f.field for f in fields)),
         details=fields,
     )
-    headers = dict(headers or {})
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
@@ -170,7 +198,14 @@ def error_response(
 
 
 #: Typed errors that are the caller's to fix (a 400 goes through on_invalid_request).
-_CLIENT_ERRORS = frozenset({HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.UNSUPPORTED_MEDIA_TYPE})
+_CLIENT_ERRORS = frozenset(
+    {
+        HTTPStatus.BAD_REQUEST,
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+    }
+)
 _RETRY_AFTER_HEADER: dict[str, OpenAPIResponseHeader] = {
     "Retry-After": {
         "description": "Seconds to wait before retrying.",
@@ -213,7 +248,7 @@ _ERROR_RESPONSES: dict[int, Any] = {
     tags=["predictions"],
     operation_id="predict",
     responses={200: {"description": "Predictions in request order."}, **_ERROR_RESPONSES},
-    middlewares=[validated_body(PredictRequest, "request", MAX_BODY_BYTES)],
+    middlewares=[predict_body("request", MAX_BODY_BYTES)],
 )
 def predict(request: PredictRequest) -> PredictResponse:
     """De-identify the validated request, score it on the endpoint, return predictions in order."""
@@ -246,6 +281,46 @@ def score(
 
     with tracer.provider.in_subsegment(name="## invoke_endpoint"):
         return run_within(deadline, work, "invoke_endpoint")
+
+
+@app.get(
+    SERVICES_PATH,
+    summary="CDS Hooks discovery: the readmission-risk service on encounter-discharge",
+    tags=["cds-hooks"],
+    operation_id="cdsDiscovery",
+    responses={200: {"description": "The services this CDS service offers."}},
+)
+def cds_discovery() -> dict[str, Any]:
+    """CDS Hooks 2.0 discovery (the authorizer has checked the EHR's JWT)."""
+    return discovery()
+
+
+@app.post(
+    SERVICE_PATH,
+    summary="CDS Hooks encounter-discharge: a card with the 30-day readmission risk",
+    description=(
+        "The EHR's hook request with its prefetch (see GET /cds-services). The stay is mapped "
+        "and scored exactly as a FHIR POST /predict; 412 when prefetch data is missing."
+    ),
+    tags=["cds-hooks"],
+    operation_id="cdsReadmissionRisk",
+    responses={
+        200: {"description": "One card."},
+        401: _ERROR_RESPONSES[400] | {"description": "Expired or replayed token."},
+        412: _ERROR_RESPONSES[400] | {"description": "Prefetch data missing."},
+        422: _ERROR_RESPONSES[400] | {"description": "The prefetch is not a stay to score."},
+        **{k: v for k, v in _ERROR_RESPONSES.items() if k != 415},
+    },
+    middlewares=[cds.token_checked(), cds.hook_body("hook", MAX_BODY_BYTES)],
+)
+def cds_readmission_risk(hook: HookRequest) -> dict[str, Any]:
+    """Score the stay being discharged on the predict path; answer with its card."""
+    settings = current_settings()
+    records = request_records(cds.record_of(hook))
+    prediction = score(settings, records, request_deadline(settings))[0]
+    metrics.add_metric(name="CdsHookCards", unit=MetricUnit.Count, value=1)
+    logger.info("cds card served", extra={"risk_band": prediction.risk_band})
+    return cds.response(prediction)
 
 
 @app.get(
@@ -368,7 +443,11 @@ def on_api_error(error: ApiError) -> Response[dict[str, Any]]:
     log("request failed", extra={"error_code": error.code, "reason": str(error)})
     retry_after = _retry_after_s() if error.retry_after else None
     return error_response(
-        error.status_code, error.code, retry_after=retry_after, headers=error.headers
+        error.status_code,
+        error.code,
+        retry_after=retry_after,
+        headers=error.headers,
+        fhir_locations=error.locations if isinstance(error, FhirInputError) else (),
     )
 
 

@@ -63,7 +63,90 @@ def openapi_document() -> dict[str, Any]:
     schemas = document["components"]["schemas"]
     for name in _POWERTOOLS_ONLY_SCHEMAS:
         schemas.pop(name, None)
+    _document_fhir_and_cds_hooks(document)
     return document
+
+
+_FHIR = "application/fhir+json"
+_FHIR_SCHEMAS: dict[str, Any] = {
+    "FhirBundle": {
+        "type": "object",
+        "description": "A FHIR R4 Bundle (collection or transaction) of one patient's stay: "
+        "Patient, the inpatient Encounter (and earlier Encounters), its Conditions, "
+        "Procedures, MedicationRequests, Observations and discharge-summary "
+        "DocumentReference. Mapped as docs/api.md describes.",
+        "required": ["resourceType", "type"],
+        "properties": {
+            "resourceType": {"type": "string", "enum": ["Bundle"]},
+            "type": {"type": "string", "enum": ["collection", "transaction"]},
+            "entry": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "RiskAssessment": {
+        "type": "object",
+        "description": "FHIR R4 RiskAssessment: status final, subject and encounter as the "
+        "request referenced them, method.coding.version the model version, "
+        "prediction[0].probabilityDecimal, qualitativeRisk in "
+        "http://terminology.hl7.org/CodeSystem/risk-probability, the top factors as "
+        "rationale and note.",
+        "required": ["resourceType", "status", "subject", "prediction"],
+        "properties": {"resourceType": {"type": "string", "enum": ["RiskAssessment"]}},
+    },
+    "OperationOutcome": {
+        "type": "object",
+        "description": "FHIR R4 OperationOutcome: one issue, the platform's reason code in "
+        "details.coding, fixed diagnostics with the request id, the element at fault as "
+        "expression; never a value sent.",
+        "required": ["resourceType", "issue"],
+        "properties": {"resourceType": {"type": "string", "enum": ["OperationOutcome"]}},
+    },
+    "CdsHooksResponse": {
+        "type": "object",
+        "description": "CDS Hooks 2.0 response: one card (summary, indicator, Markdown "
+        "detail, source, and a link to the worklist page where configured).",
+        "required": ["cards"],
+        "properties": {"cards": {"type": "array", "items": {"type": "object"}}},
+    },
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _document_fhir_and_cds_hooks(document: dict[str, Any]) -> None:
+    """The FHIR media types of POST /predict and the CDS routes' JWT scheme, which the
+    resolver's route signatures cannot express."""
+    document["components"]["schemas"].update(_FHIR_SCHEMAS)
+    document["components"].setdefault("securitySchemes", {})["cdsHooksJwt"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "The EHR's JWT (RS384 or ES384) as CDS Hooks 2.0 specifies; checked by "
+        "the API's Lambda authorizer against the stage's trusted issuers.",
+    }
+    predict = document["paths"]["/predict"]["post"]
+    predict["requestBody"]["content"][_FHIR] = {"schema": _ref("FhirBundle")}
+    predict["responses"]["200"].setdefault("content", {})[_FHIR] = {
+        "schema": _ref("RiskAssessment")
+    }
+    outcome = {_FHIR: {"schema": _ref("OperationOutcome")}}
+    for status, response in predict["responses"].items():
+        if status != "200":
+            response.setdefault("content", {}).update(outcome)
+    predict["responses"]["422"] = {
+        "description": "A FHIR Bundle that does not describe a stay the contract can score.",
+        "content": outcome,
+    }
+    for path in ("/cds-services", "/cds-services/readmission-risk"):
+        for operation in document["paths"][path].values():
+            operation["security"] = [{"cdsHooksJwt": []}]
+    hook = document["paths"]["/cds-services/readmission-risk"]["post"]
+    hook["responses"]["200"]["content"] = {"application/json": {"schema": _ref("CdsHooksResponse")}}
+    hook["responses"]["422"] = {
+        "description": "The prefetch is not a stay to score (the reason code is the error).",
+        "content": {"application/json": {"schema": _ERROR_SCHEMA_REF}},
+    }
 
 
 def openapi_json() -> str:

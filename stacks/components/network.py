@@ -150,12 +150,13 @@ class PrivateNetwork(Construct):
         )
         gateway = self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
         gateway.add_to_policy(same_account_statement())
-        # The worklist table (batch scoring writes it, the worklist API reads it) from the
-        # isolated subnets: DynamoDB's gateway endpoint, free and on the subnets' route tables.
-        dynamodb_gateway = self.vpc.add_gateway_endpoint(
+        # DynamoDB from the isolated subnets (the worklist table: batch scoring writes it, the
+        # worklist API reads it; the CDS Hooks service records each client JWT's jti in its
+        # replay table): one gateway endpoint, free and on the subnets' route tables.
+        dynamodb = self.vpc.add_gateway_endpoint(
             "DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB
         )
-        dynamodb_gateway.add_to_policy(same_account_statement())
+        dynamodb.add_to_policy(same_account_statement())
         for name, service in INTERFACE_ENDPOINTS.items():
             endpoint = self.vpc.add_interface_endpoint(
                 name,

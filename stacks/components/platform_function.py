@@ -104,9 +104,9 @@ class PlatformFunction(Construct):
         function_name: str,
         description: str,
         environment: Mapping[str, str],
-        vpc: ec2.IVpc,
-        subnets: ec2.SubnetSelection,
-        security_group: ec2.ISecurityGroup,
+        vpc: ec2.IVpc | None,
+        subnets: ec2.SubnetSelection | None,
+        security_group: ec2.ISecurityGroup | None,
         key: kms.IKey,
         log_retention_days: int,
         retain_logs: bool,
@@ -114,8 +114,11 @@ class PlatformFunction(Construct):
         memory_mb: int = 512,
         reserved_concurrency: int | None = None,
         asynchronous: bool = False,
+        outside_vpc_reason: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        if (vpc is None) != (outside_vpc_reason is not None):
+            raise ValueError("a function runs in the VPC, or outside it for a written reason")
         self.log_group = encrypted_log_group(
             self,
             "Logs",
@@ -140,19 +143,8 @@ class PlatformFunction(Construct):
                 resources=[self.log_group.log_group_arn],
             )
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="VpcNetworkInterfaces",
-                actions=[
-                    "ec2:CreateNetworkInterface",
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:AssignPrivateIpAddresses",
-                    "ec2:UnassignPrivateIpAddresses",
-                ],
-                resources=["*"],
-            )
-        )
+        if vpc is not None:
+            self._allow_network_interfaces()
         self.dead_letter_queue: sqs.Queue | None = None
         if asynchronous:
             self.dead_letter_queue = sqs.Queue(
@@ -193,7 +185,7 @@ class PlatformFunction(Construct):
             environment_encryption=key,
             vpc=vpc,
             vpc_subnets=subnets,
-            security_groups=[security_group],
+            security_groups=None if security_group is None else [security_group],
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             timeout=timeout,
@@ -206,9 +198,11 @@ class PlatformFunction(Construct):
         acknowledge(self.function, RUNTIME_REASON, "AwsSolutions-L1")
         acknowledge(
             self.role,
-            f"{ENI_REASON} {XRAY_REASON}",
+            f"{ENI_REASON} {XRAY_REASON}" if vpc is not None else XRAY_REASON,
             "AwsSolutions-IAM5[Resource::*]",
         )
+        if outside_vpc_reason is not None:
+            acknowledge(self.function, outside_vpc_reason, "HIPAA.Security-LambdaInsideVPC")
         if reserved_concurrency is None:
             acknowledge(
                 self.function,
@@ -223,3 +217,19 @@ class PlatformFunction(Construct):
                 "receives the error and retries or reports it; Lambda never queues an event.",
                 "HIPAA.Security-LambdaDLQ",
             )
+
+    def _allow_network_interfaces(self) -> None:
+        """The ENI permissions a VPC function's role needs (AWSLambdaVPCAccessExecutionRole)."""
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="VpcNetworkInterfaces",
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:UnassignPrivateIpAddresses",
+                ],
+                resources=["*"],
+            )
+        )

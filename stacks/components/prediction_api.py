@@ -5,14 +5,20 @@ model derived from ``contracts.encounter`` checked by API Gateway before the Lam
 Lambda still validates fully); TLS 1.2 or later with forward-secret ciphers only; stage
 throttling; access logs without bodies; X-Ray; an optional WAF web ACL; and no caching: a
 per-patient prediction must never come from a cache.
+
+The CDS Hooks routes (``GET /cds-services``, ``POST /cds-services/readmission-risk``, issue
+#18) are served by the same function behind a Lambda authorizer (``CdsHooksAccess``) instead
+of IAM: the EHR authenticates with its own signed JWT, as CDS Hooks specifies.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -22,10 +28,14 @@ from constructs import Construct
 
 from contracts import serving
 from contracts.encounter import FieldKind, FieldSpec, model_input_fields
+from lambdas.cds_authorizer.app import ISSUERS_ENV
+from lambdas.cds_hooks.hook import REPLAY_TABLE_ENV, WORKLIST_PAGE_URL_ENV
+from lambdas.cds_hooks.replay import EXPIRES_ATTRIBUTE, JTI_ATTRIBUTE
+from lambdas.cds_hooks.service import SERVICE_ID, SERVICES_PATH
 from stacks.components.grants import grant_key
 from stacks.components.log_groups import encrypted_log_group
 from stacks.components.platform_function import PlatformFunction
-from stacks.config import ApiConfig
+from stacks.config import ApiConfig, CdsHooksConfig
 from stacks.nag import acknowledge
 from stacks.wildcards import acknowledge_wildcards
 
@@ -195,6 +205,111 @@ def _json_schema(schema: dict[str, Any]) -> apigateway.JsonSchema:
     return apigateway.JsonSchema(**kwargs)
 
 
+def cds_hook_request_schema() -> dict[str, Any]:
+    """``POST /cds-services/readmission-risk``: what API Gateway checks before the Lambda
+    (CDS Hooks 2.0 HTTP request: hook, hookInstance and context REQUIRED)."""
+    return {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "title": "CdsHookRequest",
+        "type": "object",
+        "properties": {
+            "hook": {"type": "string", "enum": ["encounter-discharge"]},
+            "hookInstance": {"type": "string", "minLength": 1, "maxLength": 128},
+            "context": {
+                "type": "object",
+                "properties": {
+                    "userId": {"type": "string", "minLength": 1},
+                    "patientId": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "encounterId": {"type": "string", "minLength": 1, "maxLength": 64},
+                },
+                "required": ["userId", "patientId", "encounterId"],
+            },
+            "prefetch": {"type": "object"},
+        },
+        "required": ["hook", "hookInstance", "context"],
+    }
+
+
+#: Why the authorizer runs outside the VPC (the platform VPC has no route to the internet).
+AUTHORIZER_OUTSIDE_VPC_REASON = (
+    "The CDS Hooks authorizer must fetch each trusted EHR's JWKS from the EHR's public HTTPS "
+    "URL (cds_hooks.issuers), and the platform VPC has no NAT by design. It handles no patient "
+    "data: it reads only the Authorization header's JWT (the EHR's client identity, never a "
+    "patient's) and reaches nothing inside the VPC."
+)
+REPLAY_TABLE_REASON = (
+    "The replay table holds one short-lived item per CDS client JWT (its jti, deleted by TTL "
+    "after the token expires): nothing a backup plan would need to restore (point-in-time "
+    "recovery is on all the same)."
+)
+
+
+class CdsHooksAccess(Construct):
+    """Who may call the CDS Hooks routes: the JWT authorizer and the jti replay table.
+
+    Exposes ``authorizer`` (API Gateway REQUEST authorizer on the Authorization header, its
+    answers cached ``authorizer_cache_ttl_s``), ``function`` (the authorizer's
+    :class:`PlatformFunction`) and ``replay_table`` (grant the service ``dynamodb:PutItem``).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: CdsHooksConfig,
+        function_name: str,
+        key: kms.IKey,
+        log_retention_days: int,
+        retain_logs: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        issuers = {issuer.iss: issuer.jwks_url for issuer in config.issuers}
+        self.function = PlatformFunction(
+            self,
+            "Authorizer",
+            folder="cds_authorizer",
+            function_name=function_name,
+            description="Verifies the EHR's CDS Hooks JWT for the CDS routes",
+            environment={ISSUERS_ENV: json.dumps(issuers, sort_keys=True)},
+            vpc=None,
+            subnets=None,
+            security_group=None,
+            outside_vpc_reason=AUTHORIZER_OUTSIDE_VPC_REASON,
+            key=key,
+            log_retention_days=log_retention_days,
+            retain_logs=retain_logs,
+            timeout=Duration.seconds(5),
+            memory_mb=256,
+            # API Gateway calls it at most once per hook call (fewer with its cache).
+            reserved_concurrency=config.throttle_burst,
+        )
+        self.authorizer = apigateway.RequestAuthorizer(
+            self,
+            "JwtAuthorizer",
+            handler=self.function.function,
+            # The cache key is the token itself: no answer is ever reused for another token.
+            identity_sources=[apigateway.IdentitySource.header("Authorization")],
+            results_cache_ttl=Duration.seconds(config.authorizer_cache_ttl_s),
+        )
+        self.replay_table = dynamodb.Table(
+            self,
+            "ReplayTable",
+            partition_key=dynamodb.Attribute(
+                name=JTI_ATTRIBUTE, type=dynamodb.AttributeType.STRING
+            ),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=key,
+            time_to_live_attribute=EXPIRES_ATTRIBUTE,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        acknowledge(self.replay_table, REPLAY_TABLE_REASON, "HIPAA.Security-DynamoDBInBackupPlan")
+
+
 class PredictionApi(Construct):
     """The predict Lambda and the REST API in front of it.
 
@@ -219,15 +334,46 @@ class PredictionApi(Construct):
         key: kms.IKey,
         log_retention_days: int,
         retain_logs: bool,
+        cds_hooks: CdsHooksConfig | None = None,
+        authorizer_function_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.cds_access = (
+            CdsHooksAccess(
+                self,
+                "CdsHooksAccess",
+                config=cds_hooks,
+                function_name=authorizer_function_name or f"{function_name}-cds-authorizer",
+                key=key,
+                log_retention_days=log_retention_days,
+                retain_logs=retain_logs,
+            )
+            if cds_hooks is not None
+            else None
+        )
+        cds_environment = (
+            {}
+            if cds_hooks is None or self.cds_access is None
+            else {
+                REPLAY_TABLE_ENV: self.cds_access.replay_table.table_name,
+                **(
+                    {WORKLIST_PAGE_URL_ENV: cds_hooks.worklist_page_url}
+                    if cds_hooks.worklist_page_url
+                    else {}
+                ),
+            }
+        )
         self.function = PlatformFunction(
             self,
             "Predict",
             folder="predict",
             function_name=function_name,
-            description="POST /predict and GET /health of the prediction API",
-            environment={"ENDPOINT_NAME": endpoint_name, "DEID_SECRET_ARN": deid_secret.secret_arn},
+            description="POST /predict, GET /health and the CDS Hooks routes of the API",
+            environment={
+                "ENDPOINT_NAME": endpoint_name,
+                "DEID_SECRET_ARN": deid_secret.secret_arn,
+                **cds_environment,
+            },
             vpc=vpc,
             subnets=subnets,
             security_group=security_group,
@@ -256,6 +402,7 @@ class PredictionApi(Construct):
                 stage_name=STAGE_NAME,
                 throttling_rate_limit=api_config.throttle_rate_per_second,
                 throttling_burst_limit=api_config.throttle_burst,
+                method_options=self._cds_throttling(cds_hooks),
                 tracing_enabled=True,
                 metrics_enabled=True,
                 caching_enabled=False,
@@ -302,6 +449,11 @@ class PredictionApi(Construct):
         self.health_method = self.api.root.add_resource("health").add_method(
             "GET", integration, **method_options
         )
+        self.cds_discovery_method: apigateway.Method | None = None
+        self.cds_service_method: apigateway.Method | None = None
+        if self.cds_access is not None:
+            self._cds_routes(self.cds_access, integration, validator)
+            self.cds_access.replay_table.grant(self.function.role, "dynamodb:PutItem")
         if use_api_keys:
             plan = self.api.add_usage_plan(
                 "UsagePlan",
@@ -319,6 +471,48 @@ class PredictionApi(Construct):
             else None
         )
         self._acknowledge(use_api_keys, api_config.waf_enabled)
+
+    @staticmethod
+    def _cds_throttling(
+        cds_hooks: CdsHooksConfig | None,
+    ) -> dict[str, apigateway.MethodDeploymentOptions] | None:
+        """The hook's own throttle (an EHR calls it once per discharge), under the stage's."""
+        if cds_hooks is None:
+            return None
+        return {
+            f"{SERVICES_PATH}/{SERVICE_ID}/POST": apigateway.MethodDeploymentOptions(
+                throttling_rate_limit=cds_hooks.throttle_rate_per_second,
+                throttling_burst_limit=cds_hooks.throttle_burst,
+            )
+        }
+
+    def _cds_routes(
+        self,
+        access: CdsHooksAccess,
+        integration: apigateway.LambdaIntegration,
+        validator: apigateway.RequestValidator,
+    ) -> None:
+        """``GET /cds-services`` and ``POST /cds-services/readmission-risk`` behind the JWT
+        authorizer, the hook's body checked against its model first."""
+        options: dict[str, Any] = {
+            "authorization_type": apigateway.AuthorizationType.CUSTOM,
+            "authorizer": access.authorizer,
+        }
+        services = self.api.root.add_resource(SERVICES_PATH.strip("/"))
+        self.cds_discovery_method = services.add_method("GET", integration, **options)
+        model = self.api.add_model(
+            "CdsHookRequest",
+            content_type="application/json",
+            model_name="CdsHookRequest",
+            schema=_json_schema(cds_hook_request_schema()),
+        )
+        self.cds_service_method = services.add_resource(SERVICE_ID).add_method(
+            "POST",
+            integration,
+            request_models={"application/json": model},
+            request_validator=validator,
+            **options,
+        )
 
     @staticmethod
     def _require_tls(api: apigateway.RestApi) -> None:
@@ -473,8 +667,10 @@ class PredictionApi(Construct):
         acknowledge(
             self.api,
             "Callers are clinical applications with AWS identities: requests are SigV4-signed "
-            "(IAM authorization) or, where configured, carry a usage-plan API key; there are "
-            "no end-user sign-ins for a Cognito user pool to serve.",
+            "(IAM authorization) or, where configured, carry a usage-plan API key; the CDS "
+            "Hooks routes are called by EHRs with their own signed JWTs, verified by a Lambda "
+            "authorizer as CDS Hooks 2.0 specifies; there are no end-user sign-ins for a "
+            "Cognito user pool to serve.",
             "AwsSolutions-COG4",
         )
         if use_api_keys:

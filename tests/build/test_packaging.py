@@ -16,6 +16,9 @@ def _fake_repo(root: Path) -> Path:
         "contracts": ["__init__.py", "encounter.py"],
         "lambdas": ["__init__.py", "environment.py"],
         "lambdas/predict": ["__init__.py", "app.py"],
+        "lambdas/cds_hooks": ["__init__.py", "hook.py"],
+        "lambdas/cds_authorizer": ["__init__.py", "app.py"],
+        "fhir_mapping": ["__init__.py", "record.py"],
         "lambdas/deployer": ["__init__.py", "app.py"],
         "glue_jobs": ["__init__.py", "ehr_features.py"],
         "training": ["__init__.py", "train.py", "requirements.txt"],
@@ -37,15 +40,44 @@ def _tree(root: Path) -> set[str]:
 
 def test_lambda_asset_holds_its_own_package_and_the_contracts_only(tmp_path: Path) -> None:
     repo = _fake_repo(tmp_path / "repo")
+    staged = packaging.stage_lambda("deployer", build_root=tmp_path / "build", root=repo)
+    assert _tree(staged) == {
+        "lambdas/__init__.py",
+        "lambdas/environment.py",
+        "lambdas/deployer/__init__.py",
+        "lambdas/deployer/app.py",
+        "contracts/__init__.py",
+        "contracts/encounter.py",
+    }
+
+
+def test_the_prediction_asset_also_carries_fhir_mapping_and_the_cds_service(
+    tmp_path: Path,
+) -> None:
+    repo = _fake_repo(tmp_path / "repo")
     staged = packaging.stage_lambda("predict", build_root=tmp_path / "build", root=repo)
     assert _tree(staged) == {
         "lambdas/__init__.py",
         "lambdas/environment.py",
         "lambdas/predict/__init__.py",
         "lambdas/predict/app.py",
+        "lambdas/cds_hooks/__init__.py",
+        "lambdas/cds_hooks/hook.py",
+        "fhir_mapping/__init__.py",
+        "fhir_mapping/record.py",
         "contracts/__init__.py",
         "contracts/encounter.py",
     }
+
+
+def test_the_authorizer_asset_vendors_pyjwt_from_the_pinned_install(tmp_path: Path) -> None:
+    import jwt
+
+    repo = _fake_repo(tmp_path / "repo")
+    staged = packaging.stage_lambda("cds_authorizer", build_root=tmp_path / "build", root=repo)
+    assert (staged / "jwt" / "__init__.py").read_bytes() == Path(jwt.__file__).read_bytes()
+    assert not any("__pycache__" in p.parts for p in staged.rglob("*"))
+    assert "pyjwt==" + jwt.__version__ in Path("requirements.txt").read_text().lower()
 
 
 def test_restaging_replaces_stale_files(tmp_path: Path) -> None:

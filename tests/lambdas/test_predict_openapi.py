@@ -33,7 +33,7 @@ def test_document_is_valid_openapi(document: dict[str, Any]) -> None:
 
 def test_predict_documents_every_status_the_api_returns(document: dict[str, Any]) -> None:
     responses = document["paths"]["/predict"]["post"]["responses"]
-    assert sorted(responses) == ["200", "400", "413", "415", "429", "500", "503"]
+    assert sorted(responses) == ["200", "400", "413", "415", "422", "429", "500", "503"]
     assert sorted(document["paths"]["/health"]["get"]["responses"]) == ["200", "500", "503"]
     for status in ("429", "503"):
         assert "Retry-After" in responses[status]["headers"]

@@ -433,7 +433,36 @@ def test_handler_module_imports_only_the_runtime_and_the_powertools_layer() -> N
         text=True,
         check=True,
     )
-    roots = set(out.stdout.split()) - set(sys.stdlib_module_names) - {"lambdas", "contracts"}
+    # The project packages the asset carries (stacks/packaging.py).
+    from stacks.packaging import LAMBDA_EXTRA_PACKAGES
+
+    shipped = {"lambdas", "contracts", *(p.split("/")[0] for p in LAMBDA_EXTRA_PACKAGES["predict"])}
+    roots = set(out.stdout.split()) - set(sys.stdlib_module_names) - shipped
     roots = {root for root in roots if not root.startswith("_")}  # interpreter internals
     assert roots <= RUNTIME_AND_LAYER
     assert "pydantic" in roots  # the check does see third-party imports
+
+
+def test_authorizer_imports_only_the_runtime_the_layer_and_its_vendored_pyjwt() -> None:
+    """cryptography is in the Powertools v3 layer (its data masking utility's dependency);
+    PyJWT is copied into the asset (stacks/packaging.py, LAMBDA_VENDORED)."""
+    from stacks.packaging import LAMBDA_VENDORED
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _IMPORTED_ROOTS.replace("lambdas.predict.app", "lambdas.cds_authorizer.app"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={**os.environ, "POWERTOOLS_TRACE_DISABLED": "true"},
+    )
+    roots = set(out.stdout.split()) - set(sys.stdlib_module_names) - {"lambdas", "contracts"}
+    # bcrypt: an optional import of cryptography's SSH key module (try/except ImportError).
+    roots = {root for root in roots if not root.startswith("_")} - {"bcrypt"}
+    allowed = RUNTIME_AND_LAYER | {"cryptography", "cffi"} | set(LAMBDA_VENDORED["cds_authorizer"])
+    assert roots <= allowed
+    assert "jwt" in roots

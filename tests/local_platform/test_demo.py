@@ -18,7 +18,7 @@ import pytest
 
 from contracts.deidentify import ENCOUNTER_NAMESPACE, PATIENT_NAMESPACE, keyed_hash
 from contracts.drift import baseline_s3_key
-from local_platform import steps, traffic
+from local_platform import ehr, steps, traffic
 from local_platform.control_plane import patched_environment
 from local_platform.demo import SUMMARY_FILE, DemoResult, LivePlatform, run_demo
 from local_platform.processes import process_exists
@@ -55,6 +55,8 @@ def _live_checks(live: LivePlatform, seen: dict[str, Any]) -> None:
     seen["health"] = traffic.call(f"{live.api_url}/health")
     seen["predict"] = traffic.call(f"{live.api_url}/predict", "POST", traffic.EXAMPLE_REQUEST)
     seen["capture"] = _capture_text(live.run_dir)
+    # What a `make demo-serve` user runs from another terminal (docs/api.md, CDS Hooks).
+    seen["ehr_script"] = ehr.main(["--run-dir", str(live.run_dir)])
 
 
 @pytest.fixture(scope="module")
@@ -121,13 +123,27 @@ def test_api_answers_through_the_gateway_and_only_hashed_keys_reach_the_server(
     assert "demo-patient-" not in capture
 
 
+def test_the_demo_ehr_gets_a_card_and_a_replayed_token_is_refused(
+    demo: tuple[DemoResult, dict[str, Any], str],
+) -> None:
+    result, seen, printed = demo
+    cds = result.summary["api"]["cds_hooks"]
+    assert (cds["discovery_status"], cds["status"]) == (200, 200)
+    assert cds["indicator"] in ("info", "warning", "critical")
+    assert "readmission risk:" in cds["summary"]
+    assert cds["replayed_token_status"] == 401
+    assert cds["summary"] in printed
+    assert seen["ehr_script"] == 0
+    assert (result.run_dir / "ehr" / "identity.json").is_file()
+
+
 def test_drift_flags_the_shifted_features_and_only_those(
     demo: tuple[DemoResult, dict[str, Any], str],
 ) -> None:
     result, seen, _ = demo
     threshold = result.summary["drift"]["feature_psi_threshold"]
     feature_psi = seen["metrics"]["feature_psi"]
-    sent = TRAFFIC + steps.SAMPLE_REQUESTS + steps.SAMPLE_BATCH
+    sent = TRAFFIC + steps.SAMPLE_REQUESTS + steps.SAMPLE_BATCH + ehr.SCORED_HOOK_CALLS
     assert seen["metrics"]["records_analysed"] == sent
     over = sorted(name for name, psi in feature_psi.items() if psi > threshold)
     assert over == sorted(traffic.SHIFTED_FEATURES)

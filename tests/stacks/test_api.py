@@ -44,18 +44,22 @@ LOG_WRITE_ACTIONS = {
 
 
 def _methods(template: Template) -> dict[str, dict[str, Any]]:
+    """/predict and /health by HTTP method (the CDS Hooks routes are test_api_cds.py's)."""
     return {
         m["Properties"]["HttpMethod"]: m["Properties"]
         for m in template.find_resources("AWS::ApiGateway::Method").values()
+        if m["Properties"]["AuthorizationType"] != "CUSTOM"
     }
 
 
 def test_every_method_requires_sigv4_by_default(dev: Synthesized) -> None:
-    methods = _methods(dev["Api"])
-    assert sorted(methods) == ["GET", "POST"]
-    for method in methods.values():
-        assert method["AuthorizationType"] == "AWS_IAM"
+    every = [m["Properties"] for m in dev["Api"].find_resources("AWS::ApiGateway::Method").values()]
+    signed = [m for m in every if m["AuthorizationType"] == "AWS_IAM"]
+    assert sorted(m["HttpMethod"] for m in signed) == ["GET", "POST"]
+    for method in every:
         assert method["Integration"]["Type"] == "AWS_PROXY"
+    # The others are the CDS Hooks routes, behind the EHR-JWT authorizer (test_api_cds.py).
+    assert [m["AuthorizationType"] for m in every if m not in signed] == ["CUSTOM", "CUSTOM"]
 
 
 def test_predict_body_is_validated_against_the_contract_model(dev: Synthesized) -> None:
@@ -64,7 +68,7 @@ def test_predict_body_is_validated_against_the_contract_model(dev: Synthesized) 
     validator_id = post["RequestValidatorId"]["Ref"]
     validator = api.find_resources("AWS::ApiGateway::RequestValidator")[validator_id]
     assert validator["Properties"]["ValidateRequestBody"] is True
-    model = only(api, "AWS::ApiGateway::Model")
+    model = only(api, "AWS::ApiGateway::Model", {"Name": "PredictRequest"})
     assert model["ContentType"] == "application/json"
     schema = model["Schema"]
     single, batch = schema["oneOf"]
@@ -74,9 +78,10 @@ def test_predict_body_is_validated_against_the_contract_model(dev: Synthesized) 
     assert set(single["properties"]) == {"patient_id", "encounter_id"} | {
         spec.name for spec in model_input_fields()
     }
-    assert post["RequestModels"] == {
-        "application/json": {"Ref": next(iter(api.find_resources("AWS::ApiGateway::Model")))}
-    }
+    models = api.find_resources(
+        "AWS::ApiGateway::Model", {"Properties": {"Name": "PredictRequest"}}
+    )
+    assert post["RequestModels"] == {"application/json": {"Ref": next(iter(models))}}
 
 
 def test_schema_bounds_and_vocabularies_come_from_the_contract() -> None:
@@ -95,14 +100,18 @@ def test_stage_throttles_traces_and_logs_without_bodies(
     stage = only(dev["Api"], "AWS::ApiGateway::Stage")
     assert stage["StageName"] == "v1"
     assert stage["TracingEnabled"] is True
-    (settings,) = stage["MethodSettings"]
+    (settings,) = [s for s in stage["MethodSettings"] if s["ResourcePath"] == "/*"]
     assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (50, 100)
     assert settings.get("CachingEnabled") is False
     assert settings.get("DataTraceEnabled") is False
     log_format = json.loads(stage["AccessLogSetting"]["Format"])
     assert log_format == ACCESS_LOG_FIELDS
     assert not any("body" in v.lower() for v in log_format.values())
-    prod_settings = only(prod["Api"], "AWS::ApiGateway::Stage")["MethodSettings"][0]
+    (prod_settings,) = [
+        s
+        for s in only(prod["Api"], "AWS::ApiGateway::Stage")["MethodSettings"]
+        if s["ResourcePath"] == "/*"
+    ]
     assert (prod_settings["ThrottlingRateLimit"], prod_settings["ThrottlingBurstLimit"]) == (
         200,
         400,

@@ -246,7 +246,7 @@ def test_no_aws_owned_bucket_is_reachable_through_the_s3_endpoint(dev: Synthesiz
     (gateway,) = [
         e["Properties"]
         for e in dev["Network"].find_resources("AWS::EC2::VPCEndpoint").values()
-        if _service(e["Properties"]) == "s3"
+        if e["Properties"].get("VpcEndpointType") == "Gateway" and _service(e["Properties"]) == "s3"
     ]
     for bucket in (
         "arn:aws:s3:::prod-us-east-1-starport-layer-bucket/sha256/abc",

@@ -1,0 +1,251 @@
+"""A CDS Hooks call against ``POST /predict``, same patient, same run, on the local path.
+
+Each sample is one HTTP request to the local API Gateway (``local_platform.gateway``), which
+runs what API Gateway runs in AWS: for the hook, the JWT authorizer (a fresh token per call,
+as an EHR sends, so its cache never answers; the EHR's JWKS is fetched once over HTTP and then
+held by PyJWKClient, as in a warm container), then the prediction function (jti replay check,
+hook validation, FHIR mapping of the prefetch, de-identification, the boto3 sagemaker-runtime
+call to the endpoint, the card). ``/predict`` gets the same stay as the platform's JSON, and
+as a FHIR Bundle. The endpoint is the test suite's fake endpoint in its own process, so the
+figures are the API side's own cost. Requests are interleaved so all three see the same load.
+Token signing is the EHR's work and is done before the clock starts.
+
+Also recorded: the cold import of the prediction function with the FHIR mapping and the CDS
+service in it, and of the authorizer (fresh interpreters, after the Lambda runtime's own
+bootstrap, as in ``api_cold_import.py``).
+
+Targets (issue #18): hook p95 within 1.5x of /predict's and under 50 ms.
+
+Run: ``python benchmarks/cds_hooks.py`` (writes benchmarks/results/cds_hooks.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import io
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+from unittest import mock
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.api_latency import fake_endpoint_process, percentiles  # noqa: E402
+
+RESULT = ROOT / "benchmarks" / "results" / "cds_hooks.json"
+ENDPOINT_NAME = "readmission-cds-benchmark"
+TARGET_P95_MS = 50.0
+TARGET_RATIO = 1.5
+WARMUP = 20
+IMPORT_RUNS = 7
+_TIMED_IMPORT = (
+    "import awslambdaric.bootstrap, time; t = time.perf_counter(); c = time.process_time(); "
+    "import {module}; "
+    "print((time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000)"
+)
+
+
+def stay() -> tuple[list[dict[str, Any]], str, str]:
+    """A discharged patient's record as an EHR holds it (history, diagnoses, labs, a note)."""
+    from contracts import fhir
+    from local_platform import ehr_bundle as b
+
+    admitted = datetime(2025, 9, 10, 14, tzinfo=UTC)
+    end = admitted + timedelta(days=5)
+    resources = [
+        b.patient("bench-p", "1946-03-12", "female"),
+        b.encounter("bench-e", "bench-p", admitted, end, service="cardiology"),
+        b.encounter(
+            "bench-h1", "bench-p", admitted - timedelta(days=50), admitted - timedelta(days=46)
+        ),
+        *(
+            b.condition(f"c{n}", "bench-p", "bench-e", code, fhir.SYSTEM_ICD10CM)
+            for n, code in enumerate(("I50.9", "E11.9", "N18.3", "I10", "E78.5", "J44.9"))
+        ),
+        b.procedure("x1", "bench-p", "bench-e", "02HV33Z", fhir.SYSTEM_ICD10PCS),
+        *(
+            b.medication_request(f"m{n}", "bench-p", "bench-e", name, admitted + timedelta(hours=n))
+            for n, name in enumerate(("furosemide", "metformin", "lisinopril", "atorvastatin"))
+        ),
+        *(
+            b.observation(
+                f"o{n}",
+                "bench-p",
+                "bench-e",
+                name=f"lab {n}",
+                loinc="2345-7",
+                value=100.0 + 10 * n,
+                effective=admitted + timedelta(hours=n),
+                abnormal=n % 3 == 0,
+            )
+            for n in range(20)
+        ),
+        b.discharge_summary(
+            "d1", "bench-p", "bench-e", "Discharged home with follow-up. " * 40, end
+        ),
+    ]
+    return resources, "bench-p", "bench-e"
+
+
+class Client:
+    """One keep-alive HTTP connection to the gateway."""
+
+    def __init__(self, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        self.connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+
+    def post(self, path: str, body: str, headers: dict[str, str]) -> float:
+        start = time.perf_counter()
+        self.connection.request("POST", path, body=body.encode("utf-8"), headers=headers)
+        response = self.connection.getresponse()
+        response.read()
+        elapsed = (time.perf_counter() - start) * 1000
+        if response.status != 200:
+            raise RuntimeError(f"{path} answered {response.status}")
+        return elapsed
+
+
+def measure(requests: int) -> dict[str, Any]:
+    """Interleaved hook, JSON /predict and FHIR /predict calls through the local gateway."""
+    from fhir_mapping import map_bundle
+    from lambdas.cds_authorizer.settings import AUDIENCE_BASE_URL_ENV, ISSUERS_ENV
+    from lambdas.cds_hooks.service import SERVICE_PATH
+    from lambdas.predict import app
+    from local_platform import ehr
+    from local_platform import ehr_bundle as b
+    from local_platform.gateway import LocalApiGateway, Route
+
+    resources, patient_id, encounter_id = stay()
+    bundle = b.bundle(resources)
+    record = map_bundle(bundle, discharged_at=datetime.now(UTC)).record
+    hook = json.dumps(ehr.hook_request(resources, patient_id, encounter_id))
+    identity = ehr.EhrIdentity.generate()
+    with contextlib.ExitStack() as stack:
+        endpoint_url = stack.enter_context(fake_endpoint_process(ENDPOINT_NAME))
+        jwks_url = stack.enter_context(ehr.jwks_server(identity.jwks()))
+        routes = [
+            Route("POST", "/predict", app.lambda_handler, "predict"),
+            *ehr.cds_routes("predict"),
+        ]
+        gateway = stack.enter_context(LocalApiGateway(routes))
+        stack.enter_context(
+            mock.patch.dict(
+                os.environ,
+                {
+                    "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": endpoint_url,
+                    "ENDPOINT_NAME": ENDPOINT_NAME,
+                    "DEID_KEY": "benchmark-key",
+                    "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+                    "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "benchmark"),
+                    "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "benchmark"),
+                    "POWERTOOLS_TRACE_DISABLED": "true",
+                    ISSUERS_ENV: json.dumps({identity.issuer: jwks_url}),
+                    AUDIENCE_BASE_URL_ENV: gateway.url,
+                },
+            )
+        )
+        app.reset_state()
+        sink = io.StringIO()  # the functions' log and metric lines are written, then dropped
+        handler = cast(logging.StreamHandler, app.logger.registered_handler)
+        stack.enter_context(contextlib.redirect_stdout(sink))
+        handler.setStream(sink)
+        stack.callback(handler.setStream, sys.stdout)
+        logging.getLogger("cds-authorizer").disabled = True
+        client = Client(gateway.url)
+        service_url = f"{gateway.url}{SERVICE_PATH}"
+        tokens = [identity.token(service_url) for _ in range(requests + WARMUP)]
+        json_body, fhir_body = json.dumps(record), json.dumps(bundle)
+        samples: dict[str, list[float]] = {"cds_hook": [], "predict_json": [], "predict_fhir": []}
+        for n, token in enumerate(tokens):
+            timings = {
+                "cds_hook": client.post(
+                    SERVICE_PATH,
+                    hook,
+                    {"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+                ),
+                "predict_json": client.post(
+                    "/predict", json_body, {"Content-Type": "application/json"}
+                ),
+                "predict_fhir": client.post(
+                    "/predict",
+                    fhir_body,
+                    {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"},
+                ),
+            }
+            if n >= WARMUP:
+                for name, value in timings.items():
+                    samples[name].append(value)
+    return {
+        name: {"requests": len(values), **percentiles(values)} for name, values in samples.items()
+    }
+
+
+def cold_import(module: str) -> dict[str, float]:
+    """Median and max import time of ``module`` in fresh interpreters, and the median CPU time
+    (which moves less with the machine's load than wall time does)."""
+    samples, cpu = [], []
+    for _ in range(IMPORT_RUNS):
+        out = subprocess.run(
+            [sys.executable, "-c", _TIMED_IMPORT.format(module=module)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={
+                **os.environ,
+                "PYTHONPATH": str(ROOT),
+                "PYDANTIC_DISABLE_PLUGINS": "__all__",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+            },
+        )
+        wall, used = out.stdout.strip().splitlines()[-1].split()
+        samples.append(float(wall))
+        cpu.append(float(used))
+    return {
+        "median_ms": round(statistics.median(samples), 1),
+        "max_ms": round(max(samples), 1),
+        "median_cpu_ms": round(statistics.median(cpu), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    latency = measure(args.requests)
+    hook_p95, predict_p95 = latency["cds_hook"]["p95_ms"], latency["predict_json"]["p95_ms"]
+    result = {
+        "path": "local API Gateway (HTTP) -> [JWT authorizer] -> predict Lambda -> boto3 -> "
+        "HTTP endpoint",
+        "endpoint": "tests.lambdas.fake_endpoint (separate process)",
+        "latency": latency,
+        "hook_over_predict_p95": round(hook_p95 / predict_p95, 2),
+        "targets": {"p95_ms": TARGET_P95_MS, "ratio_to_predict_p95": TARGET_RATIO},
+        "meets_targets": hook_p95 <= TARGET_P95_MS and hook_p95 <= TARGET_RATIO * predict_p95,
+        "cold_import": {
+            "lambdas.predict.app (with fhir_mapping and the CDS service)": cold_import(
+                "lambdas.predict.app"
+            ),
+            "lambdas.cds_authorizer.app": cold_import("lambdas.cds_authorizer.app"),
+        },
+        "machine": {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)},
+    }
+    RESULT.parent.mkdir(parents=True, exist_ok=True)
+    RESULT.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

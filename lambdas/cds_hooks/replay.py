@@ -1,0 +1,72 @@
+"""Single use of a CDS client's JWT ``jti``: remembered until the token expires.
+
+The authorizer's answers are cached by API Gateway (keyed on the token), so a replayed token
+may never reach the authorizer again; the service itself claims each ``jti`` on every call,
+with a conditional write that fails when the ``jti`` is already there. In AWS the store is a
+DynamoDB table with TTL on ``expires_at``
+(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html,
+``attribute_not_exists``); locally, and in tests, a dictionary.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+JTI_ATTRIBUTE = "jti"
+EXPIRES_ATTRIBUTE = "expires_at"
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+class ReplayCache(Protocol):
+    """Claims a ``jti`` once."""
+
+    def claim(self, jti: str, expires_at: int) -> bool:
+        """True the first time ``jti`` is claimed before ``expires_at``; False after."""
+        ...
+
+
+class MemoryReplayCache:
+    """A replay cache for one process (the local platform and the tests)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, jti: str, expires_at: int) -> bool:
+        now = time.time()
+        with self._lock:
+            self._seen = {k: v for k, v in self._seen.items() if v >= now}
+            if jti in self._seen:
+                return False
+            self._seen[jti] = expires_at
+            return True
+
+
+class DynamoDbReplayCache:
+    """A replay cache in a DynamoDB table keyed on ``jti`` with TTL on ``expires_at``.
+
+    DynamoDB's TTL deletes expired items within days, not at once; an item past its
+    ``expires_at`` is still there, which only refuses a token that has expired anyway.
+    """
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def claim(self, jti: str, expires_at: int) -> bool:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={JTI_ATTRIBUTE: {"S": jti}, EXPIRES_ATTRIBUTE: {"N": str(expires_at)}},
+                ConditionExpression="attribute_not_exists(#jti)",
+                ExpressionAttributeNames={"#jti": JTI_ATTRIBUTE},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == CONDITION_FAILED:
+                return False
+            raise
+        return True
