@@ -8,6 +8,12 @@ identifiers. Responses are ``{"predictions": [prediction, ...]}`` in the same or
 from __future__ import annotations
 
 CONTENT_TYPE_JSON = "application/json"
+#: Batch Transform's wire format (SplitType=Line, BatchStrategy=MultiRecord, AssembleWith=Line):
+#: a request holds one encounter per line, the answer one prediction or error per line, in order.
+CONTENT_TYPE_JSONLINES = "application/jsonlines"
+#: Key of a JSON-lines answer line for a record that could not be scored (with ``message``).
+LINE_ERROR = "error"
+LINE_ERROR_MESSAGE = "message"
 
 #: Largest batch the API accepts in one request (larger: HTTP 413).
 MAX_BATCH_SIZE = 100
