@@ -121,7 +121,9 @@ def predict_lines(serving: ServingModel, batch: LineBatch) -> LineAnswers:
 def lines_body(answers: Sequence[Mapping[str, Any]], accept: str | None) -> tuple[str, str]:
     """The answer lines joined by newlines (Batch Transform adds the last one)."""
     if accept and {media_type(part) for part in accept.split(",")}.isdisjoint(JSONLINES_ACCEPTS):
-        raise UnsupportedAcceptError(f"JSON-lines requests are answered in {CONTENT_TYPE_JSONLINES}")
+        raise UnsupportedAcceptError(
+            f"JSON-lines requests are answered in {CONTENT_TYPE_JSONLINES}"
+        )
     text = "\n".join(
         json.dumps(answer, separators=(",", ":"), allow_nan=False) for answer in answers
     )
