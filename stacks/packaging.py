@@ -34,6 +34,9 @@ SHARED_PACKAGES = ("contracts",)
 #: Modules of the ``lambdas`` package that every function's asset carries.
 LAMBDA_SHARED_MODULES = ("__init__.py", "environment.py")
 
+#: Packages beyond ``contracts`` that one function's asset also carries.
+LAMBDA_EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {"batch_writer": ("worklist",)}
+
 #: What the training job's source folder holds.
 TRAINING_PACKAGES = ("training", "inference", *SHARED_PACKAGES)
 
@@ -80,7 +83,9 @@ def stage_directory(packages: Iterable[str], destination: Path, root: Path = REP
 def stage_lambda(name: str, build_root: Path = BUILD_ROOT, root: Path = REPO_ROOT) -> Path:
     """Stage the asset folder of the Lambda ``lambdas/<name>``."""
     destination = stage_directory(
-        [f"lambdas/{name}", *SHARED_PACKAGES], build_root / "lambda" / name, root
+        [f"lambdas/{name}", *SHARED_PACKAGES, *LAMBDA_EXTRA_PACKAGES.get(name, ())],
+        build_root / "lambda" / name,
+        root,
     )
     for shared in LAMBDA_SHARED_MODULES:
         shutil.copy2(root / "lambdas" / shared, destination / "lambdas" / shared)

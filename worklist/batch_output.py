@@ -2,7 +2,8 @@
 
 Batch Transform writes ``<input file>.out`` with one answer line per input line, in order
 (``inference.lines``): a prediction (``contracts.serving``) or ``{"error": ..., "message": ...}``.
-:func:`day_entries` walks the input records and those answers side by side and yields one
+:func:`aligned` walks an input file's records and its answers side by side, and
+:func:`day_entries` yields one
 :class:`~contracts.worklist.WorklistEntry` per record, never dropping one: a record whose answer
 is an error, is missing (the output ended early), does not parse or belongs to another
 encounter becomes a ``STATUS_FAILED`` entry with the reason as data. :func:`day_summary` counts
@@ -157,32 +158,31 @@ def _entry(
     )
 
 
+def aligned(
+    records: Iterable[Mapping[str, Any] | None], answers: Iterable[str | bytes]
+) -> Iterator[tuple[Mapping[str, Any] | None, str | bytes | None]]:
+    """Records of one input file beside the answers of its output file, in order; ``None``
+    for each record past the output's end (a missing output file: every record)."""
+    sentinel = object()
+    for record, answer in itertools.zip_longest(records, answers, fillvalue=sentinel):
+        if record is sentinel:
+            raise OutputMismatchError("the batch output has more lines than its input file")
+        yield record, None if answer is sentinel else answer  # type: ignore[misc]
+
+
 def day_entries(
     day: str,
-    records: Iterable[Mapping[str, Any] | None],
-    answers: Iterable[str | bytes],
+    pairs: Iterable[tuple[Mapping[str, Any] | None, str | bytes | None]],
     scored_at: str,
 ) -> Iterator[WorklistEntry]:
-    """One entry per record, in input order; ``answers`` are the output's non-blank lines.
+    """One entry per (record, answer) pair of the day (see :func:`aligned`), in order.
 
-    A repeated encounter key is kept once (the first; later ones are counted by nobody and
-    would overwrite it in the store): the later record becomes a failed entry keyed
-    ``<key>#<position>`` so that it is still listed.
+    A repeated encounter key is kept once, the first time; a later record with the same key
+    becomes a failed entry keyed ``<key>#<position>``, so that it is still listed.
     """
     seen: set[str] = set()
-    sentinel = object()
-    for position, (record, answer) in enumerate(
-        itertools.zip_longest(records, answers, fillvalue=sentinel)
-    ):
-        if record is sentinel:
-            raise OutputMismatchError("the batch output has more lines than the day has records")
-        entry = _entry(
-            day,
-            position,
-            record,  # type: ignore[arg-type]
-            None if answer is sentinel else answer,  # type: ignore[arg-type]
-            scored_at,
-        )
+    for position, (record, answer) in enumerate(pairs):
+        entry = _entry(day, position, record, answer, scored_at)
         if entry.encounter_key in seen:
             entry = WorklistEntry(
                 day=day,

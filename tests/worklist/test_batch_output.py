@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -17,6 +18,7 @@ from worklist.batch_output import (
     REASON_UNREADABLE_ANSWER,
     REASON_UNREADABLE_RECORD,
     OutputMismatchError,
+    aligned,
     day_entries,
     day_summary,
     factor_label,
@@ -59,7 +61,7 @@ def prediction(n: int, version: str = "4", probability: float = 0.3) -> str:
 
 
 def entries(records: list[Any], answers: list[str]) -> list[Any]:
-    return list(day_entries(DAY, records, answers, AT))
+    return list(day_entries(DAY, aligned(records, answers), AT))
 
 
 def test_scored_records_carry_probability_band_version_and_plain_word_factors() -> None:
@@ -180,3 +182,11 @@ def test_helpers() -> None:
     assert list(non_blank(["a", "", "  ", "b"])) == ["a", "b"]
     assert parse_record("[1]") is None and parse_record("{") is None
     assert factor_label("age = 3", "increases_risk") == "age = 3 (raises the risk)"
+
+
+def test_files_are_aligned_one_by_one_and_keys_stay_unique_across_them() -> None:
+    first = aligned([record(0), None], [prediction(0)])
+    second = aligned([None, record(1)], [])  # its output file is missing
+    result = list(day_entries(DAY, itertools.chain(first, second), AT))
+    assert [e.encounter_key for e in result] == ["e000", "missing-key-1", "missing-key-2", "e001"]
+    assert result[3].failure_reason == REASON_NO_ANSWER

@@ -58,7 +58,12 @@ def entry(number: int, day: str = DAY, failed: bool = False) -> WorklistEntry:
     key = f"{number:064x}"
     if failed:
         return WorklistEntry(
-            day, key, "p" * 64, "medicine", STATUS_FAILED, "2026-12-03T02:00:00+00:00",
+            day,
+            key,
+            "p" * 64,
+            "medicine",
+            STATUS_FAILED,
+            "2026-12-03T02:00:00+00:00",
             failure_reason="no prediction",
         )
     return WorklistEntry(
@@ -138,7 +143,7 @@ class FlakyClient:
 
     def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
         self.calls += 1
-        (table, requests), = RequestItems.items()
+        ((table, requests),) = RequestItems.items()
         if self.rounds > 0 and len(requests) > 1:
             self.rounds -= 1
             half = len(requests) // 2
