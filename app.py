@@ -8,6 +8,7 @@ import os
 from aws_cdk import App, Environment, Stack, Tags
 
 from stacks.api_stack import ApiStack
+from stacks.batch_scoring_stack import BatchScoringStack
 from stacks.config import StageConfig, load_stage_config
 from stacks.data_lake_stack import DataLakeStack
 from stacks.deployment_stack import DeploymentStack
@@ -30,6 +31,7 @@ STACK_NAMES = (
     "TrainingPipeline",
     "Deployment",
     "Api",
+    "BatchScoring",
 )
 
 
@@ -93,6 +95,16 @@ def add_stacks(app: App, config: StageConfig, env: Environment | None = None) ->
         deid_secret=etl.etl.deid_secret,
         env=env,
     )
+    batch_scoring = BatchScoringStack(
+        app,
+        f"{prefix}-BatchScoring",
+        config=config,
+        network=network.network,
+        data_lake=lake,
+        registry=registry.registry,
+        alert_topic=monitoring.alert_topic,
+        env=env,
+    )
     stacks: list[Stack] = [
         network,
         data_lake,
@@ -102,6 +114,7 @@ def add_stacks(app: App, config: StageConfig, env: Environment | None = None) ->
         pipeline,
         deployment,
         api,
+        batch_scoring,
     ]
     return dict(zip(STACK_NAMES, stacks, strict=True))
 

@@ -28,6 +28,11 @@ OBJECT_LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 TRAIL_ARN_PATTERN = re.compile(
     r"^arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:\d{12}:trail/[A-Za-z0-9][A-Za-z0-9._-]{2,127}$"
 )
+#: A key prefix under a bucket: lower-case segments, no leading slash, no empty segment.
+S3_PREFIX_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*/?$")
+#: Instance families with local NVMe storage (``ml.m5d``, ``ml.g4dn``): SageMaker refuses a
+#: VolumeKmsKeyId for them, and batch scoring always encrypts its volume with the data key.
+INSTANCE_STORAGE_FAMILY = re.compile(r"^ml\.[a-z]+[0-9]+[a-z]*d[n]?\.")
 #: Sources the ETL job reads (glue_jobs.ehr_features.SOURCE_CHOICES).
 ETL_SOURCES = ("mimic3", "uci_diabetes")
 
@@ -200,6 +205,22 @@ class ImagesConfig:
 
 
 @dataclass(frozen=True)
+class BatchScoringConfig:
+    """Nightly batch scoring of the day's discharges into the care team's worklist."""
+
+    enabled: bool
+    #: EventBridge schedule expression (UTC); each run scores the day before its time.
+    schedule: str
+    #: Prefix of the curated bucket holding ``day=YYYY-MM-DD/`` folders of JSON-lines records.
+    source_prefix: str
+    instance_type: str
+    #: Share of a day's discharges the care team can follow up (the worklist's budget line).
+    budget_share: float
+    #: Version of the AWS-managed "AWS SDK for pandas" layer (pyarrow) the writer uses.
+    sdk_for_pandas_layer_version: int
+
+
+@dataclass(frozen=True)
 class StageConfig:
     """Everything a stage configures; built once by :func:`load_stage_config`."""
 
@@ -215,6 +236,7 @@ class StageConfig:
     audit: AuditConfig
     api: ApiConfig
     images: ImagesConfig
+    batch_scoring: BatchScoringConfig
 
     @property
     def prefix(self) -> str:
@@ -310,6 +332,23 @@ def _images(section: _Section) -> ImagesConfig:
     )
 
 
+def _batch_scoring(section: _Section) -> BatchScoringConfig:
+    config = BatchScoringConfig(
+        enabled=section.boolean("enabled"),
+        schedule=section.string("schedule", SCHEDULE_PATTERN),
+        source_prefix=section.string("source_prefix", S3_PREFIX_PATTERN),
+        instance_type=section.string("instance_type", SAGEMAKER_INSTANCE_PATTERN),
+        budget_share=section.number("budget_share", 0.01, 1.0),
+        sdk_for_pandas_layer_version=section.integer("sdk_for_pandas_layer_version", 1, 10_000),
+    )
+    if INSTANCE_STORAGE_FAMILY.match(config.instance_type):
+        raise ConfigError(
+            f"{section._path}.instance_type={config.instance_type!r} has instance storage: "
+            "SageMaker cannot encrypt its volume with the data key (VolumeKmsKeyId)"
+        )
+    return config
+
+
 def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
     """Build the :class:`StageConfig` of ``stage`` from the ``cdk.json`` context.
 
@@ -337,4 +376,5 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         audit=_audit(section.section("audit"), retention),
         api=_api(section.section("api")),
         images=_images(section.section("images")),
+        batch_scoring=_batch_scoring(section.section("batch_scoring")),
     )

@@ -16,6 +16,7 @@ from worklist.dynamodb import DynamoDbWorklistStore
 STEP_KEY = "step"
 STEP_PLAN = "plan"
 STEP_WRITE = "write"
+REQUEST_KEY = "request"
 
 logger = Logger(service="batch-writer")
 tracer = Tracer(service="batch-writer")
@@ -34,7 +35,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     s3 = boto3.client("s3")
     now = datetime.now(UTC)
     if step == STEP_PLAN:
-        result = writer.plan(event, settings, s3, now)
+        # The workflow hands over its whole input as ``request``: the day or the schedule's time.
+        result = writer.plan(event.get(REQUEST_KEY) or event, settings, s3, now)
         logger.info("Planned", extra={k: result[k] for k in ("day", "has_records", "job_name")})
         return result
     if step == STEP_WRITE:
