@@ -1,4 +1,4 @@
-"""The batch-scoring stack: nightly scoring of the day's discharges into the care team's worklist."""
+"""The batch-scoring stack: nightly scoring of the day's discharges into the worklist."""
 
 from __future__ import annotations
 

@@ -216,3 +216,31 @@ def day_summary(
             failed += 1
     urls = {v: model_card_urls[v] for v in versions if model_card_urls and v in model_card_urls}
     return DaySummary(day, generated_at, scored, failed, budget_share, tuple(versions), urls)
+
+
+def build_day(
+    day: str,
+    files: Iterable[tuple[Iterable[str | bytes], Iterable[str | bytes]]],
+    *,
+    generated_at: str,
+    budget_share: float,
+    model_card_urls: Mapping[str, str] | None = None,
+) -> tuple[DaySummary, list[WorklistEntry]]:
+    """The day from its files: for each input file, its lines and its output file's lines
+    (empty when the output is missing). What the batch writer Lambda and the demo both run."""
+    pairs = itertools.chain.from_iterable(
+        aligned(
+            (parse_record(line) for line in non_blank(inputs)),
+            non_blank(outputs),
+        )
+        for inputs, outputs in files
+    )
+    entries = list(day_entries(day, pairs, generated_at))
+    summary = day_summary(
+        day,
+        entries,
+        generated_at=generated_at,
+        budget_share=budget_share,
+        model_card_urls=model_card_urls,
+    )
+    return summary, entries

@@ -59,7 +59,7 @@ def from_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
 
 
 class DynamoDbWorklistStore:
-    """:class:`worklist.store.WorklistStore` over one DynamoDB table (a boto3 client is passed in)."""
+    """:class:`worklist.store.WorklistStore` over one DynamoDB table (boto3 client passed in)."""
 
     def __init__(
         self,

@@ -2,7 +2,7 @@
 
 The demo's batch scoring fills it and the local worklist page reads it. The file maps
 ``day -> entry key -> item`` (``contracts.worklist`` items, unchanged); every write replaces
-the file atomically (a temporary file, then ``os.replace``), so a reader never sees half a day.
+the file atomically (a temporary file, then a rename), so a reader never sees half a day.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class LocalWorklistStore:
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 json.dump(days, out, sort_keys=True, separators=(",", ":"))
-            os.replace(temporary, self.path)
+            Path(temporary).replace(self.path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise

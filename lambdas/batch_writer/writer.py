@@ -14,14 +14,13 @@ file under ``<scores prefix>day=<day>/``. It returns counts only, never a key or
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from contracts.worklist import parse_day
 from lambdas.batch_writer.settings import WriterSettings
-from worklist.batch_output import aligned, day_entries, day_summary, non_blank, parse_record
+from worklist.batch_output import build_day
 from worklist.scores_table import parquet_bytes, scores_key
 from worklist.store import WorklistStore
 
@@ -110,20 +109,20 @@ def write(
     prefix = input_prefix(settings, day)
     output_prefix = event.get("output_prefix") if event.get("has_records", True) else None
 
-    def pairs_of(key: str) -> Iterator[tuple[Any, Any]]:
-        records = (parse_record(line) for line in non_blank(_lines(s3, bucket, key)))
+    def files_of(key: str) -> tuple[Iterator[bytes], Iterator[bytes]]:
         answers: Iterator[bytes] = iter(())
         if output_prefix:
-            out_key = f"{output_prefix}{key[len(prefix) :]}{OUTPUT_SUFFIX}"
-            answers = non_blank(_lines(s3, bucket, out_key))  # type: ignore[assignment]
-        return aligned(records, answers)
+            answers = _lines(s3, bucket, f"{output_prefix}{key[len(prefix) :]}{OUTPUT_SUFFIX}")
+        return _lines(s3, bucket, key), answers
 
     stamp = now.astimezone(dt.UTC).isoformat(timespec="seconds")
     keys = input_keys(s3, bucket, prefix)
-    entries = list(
-        day_entries(day, itertools.chain.from_iterable(pairs_of(k) for k in keys), stamp)
+    summary, entries = build_day(
+        day,
+        (files_of(key) for key in keys),
+        generated_at=stamp,
+        budget_share=settings.budget_share,
     )
-    summary = day_summary(day, entries, generated_at=stamp, budget_share=settings.budget_share)
     store.write_day(summary, entries)
     target = scores_key(settings.scores_prefix, day)
     extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": settings.kms_key_arn}

@@ -385,8 +385,8 @@ class BatchScoring(Construct):
                 backoff_rate=2.0,
             )
         # Only the error name travels on (result_path keeps the plan): a cause can quote data.
-        for state in (describe_endpoint, describe_config, score):
-            state.add_catch(write, errors=["States.ALL"], result_path="$.error")
+        for scoring_state in (describe_endpoint, describe_config, score):
+            scoring_state.add_catch(write, errors=["States.ALL"], result_path="$.error")
         plan.add_catch(failed, errors=["States.ALL"], result_path="$.error")
         write.add_catch(failed, errors=["States.ALL"], result_path="$.error")
         scoring = describe_endpoint.next(describe_config).next(score).next(write)

@@ -64,7 +64,8 @@ def test_bad_lines_are_answered_alone_and_never_echoed(serving_model: ServingMod
     answers = answer_lines(serving_model, body_of(rows))
     assert len(answers) == 6
     assert [LINE_ERROR in a for a in answers] == [False, True, True, True, True, False]
-    assert "age_years" in answers[2]["message"] and "diagnosis_codes" in answers[3]["message"]
+    assert "age_years" in answers[2]["message"]
+    assert "diagnosis_codes" in answers[3]["message"]
     assert SECRET not in json.dumps(answers)
     assert answers[5][ENCOUNTER_KEY] == rows[5][ENCOUNTER_KEY]
 

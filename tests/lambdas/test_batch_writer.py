@@ -71,12 +71,12 @@ def aws(mocked_aws: None) -> tuple[Any, DynamoDbWorklistStore]:
 def test_plan_takes_the_day_before_the_schedule_and_sees_no_discharges(aws: Any) -> None:
     s3, _ = aws
     result = writer.plan({"scheduled_time": "2026-12-03T02:00:00Z"}, SETTINGS, s3, NOW)
-    assert result["day"] == DAY and result["has_records"] is False
+    assert result["day"] == DAY
+    assert result["has_records"] is False
     assert result["input_uri"] == f"s3://{BUCKET}/discharges/day={DAY}/"
     assert result["output_uri"].startswith(f"s3://{BUCKET}/batch-scoring/output/day={DAY}/")
-    assert len(result["job_name"]) <= 63 and result["job_name"].startswith(
-        "readmission-dev-scoring-20261202-"
-    )
+    assert len(result["job_name"]) <= 63
+    assert result["job_name"].startswith("readmission-dev-scoring-20261202-")
 
 
 def test_plan_of_a_named_day_with_discharges(aws: Any) -> None:
@@ -85,7 +85,8 @@ def test_plan_of_a_named_day_with_discharges(aws: Any) -> None:
     one = writer.plan({"day": DAY}, SETTINGS, s3, NOW)
     two = writer.plan({"day": DAY}, SETTINGS, s3, NOW)
     assert one["has_records"] is True
-    assert one["output_prefix"] != two["output_prefix"] and one["job_name"] != two["job_name"]
+    assert one["output_prefix"] != two["output_prefix"]
+    assert one["job_name"] != two["job_name"]
 
 
 @pytest.mark.parametrize(
@@ -120,15 +121,12 @@ def test_write_lists_scored_and_failed_records_in_store_and_parquet(aws: Any) ->
         "scores_key": "worklist-scores/day=2026-12-02/scores.parquet",
     }
     summary, entries = store.read_day(DAY)
-    assert (
-        summary is not None
-        and summary.model_versions == ("5", "6")
-        and summary.budget_share == 0.15
-    )
+    assert summary is not None
+    assert summary.model_versions == ("5", "6")
+    assert summary.budget_share == 0.15
     by_key = {e.encounter_key: e for e in entries}
-    assert by_key["e002"].status == STATUS_FAILED and "age_years" in str(
-        by_key["e002"].failure_reason
-    )
+    assert by_key["e002"].status == STATUS_FAILED
+    assert "age_years" in str(by_key["e002"].failure_reason)
     assert by_key["e004"].failure_reason == "no prediction in the batch output"
     rows = _parquet(s3)
     assert [r["encounter_key"] for r in rows] == ["e001", "e002", "e003", "e004", "e005"]
@@ -147,8 +145,10 @@ def test_rewriting_a_day_replaces_store_and_parquet(aws: Any) -> None:
     writer.write({"day": DAY, "output_prefix": "o/2/"}, SETTINGS, s3, store, NOW)
     writer.write({"day": DAY, "output_prefix": "o/2/"}, SETTINGS, s3, store, NOW)
     summary, entries = store.read_day(DAY)
-    assert [e.encounter_key for e in entries] == ["e002"] and entries[0].status == STATUS_SCORED
-    assert summary is not None and summary.model_versions == ("6",)
+    assert [e.encounter_key for e in entries] == ["e002"]
+    assert entries[0].status == STATUS_SCORED
+    assert summary is not None
+    assert summary.model_versions == ("6",)
     assert [r["encounter_key"] for r in _parquet(s3)] == ["e002"]
 
 
@@ -157,7 +157,8 @@ def test_an_empty_day_gets_a_summary_and_an_empty_partition(aws: Any) -> None:
     result = writer.write({"day": DAY, "has_records": False}, SETTINGS, s3, store, NOW)
     assert (result["scored"], result["failed"], result["input_files"]) == (0, 0, 0)
     summary, entries = store.read_day(DAY)
-    assert summary is not None and entries == []
+    assert summary is not None
+    assert entries == []
     assert _parquet(s3) == []
 
 
@@ -173,7 +174,8 @@ def test_handler_runs_both_steps(
     written = app.lambda_handler({**planned, "step": "write"}, lambda_context)
     assert (written["scored"], written["failed"]) == (1, 0)
     entry = store.read_entry(DAY, "e007")
-    assert entry is not None and entry.probability == 0.07
+    assert entry is not None
+    assert entry.probability == 0.07
     with pytest.raises(app.UnknownStepError):
         app.lambda_handler({"step": "delete"}, lambda_context)
 

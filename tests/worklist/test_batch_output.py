@@ -164,7 +164,8 @@ def test_a_model_change_mid_day_is_recorded_in_order_of_appearance() -> None:
 def test_an_empty_day_is_a_summary_with_no_entries() -> None:
     result = entries([], [])
     summary = day_summary(DAY, result, generated_at=AT, budget_share=0.2)
-    assert result == [] and (summary.scored, summary.failed, summary.model_versions) == (0, 0, ())
+    assert result == []
+    assert (summary.scored, summary.failed, summary.model_versions) == (0, 0, ())
 
 
 def test_counts_add_up() -> None:
@@ -180,7 +181,8 @@ def test_counts_add_up() -> None:
 
 def test_helpers() -> None:
     assert list(non_blank(["a", "", "  ", "b"])) == ["a", "b"]
-    assert parse_record("[1]") is None and parse_record("{") is None
+    assert parse_record("[1]") is None
+    assert parse_record("{") is None
     assert factor_label("age = 3", "increases_risk") == "age = 3 (raises the risk)"
 
 

@@ -94,7 +94,8 @@ def test_a_day_reads_back_exactly_as_written(store: WorklistStore) -> None:
     )
     assert store.read_entry(DAY, entries[7].encounter_key) == entries[7]
     failed = store.read_entry(DAY, f"{99:064x}")
-    assert failed is not None and failed.failure_reason == "no prediction"
+    assert failed is not None
+    assert failed.failure_reason == "no prediction"
 
 
 def test_an_unknown_day_or_entry_is_none(store: WorklistStore) -> None:
@@ -107,7 +108,8 @@ def test_an_unknown_day_or_entry_is_none(store: WorklistStore) -> None:
 def test_an_empty_day_has_its_summary(store: WorklistStore) -> None:
     store.write_day(summary(0), [])
     read_summary, entries = store.read_day(DAY)
-    assert read_summary == summary(0) and entries == []
+    assert read_summary == summary(0)
+    assert entries == []
 
 
 def test_rewriting_a_day_replaces_it_and_leaves_other_days(store: WorklistStore) -> None:
@@ -161,7 +163,9 @@ def test_unprocessed_items_are_resent_with_backoff() -> None:
         store = DynamoDbWorklistStore(flaky, TABLE, sleep=delays.append)
         store.write_day(summary(25), [entry(n) for n in range(25)])
         assert len(store.read_day(DAY)[1]) == 25
-        assert delays == sorted(delays) and len(delays) == 3 and delays[0] > 0
+        assert delays == sorted(delays)
+        assert len(delays) == 3
+        assert delays[0] > 0
 
 
 def test_writes_still_unprocessed_after_every_attempt_fail_loudly() -> None:
@@ -191,7 +195,9 @@ def test_a_day_larger_than_one_query_page_is_read_whole() -> None:
         client.query = paged_query  # type: ignore[method-assign]
         store.write_day(summary(30), [entry(n) for n in range(30)])
         read_summary, entries = store.read_day(DAY)
-        assert read_summary is not None and len(entries) == 30 and len(pages) > 4
+        assert read_summary is not None
+        assert len(entries) == 30
+        assert len(pages) > 4
 
 
 def test_items_carry_the_ttl_attribute() -> None:
@@ -200,5 +206,6 @@ def test_items_carry_the_ttl_attribute() -> None:
         create_table(client)
         DynamoDbWorklistStore(client, TABLE).write_day(summary(1), [entry(1)])
         items = client.scan(TableName=TABLE)["Items"]
-        assert len(items) == 2 and all(KEY_EXPIRES_AT in item for item in items)
+        assert len(items) == 2
+        assert all(KEY_EXPIRES_AT in item for item in items)
         assert all("N" in item[KEY_EXPIRES_AT] for item in items)
