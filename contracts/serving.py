@@ -14,6 +14,9 @@ CONTENT_TYPE_JSONLINES = "application/jsonlines"
 #: Key of a JSON-lines answer line for a record that could not be scored (with ``message``).
 LINE_ERROR = "error"
 LINE_ERROR_MESSAGE = "message"
+#: Largest mini-batch nightly scoring lets Batch Transform post (``MaxPayloadInMB``), in MB:
+#: under the container's 6 MiB request limit.
+BATCH_MAX_PAYLOAD_MB = 5
 
 #: Largest batch the API accepts in one request (larger: HTTP 413).
 MAX_BATCH_SIZE = 100

@@ -60,7 +60,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from contracts.serving import CONTENT_TYPE_JSONLINES
+from contracts.serving import BATCH_MAX_PAYLOAD_MB, CONTENT_TYPE_JSONLINES
 from contracts.worklist import KEY_DAY, KEY_ENTRY, KEY_EXPIRES_AT
 from lambdas.batch_writer import settings as writer_env
 from stacks.components.grants import grant_key, grant_objects, reference
@@ -80,7 +80,7 @@ SCORES_PREFIX = "worklist-scores"
 SCORES_TABLE = "worklist_scores"
 #: Largest mini-batch Batch Transform posts, in MB: under the container's 6 MiB request limit
 #: (inference.endpoint_app.MAX_PAYLOAD_BYTES).
-MAX_PAYLOAD_MB = 5
+MAX_PAYLOAD_MB = BATCH_MAX_PAYLOAD_MB
 #: Seconds one mini-batch may take, and retries of a failed one, before the job fails.
 INVOCATION_TIMEOUT_S = 600
 INVOCATION_RETRIES = 2
