@@ -162,9 +162,7 @@ def predict(
     with torch.inference_mode():
         tensors = {name: torch.from_numpy(array) for name, array in encoded.arrays().items()}
         if explain:
-            scores, factors = serving.explainer.explain(
-                batch.records, tensors, serving.temperature
-            )
+            scores, factors = serving.explainer.explain(batch.records, tensors, serving.temperature)
         else:
             scores, factors = serving.explainer.logits(tensors), [[] for _ in batch.records]
         logits = scores.numpy()

@@ -257,6 +257,8 @@ class BatchScoring(Construct):
             retain_logs=retain,
             timeout=WRITER_TIMEOUT,
             memory_mb=WRITER_MEMORY_MB,
+            # The nightly run and an operator's re-run of another day may overlap.
+            reserved_concurrency=2,
             extra_layers=[
                 lambda_.LayerVersion.from_layer_version_arn(
                     self,
@@ -434,53 +436,40 @@ class BatchScoring(Construct):
     ) -> None:
         """A transform job reads its input and writes its output as the model's execution role
         (https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html#sagemaker-roles-createtransformjob-perms);
-        the role already holds the data key (encrypt, and grants for volumes)."""
-        bucket_arn = reference(self, curated_bucket.bucket_arn, curated_bucket)
-        logs_arn = (
-            f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}"
-            ":log-group:/aws/sagemaker/TransformJobs*"
+        the role already holds the data key (encrypt, and grants for volumes). The statements
+        join the role's own policy, where every grant of the role is reviewed together."""
+        grant_objects(serving_role, curated_bucket, [source], sid="BatchDays")
+        grant_objects(
+            serving_role,
+            curated_bucket,
+            [OUTPUT_PREFIX],
+            read=False,
+            write=True,
+            sid="BatchOutput",
         )
-        policy = iam.Policy(
-            self,
-            "ServingRoleBatchScoring",
-            roles=[serving_role],
-            statements=[
-                iam.PolicyStatement(
-                    sid="ReadTheDaysDischarges",
-                    actions=["s3:GetObject"],
-                    resources=[f"{bucket_arn}/{source}/*"],
-                ),
-                iam.PolicyStatement(
-                    sid="ListTheDaysDischarges",
-                    actions=["s3:ListBucket"],
-                    resources=[bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{source}/*"]}},
-                ),
-                iam.PolicyStatement(
-                    sid="WriteTransformOutput",
-                    actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-                    resources=[f"{bucket_arn}/{OUTPUT_PREFIX}/*"],
-                ),
-                iam.PolicyStatement(
-                    sid="TransformJobLogs",
-                    actions=[
-                        "logs:CreateLogGroup",
-                        "logs:CreateLogStream",
-                        "logs:PutLogEvents",
-                        "logs:DescribeLogStreams",
-                    ],
-                    resources=[logs_arn],
-                ),
-            ],
+        serving_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="TransformJobLogs",
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[
+                    f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+                    ":log-group:/aws/sagemaker/TransformJobs*"
+                ],
+            )
         )
         acknowledge_wildcards(
-            policy,
+            serving_role,
             "Batch Transform reads the input files under the batch source prefix and writes "
             "<file>.out under batch-scoring/output/<day>/<run>/ (names known at run time); "
             "SageMaker names each job's log streams in /aws/sagemaker/TransformJobs.",
             f"Resource::*/{source}/*",
             f"Resource::*/{OUTPUT_PREFIX}/*",
-            "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/TransformJobs*",
+            "Resource::*:log-group:/aws/sagemaker/TransformJobs*",
         )
 
     def _grant_state_machine(self, names: ResourceNames) -> None:
