@@ -57,7 +57,7 @@ def write_day(path: Path, size: int, seed: int = 7) -> int:
     from benchmarks.inference import benchmark_record
 
     rng = np.random.default_rng(seed)
-    pool = []
+    pool: list[str] = []
     for _ in range(RECORD_POOL):
         record = benchmark_record(rng, with_notes=False)
         for key in ("encounter_key", "patient_key"):
@@ -66,9 +66,9 @@ def write_day(path: Path, size: int, seed: int = 7) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as out:
         for number in range(size):
-            record = pool[number % RECORD_POOL]
+            line = pool[number % RECORD_POOL]
             keys = f'{{"encounter_key":"{number:064x}","patient_key":"{number + 1:064x}",'
-            out.write(keys + record[1:] + "\n")
+            out.write(keys + line[1:] + "\n")
     return path.stat().st_size
 
 
