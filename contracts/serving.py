@@ -15,8 +15,9 @@ CONTENT_TYPE_JSONLINES = "application/jsonlines"
 LINE_ERROR = "error"
 LINE_ERROR_MESSAGE = "message"
 #: Largest mini-batch nightly scoring lets Batch Transform post (``MaxPayloadInMB``), in MB:
-#: under the container's 6 MiB request limit.
-BATCH_MAX_PAYLOAD_MB = 5
+#: well under the container's 6 MiB request limit, and small enough (about 1,000 records) that
+#: a day of a few thousand discharges is several requests, spread over every server worker.
+BATCH_MAX_PAYLOAD_MB = 1
 
 #: Largest batch the API accepts in one request (larger: HTTP 413).
 MAX_BATCH_SIZE = 100

@@ -33,6 +33,8 @@ S3_PREFIX_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*/?$"
 #: Instance families with local NVMe storage (``ml.m5d``, ``ml.g4dn``): SageMaker refuses a
 #: VolumeKmsKeyId for them, and batch scoring always encrypts its volume with the data key.
 INSTANCE_STORAGE_FAMILY = re.compile(r"^ml\.[a-z]+[0-9]+[a-z]*d[n]?\.")
+#: Sizes whose vCPUs batch scoring derives (one concurrent mini-batch per server worker).
+BATCH_INSTANCE_SIZE = re.compile(r"^ml\.[a-z0-9-]+\.([0-9]*xlarge|large|medium)$")
 #: Sources the ETL job reads (glue_jobs.ehr_features.SOURCE_CHOICES).
 ETL_SOURCES = ("mimic3", "uci_diabetes")
 
@@ -337,7 +339,7 @@ def _batch_scoring(section: _Section) -> BatchScoringConfig:
         enabled=section.boolean("enabled"),
         schedule=section.string("schedule", SCHEDULE_PATTERN),
         source_prefix=section.string("source_prefix", S3_PREFIX_PATTERN),
-        instance_type=section.string("instance_type", SAGEMAKER_INSTANCE_PATTERN),
+        instance_type=section.string("instance_type", BATCH_INSTANCE_SIZE),
         budget_share=section.number("budget_share", 0.01, 1.0),
         sdk_for_pandas_layer_version=section.integer("sdk_for_pandas_layer_version", 1, 10_000),
     )

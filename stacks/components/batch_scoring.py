@@ -41,6 +41,7 @@ cold start it adds (about a second) is nothing to a nightly step.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aws_cdk import Aws, Duration, RemovalPolicy
@@ -85,6 +86,12 @@ MAX_PAYLOAD_MB = BATCH_MAX_PAYLOAD_MB
 INVOCATION_TIMEOUT_S = 600
 INVOCATION_RETRIES = 2
 WORKFLOW_TIMEOUT = Duration.hours(12)
+#: ``ml.<family>.<size>``: vCPUs of the size (``large`` 2, ``xlarge`` 4, ``<n>xlarge`` 4n).
+INSTANCE_SIZE = re.compile(
+    r"^ml\.[a-z0-9-]+\.(?:(?P<n>[0-9]+)?(?P<size>xlarge)|(?P<small>large|medium))$"
+)
+SMALL_SIZE_VCPUS = {"medium": 1, "large": 2}
+XLARGE_VCPUS = 4
 WRITER_TIMEOUT = Duration.minutes(15)
 #: 1,769 MB is one full vCPU (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
 WRITER_MEMORY_MB = 1769
@@ -122,6 +129,16 @@ DONE = "Done"
 TRANSIENT_SAGEMAKER_ERRORS = ("SageMaker.ThrottlingException", "SageMaker.InternalFailure")
 
 
+def instance_vcpus(instance_type: str) -> int:
+    """vCPUs of a SageMaker instance type by its size (the EC2 sizes' convention)."""
+    match = INSTANCE_SIZE.match(instance_type)
+    if match is None:
+        raise ValueError(f"cannot tell the vCPUs of {instance_type}")
+    if match.group("small"):
+        return SMALL_SIZE_VCPUS[match.group("small")]
+    return XLARGE_VCPUS * int(match.group("n") or 1)
+
+
 def sdk_for_pandas_layer_arn(version: int) -> str:
     return (
         f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{SDK_FOR_PANDAS_ACCOUNT}"
@@ -140,6 +157,11 @@ def transform_job_state(job_prefix: str, instance_type: str, data_key_arn: str) 
             "ModelName.$": "$.serving.model",
             "BatchStrategy": "MultiRecord",
             "MaxPayloadInMB": MAX_PAYLOAD_MB,
+            # Unset, it is 1 (the container has no execution-parameters route): one mini-batch
+            # at a time, whatever the instance. The server runs one worker per vCPU
+            # (inference.serve), so as many requests as vCPUs keep every worker busy.
+            # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTransformJob.html
+            "MaxConcurrentTransforms": instance_vcpus(instance_type),
             "ModelClientConfig": {
                 "InvocationsTimeoutInSeconds": INVOCATION_TIMEOUT_S,
                 "InvocationsMaxRetries": INVOCATION_RETRIES,

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from stacks.components.batch_scoring import instance_vcpus
 from stacks.config import ConfigError, load_stage_config
 from tests.stacks.cdk_helpers import cdk_context
 from tests.stacks.conftest import (
@@ -73,6 +74,7 @@ def test_the_transform_job_is_batch_transforms_line_protocol_encrypted(dev: Synt
     assert parameters["ModelName.$"] == "$.serving.model"  # the endpoint's own model
     assert parameters["BatchStrategy"] == "MultiRecord"
     assert parameters["MaxPayloadInMB"] <= 6  # the container refuses bodies over 6 MiB
+    assert parameters["MaxConcurrentTransforms"] == 2  # ml.m5.large: one per server worker
     assert parameters["TransformInput"]["SplitType"] == "Line"
     assert parameters["TransformInput"]["ContentType"] == "application/jsonlines"
     assert parameters["TransformOutput"]["AssembleWith"] == "Line"
@@ -271,6 +273,7 @@ def test_scores_table_is_parquet_partitioned_by_projected_day(dev: Synthesized) 
     [
         ("instance_type", "ml.m5d.large", "instance storage"),
         ("instance_type", "ml.g4dn.xlarge", "instance storage"),
+        ("instance_type", "ml.m5.metal", "does not match"),
         ("source_prefix", "/discharges", "does not match"),
         ("budget_share", 0, "outside"),
         ("schedule", "every night", "does not match"),
@@ -290,3 +293,22 @@ def test_missing_batch_scoring_section_is_named() -> None:
     del context["stages"]["prod"]["batch_scoring"]
     with pytest.raises(ConfigError, match=r"context\.stages\.prod\.batch_scoring is missing"):
         load_stage_config(context, "prod")
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "vcpus"),
+    [
+        ("ml.m5.large", 2),
+        ("ml.m5.xlarge", 4),
+        ("ml.c5.4xlarge", 16),
+        ("ml.t3.medium", 1),
+        ("ml.m5.24xlarge", 96),
+    ],
+)
+def test_concurrent_transforms_follow_the_instance_size(instance_type: str, vcpus: int) -> None:
+    assert instance_vcpus(instance_type) == vcpus
+
+
+def test_an_instance_type_of_unknown_size_is_refused() -> None:
+    with pytest.raises(ValueError, match="vCPUs"):
+        instance_vcpus("ml.m5.metal")
