@@ -101,7 +101,7 @@ def _factors(raw: Any) -> tuple[Factor, ...]:
     )
 
 
-def _key(record: Mapping[str, Any] | None, position: int) -> str | None:
+def _key(record: Mapping[str, Any] | None) -> str | None:
     key = None if record is None else record.get(ENCOUNTER_KEY)
     return key if isinstance(key, str) and key.strip() else None
 
@@ -113,7 +113,7 @@ def _entry(
     answer: str | bytes | None,
     scored_at: str,
 ) -> WorklistEntry:
-    key = _key(record, position)
+    key = _key(record)
     base: dict[str, Any] = {
         "day": day,
         "encounter_key": key or f"{MISSING_KEY_PREFIX}{position}",
