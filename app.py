@@ -9,6 +9,7 @@ from aws_cdk import App, Environment, Stack, Tags
 from constructs import Construct
 
 from stacks.api_stack import ApiStack
+from stacks.batch_scoring_stack import BatchScoringStack
 from stacks.config import StageConfig, load_pipeline_config, load_stage_config
 from stacks.data_lake_stack import DataLakeStack
 from stacks.deployment_stack import DeploymentStack
@@ -19,6 +20,7 @@ from stacks.network_stack import NetworkStack
 from stacks.pipeline_stack import PipelineStack
 from stacks.registry_stack import RegistryStack
 from stacks.training_pipeline_stack import TrainingPipelineStack
+from stacks.worklist_stack import WorklistStack
 
 DEFAULT_STAGE = "dev"
 PIPELINE_STACK_NAME = "Readmission-Pipeline"
@@ -33,6 +35,8 @@ STACK_NAMES = (
     "TrainingPipeline",
     "Deployment",
     "Api",
+    "BatchScoring",
+    "Worklist",
 )
 
 
@@ -102,6 +106,25 @@ def add_stacks(
         deid_secret=etl.etl.deid_secret,
         env=env,
     )
+    batch_scoring = BatchScoringStack(
+        app,
+        f"{prefix}-BatchScoring",
+        config=config,
+        network=network.network,
+        data_lake=lake,
+        registry=registry.registry,
+        alert_topic=monitoring.alert_topic,
+        env=env,
+    )
+    worklist = WorklistStack(
+        app,
+        f"{prefix}-Worklist",
+        config=config,
+        network=network.network,
+        table=batch_scoring.batch_scoring.table,
+        access_log_bucket=lake.access_log_bucket,
+        env=env,
+    )
     stacks: list[Stack] = [
         network,
         data_lake,
@@ -111,6 +134,8 @@ def add_stacks(
         pipeline,
         deployment,
         api,
+        batch_scoring,
+        worklist,
     ]
     return dict(zip(STACK_NAMES, stacks, strict=True))
 

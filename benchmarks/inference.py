@@ -193,6 +193,7 @@ def hooks_scenarios(model_dir: Path, record: dict[str, Any], requests: int) -> d
     import torch
 
     from inference.handler import input_fn, model_fn, output_fn, predict_fn
+    from inference.payload import parse_request
     from inference.predictor import calibrated_probabilities
 
     torch.set_num_threads(1)  # as the server runs each request
@@ -207,7 +208,7 @@ def hooks_scenarios(model_dir: Path, record: dict[str, Any], requests: int) -> d
 
     def model_only() -> Any:
         """The score without its explanation: encode, forward, calibrate."""
-        batch_records = input_fn(single, "application/json").records
+        batch_records = parse_request(single, "application/json").records
         arrays = serving.encoder.encode(batch_records).arrays()
         with torch.inference_mode():
             tensors = {name: torch.from_numpy(array) for name, array in arrays.items()}

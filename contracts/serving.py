@@ -8,6 +8,16 @@ identifiers. Responses are ``{"predictions": [prediction, ...]}`` in the same or
 from __future__ import annotations
 
 CONTENT_TYPE_JSON = "application/json"
+#: Batch Transform's wire format (SplitType=Line, BatchStrategy=MultiRecord, AssembleWith=Line):
+#: a request holds one encounter per line, the answer one prediction or error per line, in order.
+CONTENT_TYPE_JSONLINES = "application/jsonlines"
+#: Key of a JSON-lines answer line for a record that could not be scored (with ``message``).
+LINE_ERROR = "error"
+LINE_ERROR_MESSAGE = "message"
+#: Largest mini-batch nightly scoring lets Batch Transform post (``MaxPayloadInMB``), in MB:
+#: well under the container's 6 MiB request limit, and small enough (about 1,000 records) that
+#: a day of a few thousand discharges is several requests, spread over every server worker.
+BATCH_MAX_PAYLOAD_MB = 1
 
 #: Largest batch the API accepts in one request (larger: HTTP 413).
 MAX_BATCH_SIZE = 100

@@ -148,15 +148,23 @@ def _unscorable(
     return InvalidRequestError(error.field, error.reason)
 
 
-def predict(serving: ServingModel, batch: EncounterBatch) -> list[dict[str, Any]]:
-    """Score a checked batch: one prediction per record, in order (contracts.serving)."""
+def predict(
+    serving: ServingModel, batch: EncounterBatch, *, explain: bool = True
+) -> list[dict[str, Any]]:
+    """Score a checked batch: one prediction per record, in order (contracts.serving).
+
+    ``explain=False`` skips the occlusion pass: the same logits, no top factors.
+    """
     try:
         encoded = serving.encoder.encode(batch.records)
     except UnscorableRecordError as e:
         raise _unscorable(serving, batch, e) from e
     with torch.inference_mode():
         tensors = {name: torch.from_numpy(array) for name, array in encoded.arrays().items()}
-        scores, factors = serving.explainer.explain(batch.records, tensors, serving.temperature)
+        if explain:
+            scores, factors = serving.explainer.explain(batch.records, tensors, serving.temperature)
+        else:
+            scores, factors = serving.explainer.logits(tensors), [[] for _ in batch.records]
         logits = scores.numpy()
     probabilities = calibrated_probabilities(logits, serving.logit_offset, serving.temperature)
     return [

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from local_platform import ehr, report, resources, shadow, steps, worklist_site
+from local_platform import batch_scoring, ehr, report, resources, shadow, steps, worklist_site
 from local_platform.control_plane import ControlPlane, patched_environment
 from local_platform.fairness import fairness_step
 from local_platform.gateway import LocalApiGateway
@@ -186,6 +186,7 @@ def _pipeline(
     drift = steps.replay_and_monitor(run)
     shadow_stage = shadow.shadow_then_promote(run)
     fairness = fairness_step(run)
+    worklist = batch_scoring.score_replayed_day(run)
     return {
         "data": {
             key: manifest[key]
@@ -206,6 +207,7 @@ def _pipeline(
         "drift": drift,
         "shadow": shadow_stage,
         "fairness": fairness,
+        "worklist": worklist,
     }
 
 

@@ -35,6 +35,13 @@ OBJECT_LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 TRAIL_ARN_PATTERN = re.compile(
     r"^arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:\d{12}:trail/[A-Za-z0-9][A-Za-z0-9._-]{2,127}$"
 )
+#: A key prefix under a bucket: lower-case segments, no leading slash, no empty segment.
+S3_PREFIX_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*/?$")
+#: Instance families with local NVMe storage (``ml.m5d``, ``ml.g4dn``): SageMaker refuses a
+#: VolumeKmsKeyId for them, and batch scoring always encrypts its volume with the data key.
+INSTANCE_STORAGE_FAMILY = re.compile(r"^ml\.[a-z]+[0-9]+[a-z]*d[n]?\.")
+#: Sizes whose vCPUs batch scoring derives (one concurrent mini-batch per server worker).
+BATCH_INSTANCE_SIZE = re.compile(r"^ml\.[a-z0-9-]+\.([0-9]*xlarge|large|medium)$")
 #: Sources the ETL job reads (glue_jobs.ehr_features.SOURCE_CHOICES).
 ETL_SOURCES = ("mimic3", "uci_diabetes")
 #: The worklist's sign-in: MFA required or optional; Cognito threat protection off, audit-only
@@ -350,6 +357,23 @@ class CdsHooksConfig:
 
 
 @dataclass(frozen=True)
+class BatchScoringConfig:
+    """Nightly batch scoring of the day's discharges into the care team's worklist."""
+
+    enabled: bool
+    #: EventBridge schedule expression (UTC); each run scores the day before its time.
+    schedule: str
+    #: Prefix of the curated bucket holding ``day=YYYY-MM-DD/`` folders of JSON-lines records.
+    source_prefix: str
+    instance_type: str
+    #: Share of a day's discharges the care team can follow up (the worklist's budget line):
+    #: the stage's ``training.alert_budget``, the one budget the model's threshold is chosen by.
+    budget_share: float
+    #: Version of the AWS-managed "AWS SDK for pandas" layer (pyarrow) the writer uses.
+    sdk_for_pandas_layer_version: int
+
+
+@dataclass(frozen=True)
 class StageConfig:
     """Everything a stage configures; built once by :func:`load_stage_config`."""
 
@@ -368,6 +392,7 @@ class StageConfig:
     worklist: WorklistConfig
     rollout: RolloutConfig
     fairness: FairnessConfig
+    batch_scoring: BatchScoringConfig
     #: Accounts whose principals may describe and list this stage's model package versions
     #: (the prod account, set by the pipeline on the dev stage; empty otherwise).
     registry_reader_accounts: tuple[str, ...] = ()
@@ -678,6 +703,23 @@ def _worklist_page_url(stage: _Section) -> str | None:
     return f"https://{domain}/" if isinstance(domain, str) and domain else None
 
 
+def _batch_scoring(section: _Section, alert_budget: float) -> BatchScoringConfig:
+    config = BatchScoringConfig(
+        enabled=section.boolean("enabled"),
+        schedule=section.string("schedule", SCHEDULE_PATTERN),
+        source_prefix=section.string("source_prefix", S3_PREFIX_PATTERN),
+        instance_type=section.string("instance_type", BATCH_INSTANCE_SIZE),
+        budget_share=alert_budget,
+        sdk_for_pandas_layer_version=section.integer("sdk_for_pandas_layer_version", 1, 10_000),
+    )
+    if INSTANCE_STORAGE_FAMILY.match(config.instance_type):
+        raise ConfigError(
+            f"{section._path}.instance_type={config.instance_type!r} has instance storage: "
+            "SageMaker cannot encrypt its volume with the data key (VolumeKmsKeyId)"
+        )
+    return config
+
+
 def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
     """Build the :class:`StageConfig` of ``stage`` from the ``cdk.json`` context.
 
@@ -692,10 +734,11 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
         raise ConfigError(f"context.stages.{stage} is missing (known stages: {known})")
     section = stages.section(stage)
     retention = _retention(section.section("retention"))
+    training = _training(section.section("training"))
     return StageConfig(
         project=root.string("project", STAGE_NAME_PATTERN),
         stage=stage,
-        training=_training(section.section("training")),
+        training=training,
         etl=_etl(section.section("etl")),
         endpoint=_endpoint(section.section("endpoint")),
         alarms=_alarms(section.section("alarms")),
@@ -713,4 +756,5 @@ def load_stage_config(context: Mapping[str, Any], stage: str) -> StageConfig:
             if "cds_hooks" in section._data
             else None
         ),
+        batch_scoring=_batch_scoring(section.section("batch_scoring"), training.alert_budget),
     )

@@ -27,6 +27,7 @@ LAMBDA_FUNCTIONS = {
     "registrar": "registrar",
     "drift_monitor": "drift-monitor",
     "cds_authorizer": "cds-authorizer",
+    "batch_writer": "batch-writer",
 }
 
 #: Roles that resource policies name before the role exists: purpose -> what runs as it.
@@ -67,6 +68,21 @@ class ResourceNames:
     @property
     def state_machine(self) -> str:
         return f"{self.prefix}-training"
+
+    @property
+    def batch_scoring_state_machine(self) -> str:
+        """The nightly batch-scoring workflow."""
+        return f"{self.prefix}-batch-scoring"
+
+    @property
+    def batch_transform_job_prefix(self) -> str:
+        """Prefix of the nightly transform jobs' names (``<prefix>-<YYYYMMDD>-<run>``)."""
+        return f"{self.prefix}-scoring"
+
+    @property
+    def worklist_table(self) -> str:
+        """The DynamoDB table of the care team's worklist (written nightly, read by the page)."""
+        return f"{self.prefix}-worklist"
 
     @property
     def alert_topic(self) -> str:

@@ -39,6 +39,7 @@ LAMBDA_SHARED_MODULES = ("__init__.py", "environment.py")
 #: prediction function also serves FHIR and the CDS Hooks routes (issue #18).
 LAMBDA_EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
     "predict": ("lambdas/cds_hooks", "fhir_mapping"),
+    "batch_writer": ("worklist",),
 }
 
 #: Pure-Python libraries (import names) copied from the installed, requirements.txt-pinned

@@ -120,8 +120,10 @@ class PhiAccess:
 PHI_ACCESS = PhiAccess(
     # raw/<source>/: delivered by ingest, read by the ETL.
     raw=("etl", "ingest"),
-    # features/, protected/: written by the ETL, read by training.
-    curated=("etl", "training"),
+    # features/, protected/: written by the ETL, read by training; <batch source prefix>/
+    # read by the nightly transform job (serving role) and the batch writer, which writes the
+    # transform output's conversion under worklist-scores/ (the job writes batch-scoring/).
+    curated=("etl", "training", "serving", "batch-writer"),
     # training/<job>/: written by training (model, checkpoints), read by the endpoint (model
     # archive), the deployer (baseline inside the archive), the registrar (evaluation) and
     # the approver (evaluation report).

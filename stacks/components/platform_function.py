@@ -11,7 +11,7 @@ that holds only what is granted to it here and by the stack.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aws_cdk import Duration
@@ -115,6 +115,7 @@ class PlatformFunction(Construct):
         reserved_concurrency: int | None = None,
         asynchronous: bool = False,
         outside_vpc_reason: str | None = None,
+        extra_layers: Sequence[lambda_.ILayerVersion] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         if (vpc is None) != (outside_vpc_reason is not None):
@@ -174,7 +175,7 @@ class PlatformFunction(Construct):
             architecture=ARCHITECTURE,
             handler=f"lambdas.{folder}.app.lambda_handler",
             code=lambda_.Code.from_asset(str(stage_lambda(folder))),
-            layers=[layer],
+            layers=[layer, *extra_layers],
             role=self.role,
             environment={
                 "POWERTOOLS_SERVICE_NAME": function_name,

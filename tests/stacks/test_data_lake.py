@@ -234,7 +234,7 @@ def test_data_key_lets_the_account_administer_it_but_only_platform_roles_use_it(
                 f"readmission-{stage}-{purpose}"
                 for purpose in (
                     *("etl", "training", "serving", "approver", "ingest"),
-                    *("predict", "deployer", "registrar", "drift-monitor"),
+                    *("predict", "deployer", "registrar", "drift-monitor", "batch-writer"),
                 )
             }
             continue
@@ -273,7 +273,9 @@ def test_sagemaker_grants_are_for_aws_resources_and_describe_key_is_unconditione
 #: Who may read or write objects of each PHI bucket, by role purpose (stacks.naming).
 EXPECTED_BUCKET_ROLES = {
     "Raw": {"etl", "ingest"},
-    "Curated": {"etl", "training"},
+    # serving: the nightly transform job reads the day and writes its output as the model's
+    # role; batch-writer: the worklist writer (stacks/components/batch_scoring.py).
+    "Curated": {"etl", "training", "serving", "batch-writer"},
     "Artifacts": {"training", "serving", "deployer", "registrar", "approver"},
     "Capture": {"serving", "deployer", "drift-monitor", "ingest"},
 }

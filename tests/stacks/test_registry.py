@@ -109,8 +109,10 @@ def test_the_endpoint_reads_no_features_writes_only_capture_and_reads_its_alarms
     dev: Synthesized,
 ) -> None:
     found = statements(dev["Registry"], "ServingRole")
-    assert _prefixes(found, "s3:GetObject") == ["training"]  # model archives only
-    assert _prefixes(found, "s3:PutObject") == ["capture"]
+    # Model archives, and the nightly transform job's input day files (the job runs as the
+    # model's role: stacks/components/batch_scoring.py); never the features.
+    assert _prefixes(found, "s3:GetObject") == ["discharges", "training"]
+    assert _prefixes(found, "s3:PutObject") == ["capture", "output"]  # batch-scoring/output
     pulls = next(s for s in found if s.get("Sid") == "PullDerivedImages")
     assert [flatten(r) for r in as_list(pulls["Resource"])] == [
         "arn:<ref>:ecr:<ref>:<ref>:repository/readmission-dev-serving"
