@@ -102,6 +102,16 @@ def to_icd9cm(code: Code) -> Code | None:
     return None if target is None else Code(CodeSystem.ICD9CM, target)
 
 
+def equivalent(code: Code) -> Code | None:
+    """The other era's equivalent of an ICD-9-CM or ICD-10-CM diagnosis (first GEM target)."""
+    if code.system is CodeSystem.ICD9CM:
+        target = _walk_up(table()["icd9cm_to_icd10cm"], code.code)
+        return None if target is None else Code(CodeSystem.ICD10CM, target)
+    if code.system is CodeSystem.ICD10CM:
+        return to_icd9cm(code)
+    return None
+
+
 def provenance() -> dict[str, str]:
     """Where the table's data came from (package, versions, licences)."""
     return dict(table()["provenance"])

@@ -17,8 +17,9 @@ Rules (``docs/data-contract.md``, "Clinical grouping"):
 * a code that is not a leaf of the table (a category such as ``428`` or ``I50``) takes the group
   most of its leaf codes have (ties: the smallest group id), and a code deeper than any the table
   knows takes its nearest known ancestor's group;
-* ICD-10-CM -> ICD-9-CM (for models of contract 1.x): the first backward-GEM target in file
-  order; a category code takes its first leaf's target.
+* equivalents across eras (a 1.x model reading ICD-10-CM; a vocabulary that lacks a code but
+  knows its other-era equivalent): the first GEM target in file order, backward (ICD-10-CM ->
+  ICD-9-CM) or forward; a category code takes its first leaf's target.
 
 The tables are stored pruned: an entry is dropped when its parent (one character shorter)
 gives the same answer, and a lookup walks up from the full code to the first entry it finds.
@@ -129,12 +130,13 @@ def prefix_table(leaves: Mapping[str, str | None]) -> dict[str, str]:
     return {
         code: group
         for code, group in sorted(full.items())
-        if len(code) <= MIN_PREFIX or full.get(code[:-1], None) != group
+        if len(code) <= MIN_PREFIX or full.get(code[:-1]) != group
     }
 
 
-def backward_table(gem: Iterable[tuple[str, str, bool]]) -> dict[str, str]:
-    """ICD-10-CM code -> its first backward-GEM ICD-9-CM target (pruned like the groups)."""
+def first_target_table(gem: Iterable[tuple[str, str, bool]]) -> dict[str, str]:
+    """Code -> its first GEM target in file order ("" for "no map"), pruned like the groups;
+    a category code takes its first leaf's target (leaves in sorted order)."""
     first: dict[str, str | None] = {}
     for icd10, icd9, no_map in gem:
         if icd10 not in first or first[icd10] is None:
@@ -151,7 +153,7 @@ def backward_table(gem: Iterable[tuple[str, str, bool]]) -> dict[str, str]:
     return {
         code: target
         for code, target in sorted(full.items())
-        if len(code) <= MIN_PREFIX or full.get(code[:-1], None) != target
+        if len(code) <= MIN_PREFIX or full.get(code[:-1]) != target
     }
 
 
@@ -198,7 +200,8 @@ def grouping_document() -> dict[str, Any]:
             "icd10cm": prefix_table(dict(ccsr)),
             "icd9cm": prefix_table(forward_groups(read_gem("icd9toicd10cmgem.csv"), ccsr)),
         },
-        "icd10cm_to_icd9cm": backward_table(read_gem("icd10cmtoicd9gem.csv")),
+        "icd10cm_to_icd9cm": first_target_table(read_gem("icd10cmtoicd9gem.csv")),
+        "icd9cm_to_icd10cm": first_target_table(read_gem("icd9toicd10cmgem.csv")),
         "group_names": group_names(ccsr),
     }
 
