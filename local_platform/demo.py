@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from local_platform import report, resources, steps
+from local_platform import coding_switch, report, resources, steps
 from local_platform.control_plane import ControlPlane, patched_environment
 from local_platform.gateway import LocalApiGateway
 from local_platform.processes import ProcessGroup
@@ -182,6 +182,7 @@ def _pipeline(
     ports.append(int(gateway.url.rsplit(":", 1)[1]))
     api = steps.sample_requests(run, gateway)
     drift = steps.replay_and_monitor(run)
+    switch = coding_switch.replay_coding_switch(run)
     return {
         "data": {
             key: manifest[key]
@@ -200,6 +201,7 @@ def _pipeline(
         "deployment": deployment,
         "api": api,
         "drift": drift,
+        "coding_switch": switch,
     }
 
 
