@@ -10,7 +10,7 @@ of codes that map, how many recoded codes land in a clinical group the model's v
 how many read as a known exact token (the code or, by back-off, its GEM equivalent), and, as an
 ablation, the recoded AUROC when only the group carries over (no back-off to the equivalent).
 
-    python benchmarks/icd10_recode.py [--data runs/benchmarks/uci-etl] [--model-dir DIR] [TRAIN ARGS]
+    python benchmarks/icd10_recode.py [--data DIR] [--model-dir DIR] [training arguments]
 
 Without ETL output at ``--data`` it runs the UCI ETL first (as benchmarks/training.py does);
 ``--model-dir`` reuses a trained model directory (trained into it when it is empty); any

@@ -165,3 +165,23 @@ def test_a_2x_model_artifact_scores_mixed_era_records(serving_model: ServingMode
     [prediction] = score(serving_model, mixed)
     assert 0.0 <= prediction["probability"] <= 1.0
     assert codes.parse("diagnosis_codes", "icd10cm:E11.9").code == "E119"
+
+
+# ----- titles in explanations -----
+def test_icd10_codes_read_in_plain_words_and_untitled_codes_by_their_group() -> None:
+    from inference.attribution import _code_name
+    from inference.code_titles import load_titles, title
+
+    titles = load_titles()
+    assert title("diagnosis_codes", "icd10cm:I50.9", titles) == "Heart failure, unspecified"
+    assert title("diagnosis_codes", "4280", titles) == "Congestive heart failure, unspecified"
+    assert title("diagnosis_codes", "icd9cm:428.0", titles) == title(
+        "diagnosis_codes", "4280", titles
+    )
+    assert str(title("procedure_codes", "icd10pcs:02HV33Z", titles)).startswith(
+        "Insertion of Infusion Device"
+    )
+    # A code the dictionaries lack (a category) is named by its clinical group.
+    assert _code_name("diagnosis_codes", "icd10cm:I50", titles) == (
+        "diagnosis icd10cm:I50 (clinical group CIR019, Diseases of the circulatory system)"
+    )
