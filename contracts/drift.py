@@ -22,8 +22,8 @@ Buckets, per kind of field (``contracts.encounter``):
   its own tagged form. Baselines of contract 1.x name the ICD-9 categories
   (``icd9_diagnosis_category``: the first 3 characters, 4 for an E code;
   ``icd9_procedure_category``: the first 2 digits) and keep them: a tagged ICD-9 code loses
-  its tag, an ICD-10-CM diagnosis goes back to ICD-9-CM through the GEMs first. Medications and lab names group by their
-  lower-cased name.
+  its tag, an ICD-10-CM diagnosis goes back to ICD-9-CM through the GEMs first. Medications
+  and lab names group by their lower-cased name.
 * prediction score: fixed bins ``[0, 0.1), [0.1, 0.2), ..., [0.9, 1.0]``.
 
 PSI of expected shares ``e_i`` (training) and actual shares ``a_i`` (window), each share floored
