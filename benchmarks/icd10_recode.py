@@ -118,9 +118,7 @@ def scores(serving: Any, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
             batch = serving.encoder.encode(records[start : start + SCORE_BATCH])
             tensors = {k: torch.from_numpy(v) for k, v in batch.arrays().items()}
             out.append(serving.model(**tensors).numpy())
-    return calibrated_probabilities(
-        np.concatenate(out), serving.logit_offset, serving.temperature
-    )
+    return calibrated_probabilities(np.concatenate(out), serving.logit_offset, serving.temperature)
 
 
 @contextmanager
