@@ -85,7 +85,7 @@ def scenarios(
     """Diagnosis PSI and alarm of the day as coded, recoded to ICD-10, and case-mix shifted."""
     rng = random.Random(seed)  # noqa: S311 - sampling a scenario, not a secret
     day = [rng.choice(records) for _ in range(count)]
-    windows = {
+    windows: dict[str, Sequence[Mapping[str, Any]]] = {
         "icd9_as_coded": day,
         "icd10_recoded_same_mix": [recoded(r) for r in day],
         "case_mix_shift": case_mix_shift(records, baseline, count, seed),

@@ -70,7 +70,7 @@ def _value_type(spec: FieldSpec) -> Any:
     if spec.kind == FieldKind.CATEGORICAL:
         return Annotated[str, Field(min_length=1, max_length=serving.MAX_CATEGORY_CHARS)]
     if spec.kind == FieldKind.CODE_SEQUENCE:
-        code = Annotated[str, Field(min_length=1, max_length=serving.MAX_CODE_CHARS)]
+        code: Any = Annotated[str, Field(min_length=1, max_length=serving.MAX_CODE_CHARS)]
         if spec.name in codes.LEGACY_SYSTEM:
             code = Annotated[
                 str,
