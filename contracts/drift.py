@@ -15,10 +15,15 @@ Buckets, per kind of field (``contracts.encounter``):
   categories of an open one), then ``__other__`` and ``__null__``.
 * code sequence: one bucket per code group among the top-K training groups, then ``__other__``
   and ``__empty__`` (a record with no codes). A record adds one count per distinct group it holds.
-  Groups are ICD-9-CM categories: the first 3 characters of a diagnosis code (``4280`` -> ``428``,
-  ``V5861`` -> ``V58``) or 4 for an E code (``E8889`` -> ``E888``, as ICD-9 defines E categories),
-  the first 2 digits of a procedure code (the ICD-9 procedure category); medications and lab
-  names group by their lower-cased name.
+  Diagnoses and procedures group by the clinical group both coding eras share
+  (``contracts.grouping``; contract 2.0): ``4280`` and ``icd10cm:I509`` both count under
+  ``CCSR:CIR019``, so a day whose coding switches from ICD-9 to ICD-10 with the same patient mix
+  keeps its buckets while a real case-mix shift moves them; a code without a group counts under
+  its own tagged form. Baselines of contract 1.x name the ICD-9 categories
+  (``icd9_diagnosis_category``: the first 3 characters, 4 for an E code;
+  ``icd9_procedure_category``: the first 2 digits) and keep them: a tagged ICD-9 code loses
+  its tag, an ICD-10-CM diagnosis goes back to ICD-9-CM through the GEMs first. Medications
+  and lab names group by their lower-cased name.
 * prediction score: fixed bins ``[0, 0.1), [0.1, 0.2), ..., [0.9, 1.0]``.
 
 PSI of expected shares ``e_i`` (training) and actual shares ``a_i`` (window), each share floored
@@ -39,6 +44,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
+from contracts import codes
+from contracts import grouping as clinical_grouping
 from contracts.encounter import SCHEMA_VERSION, FieldKind, FieldSpec, model_input_fields
 
 BASELINE_FORMAT_VERSION = 1
@@ -89,12 +96,23 @@ METRIC_LABELLED_RECORDS = "LabelledRecords"
 
 GROUPING_ICD9_DIAGNOSIS = "icd9_diagnosis_category"
 GROUPING_ICD9_PROCEDURE = "icd9_procedure_category"
+GROUPING_CLINICAL_DIAGNOSIS = "clinical_diagnosis_group"
+GROUPING_CLINICAL_PROCEDURE = "clinical_procedure_group"
 GROUPING_NAME = "name"
+#: The code-sequence field each coded grouping reads its entries as (an untagged entry is that
+#: field's legacy ICD-9 system).
+_GROUPING_FIELDS: Mapping[str, str] = {
+    GROUPING_ICD9_DIAGNOSIS: "diagnosis_codes",
+    GROUPING_CLINICAL_DIAGNOSIS: "diagnosis_codes",
+    GROUPING_ICD9_PROCEDURE: "procedure_codes",
+    GROUPING_CLINICAL_PROCEDURE: "procedure_codes",
+}
+GROUPINGS = frozenset({*_GROUPING_FIELDS, GROUPING_NAME})
 
 #: How each code-sequence field's codes are grouped; a field not listed groups by name.
 CODE_GROUPINGS: Mapping[str, str] = {
-    "diagnosis_codes": GROUPING_ICD9_DIAGNOSIS,
-    "procedure_codes": GROUPING_ICD9_PROCEDURE,
+    "diagnosis_codes": GROUPING_CLINICAL_DIAGNOSIS,
+    "procedure_codes": GROUPING_CLINICAL_PROCEDURE,
     "medications": GROUPING_NAME,
     "abnormal_labs": GROUPING_NAME,
 }
@@ -119,7 +137,25 @@ def baseline_s3_key(endpoint_name: str) -> str:
 
 def code_group(code: str, grouping: str) -> str:
     """Return the group a code counts under (see the module docstring for the rules)."""
-    cleaned = code.strip().replace(".", "")
+    field_name = _GROUPING_FIELDS.get(grouping)
+    if not code.strip():
+        return ""
+    if field_name is None:
+        return code.strip().replace(".", "").lower()
+    try:
+        parsed = codes.parse(field_name, code, strict=False)
+    except codes.CodeError:
+        return code.strip().replace(".", "").upper()  # unparseable: counts under other
+    if grouping in (GROUPING_CLINICAL_DIAGNOSIS, GROUPING_CLINICAL_PROCEDURE):
+        return clinical_grouping.group(parsed) or parsed.tagged
+    legacy = clinical_grouping.to_icd9cm(parsed) if field_name == "diagnosis_codes" else parsed
+    if legacy is None or legacy.system is not codes.LEGACY_SYSTEM[field_name]:
+        return parsed.tagged
+    return _icd9_category(legacy.code, grouping)
+
+
+def _icd9_category(cleaned: str, grouping: str) -> str:
+    """The 1.x group of a bare, normalised ICD-9 code."""
     if grouping == GROUPING_ICD9_DIAGNOSIS:
         cleaned = cleaned.upper()
         chars = (
@@ -128,9 +164,7 @@ def code_group(code: str, grouping: str) -> str:
             else _ICD9_DIAGNOSIS_CATEGORY_CHARS
         )
         return cleaned[:chars]
-    if grouping == GROUPING_ICD9_PROCEDURE:
-        return cleaned[:_ICD9_PROCEDURE_CATEGORY_CHARS]
-    return cleaned.lower()
+    return cleaned[:_ICD9_PROCEDURE_CATEGORY_CHARS]
 
 
 def population_stability_index(
@@ -473,7 +507,7 @@ def _binner(name: str, spec: Any) -> tuple[_Binner, list[int]]:
         if labels[-2:] != [OTHER_BUCKET, EMPTY_BUCKET]:
             raise BaselineError(f"baseline feature '{name}' must end with other and empty")
         grouping = spec.get("grouping", GROUPING_NAME)
-        if grouping not in (GROUPING_ICD9_DIAGNOSIS, GROUPING_ICD9_PROCEDURE, GROUPING_NAME):
+        if grouping not in GROUPINGS:
             raise BaselineError(f"baseline feature '{name}' has an unknown grouping")
         binner = _CodeSequenceBinner(name, labels, grouping)
     else:

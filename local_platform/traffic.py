@@ -20,6 +20,7 @@ from typing import Any
 
 import pyarrow.dataset as pa_dataset
 
+from contracts.drift import code_group
 from contracts.encounter import AGE_CAP_YEARS, FieldKind, model_input_fields
 
 PATIENT_ID = "patient_id"
@@ -69,11 +70,11 @@ def as_request(record: Mapping[str, Any], number: int) -> dict[str, Any]:
 
 
 def new_diagnosis_code(baseline: Mapping[str, Any]) -> str:
-    """A candidate code whose category the training baseline does not hold."""
-    known = set(baseline["features"]["diagnosis_codes"]["buckets"])
+    """A candidate code whose group (by the baseline's grouping) the baseline does not hold."""
+    feature = baseline["features"]["diagnosis_codes"]
+    known = set(feature["buckets"])
     for code in NEW_DIAGNOSIS_CANDIDATES:
-        category = code[:4] if code.startswith("E") else code[:3]
-        if category not in known:
+        if code_group(code, feature["grouping"]) not in known:
             return code
     raise ValueError("every candidate diagnosis category is already in the baseline")
 

@@ -8,9 +8,11 @@ hashed before anything leaves the function (see ``records.py``).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -21,8 +23,9 @@ from pydantic import (
     Tag,
     create_model,
 )
+from pydantic_core import PydanticCustomError
 
-from contracts import serving
+from contracts import codes, serving
 from contracts.encounter import FieldKind, FieldSpec, model_input_fields
 
 PATIENT_ID = "patient_id"
@@ -67,11 +70,93 @@ def _value_type(spec: FieldSpec) -> Any:
     if spec.kind == FieldKind.CATEGORICAL:
         return Annotated[str, Field(min_length=1, max_length=serving.MAX_CATEGORY_CHARS)]
     if spec.kind == FieldKind.CODE_SEQUENCE:
-        code = Annotated[str, Field(min_length=1, max_length=serving.MAX_CODE_CHARS)]
+        code: Any = Annotated[str, Field(min_length=1, max_length=serving.MAX_CODE_CHARS)]
+        if spec.name in codes.LEGACY_SYSTEM:
+            code = Annotated[
+                str,
+                Field(
+                    min_length=1,
+                    max_length=serving.MAX_CODE_CHARS,
+                    json_schema_extra={"pattern": code_pattern(spec.name)},
+                ),
+                AfterValidator(_code_validator(spec.name)),
+            ]
         return Annotated[list[code], Field(max_length=serving.MAX_CODES_PER_SEQUENCE)]
     if spec.kind == FieldKind.TEXT:
         return Annotated[str, Field(max_length=serving.MAX_NOTE_CHARS)]
     raise ValueError(f"no request type for field kind {spec.kind.value}")
+
+
+#: Error types of a code entry: a tag that is not a system of the field, or a code without its
+#: system's shape. The 400 names the entry's path (``diagnosis_codes.2``), never the code.
+CODE_SYSTEM_INVALID = "code_system_invalid"
+CODE_MALFORMED = "code_malformed"
+
+
+def endpoint_code(field_name: str, value: str) -> str:
+    """One entry of a coded field, normalised, as the API forwards it to the endpoint.
+
+    Tagged or not on the way in (an untagged code is the field's legacy ICD-9 system); on the
+    way out an ICD-9 code goes untagged (``4280``) and every other system tagged
+    (``icd10cm:I509``): contract 2.0 reads both forms alike, and a model of contract 1.x, which
+    serves with the code inside its own artifact, reads ICD-9 codes exactly as it always has.
+    Raises pydantic's error with a type and a fixed message only, never the value.
+    """
+    if not _PRINTABLE.fullmatch(value):  # no code holds a control or non-ASCII character
+        raise PydanticCustomError(CODE_MALFORMED, "not a well-formed code of its system")
+    try:
+        code = codes.parse(field_name, value, strict=False)
+    except codes.CodeError:
+        raise PydanticCustomError(CODE_SYSTEM_INVALID, "unknown or disallowed system") from None
+    if not codes.is_well_formed(code):
+        raise PydanticCustomError(CODE_MALFORMED, "not a well-formed code of its system")
+    return code.code if codes.LEGACY_SYSTEM.get(field_name) is code.system else code.tagged
+
+
+#: Each ICD system's normalised shape (``contracts.codes``) as units of (class, min, max), to
+#: write the JSON-schema pattern from: the same rule, letters in either case, and the
+#: characters normalisation drops (dots, whitespace) allowed anywhere.
+_SHAPE_UNITS: dict[codes.CodeSystem, tuple[tuple[tuple[str, int, int], ...], ...]] = {
+    codes.CodeSystem.ICD9CM: (
+        (("[0-9]", 3, 5),),
+        (("[Vv]", 1, 1), ("[0-9]", 2, 4)),
+        (("[Ee]", 1, 1), ("[0-9]", 3, 4)),
+    ),
+    codes.CodeSystem.ICD9PCS: ((("[0-9]", 2, 4),),),
+    codes.CodeSystem.ICD10CM: ((("[A-Za-z]", 1, 1), ("[0-9]", 1, 1), ("[0-9A-Za-z]", 1, 5)),),
+    codes.CodeSystem.ICD10PCS: ((("[0-9A-HJ-NP-Za-hj-np-z]", 7, 7),),),
+}
+#: What an entry may hold at all: printable ASCII; of it, normalisation drops spaces and dots.
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+_FILLER = "[ .]*"
+
+
+def code_pattern(field_name: str) -> str:
+    """The ECMA-262 pattern (JSON schema ``pattern``) of exactly the entries ``endpoint_code``
+    accepts for ``field_name``: an untagged ICD-9 code, or ``<system>:<code>``."""
+    filler = _FILLER
+
+    def shape(system: codes.CodeSystem) -> str:
+        options = [
+            "".join(f"(?:{filler}{cls}){{{low},{high}}}" for cls, low, high in units) + filler
+            for units in _SHAPE_UNITS[system]
+        ]
+        return "(?:" + "|".join(options) + ")"
+
+    def tag(system: codes.CodeSystem) -> str:
+        letters = "".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in system.value)
+        return f" *{letters} *:"
+
+    legacy = codes.LEGACY_SYSTEM[field_name]
+    tagged = [f"{tag(system)}{shape(system)}" for system in codes.FIELD_SYSTEMS[field_name]]
+    return "^(?:" + "|".join([shape(legacy), *tagged]) + ")$"
+
+
+def _code_validator(field_name: str) -> Any:
+    def validate(value: str) -> str:
+        return endpoint_code(field_name, value)
+
+    return validate
 
 
 def _int_bound(bound: float | None) -> int | None:

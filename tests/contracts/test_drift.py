@@ -118,6 +118,17 @@ def test_quantile_cut_points_are_nearest_rank_and_distinct() -> None:
         ("v5861", "icd9_diagnosis_category", "V58"),
         ("E8889", "icd9_diagnosis_category", "E888"),
         ("3615", "icd9_procedure_category", "36"),
+        # 1.x baselines read tagged codes: ICD-9 loses its tag, ICD-10-CM goes back by the GEMs
+        ("icd9cm:428.0", "icd9_diagnosis_category", "428"),
+        ("icd10cm:I50.9", "icd9_diagnosis_category", "428"),
+        ("icd10pcs:02HV33Z", "icd9_procedure_category", "icd10pcs:02HV33Z"),
+        # 2.0: the clinical group both eras share
+        ("4280", "clinical_diagnosis_group", "CCSR:CIR019"),
+        ("icd10cm:I50.9", "clinical_diagnosis_group", "CCSR:CIR019"),
+        ("3615", "clinical_procedure_group", "ICD9PROC:36"),
+        ("icd10pcs:02HV33Z", "clinical_procedure_group", "PCS:02"),
+        ("snomed:1234", "clinical_diagnosis_group", "SNOMED:1234"),
+        ("", "clinical_diagnosis_group", ""),
         (" Insulin ", "name", "insulin"),
     ],
 )
@@ -156,11 +167,12 @@ def test_build_baseline_buckets_every_kind_exactly() -> None:
         "buckets": ["cardiology", OTHER_BUCKET, NULL_BUCKET],
         "counts": [2, 1, 1],
     }
-    # groups per record: {428}, {}, {428, 401, V58}, {401}; top-2 = 401 (2), 428 (2)
+    # clinical groups per record: {heart failure CIR019}, {}, {CIR019, hypertension CIR007,
+    # FAC}, {CIR007}; top-2 = CIR007 (2), CIR019 (2)
     assert features["diagnosis_codes"] == {
         "kind": "code_sequence",
-        "grouping": "icd9_diagnosis_category",
-        "buckets": ["401", "428", OTHER_BUCKET, EMPTY_BUCKET],
+        "grouping": "clinical_diagnosis_group",
+        "buckets": ["CCSR:CIR007", "CCSR:CIR019", OTHER_BUCKET, EMPTY_BUCKET],
         "counts": [2, 2, 1, 1],
     }
     assert baseline[PREDICTION_SCORE]["counts"] == [1, 2, 0, 0, 0, 0, 0, 0, 0, 1]

@@ -162,8 +162,14 @@ def test_a_day_shifts_its_later_part() -> None:
 
 
 def test_new_diagnosis_code_avoids_categories_of_the_baseline() -> None:
-    baseline = {"features": {"diagnosis_codes": {"buckets": ["428", "E947", OTHER_BUCKET]}}}
-    assert traffic.new_diagnosis_code(baseline) == "V8741"
+    feature = {"grouping": "icd9_diagnosis_category", "buckets": ["428", "E947", OTHER_BUCKET]}
+    assert traffic.new_diagnosis_code({"features": {"diagnosis_codes": feature}}) == "V8741"
+    # A 2.0 baseline groups by clinical group: V8741 and V1588 share CCSR FAC021.
+    feature = {
+        "grouping": "clinical_diagnosis_group",
+        "buckets": ["icd9cm:E9479", "CCSR:FAC021", OTHER_BUCKET],
+    }
+    assert traffic.new_diagnosis_code({"features": {"diagnosis_codes": feature}}) == "E9300"
 
 
 def test_latency_percentiles_are_nearest_rank() -> None:

@@ -20,6 +20,7 @@ from inference.encoding import (
     UnscorableRecordError,
     code_group,
     labels,
+    legacy_code_group,
 )
 from training.synthetic import synthetic_records
 
@@ -84,24 +85,33 @@ def test_numeric_statistics_come_from_the_training_records_only(encoder: Feature
     assert log_stats["std"] == 1.0
 
 
-def test_code_vocabulary_keeps_codes_and_icd9_groups_seen_often_enough(
+def test_code_vocabulary_keeps_tagged_codes_and_clinical_groups_seen_often_enough(
     encoder: FeatureEncoder,
 ) -> None:
+    """Untagged codes are read as ICD-9-CM; the group is the CCSR category both eras share."""
     assert encoder.code_vocab[:3] == ["[PAD]", "[UNK]", "[CLS]"]
     assert set(encoder.code_vocab[3:]) == {
-        "dx:4280", "dxg:428", "dx:25000", "dxg:250", "rx:insulin", "lab:glucose",
+        "dx:icd9cm:4280", "dxg:CCSR:CIR019", "dx:icd9cm:25000", "dxg:CCSR:END002",
+        "rx:insulin", "lab:glucose",
     }  # fmt: skip
-    assert code_group("diagnosis_codes", "E8889") == "E888"
-    assert code_group("diagnosis_codes", "V5861") == "V58"
-    assert code_group("procedure_codes", "3995") == "39"
-    assert code_group("diagnosis_codes", "486") is None
+    assert code_group("diagnosis_codes", "icd10cm:I50.9") == "CCSR:CIR019"
+    assert code_group("procedure_codes", "3995") == "ICD9PROC:39"
+    assert code_group("medications", "insulin") is None
+
+
+def test_the_1x_groups_stay_as_they_were() -> None:
+    assert legacy_code_group("diagnosis_codes", "E8889") == "E888"
+    assert legacy_code_group("diagnosis_codes", "V5861") == "V58"
+    assert legacy_code_group("procedure_codes", "3995") == "39"
+    assert legacy_code_group("diagnosis_codes", "486") is None
 
 
 def test_encode_gives_exact_arrays_for_a_known_record(encoder: FeatureEncoder) -> None:
     batch = encoder.encode([_record(age_years=75)])
     vocab = encoder.code_index
     assert batch.code_ids[0].tolist() == [
-        CLS_ID, vocab["dx:4280"], vocab["dxg:428"], vocab["dx:25000"], vocab["dxg:250"],
+        CLS_ID, vocab["dx:icd9cm:4280"], vocab["dxg:CCSR:CIR019"], vocab["dx:icd9cm:25000"],
+        vocab["dxg:CCSR:END002"],
         vocab["rx:insulin"], vocab["lab:glucose"],
     ]  # fmt: skip
     assert batch.code_types[0].tolist() == [0, 1, 1, 1, 1, 3, 4]
