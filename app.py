@@ -10,6 +10,7 @@ from constructs import Construct
 
 from stacks.api_stack import ApiStack
 from stacks.batch_scoring_stack import BatchScoringStack
+from stacks.components.worklist_site import ACCESS_LOG_PREFIX as WORKLIST_ACCESS_LOG_PREFIX
 from stacks.config import StageConfig, load_pipeline_config, load_stage_config
 from stacks.data_lake_stack import DataLakeStack
 from stacks.deployment_stack import DeploymentStack
@@ -125,6 +126,7 @@ def add_stacks(
         access_log_bucket=lake.access_log_bucket,
         env=env,
     )
+    lake.admit_access_logs(WORKLIST_ACCESS_LOG_PREFIX)
     stacks: list[Stack] = [
         network,
         data_lake,

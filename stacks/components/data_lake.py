@@ -316,6 +316,24 @@ class DataLake(Construct):
         )
         return role
 
+    def admit_access_logs(self, prefix: str) -> None:
+        """Let S3 deliver server access logs of a bucket in *another* stack under ``prefix``.
+
+        Across stacks aws-cdk-lib adds that grant without the ``aws:SourceArn`` and
+        ``aws:SourceAccount`` conditions S3 documents for the logging principal (a SourceArn
+        would make the two stacks depend on each other), so such a bucket is given an imported
+        reference to the log bucket and this grant instead, confined to this account:
+        https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html
+        """
+        self.access_log_bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("logging.s3.amazonaws.com")],
+                actions=["s3:PutObject"],
+                resources=[self.access_log_bucket.arn_for_objects(f"{prefix}*")],
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            )
+        )
+
     def _access_log_bucket(self, retention: RetentionConfig, removal: RemovalPolicy) -> s3.Bucket:
         """S3 server access logs can only be delivered to an SSE-S3 bucket, not SSE-KMS."""
         bucket = s3.Bucket(

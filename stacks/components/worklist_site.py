@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
@@ -72,6 +72,12 @@ def security_headers(api_origin: str, auth_origin: str, path: Path = SECURITY_HE
     )
 
 
+#: The page bucket's construct id; also the prefix of its server access logs in the shared log
+#: bucket (SecureBucket logs under "<id lower-cased>/").
+PAGE_BUCKET_ID = "WorklistPage"
+ACCESS_LOG_PREFIX = f"{PAGE_BUCKET_ID.lower()}/"
+
+
 class WorklistSite(Construct):
     """The page's bucket, its distribution and (after :meth:`deploy_page`) its files."""
 
@@ -95,12 +101,19 @@ class WorklistSite(Construct):
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
         )
+        # An imported reference: aws-cdk-lib would otherwise grant log delivery on the shared
+        # log bucket without conditions across stacks; DataLake.admit_access_logs grants it.
+        log_bucket = s3.Bucket.from_bucket_attributes(
+            self,
+            "AccessLogBucket",
+            bucket_arn=access_log_bucket.bucket_arn,
+            bucket_name=access_log_bucket.bucket_name,
+        )
         self.bucket = SecureBucket(
             self,
-            # Also the prefix of its server access logs in the shared log bucket.
-            "WorklistPage",
+            PAGE_BUCKET_ID,
             encryption_key=self.key,
-            access_log_bucket=access_log_bucket,
+            access_log_bucket=log_bucket,
             lifecycle=LifecyclePolicy(None, noncurrent_version_days),
             retain_on_delete=retain,
         ).bucket
@@ -229,7 +242,7 @@ class WorklistSite(Construct):
                 "AwsSolutions-IAM5[Action::s3:DeleteObject*]",
                 "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
                 "AwsSolutions-IAM5[Action::kms:ReEncrypt*]",
-                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]",
+                f"AwsSolutions-IAM5[Resource::{_asset_bucket_objects(stack)}]",
                 f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/*]",
                 "AwsSolutions-IAM5[Resource::*]",
                 "HIPAA.Security-LambdaConcurrency",
@@ -237,3 +250,16 @@ class WorklistSite(Construct):
                 "HIPAA.Security-LambdaInsideVPC",
                 "HIPAA.Security-IAMNoInlinePolicy",
             )
+
+
+def _asset_bucket_objects(stack: Stack) -> str:
+    """The CDK bootstrap asset bucket's objects as cdk-nag prints them for this stack: the
+    account, Region and partition are literals where the stack's environment fixes them."""
+
+    def literal(value: str, placeholder: str) -> str:
+        return placeholder if Token.is_unresolved(value) else value
+
+    account = literal(stack.account, "<AWS::AccountId>")
+    region = literal(stack.region, "<AWS::Region>")
+    partition = literal(stack.partition, "<AWS::Partition>")
+    return f"arn:{partition}:s3:::cdk-hnb659fds-assets-{account}-{region}/*"

@@ -154,6 +154,16 @@ def test_cds_config_errors_name_the_key(changes: dict[str, Any], message: str) -
 def test_the_worklist_link_comes_from_the_worklist_section() -> None:
     context = _context()
     assert load_stage_config(context, "dev").cds_hooks.worklist_page_url is None
-    context["stages"]["dev"]["worklist"] = {"page_url": "https://d1.cloudfront.net/worklist/"}
+    context["stages"]["dev"]["worklist"]["page_url"] = "https://d1.cloudfront.net/worklist/"
     config = load_stage_config(context, "dev")
     assert config.cds_hooks.worklist_page_url == "https://d1.cloudfront.net/worklist/"
+
+
+def test_the_worklist_link_defaults_to_the_pages_custom_domain() -> None:
+    context = _context()
+    context["stages"]["dev"]["worklist"]["domain_name"] = "worklist.hospital.example"
+    context["stages"]["dev"]["worklist"]["certificate_arn"] = (
+        "arn:aws:acm:us-east-1:111122223333:certificate/00000000-0000-0000-0000-000000000000"
+    )
+    config = load_stage_config(context, "dev")
+    assert config.cds_hooks.worklist_page_url == "https://worklist.hospital.example/"

@@ -519,8 +519,10 @@ def _unconfined_service_principals(app: Synthesized) -> list[str]:
                         continue
                     if "Service" not in principal:
                         continue
-                    keys = {k for op in statement.get("Condition", {}).values() for k in op}
-                    if not keys & SOURCE_KEYS:
+                    # Condition key names are case-insensitive (IAM JSON policy reference,
+                    # "Condition element"); CloudFront's OAC policy spells "AWS:SourceArn".
+                    keys = {k.lower() for op in statement.get("Condition", {}).values() for k in op}
+                    if not keys & {key.lower() for key in SOURCE_KEYS}:
                         service = [flatten(s) for s in as_list(principal["Service"])]
                         found.append(f"{stack}/{rid} {statement.get('Sid', '')}: {service}")
     return found
