@@ -12,6 +12,7 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F  # noqa: N812 (house style)
 
+from contracts.codes import CodeSystem
 from glue_jobs import cohort
 from glue_jobs.accounting import (
     COUNT_COLUMNS,
@@ -59,7 +60,9 @@ def admission_details(tables: dict[str, DataFrame]) -> dict[str, DataFrame]:
     """Return each child table's per-admission aggregate, keyed by hadm_id, with row counts."""
     return {
         "DIAGNOSES_ICD": code_sequences(
-            coded_icd9(tables["DIAGNOSES_ICD"]), "diagnosis_codes", "num_diagnoses"
+            coded_icd9(tables["DIAGNOSES_ICD"], CodeSystem.ICD9CM),
+            "diagnosis_codes",
+            "num_diagnoses",
         ),
         "PROCEDURES_ICD": procedure_features(tables["PROCEDURES_ICD"]),
         "PRESCRIPTIONS": medication_features(tables["PRESCRIPTIONS"]),

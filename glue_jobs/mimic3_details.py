@@ -13,8 +13,9 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F  # noqa: N812 (house style)
 
+from contracts.codes import CodeSystem
 from glue_jobs.accounting import COUNT_COLUMNS, child_row_counts
-from glue_jobs.charlson import normalise_icd9
+from glue_jobs.codes import tagged
 from glue_jobs.copies import (
     HAS_VALUE,
     ROW_ID,
@@ -57,9 +58,10 @@ def _ordered_values(order: Column, value: Column) -> Column:
     return F.array_sort(F.collect_list(F.when(F.col(HAS_VALUE), item)))
 
 
-def coded_icd9(table: DataFrame) -> DataFrame:
-    """DIAGNOSES_ICD or PROCEDURES_ICD -> (hadm_id, seq_num, code), codes normalised."""
-    code = normalise_icd9(F.col("icd9_code").cast("string"))
+def coded_icd9(table: DataFrame, system: CodeSystem) -> DataFrame:
+    """DIAGNOSES_ICD or PROCEDURES_ICD -> (hadm_id, seq_num, code), codes normalised and
+    tagged with ``system`` (MIMIC-III is all ICD-9-CM: diagnoses and volume 3 procedures)."""
+    code = tagged(system, F.col("icd9_code"))
     return table.select(
         as_id_string(table, "hadm_id").alias("hadm_id"),
         as_long(table, "seq_num").alias("seq_num"),
@@ -86,7 +88,9 @@ def code_sequences(coded: DataFrame, codes_name: str, count_name: str) -> DataFr
 
 def procedure_features(procedures: DataFrame) -> DataFrame:
     """PROCEDURES_ICD -> (hadm_id, procedure_codes, num_procedures)."""
-    return code_sequences(coded_icd9(procedures), "procedure_codes", "num_procedures")
+    return code_sequences(
+        coded_icd9(procedures, CodeSystem.ICD9PCS), "procedure_codes", "num_procedures"
+    )
 
 
 def _first_occurrences(ordered: Column, field: str) -> Column:
