@@ -35,6 +35,9 @@ OUT_OF_CONTRACT = "out_of_contract"
 IN_HOSPITAL_DEATH = "in_hospital_death"
 DISCHARGED_TO_HOSPICE = "discharged_to_hospice"
 NEWBORN = "newborn"
+#: An encounter that is not an inpatient stay (FHIR Encounter.class): not an index admission
+#: and not part of the admission history either.
+NOT_INPATIENT = "not_inpatient"
 
 #: Prefix of the per-row flags that mark a categorical value missing from its mapping table.
 UNMAPPED_PREFIX = "unmapped__"
@@ -87,9 +90,12 @@ def with_outcome(
 
 
 def in_timeline() -> Column:
-    """True for the rows a patient's history is built from: kept and excluded ones (a
-    readmission that ends in death is still a readmission), never quarantined rows or copies."""
-    return F.col("status").isin(STATUS_OK, STATUS_EXCLUDED)
+    """True for the rows a patient's history is built from: kept and excluded admissions (a
+    readmission that ends in death is still a readmission), never quarantined rows, copies
+    or encounters that are not inpatient stays."""
+    return F.col("status").isin(STATUS_OK, STATUS_EXCLUDED) & ~F.coalesce(
+        F.col("reason") == NOT_INPATIENT, F.lit(False)
+    )
 
 
 @dataclass

@@ -5,7 +5,7 @@ Also accounts for every row of the other tables (``linked_tables`` in the manife
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import reduce
 
 from pyspark import StorageLevel
@@ -25,9 +25,12 @@ from glue_jobs.accounting import (
 from glue_jobs.charlson import charlson_index
 from glue_jobs.copies import ROWS, VARIANTS
 from glue_jobs.deid import add_keys
+from glue_jobs.mappings import lookup
 from glue_jobs.mimic3_admissions import (
+    MIMIC3_VOCABULARY,
     PATIENT_ROWS,
     PATIENT_VARIANTS,
+    Vocabulary,
     add_categories,
     add_timeline,
     parse_admissions,
@@ -116,12 +119,15 @@ def assemble_features(
     )
 
 
-def stage(tables: dict[str, DataFrame], deid_key: str) -> DataFrame:
+def stage(
+    tables: dict[str, DataFrame], deid_key: str, vocabulary: Vocabulary = MIMIC3_VOCABULARY
+) -> DataFrame:
     """ADMISSIONS + PATIENTS -> every admission with status, timeline, categories and keys."""
     staged = stage_admissions(
         parse_admissions(tables["ADMISSIONS"]), parse_patients(tables["PATIENTS"])
     )
-    return add_keys(add_categories(add_timeline(staged)), deid_key, "subject_id", "hadm_id")
+    categorised = add_categories(add_timeline(staged, vocabulary), vocabulary)
+    return add_keys(categorised, deid_key, "subject_id", "hadm_id")
 
 
 def linked_table_outcomes(
@@ -160,29 +166,46 @@ def linked_table_outcomes(
     return reduce(DataFrame.unionByName, outcomes)
 
 
+def renamed_tables(outcomes: DataFrame, names: Mapping[str, str]) -> DataFrame:
+    """Outcome rows with each MIMIC-III table name replaced by the source's own name."""
+    return outcomes.select(
+        F.coalesce(lookup(names, F.col("table")), F.col("table")).alias("table"),
+        "outcome",
+        "rows",
+    )
+
+
 def build(
     tables: dict[str, DataFrame],
     deid_key: str,
     record_source: str,
     tables_missing: list[str],
+    vocabulary: Vocabulary = MIMIC3_VOCABULARY,
+    details: dict[str, DataFrame] | None = None,
+    table_names: Mapping[str, str] | None = None,
 ) -> cohort.SourceFrames:
     """Return staged admissions and the child aggregates (persisted: each is read twice), the
-    three outputs and the linked tables' row outcomes."""
-    staged = stage(tables, deid_key).persist(StorageLevel.MEMORY_AND_DISK)
+    three outputs and the linked tables' row outcomes.
+
+    ``tables`` are MIMIC-III-shaped; another layout (MIMIC-IV) passes its vocabulary, its own
+    child aggregates and the names its tables have in the manifest (``table_names``)."""
+    names = dict(table_names or {})
+    staged = stage(tables, deid_key, vocabulary).persist(StorageLevel.MEMORY_AND_DISK)
     details = {
         name: detail.persist(StorageLevel.MEMORY_AND_DISK)
-        for name, detail in admission_details(tables).items()
+        for name, detail in (details or admission_details(tables)).items()
     }
     kept = staged.where(F.col("status") == cohort.STATUS_OK)
+    input_table = names.get(INPUT_TABLE, INPUT_TABLE)
     return cohort.SourceFrames(
         staged=staged,
         features=assemble_features(kept, details.values(), record_source),
         protected=kept.select("encounter_key", "race", "split"),
-        quarantine=cohort.quarantine_rows(staged, INPUT_TABLE),
-        input_table=INPUT_TABLE,
+        quarantine=cohort.quarantine_rows(staged, input_table),
+        input_table=input_table,
         record_source=record_source,
         tables_missing=tables_missing,
-        linked_outcomes=linked_table_outcomes(tables, staged, details),
-        linked_tables=["PATIENTS", "D_LABITEMS", *details],
+        linked_outcomes=renamed_tables(linked_table_outcomes(tables, staged, details), names),
+        linked_tables=[names.get(n, n) for n in ("PATIENTS", "D_LABITEMS", *details)],
         persisted=[staged, *details.values()],
     )

@@ -20,6 +20,7 @@ from glue_jobs.copies import (
     HAS_VALUE,
     ROW_ID,
     ROW_TEXT,
+    UNKNOWN_SYSTEM,
     VARIANTS,
     distinct_rows,
     group_by_key,
@@ -72,11 +73,15 @@ def coded_icd9(table: DataFrame, system: CodeSystem) -> DataFrame:
 
 
 def code_sequences(coded: DataFrame, codes_name: str, count_name: str) -> DataFrame:
-    """(hadm_id, seq_num, code) -> (hadm_id, codes in seq_num order, number of codes)."""
+    """(hadm_id, seq_num, code) -> (hadm_id, codes in seq_num order, number of codes).
+
+    A source whose codes may name an unknown system marks those rows ``_unknown_system``
+    (counted apart, never used)."""
+    counts = child_row_counts(coded=UNKNOWN_SYSTEM in coded.columns)
     grouped = (
         distinct_rows(coded, "hadm_id")
         .groupBy("hadm_id")
-        .agg(_ordered_values(F.col("seq_num"), F.col("code")).alias("_codes"), *child_row_counts())
+        .agg(_ordered_values(F.col("seq_num"), F.col("code")).alias("_codes"), *counts)
     )
     return grouped.select(
         "hadm_id",
