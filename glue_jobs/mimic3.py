@@ -168,6 +168,8 @@ def linked_table_outcomes(
 
 def renamed_tables(outcomes: DataFrame, names: Mapping[str, str]) -> DataFrame:
     """Outcome rows with each MIMIC-III table name replaced by the source's own name."""
+    if not names:
+        return outcomes
     return outcomes.select(
         F.coalesce(lookup(names, F.col("table")), F.col("table")).alias("table"),
         "outcome",

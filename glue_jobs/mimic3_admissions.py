@@ -9,7 +9,7 @@ admissions: a readmission that ends in death is still a readmission of the admis
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, Window
@@ -133,8 +133,14 @@ def parse_patients(raw: DataFrame) -> DataFrame:
     )
 
 
-def stage_admissions(admissions: DataFrame, patients: DataFrame) -> DataFrame:
-    """Parsed admissions + parsed patients -> one row per admission row with status and reason."""
+def stage_admissions(
+    admissions: DataFrame,
+    patients: DataFrame,
+    early_checks: Sequence[tuple[Column, str, str]] = (),
+) -> DataFrame:
+    """Parsed admissions + parsed patients -> one row per admission row with status and reason.
+
+    ``early_checks``: a source's own checks that come first (``cohort.with_outcome``)."""
     joined = mark_copies(admissions, "hadm_id").join(patients, on="subject_id", how="left")
     age = F.floor(F.months_between(F.col("admit_ts"), F.col("dob_ts")) / MONTHS_PER_YEAR)
     los = days_between(F.col("disch_ts"), F.col("admit_ts"))
@@ -166,7 +172,11 @@ def stage_admissions(admissions: DataFrame, patients: DataFrame) -> DataFrame:
         (F.col(IS_NEWBORN), cohort.NEWBORN),
     ]
     outcome = cohort.with_outcome(
-        staged, quarantine_checks, exclusion_checks, extra_copy=F.col(EXTRA_COPY)
+        staged,
+        quarantine_checks,
+        exclusion_checks,
+        extra_copy=F.col(EXTRA_COPY),
+        early_checks=early_checks,
     )
     return outcome.drop(
         CONFLICTING,

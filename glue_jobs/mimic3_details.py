@@ -103,11 +103,20 @@ def _first_occurrences(ordered: Column, field: str) -> Column:
     return F.array_distinct(F.transform(F.array_sort(ordered), lambda item: item[field]))
 
 
-def medication_features(prescriptions: DataFrame) -> DataFrame:
+def admission_id(df: DataFrame, text_ids: bool) -> Column:
+    """The admission id: MIMIC's integer ids in canonical text, or (``text_ids``, FHIR) the
+    id text as it is, trimmed (an empty id is null)."""
+    if not text_ids:
+        return as_id_string(df, "hadm_id")
+    trimmed = F.trim(F.col("hadm_id").cast("string"))
+    return F.when(F.length(trimmed) > 0, trimmed)
+
+
+def medication_features(prescriptions: DataFrame, text_ids: bool = False) -> DataFrame:
     """PRESCRIPTIONS -> (hadm_id, distinct lower-case drugs by first start, their number)."""
     drug = F.lower(F.trim(F.col("drug")))
     drugs = prescriptions.select(
-        as_id_string(prescriptions, "hadm_id").alias("hadm_id"),
+        admission_id(prescriptions, text_ids).alias("hadm_id"),
         as_timestamp(prescriptions, "startdate").alias("startdate"),
         drug.alias("drug"),
         _has(F.length(drug) > 0),
@@ -224,7 +233,7 @@ def service_features(services: DataFrame) -> DataFrame:
     return first.select("hadm_id", F.col("_s.service").alias("admitting_service"), *COUNT_COLUMNS)
 
 
-def note_features(notes: DataFrame) -> DataFrame:
+def note_features(notes: DataFrame, text_ids: bool = False) -> DataFrame:
     """NOTEEVENTS -> (hadm_id, text of the latest discharge summary not marked in error)."""
     selected = (
         (F.lower(F.trim(F.col("category"))) == DISCHARGE_SUMMARY_CATEGORY)
@@ -232,7 +241,7 @@ def note_features(notes: DataFrame) -> DataFrame:
         & (F.length("text") > 0)
     )
     summaries = notes.select(
-        as_id_string(notes, "hadm_id").alias("hadm_id"),
+        admission_id(notes, text_ids).alias("hadm_id"),
         as_timestamp(notes, "chartdate").alias("chartdate"),
         as_timestamp(notes, "charttime").alias("charttime"),
         as_long(notes, "row_id").alias("row_id"),

@@ -131,9 +131,9 @@ def discharge_notes(raw: DataFrame) -> DataFrame:
         "hadm_id",
         F.col("charttime").alias("chartdate"),
         F.lit(None).cast("string").alias("charttime"),
-        F.coalesce(
-            F.when(is_summary, F.lit(DISCHARGE_SUMMARY_CATEGORY)), F.col("note_type")
-        ).alias("category"),
+        F.coalesce(F.when(is_summary, F.lit(DISCHARGE_SUMMARY_CATEGORY)), F.col("note_type")).alias(
+            "category"
+        ),
         F.lit(None).cast("string").alias("iserror"),
         "text",
     )
