@@ -29,7 +29,7 @@ TRAIL_ARN_PATTERN = re.compile(
     r"^arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:\d{12}:trail/[A-Za-z0-9][A-Za-z0-9._-]{2,127}$"
 )
 #: Sources the ETL job reads (glue_jobs.ehr_features.SOURCE_CHOICES).
-ETL_SOURCES = ("mimic3", "uci_diabetes")
+ETL_SOURCES = ("mimic3", "uci_diabetes", "mimic4", "fhir")
 
 
 class ConfigError(ValueError):

@@ -44,9 +44,7 @@ def test_diagnoses_in_seq_order_without_dots_tagged(spark: SparkSession) -> None
             (None, "1", "4019"),
         ],
     )
-    actual = _as_dict(
-        code_sequences(coded_icd9(diagnoses, DX), "diagnosis_codes", "num_diagnoses")
-    )
+    actual = _as_dict(code_sequences(coded_icd9(diagnoses, DX), "diagnosis_codes", "num_diagnoses"))
     assert actual == {"10": (["icd9cm:41071", "icd9cm:4280"], 2), "11": (["icd9cm:V4581"], 1)}
     procedures = code_sequences(coded_icd9(diagnoses, CodeSystem.ICD9PCS), "codes", "n")
     assert _as_dict(procedures)["11"] == (["icd9pcs:V4581"], 1)
