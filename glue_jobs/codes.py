@@ -43,7 +43,12 @@ def tagged_by(systems: Mapping[str, CodeSystem], key: Column, code: Column) -> C
         *[F.lit(item) for item in chain.from_iterable((k, s.value) for k, s in systems.items())]
     )
     system = system_of[key.cast("string")]
-    return F.when(system.isNotNull(), F.concat(system, F.lit(SEPARATOR), normalised(code)))
+    value = normalised(code)
+    if CodeSystem.NDC in systems.values():
+        value = F.coalesce(
+            F.when(system == CodeSystem.NDC.value, F.regexp_replace(value, "-", "")), value
+        )
+    return F.when(system.isNotNull(), F.concat(system, F.lit(SEPARATOR), value))
 
 
 def with_legacy_tag(field_name: str, codes: Column) -> Column:

@@ -336,10 +336,14 @@ def prescriptions(resources: DataFrame) -> DataFrame:
     text, else its first coding's display; ``authoredOn`` orders first prescriptions."""
     concept = F.col("medicationCodeableConcept")
     name = F.coalesce(concept["text"], F.try_element_at(concept["coding"], F.lit(1))["display"])
+    coding = coding_of(concept, list(fhir.MEDICATION_SYSTEMS))
     return resources.select(
         reference_id(F.col("encounter.reference"), "Encounter").alias("hadm_id"),
         F.col("authoredOn").alias("startdate"),
         name.alias("drug"),
+        tagged_by(fhir.MEDICATION_SYSTEMS, coding["system"], coding["code"]).alias(
+            "medication_code"
+        ),
         F.col("id").alias("row_id"),
     )
 

@@ -110,6 +110,8 @@ def assemble_features(
         F.coalesce("diagnosis_codes", empty_strings()).alias("diagnosis_codes"),
         F.coalesce("procedure_codes", empty_strings()).alias("procedure_codes"),
         F.coalesce("medications", empty_strings()).alias("medications"),
+        # Published once the contract has the field (contract 2.0); dropped by conform before.
+        F.coalesce("medication_codes", empty_strings()).alias("medication_codes"),
         F.coalesce("abnormal_labs", empty_strings()).alias("abnormal_labs"),
         "note_text",
         "readmitted_30d",

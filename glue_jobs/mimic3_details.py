@@ -41,7 +41,8 @@ GLUCOSE_ABOVE_200 = 200.0
 
 #: Compared to tell copies from distinct rows: every column read but ``hadm_id``, and row_id.
 ICD9_COMPARED = ("seq_num", "icd9_code", ROW_ID)
-PRESCRIPTION_COMPARED = ("startdate", "drug", ROW_ID)
+PRESCRIPTION_COMPARED = ("startdate", "drug", "ndc", "medication_code", ROW_ID)
+NDC_PATTERN = r"^\d{11}$"
 LAB_COMPARED = ("itemid", "charttime", "valuenum", "flag", ROW_ID)
 SERVICE_COMPARED = ("transfertime", "curr_service", ROW_ID)
 NOTE_COMPARED = (ROW_ID, "chartdate", "charttime", "category", "iserror", "text")
@@ -112,27 +113,50 @@ def admission_id(df: DataFrame, text_ids: bool) -> Column:
     return F.when(F.length(trimmed) > 0, trimmed)
 
 
+def ndc_code(ndc: Column) -> Column:
+    """``ndc:<11 digits>`` from an NDC column (hyphens and spaces removed); null where it is
+    not 11 digits (MIMIC writes ``0`` for a drug without one)."""
+    digits = F.regexp_replace(F.trim(ndc.cast("string")), r"[-\s]", "")
+    return F.when(digits.rlike(NDC_PATTERN), tagged(CodeSystem.NDC, digits))
+
+
+def medication_code(prescriptions: DataFrame) -> Column:
+    """The row's tagged drug code: a source's own ``medication_code`` (FHIR: NDC or RxNorm),
+    else its ``ndc`` column (MIMIC), else none."""
+    if "medication_code" in prescriptions.columns:
+        return F.col("medication_code")
+    if "ndc" in prescriptions.columns:
+        return ndc_code(F.col("ndc"))
+    return F.lit(None).cast("string")
+
+
 def medication_features(prescriptions: DataFrame, text_ids: bool = False) -> DataFrame:
-    """PRESCRIPTIONS -> (hadm_id, distinct lower-case drugs by first start, their number)."""
+    """PRESCRIPTIONS -> (hadm_id, distinct lower-case drugs by first start, their number, the
+    distinct tagged codes of those prescriptions by first start)."""
     drug = F.lower(F.trim(F.col("drug")))
     drugs = prescriptions.select(
         admission_id(prescriptions, text_ids).alias("hadm_id"),
         as_timestamp(prescriptions, "startdate").alias("startdate"),
         drug.alias("drug"),
+        medication_code(prescriptions).alias("medication_code"),
         _has(F.length(drug) > 0),
         row_text(prescriptions, PRESCRIPTION_COMPARED).alias(ROW_TEXT),
     )
-    item = F.struct(F.col("startdate").isNull(), F.col("startdate"), F.col("drug"))
+    item = F.struct(
+        F.col("startdate").isNull(), F.col("startdate"), F.col("drug"), F.col("medication_code")
+    )
     grouped = (
         distinct_rows(drugs, "hadm_id")
         .groupBy("hadm_id")
         .agg(F.collect_list(F.when(F.col(HAS_VALUE), item)).alias("_drugs"), *child_row_counts())
     )
     medications = _first_occurrences(F.col("_drugs"), "drug")
+    codes = F.array_compact(_first_occurrences(F.col("_drugs"), "medication_code"))
     return grouped.select(
         "hadm_id",
         medications.alias("medications"),
         F.size(medications).cast("int").alias("num_medications"),
+        codes.alias("medication_codes"),
         *COUNT_COLUMNS,
     )
 

@@ -119,7 +119,7 @@ def coded(raw: DataFrame, systems: Mapping[str, CodeSystem]) -> DataFrame:
 
 def prescriptions(raw: DataFrame) -> DataFrame:
     """hosp/prescriptions -> MIMIC-III PRESCRIPTIONS columns (``starttime`` as startdate)."""
-    return raw.select("hadm_id", F.col("starttime").alias("startdate"), "drug", ROW_ID)
+    return raw.select("hadm_id", F.col("starttime").alias("startdate"), "drug", "ndc", ROW_ID)
 
 
 def discharge_notes(raw: DataFrame) -> DataFrame:

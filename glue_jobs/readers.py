@@ -42,7 +42,7 @@ MIMIC_COLUMNS: dict[str, tuple[str, ...]] = {
     "PATIENTS": ("subject_id", "gender", "dob"),
     "DIAGNOSES_ICD": ("hadm_id", "seq_num", "icd9_code"),
     "PROCEDURES_ICD": ("hadm_id", "seq_num", "icd9_code"),
-    "PRESCRIPTIONS": ("hadm_id", "startdate", "drug"),
+    "PRESCRIPTIONS": ("hadm_id", "startdate", "drug", "ndc"),
     "LABEVENTS": ("hadm_id", "itemid", "charttime", "valuenum", "flag"),
     "D_LABITEMS": ("itemid", "label"),
     "SERVICES": ("hadm_id", "transfertime", "curr_service"),

@@ -273,6 +273,10 @@ MIMIC4_TABLES = {
 }
 
 
+#: Written with the admissions (the ETL does not read it: ED arrivals come from edregtime).
+TRANSFERS = "hosp/transfers"
+
+
 def _epoch_seconds(day: str) -> int:
     return int(np.datetime64(day, "s").astype(np.int64))
 
@@ -315,6 +319,10 @@ class _Writer:
         converted = self._mimic4(name, table)
         _write(converted, self.out / MIMIC4_TABLES[name], part)
         self._count(MIMIC4_TABLES[name], converted.num_rows)
+        if name == "ADMISSIONS":
+            moves = layouts.transfers(converted)
+            _write(moves, self.out / TRANSFERS, part)
+            self._count(TRANSFERS, moves.num_rows)
 
     def _mimic4(self, name: str, table: pa.Table) -> pa.Table:
         if "hadm_id" in table.column_names and name != "PATIENTS":
@@ -324,7 +332,7 @@ class _Writer:
             "D_LABITEMS": layouts.labitems,
             "DIAGNOSES_ICD": lambda t: layouts.icd_table(t, self.era, procedures=False),
             "PROCEDURES_ICD": lambda t: layouts.icd_table(t, self.era, procedures=True),
-            "PRESCRIPTIONS": lambda t: layouts.prescriptions(t, tables.DRUG_NAMES),
+            "PRESCRIPTIONS": layouts.prescriptions,
             "LABEVENTS": layouts.labevents,
             "SERVICES": layouts.services,
             "NOTEEVENTS": layouts.discharge_notes,
@@ -349,7 +357,7 @@ def _write_fhir_chunk(
     writer.fhir("Procedure", synthetic_fhir.procedures(child["PROCEDURES_ICD"], era), part)
     writer.fhir(
         "MedicationRequest",
-        synthetic_fhir.medication_requests(child["PRESCRIPTIONS"], tables.DRUG_NAMES),
+        synthetic_fhir.medication_requests(child["PRESCRIPTIONS"]),
         part,
     )
     writer.fhir("Observation", synthetic_fhir.observations(child["LABEVENTS"]), part)

@@ -31,7 +31,6 @@ from glue_jobs.synthetic_vocab import (
     FHIR_PRIORITIES,
     FHIR_RACES,
     LAB_ITEMS,
-    synthetic_ndc,
 )
 
 Part: TypeAlias = str | pa.Array | pa.ChunkedArray
@@ -288,9 +287,9 @@ def procedures(table: pa.Table, era: Era) -> pa.Array:
     )
 
 
-def medication_requests(table: pa.Table, drug_names: tuple[str, ...]) -> pa.Array:
+def medication_requests(table: pa.Table) -> pa.Array:
     """MedicationRequest lines: NDC coding and the drug's name as text."""
-    ndc = _recode(table["drug"], {name: synthetic_ndc(i) for i, name in enumerate(drug_names)})
+    ndc = table["ndc"]
     return _join(
         [
             '{"resourceType":"MedicationRequest","id":"',

@@ -30,7 +30,6 @@ from glue_jobs.synthetic_vocab import (
     MIMIC4_DISCHARGE_LOCATIONS,
     MIMIC4_OLDEST_ANCHOR_AGE,
     MIMIC4_RACES,
-    synthetic_ndc,
 )
 
 SECONDS_PER_DAY = 86_400
@@ -205,7 +204,7 @@ def transfers(mimic4_admissions: pa.Table) -> pa.Table:
     )
     merged = pa.concat_tables([admitted, discharged])
     transfer_id = np.arange(merged.num_rows, dtype=np.int64) + 30_000_000
-    return merged.append_column("transfer_id", pa.array(transfer_id))
+    return merged.add_column(2, "transfer_id", pa.array(transfer_id))
 
 
 def icd_table(mimic3: pa.Table, era: Era, procedures: bool) -> pa.Table:
@@ -223,9 +222,8 @@ def icd_table(mimic3: pa.Table, era: Era, procedures: bool) -> pa.Table:
     return pa.table({**columns, "icd_code": code, "icd_version": version})
 
 
-def prescriptions(mimic3: pa.Table, drug_names: tuple[str, ...]) -> pa.Table:
-    """hosp/prescriptions: start/stop times and an NDC per drug."""
-    ndc = {name: synthetic_ndc(index) for index, name in enumerate(drug_names)}
+def prescriptions(mimic3: pa.Table) -> pa.Table:
+    """hosp/prescriptions: start/stop times, the drug and its NDC."""
     return pa.table(
         {
             "subject_id": mimic3["subject_id"],
@@ -235,7 +233,7 @@ def prescriptions(mimic3: pa.Table, drug_names: tuple[str, ...]) -> pa.Table:
             "stoptime": mimic3["enddate"],
             "drug_type": mimic3["drug_type"],
             "drug": mimic3["drug"],
-            "ndc": _recode(mimic3["drug"], ndc),
+            "ndc": mimic3["ndc"],
             "route": mimic3["route"],
         }
     )
