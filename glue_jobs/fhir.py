@@ -138,14 +138,14 @@ def screen(frame: DataFrame, resource_type: str, conflicts: bool = True) -> Data
     ``conflicts``) an id shared by resources that differ; null for a usable resource."""
     with_text = frame.select("*", row_json(frame).alias(ROW_TEXT))
     resource_id = text_id(F.col("id"))
-    by_id = Window.partitionBy(resource_id)
+    malformed = F.col(CORRUPT_RECORD).isNotNull()
+    wrong_type = ~F.coalesce(F.col("resourceType") == resource_type, F.lit(False))
+    # Only resources of the file's type are compared: a line of another type is no copy.
+    by_id = Window.partitionBy(resource_id, malformed | wrong_type)
     differs = F.min(ROW_TEXT).over(by_id) != F.max(ROW_TEXT).over(by_id)
     checks = [
-        (F.col(CORRUPT_RECORD).isNotNull(), cohort.MALFORMED_RESOURCE),
-        (
-            ~F.coalesce(F.col("resourceType") == resource_type, F.lit(False)),
-            cohort.WRONG_RESOURCE_TYPE,
-        ),
+        (malformed, cohort.MALFORMED_RESOURCE),
+        (wrong_type, cohort.WRONG_RESOURCE_TYPE),
         (resource_id.isNull(), cohort.MISSING_KEY),
     ]
     if conflicts:
@@ -224,8 +224,12 @@ def parse_encounters(screened: DataFrame) -> DataFrame:
         hospitalization["dischargeDisposition"], list(fhir.DISCHARGE_DISPOSITION_SYSTEMS)
     )
     disposition_key = F.concat(disposition["system"], F.lit("|"), disposition["code"])
+    # A line that is not an Encounter has no encounter id: it is no copy of one.
+    unusable = F.coalesce(
+        F.col(REASON).isin(cohort.MALFORMED_RESOURCE, cohort.WRONG_RESOURCE_TYPE), F.lit(False)
+    )
     flat = screened.select(
-        text_id(F.col("id")).alias("hadm_id"),
+        F.when(~unusable, text_id(F.col("id"))).alias("hadm_id"),
         reference_id(F.col("subject.reference"), "Patient").alias("subject_id"),
         F.col("period.start").alias("_start"),
         F.col("period.end").alias("_end"),

@@ -87,7 +87,7 @@ def _corrupt_encounters(bad: Path) -> None:
         "Encounter",
         '{"resourceType":"Encounter","id":"x1","status":"fin',  # cut off: not JSON
         '{"resourceType":"Encounter","id":"x2","class":"IMP"}',  # class of the wrong JSON type
-        {**_lines(bad, "Patient")[0]},  # a Patient in the Encounter file
+        {**_lines(bad, "Patient")[0], "id": first["id"]},  # a Patient, with an encounter's id
         {k: v for k, v in first.items() if k != "id"},
         _inpatient(first, id="x3", period={"start": "2150-13-45T00:00:00Z", "end": "2150-02-01"}),
         _inpatient(first, id="x4", period={"start": "2150-01-01T00:00:00Z", "end": "soon"}),
