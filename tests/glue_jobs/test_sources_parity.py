@@ -58,7 +58,9 @@ def _linked(code9: str, code10: str) -> bool:
     if system10 == "icd9cm":
         return code9 == code10
     assert (system9, system10) == ("icd9cm", "icd10cm")
-    return value10 in forward_gem().get(value9, []) or value9 in backward_gem().get(value10, [])
+    # A category code the GEM lacks (the generator's 3429, 4349) stands for its subcodes.
+    targets = {t for code, found in forward_gem().items() if code.startswith(value9) for t in found}
+    return value10 in targets or value9 in backward_gem().get(value10, [])
 
 
 def _same_group(mimic3: dict[str, Any], other: dict[str, Any]) -> None:
