@@ -1,10 +1,13 @@
-"""ETL scale benchmark: generated MIMIC-format data at 100k and 1M admissions on local[2].
+"""ETL scale benchmark: generated data at 100k and 1M admissions on local[2], per source.
 
 Writes admissions per minute, wall seconds and peak memory (max summed RSS of the JVM and
 the Python processes, sampled with psutil) to benchmarks/results/etl.json. Generation time is
-reported apart and not counted in the ETL rate.
+reported apart and not counted in the ETL rate. ``runs`` are the MIMIC-III source at each
+size; ``sources`` compares the same generated patients at the largest size in the other
+layouts (MIMIC-IV ``hosp``, FHIR R4 Bulk Data NDJSON) against MIMIC-III, in the same run.
 
-    python benchmarks/etl.py [--sizes 100000 1000000] [--work-dir /tmp/readmission-bench]
+    python benchmarks/etl.py [--sizes 100000 1000000] [--sources mimic4 fhir]
+        [--work-dir /tmp/readmission-bench]
 """
 
 from __future__ import annotations
@@ -75,26 +78,31 @@ class PeakMemory:
         self._thread.join()
 
 
-def bench_one(spark: Any, admissions: int, work: Path) -> dict[str, Any]:
-    """Generate, then time the ETL on, ``admissions`` admissions."""
-    source, output = work / f"synthetic-{admissions}", work / f"etl-{admissions}"
+def bench_one(spark: Any, admissions: int, work: Path, layout: str = "mimic3") -> dict[str, Any]:
+    """Generate ``admissions`` admissions in ``layout``, then time that source's ETL on them."""
+    source = work / f"synthetic-{layout}-{admissions}"
+    output = work / f"etl-{layout}-{admissions}"
     started = time.monotonic()
     # Generate in a child process: its arrays would otherwise stay in this process's RSS and
     # be counted as the ETL driver's memory.
     with ProcessPoolExecutor(
         max_workers=1, mp_context=multiprocessing.get_context("spawn")
     ) as pool:
-        rows = pool.submit(generate, admissions, 2024, str(source)).result()
+        rows = pool.submit(generate, admissions, 2024, str(source), False, layout).result()
     generation_seconds = time.monotonic() - started
     shutil.rmtree(output, ignore_errors=True)
     load_before = os.getloadavg()[0]
     with PeakMemory() as memory:
         started = time.monotonic()
-        manifest = run_job(spark, "mimic3", str(source), str(output), BENCH_KEY)
+        manifest = run_job(spark, layout, str(source), str(output), BENCH_KEY)
         wall = time.monotonic() - started
+    shutil.rmtree(source, ignore_errors=True)
     return {
+        "source": layout,
         "admissions": admissions,
-        "child_rows": sum(v for k, v in rows.items() if k != "ADMISSIONS"),
+        "child_rows": sum(
+            v for k, v in rows.items() if k not in ("ADMISSIONS", "hosp/admissions", "Encounter")
+        ),
         "generation_seconds": round(generation_seconds, 1),
         "etl_wall_seconds": round(wall, 1),
         "admissions_per_minute": round(admissions / wall * 60),
@@ -110,6 +118,12 @@ def main() -> None:
     """Run every size and write the results file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument(
+        "--sources",
+        nargs="*",
+        default=["mimic4", "fhir"],
+        help="other sources timed at the largest size against mimic3",
+    )
     parser.add_argument("--work-dir", default="/tmp/readmission-bench")
     args = parser.parse_args()
     work = Path(args.work_dir)
@@ -117,8 +131,9 @@ def main() -> None:
     spark = build_local_session(app_name="etl-benchmark")
     spark.sparkContext.setLogLevel("ERROR")
     runs = [bench_one(spark, size, work) for size in args.sizes]
-    spark.stop()
     largest, smallest = runs[-1], runs[0]
+    others = [bench_one(spark, largest["admissions"], work, source) for source in args.sources]
+    spark.stop()
     size_ratio = largest["admissions"] / smallest["admissions"]
     time_ratio = largest["etl_wall_seconds"] / smallest["etl_wall_seconds"]
     result = {
@@ -129,6 +144,16 @@ def main() -> None:
         "note": NOTE,
         "target_admissions_per_minute": TARGET_ADMISSIONS_PER_MINUTE,
         "runs": runs,
+        "sources": {
+            run["source"]: {
+                **run,
+                "wall_time_vs_mimic3": round(
+                    run["etl_wall_seconds"] / largest["etl_wall_seconds"], 2
+                ),
+                "same_rows_out_as_mimic3": run["rows_out"] == largest["rows_out"],
+            }
+            for run in others
+        },
         "meets_rate_target": largest["admissions_per_minute"] >= TARGET_ADMISSIONS_PER_MINUTE,
         "wall_time_ratio_vs_size_ratio": [round(time_ratio, 2), round(size_ratio, 2)],
         "scales_no_worse_than_linear": time_ratio <= size_ratio,

@@ -1,10 +1,21 @@
-"""The Charlson comorbidity index over ICD-9-CM codes (Quan et al. 2005, enhanced), defined once.
+"""The Charlson comorbidity index from ICD-9-CM and ICD-10 diagnosis codes, defined once.
 
-The categories, weights and severity hierarchy are data here, with a plain-Python index over a
-list of codes: the Spark ETL (``glue_jobs.charlson``, the same table as Spark columns) and the
-prediction API's FHIR input (``fhir_mapping``) both score with them, so training and serving
-cannot disagree. Codes are matched without dots on their first 3, 4 or 5 characters; where a
-mild and a severe form of one disease are both present only the severe one counts.
+Quan H, Sundararajan V, Halfon P, et al. Coding algorithms for defining comorbidities in
+ICD-9-CM and ICD-10 administrative data. Med Care 2005;43(11):1130-1139, Table 1: the
+enhanced ICD-9-CM and the ICD-10 coding algorithms of the Charlson conditions, transcribed
+below as published (a published coding algorithm is a definition, not a hand-made mapping).
+
+Codes are system-tagged (``icd9cm:4280``, ``icd10cm:I509``; an untagged code is read as
+ICD-9-CM, ``contracts.codes``) and matched on the tag plus the code's first 3, 4 or 5
+characters; a code of another system (a procedure, a drug) matches nothing. Charlson weights;
+where a mild and a severe form of the same disease are both present only the severe one counts
+(diabetes, liver disease, malignancy), as in the usual implementations of the index. ICD-10
+codes that ICD-10-CM does not use (E12, E14, F00) stay in the sets: they are part of the
+published algorithm and match nothing in US data.
+
+The tables are data here with a plain-Python index over a list of codes: the Spark ETL
+(``glue_jobs.charlson``, the same tables as Spark columns) and the prediction API's FHIR input
+(``fhir_mapping``) both score with them, so training and serving cannot disagree.
 
 Standard library only, like the rest of ``contracts``.
 """
@@ -12,6 +23,8 @@ Standard library only, like the rest of ``contracts``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+from contracts.codes import LEGACY_SYSTEM, SEPARATOR, CodeSystem
 
 
 def _span(first: int, last: int, width: int = 3) -> tuple[str, ...]:
@@ -24,8 +37,22 @@ def _decimal_span(stem: str, first: int, last: int) -> tuple[str, ...]:
     return tuple(f"{stem}{digit}" for digit in range(first, last + 1))
 
 
+def _letter_span(letter: str, first: int, last: int) -> tuple[str, ...]:
+    """Return the ICD-10 categories ``letter first..last`` (e.g. C00..C26)."""
+    return tuple(f"{letter}{number:02d}" for number in range(first, last + 1))
+
+
+def _subcategories(stems: tuple[str, ...], digits: str) -> tuple[str, ...]:
+    """Return each ICD-10 category stem followed by each of ``digits`` (E10 + "01" ->
+    E100, E101)."""
+    return tuple(f"{stem}{digit}" for stem in stems for digit in digits)
+
+
+_DIABETES_ICD10 = ("E10", "E11", "E12", "E13", "E14")
+
+
 #: (category, Charlson weight, ICD-9-CM prefixes without dots), Quan 2005 enhanced ICD-9-CM.
-CHARLSON_CATEGORIES: tuple[tuple[str, int, tuple[str, ...]], ...] = (
+ICD9_CATEGORIES: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     ("myocardial_infarction", 1, ("410", "412")),
     (
         "congestive_heart_failure",
@@ -133,15 +160,161 @@ CHARLSON_HIERARCHY: tuple[tuple[str, str], ...] = (
     ("malignancy", "metastatic_solid_tumour"),
 )
 
-CHARLSON_PREFIX_LENGTHS = (3, 4, 5)
+#: Category -> ICD-10 prefixes without dots, Quan 2005 Table 1 (ICD-10 coding algorithm).
+ICD10_PREFIXES: dict[str, tuple[str, ...]] = {
+    "myocardial_infarction": ("I21", "I22", "I252"),
+    "congestive_heart_failure": (
+        "I099",
+        "I110",
+        "I130",
+        "I132",
+        "I255",
+        "I420",
+        *_decimal_span("I42", 5, 9),
+        "I43",
+        "I50",
+        "P290",
+    ),
+    "peripheral_vascular": (
+        "I70",
+        "I71",
+        "I731",
+        "I738",
+        "I739",
+        "I771",
+        "I790",
+        "I792",
+        "K551",
+        "K558",
+        "K559",
+        "Z958",
+        "Z959",
+    ),
+    "cerebrovascular": ("G45", "G46", "H340", *_letter_span("I", 60, 69)),
+    "dementia": (*_letter_span("F", 0, 3), "F051", "G30", "G311"),
+    "chronic_pulmonary": (
+        "I278",
+        "I279",
+        *_letter_span("J", 40, 47),
+        *_letter_span("J", 60, 67),
+        "J684",
+        "J701",
+        "J703",
+    ),
+    "rheumatic": (
+        "M05",
+        "M06",
+        "M315",
+        *_letter_span("M", 32, 34),
+        "M351",
+        "M353",
+        "M360",
+    ),
+    "peptic_ulcer": _letter_span("K", 25, 28),
+    "mild_liver": (
+        "B18",
+        *_decimal_span("K70", 0, 3),
+        "K709",
+        *_decimal_span("K71", 3, 5),
+        "K717",
+        "K73",
+        "K74",
+        "K760",
+        *_decimal_span("K76", 2, 4),
+        "K768",
+        "K769",
+        "Z944",
+    ),
+    "diabetes_uncomplicated": _subcategories(_DIABETES_ICD10, "01689"),
+    "diabetes_complicated": _subcategories(_DIABETES_ICD10, "23457"),
+    "hemiplegia_paraplegia": (
+        "G041",
+        "G114",
+        "G801",
+        "G802",
+        "G81",
+        "G82",
+        *_decimal_span("G83", 0, 4),
+        "G839",
+    ),
+    "renal": (
+        "I120",
+        "I131",
+        *_decimal_span("N03", 2, 7),
+        *_decimal_span("N05", 2, 7),
+        "N18",
+        "N19",
+        "N250",
+        *_decimal_span("Z49", 0, 2),
+        "Z940",
+        "Z992",
+    ),
+    "malignancy": (
+        *_letter_span("C", 0, 26),
+        *_letter_span("C", 30, 34),
+        *_letter_span("C", 37, 41),
+        "C43",
+        *_letter_span("C", 45, 58),
+        *_letter_span("C", 60, 76),
+        *_letter_span("C", 81, 85),
+        "C88",
+        *_letter_span("C", 90, 97),
+    ),
+    "moderate_severe_liver": (
+        "I850",
+        "I859",
+        "I864",
+        "I982",
+        "K704",
+        "K711",
+        "K721",
+        "K729",
+        "K765",
+        "K766",
+        "K767",
+    ),
+    "metastatic_solid_tumour": _letter_span("C", 77, 80),
+    "hiv_aids": ("B20", "B21", "B22", "B24"),
+}
+
+
+def _tagged_prefixes(icd9: tuple[str, ...], icd10: tuple[str, ...]) -> tuple[str, ...]:
+    return (
+        *[f"{CodeSystem.ICD9CM.value}{SEPARATOR}{p}" for p in icd9],
+        *[f"{CodeSystem.ICD10CM.value}{SEPARATOR}{p}" for p in icd10],
+    )
+
+
+#: (category, Charlson weight, tagged prefixes of both eras).
+CHARLSON_CATEGORIES: tuple[tuple[str, int, tuple[str, ...]], ...] = tuple(
+    (name, weight, _tagged_prefixes(icd9, ICD10_PREFIXES[name]))
+    for name, weight, icd9 in ICD9_CATEGORIES
+)
 
 #: Category -> Charlson weight.
 CHARLSON_WEIGHTS: dict[str, int] = {name: weight for name, weight, _ in CHARLSON_CATEGORIES}
 
 
+#: Lengths of the untagged code prefixes the tables list.
+CHARLSON_PREFIX_LENGTHS = (3, 4, 5)
+
+
+def _tagged(code: str) -> str:
+    """The code with its system tag; an untagged code is the field's legacy ICD-9-CM."""
+    if SEPARATOR in code:
+        return code
+    return f"{LEGACY_SYSTEM['diagnosis_codes'].value}{SEPARATOR}{code}"
+
+
 def charlson_index(codes: Iterable[str]) -> int:
-    """Return the Charlson index of normalised ICD-9-CM diagnosis codes (no dots, upper case)."""
-    prefixes = {code[:n] for code in codes for n in CHARLSON_PREFIX_LENGTHS if len(code) >= n}
+    """Return the Charlson index of normalised diagnosis codes (no dots, upper case), tagged
+    ICD-9-CM or ICD-10-CM, or untagged (read as ICD-9-CM)."""
+    prefixes: set[str] = set()
+    for code in codes:
+        system, _, value = _tagged(code).partition(SEPARATOR)
+        prefixes.update(
+            f"{system}{SEPARATOR}{value[:n]}" for n in CHARLSON_PREFIX_LENGTHS if len(value) >= n
+        )
     present = {name for name, _, listed in CHARLSON_CATEGORIES if prefixes.intersection(listed)}
     score = sum(CHARLSON_WEIGHTS[name] for name in present)
     for mild, severe in CHARLSON_HIERARCHY:

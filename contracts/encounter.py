@@ -97,7 +97,7 @@ DISCHARGE_DISPOSITION_CATEGORIES = (
 HBA1C_CATEGORIES = ("not_measured", "normal", "above_7", "above_8")
 GLUCOSE_CATEGORIES = ("not_measured", "normal", "above_200", "above_300")
 RACE_CATEGORIES = ("white", "black", "hispanic", "asian", "other", UNKNOWN)
-SOURCES = ("mimic3", "uci_diabetes", "synthetic")
+SOURCES = ("mimic3", "uci_diabetes", "synthetic", "mimic4", "fhir")
 
 _COUNT_MAX = 10_000.0
 

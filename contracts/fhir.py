@@ -123,6 +123,43 @@ DISCHARGE_DISPOSITION: dict[str, str] = {
     "oth": "other",
 }
 
+#: NUBC patient discharge status (UB-04 form locator 17), the code set US claims and many EHR
+#: exports put in dischargeDisposition; it tells home health and acute transfers apart, which
+#: the HL7 table above does not.
+SYSTEM_NUBC_DISCHARGE_STATUS = "https://www.nubc.org/CodeSystem/PatDischargeStatus"
+NUBC_DISCHARGE_STATUS: dict[str, str] = {
+    "01": "home",
+    "02": "transfer_acute",
+    "03": "skilled_nursing",
+    "04": "long_term_care",
+    "05": "transfer_acute",
+    "06": "home_health",
+    "07": "left_against_advice",
+    "09": "other",
+    "20": "expired",
+    "21": "other",
+    "30": "other",
+    "40": "expired",
+    "41": "expired",
+    "42": "expired",
+    "43": "other",
+    "50": "hospice",
+    "51": "hospice",
+    "61": "skilled_nursing",
+    "62": "rehabilitation",
+    "63": "long_term_care",
+    "64": "skilled_nursing",
+    "65": "psychiatric",
+    "66": "transfer_acute",
+    "69": "other",
+    "70": "other",
+}
+#: dischargeDisposition system URI -> its table.
+DISCHARGE_DISPOSITION_SYSTEMS: dict[str, dict[str, str]] = {
+    SYSTEM_DISCHARGE_DISPOSITION: DISCHARGE_DISPOSITION,
+    SYSTEM_NUBC_DISCHARGE_STATUS: NUBC_DISCHARGE_STATUS,
+}
+
 # --- Patient ------------------------------------------------------------------------------------
 
 #: Patient.gender (administrative gender) -> sex.

@@ -130,11 +130,11 @@ def diagnosis_fields(conditions: Iterable[Entry], ranks: Mapping[int, int]) -> d
         code = _coded(entry.resource, "Condition", fhir.CONDITION_SYSTEMS)
         items.append((ranks.get(id(entry)), code))
     codes = _ordered(items)
-    icd9 = [code.code for code in codes if code.system is CodeSystem.ICD9CM]
+    tagged = [code.tagged for code in codes]
     return {
-        "diagnosis_codes": [code.tagged for code in codes],
+        "diagnosis_codes": tagged,
         "num_diagnoses": len(codes),
-        "charlson_index": charlson_index(icd9),
+        "charlson_index": charlson_index(tagged),
     }
 
 

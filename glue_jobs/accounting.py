@@ -23,13 +23,16 @@ from pyspark.sql import functions as F  # noqa: N812 (house style)
 
 from contracts import etl_manifest as keys
 from glue_jobs import cohort
-from glue_jobs.copies import COPIES, HAS_VALUE, ROWS, VARIANTS
+from glue_jobs.copies import COPIES, HAS_VALUE, ROWS, UNKNOWN_SYSTEM, VARIANTS
 
 # Per-admission counts carried by a child table's aggregate (glue_jobs.mimic3_details).
 ROWS_IN = "_rows_in"
 ROWS_WITH_VALUE = "_rows_with_value"
 ROWS_USED = "_rows_used"
-COUNT_COLUMNS = (ROWS_IN, ROWS_WITH_VALUE, ROWS_USED)
+#: Rows whose code names a system the source's table does not know (FHIR system URI,
+#: MIMIC-IV icd_version): unused, with their own reason.
+ROWS_UNKNOWN_SYSTEM = "_rows_unknown_system"
+COUNT_COLUMNS = (ROWS_IN, ROWS_WITH_VALUE, ROWS_USED, ROWS_UNKNOWN_SYSTEM)
 
 # Outcomes of a linked table's rows besides the unused reasons.
 USED = "used"
@@ -42,6 +45,7 @@ NO_ADMISSION_ID = "no_admission_id"
 ORPHAN = "orphan"
 NO_VALUE = "no_value"
 NOT_SELECTED = "not_selected"
+UNKNOWN_CODE_SYSTEM = "unknown_code_system"
 
 _LINKED = "_linked"
 _VALUE_REASON = "_value_reason"
@@ -49,14 +53,21 @@ _WITHOUT_VALUE = "_without_value"
 OUTCOME_SCHEMA = "table string, outcome string, rows long"
 
 
-def child_row_counts() -> list[Column]:
+def child_row_counts(coded: bool = False) -> list[Column]:
     """Aggregates over a child table's distinct rows (``copies.distinct_rows``) per admission:
-    input rows, of them rows with a value, and distinct rows with a value (the used ones)."""
+    input rows, of them rows with a value, distinct rows with a value (the used ones) and,
+    for a ``coded`` table (one with ``_unknown_system``), rows of an unknown code system."""
     copies, has_value = F.col(COPIES), F.col(HAS_VALUE)
+    unknown = (
+        F.coalesce(F.sum(F.when(F.col(UNKNOWN_SYSTEM), copies)), F.lit(0))
+        if coded
+        else F.lit(0).cast("long")
+    )
     return [
         F.sum(copies).alias(ROWS_IN),
         F.coalesce(F.sum(F.when(has_value, copies)), F.lit(0)).alias(ROWS_WITH_VALUE),
         F.count(F.when(has_value, F.lit(1))).alias(ROWS_USED),
+        unknown.alias(ROWS_UNKNOWN_SYSTEM),
     ]
 
 
@@ -98,15 +109,17 @@ def child_table_outcomes(
     has_id = F.col("hadm_id").isNotNull()
     is_linked = F.col(_LINKED).isNotNull()
     rows_in, with_value, used = F.col(ROWS_IN), F.col(ROWS_WITH_VALUE), F.col(ROWS_USED)
+    unknown = F.col(ROWS_UNKNOWN_SYSTEM)
     totals = linked.groupBy("table", _VALUE_REASON).agg(
         F.sum(rows_in).alias(TOTAL),
         F.sum(F.when(~has_id, rows_in)).alias(NO_ADMISSION_ID),
         F.sum(F.when(has_id & ~is_linked, rows_in)).alias(ORPHAN),
-        F.sum(F.when(is_linked, rows_in - with_value)).alias(_WITHOUT_VALUE),
+        F.sum(F.when(is_linked, unknown)).alias(UNKNOWN_CODE_SYSTEM),
+        F.sum(F.when(is_linked, rows_in - with_value - unknown)).alias(_WITHOUT_VALUE),
         F.sum(F.when(is_linked, with_value - used)).alias(DUPLICATE),
         F.sum(F.when(is_linked, used)).alias(USED),
     )
-    names = (NO_ADMISSION_ID, ORPHAN, DUPLICATE, USED)
+    names = (NO_ADMISSION_ID, ORPHAN, UNKNOWN_CODE_SYSTEM, DUPLICATE, USED)
     return _long(
         totals,
         [*[(F.lit(n), n) for n in names], (F.col(_VALUE_REASON), _WITHOUT_VALUE)],

@@ -35,6 +35,15 @@ OUT_OF_CONTRACT = "out_of_contract"
 IN_HOSPITAL_DEATH = "in_hospital_death"
 DISCHARGED_TO_HOSPICE = "discharged_to_hospice"
 NEWBORN = "newborn"
+#: An encounter that is not an inpatient stay (FHIR Encounter.class): not an index admission
+#: and not part of the admission history either.
+NOT_INPATIENT = "not_inpatient"
+#: An encounter that has not ended (FHIR Encounter.status other than finished).
+NOT_FINISHED = "not_finished"
+#: FHIR: a line that is not JSON or whose used fields have the wrong JSON type, a line of
+#: another resource type than its file's.
+MALFORMED_RESOURCE = "malformed_resource"
+WRONG_RESOURCE_TYPE = "wrong_resource_type"
 
 #: Prefix of the per-row flags that mark a categorical value missing from its mapping table.
 UNMAPPED_PREFIX = "unmapped__"
@@ -60,36 +69,50 @@ def with_outcome(
     quarantine_checks: Sequence[tuple[Column, str]],
     exclusion_checks: Sequence[tuple[Column, str]],
     extra_copy: Column | None = None,
+    early_checks: Sequence[tuple[Column, str, str]] = (),
 ) -> DataFrame:
     """Add ``status`` and ``reason``: quarantine checks first (every copy of a malformed row
-    is quarantined), then extra copies of a valid row are dropped, then cohort exclusions."""
+    is quarantined), then extra copies of a valid row are dropped, then cohort exclusions.
+
+    ``early_checks`` (condition, status, reason) come before all of these: a source's rows
+    that are not records of the index kind at all (a FHIR line that is not JSON, an
+    encounter that is not an inpatient stay) get their status before any other check."""
     copy = F.lit(False) if extra_copy is None else F.coalesce(extra_copy, F.lit(False))
+    early_status = first_reason([(condition, status) for condition, status, _ in early_checks])
+    early_reason = first_reason([(condition, reason) for condition, _, reason in early_checks])
     quarantine = first_reason(quarantine_checks)
     exclusion = first_reason(exclusion_checks)
     return (
-        df.withColumn("_quarantine_reason", quarantine)
+        df.withColumn("_early_status", early_status)
+        .withColumn("_early_reason", early_reason)
+        .withColumn("_quarantine_reason", quarantine)
         .withColumn("_extra_copy", copy)
         .select(
             "*",
-            F.when(F.col("_quarantine_reason").isNotNull(), F.lit(STATUS_QUARANTINED))
+            F.when(F.col("_early_status").isNotNull(), F.col("_early_status"))
+            .when(F.col("_quarantine_reason").isNotNull(), F.lit(STATUS_QUARANTINED))
             .when(F.col("_extra_copy"), F.lit(STATUS_DUPLICATE))
             .when(exclusion.isNotNull(), F.lit(STATUS_EXCLUDED))
             .when(exclusion.isNull(), F.lit(STATUS_OK))
             .alias("status"),
             F.coalesce(
+                F.col("_early_reason"),
                 F.col("_quarantine_reason"),
                 F.when(F.col("_extra_copy"), F.lit(EXACT_DUPLICATE)),
                 exclusion,
             ).alias("reason"),
         )
-        .drop("_quarantine_reason", "_extra_copy")
+        .drop("_early_status", "_early_reason", "_quarantine_reason", "_extra_copy")
     )
 
 
 def in_timeline() -> Column:
-    """True for the rows a patient's history is built from: kept and excluded ones (a
-    readmission that ends in death is still a readmission), never quarantined rows or copies."""
-    return F.col("status").isin(STATUS_OK, STATUS_EXCLUDED)
+    """True for the rows a patient's history is built from: kept and excluded admissions (a
+    readmission that ends in death is still a readmission), never quarantined rows, copies
+    or encounters that are not inpatient stays."""
+    return F.col("status").isin(STATUS_OK, STATUS_EXCLUDED) & ~F.coalesce(
+        F.col("reason").isin(NOT_INPATIENT, NOT_FINISHED), F.lit(False)
+    )
 
 
 @dataclass

@@ -36,6 +36,9 @@ VARIANTS = "_variants"
 #: distinct row stands for.
 HAS_VALUE = "_has_value"
 COPIES = "_copies"
+#: Coded child tables: the row's code names a system the source does not know (counted
+#: apart from rows without a value; never used).
+UNKNOWN_SYSTEM = "_unknown_system"
 
 
 def present(df: DataFrame, names: Sequence[str]) -> tuple[str, ...]:
@@ -87,11 +90,12 @@ def distinct_rows(typed: DataFrame, key: str) -> DataFrame:
     same spaces), so they never split copies, and a plain hash aggregation needs no sort.
     """
     compared = F.col(key).isNotNull() & F.col(HAS_VALUE)
-    columns = [c for c in typed.columns if c not in (key, HAS_VALUE, ROW_TEXT)]
+    flags = [c for c in (HAS_VALUE, UNKNOWN_SYSTEM) if c in typed.columns]
+    columns = [c for c in typed.columns if c not in (key, *flags, ROW_TEXT)]
     return (
         typed.groupBy(
             key,
-            HAS_VALUE,
+            *flags,
             *[F.when(compared, F.col(c)).alias(c) for c in columns],
             F.when(compared, F.col(ROW_TEXT)).alias(ROW_TEXT),
         )

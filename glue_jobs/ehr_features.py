@@ -3,6 +3,8 @@
 ``run_job`` is what the Glue script, the local entrypoint, the tests and the demo call:
 
     python -m glue_jobs.ehr_features --source mimic3 --input data/mimic3-demo --output out/
+    python -m glue_jobs.ehr_features --source mimic4 --input <mimic-iv folder> --output out/
+    python -m glue_jobs.ehr_features --source fhir --input <bulk export folder> --output out/
 """
 
 from __future__ import annotations
@@ -20,12 +22,22 @@ from pyspark.sql import SparkSession
 from contracts import etl_manifest as keys
 from contracts.deidentify import DEMO_DEIDENTIFICATION_KEY
 from contracts.encounter import SCHEMA_VERSION
-from glue_jobs import accounting, cohort, mimic3, publish, readers, uci_diabetes
+from glue_jobs import (
+    accounting,
+    cohort,
+    fhir,
+    fhir_readers,
+    mimic3,
+    mimic4,
+    publish,
+    readers,
+    uci_diabetes,
+)
 from glue_jobs.deid import resolve_deid_key
 
 LOGGER = logging.getLogger(__name__)
 
-SOURCE_CHOICES = ("mimic3", "uci_diabetes")
+SOURCE_CHOICES = ("mimic3", "uci_diabetes", "mimic4", "fhir")
 SYNTHETIC_SOURCE = "synthetic"
 
 
@@ -43,6 +55,14 @@ def build_source(
         return mimic3.build(tables, deid_key, record_source, missing)
     if source == "uci_diabetes":
         return uci_diabetes.build(readers.read_uci(spark, input_path), deid_key)
+    if source == "mimic4":
+        tables, missing = readers.read_mimic4_tables(spark, input_path)
+        record_source = SYNTHETIC_SOURCE if readers.is_synthetic(spark, input_path) else source
+        return mimic4.build(tables, deid_key, record_source, missing)
+    if source == "fhir":
+        resources, missing = fhir_readers.read_export(spark, input_path)
+        record_source = SYNTHETIC_SOURCE if readers.is_synthetic(spark, input_path) else source
+        return fhir.build(resources, deid_key, record_source, missing)
     raise ValueError(f"source: must be one of {', '.join(SOURCE_CHOICES)}")
 
 

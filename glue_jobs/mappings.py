@@ -12,6 +12,7 @@ from itertools import chain
 from pyspark.sql import Column
 from pyspark.sql import functions as F  # noqa: N812 (house style)
 
+from contracts.codes import CodeSystem
 from contracts.encounter import UNKNOWN
 
 # --- MIMIC-III ---------------------------------------------------------------------------
@@ -104,6 +105,72 @@ MIMIC_ETHNICITY: dict[str, str] = {
 #: MIMIC admission_type values that mark an admission as planned (not a readmission event).
 MIMIC_PLANNED_ADMISSION_TYPES = ("ELECTIVE",)
 MIMIC_NEWBORN_ADMISSION_TYPE = "NEWBORN"
+
+# --- MIMIC-IV v2/v3 hosp (values as in hosp/admissions and hosp/patients) -----------------
+# MIMIC-IV's hosp module has no neonates, so no admission type is a newborn one.
+
+MIMIC4_ADMISSION_TYPE: dict[str, str] = {
+    "EW EMER.": "emergency",
+    "DIRECT EMER.": "emergency",
+    "URGENT": "urgent",
+    "ELECTIVE": "elective",
+    "SURGICAL SAME DAY ADMISSION": "elective",
+    "OBSERVATION ADMIT": "other",
+    "EU OBSERVATION": "other",
+    "DIRECT OBSERVATION": "other",
+    "AMBULATORY OBSERVATION": "other",
+}
+#: MIMIC-IV admission types of a planned admission (not a readmission event).
+MIMIC4_PLANNED_ADMISSION_TYPES = ("ELECTIVE", "SURGICAL SAME DAY ADMISSION")
+
+MIMIC4_ADMISSION_LOCATION: dict[str, str] = {
+    "EMERGENCY ROOM": "emergency_department",
+    "PHYSICIAN REFERRAL": "physician_referral",
+    "WALK-IN/SELF REFERRAL": "physician_referral",
+    "CLINIC REFERRAL": "clinic_referral",
+    "TRANSFER FROM HOSPITAL": "transfer_hospital",
+    "TRANSFER FROM SKILLED NURSING FACILITY": "transfer_nursing_facility",
+    "INTERNAL TRANSFER TO OR FROM PSYCH": "transfer_other",
+    "AMBULATORY SURGERY TRANSFER": "transfer_other",
+    "PACU": "other",
+    "PROCEDURE SITE": "other",
+    "INFORMATION NOT AVAILABLE": UNKNOWN,
+}
+
+MIMIC4_DISCHARGE_LOCATION: dict[str, str] = {
+    "HOME": "home",
+    "HOME HEALTH CARE": "home_health",
+    "SKILLED NURSING FACILITY": "skilled_nursing",
+    "REHAB": "rehabilitation",
+    "CHRONIC/LONG TERM ACUTE CARE": "long_term_care",
+    "ACUTE HOSPITAL": "transfer_acute",
+    "PSYCH FACILITY": "psychiatric",
+    "HOSPICE": "hospice",
+    "AGAINST ADVICE": "left_against_advice",
+    "DIED": "expired",
+    "ASSISTED LIVING": "other",
+    "HEALTHCARE FACILITY": "other",
+    "OTHER FACILITY": "other",
+}
+
+#: MIMIC-IV ``race`` values (MIMIC-III's ``ethnicity`` values carry over where unchanged).
+MIMIC4_RACE: dict[str, str] = {
+    **{
+        name: category
+        for name, category in MIMIC_ETHNICITY.items()
+        if name not in ("UNKNOWN/NOT SPECIFIED", "MULTI RACE ETHNICITY")
+    },
+    "UNKNOWN": UNKNOWN,
+    "MULTIPLE RACE/ETHNICITY": "other",
+    "WHITE - OTHER EUROPEAN": "white",
+    "HISPANIC/LATINO - MEXICAN": "hispanic",
+}
+
+#: ``icd_version`` of diagnoses_icd -> code system; of procedures_icd -> code system.
+MIMIC4_DIAGNOSIS_SYSTEMS = {"9": CodeSystem.ICD9CM, "10": CodeSystem.ICD10CM}
+MIMIC4_PROCEDURE_SYSTEMS = {"9": CodeSystem.ICD9PCS, "10": CodeSystem.ICD10PCS}
+#: MIMIC-IV note module: the note type of a discharge summary (note/discharge.csv.gz).
+MIMIC4_DISCHARGE_NOTE_TYPE = "DS"
 
 # --- UCI Diabetes-130 (ids as in IDs_mapping.csv) ------------------------------------------
 

@@ -5,13 +5,14 @@ Also accounts for every row of the other tables (``linked_tables`` in the manife
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import reduce
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F  # noqa: N812 (house style)
 
+from contracts.codes import CodeSystem
 from glue_jobs import cohort
 from glue_jobs.accounting import (
     COUNT_COLUMNS,
@@ -24,9 +25,12 @@ from glue_jobs.accounting import (
 from glue_jobs.charlson import charlson_index
 from glue_jobs.copies import ROWS, VARIANTS
 from glue_jobs.deid import add_keys
+from glue_jobs.mappings import lookup
 from glue_jobs.mimic3_admissions import (
+    MIMIC3_VOCABULARY,
     PATIENT_ROWS,
     PATIENT_VARIANTS,
+    Vocabulary,
     add_categories,
     add_timeline,
     parse_admissions,
@@ -59,7 +63,9 @@ def admission_details(tables: dict[str, DataFrame]) -> dict[str, DataFrame]:
     """Return each child table's per-admission aggregate, keyed by hadm_id, with row counts."""
     return {
         "DIAGNOSES_ICD": code_sequences(
-            coded_icd9(tables["DIAGNOSES_ICD"]), "diagnosis_codes", "num_diagnoses"
+            coded_icd9(tables["DIAGNOSES_ICD"], CodeSystem.ICD9CM),
+            "diagnosis_codes",
+            "num_diagnoses",
         ),
         "PROCEDURES_ICD": procedure_features(tables["PROCEDURES_ICD"]),
         "PRESCRIPTIONS": medication_features(tables["PRESCRIPTIONS"]),
@@ -104,6 +110,8 @@ def assemble_features(
         F.coalesce("diagnosis_codes", empty_strings()).alias("diagnosis_codes"),
         F.coalesce("procedure_codes", empty_strings()).alias("procedure_codes"),
         F.coalesce("medications", empty_strings()).alias("medications"),
+        # Published once the contract has the field (contract 2.0); dropped by conform before.
+        F.coalesce("medication_codes", empty_strings()).alias("medication_codes"),
         F.coalesce("abnormal_labs", empty_strings()).alias("abnormal_labs"),
         "note_text",
         "readmitted_30d",
@@ -113,12 +121,15 @@ def assemble_features(
     )
 
 
-def stage(tables: dict[str, DataFrame], deid_key: str) -> DataFrame:
+def stage(
+    tables: dict[str, DataFrame], deid_key: str, vocabulary: Vocabulary = MIMIC3_VOCABULARY
+) -> DataFrame:
     """ADMISSIONS + PATIENTS -> every admission with status, timeline, categories and keys."""
     staged = stage_admissions(
         parse_admissions(tables["ADMISSIONS"]), parse_patients(tables["PATIENTS"])
     )
-    return add_keys(add_categories(add_timeline(staged)), deid_key, "subject_id", "hadm_id")
+    categorised = add_categories(add_timeline(staged, vocabulary), vocabulary)
+    return add_keys(categorised, deid_key, "subject_id", "hadm_id")
 
 
 def linked_table_outcomes(
@@ -157,29 +168,48 @@ def linked_table_outcomes(
     return reduce(DataFrame.unionByName, outcomes)
 
 
+def renamed_tables(outcomes: DataFrame, names: Mapping[str, str]) -> DataFrame:
+    """Outcome rows with each MIMIC-III table name replaced by the source's own name."""
+    if not names:
+        return outcomes
+    return outcomes.select(
+        F.coalesce(lookup(names, F.col("table")), F.col("table")).alias("table"),
+        "outcome",
+        "rows",
+    )
+
+
 def build(
     tables: dict[str, DataFrame],
     deid_key: str,
     record_source: str,
     tables_missing: list[str],
+    vocabulary: Vocabulary = MIMIC3_VOCABULARY,
+    details: dict[str, DataFrame] | None = None,
+    table_names: Mapping[str, str] | None = None,
 ) -> cohort.SourceFrames:
     """Return staged admissions and the child aggregates (persisted: each is read twice), the
-    three outputs and the linked tables' row outcomes."""
-    staged = stage(tables, deid_key).persist(StorageLevel.MEMORY_AND_DISK)
+    three outputs and the linked tables' row outcomes.
+
+    ``tables`` are MIMIC-III-shaped; another layout (MIMIC-IV) passes its vocabulary, its own
+    child aggregates and the names its tables have in the manifest (``table_names``)."""
+    names = dict(table_names or {})
+    staged = stage(tables, deid_key, vocabulary).persist(StorageLevel.MEMORY_AND_DISK)
     details = {
         name: detail.persist(StorageLevel.MEMORY_AND_DISK)
-        for name, detail in admission_details(tables).items()
+        for name, detail in (details or admission_details(tables)).items()
     }
     kept = staged.where(F.col("status") == cohort.STATUS_OK)
+    input_table = names.get(INPUT_TABLE, INPUT_TABLE)
     return cohort.SourceFrames(
         staged=staged,
         features=assemble_features(kept, details.values(), record_source),
         protected=kept.select("encounter_key", "race", "split"),
-        quarantine=cohort.quarantine_rows(staged, INPUT_TABLE),
-        input_table=INPUT_TABLE,
+        quarantine=cohort.quarantine_rows(staged, input_table),
+        input_table=input_table,
         record_source=record_source,
         tables_missing=tables_missing,
-        linked_outcomes=linked_table_outcomes(tables, staged, details),
-        linked_tables=["PATIENTS", "D_LABITEMS", *details],
+        linked_outcomes=renamed_tables(linked_table_outcomes(tables, staged, details), names),
+        linked_tables=[names.get(n, n) for n in ("PATIENTS", "D_LABITEMS", *details)],
         persisted=[staged, *details.values()],
     )

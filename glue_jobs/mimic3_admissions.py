@@ -9,6 +9,9 @@ admissions: a readmission that ends in death is still a readmission of the admis
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F  # noqa: N812 (house style)
 
@@ -59,6 +62,34 @@ PATIENT_COMPARED = tuple(c for c in MIMIC_COLUMNS["PATIENTS"] if c != "subject_i
 #: A patient's number of PATIENTS rows and of distinct ones (``copies.group_by_key``).
 PATIENT_ROWS = "_patient_rows"
 PATIENT_VARIANTS = "_patient_variants"
+#: Set by each source's parser: the admission is a birth (excluded from the cohort).
+IS_NEWBORN = "_is_newborn"
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """A source's category tables (raw value -> contract category) and planned types.
+
+    The staging, timeline and label rules are the same for every source; only the values
+    differ (MIMIC-III ``EMERGENCY``, MIMIC-IV ``EW EMER.``, FHIR ``EM``).
+    """
+
+    admission_type: Mapping[str, str]
+    admission_location: Mapping[str, str]
+    discharge_location: Mapping[str, str]
+    gender: Mapping[str, str]
+    ethnicity: Mapping[str, str]
+    planned_admission_types: tuple[str, ...]
+
+
+MIMIC3_VOCABULARY = Vocabulary(
+    admission_type=MIMIC_ADMISSION_TYPE,
+    admission_location=MIMIC_ADMISSION_LOCATION,
+    discharge_location=MIMIC_DISCHARGE_LOCATION,
+    gender=MIMIC_GENDER,
+    ethnicity=MIMIC_ETHNICITY,
+    planned_admission_types=MIMIC_PLANNED_ADMISSION_TYPES,
+)
 
 
 def _clean_text(name: str) -> Column:
@@ -76,6 +107,7 @@ def parse_admissions(raw: DataFrame) -> DataFrame:
         *[_clean_text(name).alias(name) for name in _TEXT_COLUMNS],
         as_long(raw, "hospital_expire_flag").alias("hospital_expire_flag"),
         is_bad(F.col("edregtime"), as_timestamp(raw, "edregtime")).alias("_bad_edregtime"),
+        (_clean_text("admission_type") == MIMIC_NEWBORN_ADMISSION_TYPE).alias(IS_NEWBORN),
         row_text(raw, ADMISSION_COMPARED).alias(ROW_TEXT),
     )
 
@@ -101,8 +133,14 @@ def parse_patients(raw: DataFrame) -> DataFrame:
     )
 
 
-def stage_admissions(admissions: DataFrame, patients: DataFrame) -> DataFrame:
-    """Parsed admissions + parsed patients -> one row per admission row with status and reason."""
+def stage_admissions(
+    admissions: DataFrame,
+    patients: DataFrame,
+    early_checks: Sequence[tuple[Column, str, str]] = (),
+) -> DataFrame:
+    """Parsed admissions + parsed patients -> one row per admission row with status and reason.
+
+    ``early_checks``: a source's own checks that come first (``cohort.with_outcome``)."""
     joined = mark_copies(admissions, "hadm_id").join(patients, on="subject_id", how="left")
     age = F.floor(F.months_between(F.col("admit_ts"), F.col("dob_ts")) / MONTHS_PER_YEAR)
     los = days_between(F.col("disch_ts"), F.col("admit_ts"))
@@ -131,17 +169,27 @@ def stage_admissions(admissions: DataFrame, patients: DataFrame) -> DataFrame:
     ]
     exclusion_checks = [
         (F.col("hospital_expire_flag") == 1, cohort.IN_HOSPITAL_DEATH),
-        (F.col("admission_type") == MIMIC_NEWBORN_ADMISSION_TYPE, cohort.NEWBORN),
+        (F.col(IS_NEWBORN), cohort.NEWBORN),
     ]
     outcome = cohort.with_outcome(
-        staged, quarantine_checks, exclusion_checks, extra_copy=F.col(EXTRA_COPY)
+        staged,
+        quarantine_checks,
+        exclusion_checks,
+        extra_copy=F.col(EXTRA_COPY),
+        early_checks=early_checks,
     )
     return outcome.drop(
-        CONFLICTING, EXTRA_COPY, ROW_TEXT, PATIENT_ROWS, PATIENT_VARIANTS, "_bad_edregtime"
+        CONFLICTING,
+        EXTRA_COPY,
+        ROW_TEXT,
+        PATIENT_ROWS,
+        PATIENT_VARIANTS,
+        "_bad_edregtime",
+        IS_NEWBORN,
     )
 
 
-def add_timeline(staged: DataFrame) -> DataFrame:
+def add_timeline(staged: DataFrame, vocabulary: Vocabulary = MIMIC3_VOCABULARY) -> DataFrame:
     """Add prior utilisation, days since the last discharge, the record's history and the labels.
 
     ``readmitted_30d`` is 1 when the next admission is unplanned and starts 0-30 days after
@@ -167,7 +215,7 @@ def add_timeline(staged: DataFrame) -> DataFrame:
     )
     next_gap = F.lead("_admit_s").over(ordered) - F.col("_disch_s")
     next_type = F.lead("admission_type").over(ordered)
-    next_unplanned = ~F.coalesce(next_type, F.lit("")).isin(*MIMIC_PLANNED_ADMISSION_TYPES)
+    next_unplanned = ~F.coalesce(next_type, F.lit("")).isin(*vocabulary.planned_admission_types)
     readmitted = next_gap.between(0, READMISSION_WINDOW_DAYS * SECONDS_PER_DAY) & next_unplanned
     readmitted_any = (next_gap >= 0) & next_unplanned
     since_last = (F.col("_admit_s") - F.lag("_disch_s").over(ordered)) / F.lit(SECONDS_PER_DAY)
@@ -191,14 +239,14 @@ def add_timeline(staged: DataFrame) -> DataFrame:
     ).drop("_in_timeline", "_admit_s", "_disch_s")
 
 
-def add_categories(staged: DataFrame) -> DataFrame:
+def add_categories(staged: DataFrame, vocabulary: Vocabulary = MIMIC3_VOCABULARY) -> DataFrame:
     """Map the source vocabularies to the contract's categories and flag unmapped values."""
     mappings = {
-        "admission_type": (MIMIC_ADMISSION_TYPE, "admission_type_raw"),
-        "admission_source": (MIMIC_ADMISSION_LOCATION, "admission_location"),
-        "discharge_disposition": (MIMIC_DISCHARGE_LOCATION, "discharge_location"),
-        "sex": (MIMIC_GENDER, "gender"),
-        "race": (MIMIC_ETHNICITY, "ethnicity"),
+        "admission_type": (vocabulary.admission_type, "admission_type_raw"),
+        "admission_source": (vocabulary.admission_location, "admission_location"),
+        "discharge_disposition": (vocabulary.discharge_location, "discharge_location"),
+        "sex": (vocabulary.gender, "gender"),
+        "race": (vocabulary.ethnicity, "ethnicity"),
     }
     # Renamed first: a new column named like an input column must not shadow it.
     renamed = staged.withColumnRenamed("admission_type", "admission_type_raw")

@@ -13,12 +13,14 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F  # noqa: N812 (house style)
 
+from contracts.codes import CodeSystem
 from glue_jobs.accounting import COUNT_COLUMNS, child_row_counts
-from glue_jobs.charlson import normalise_icd9
+from glue_jobs.codes import tagged
 from glue_jobs.copies import (
     HAS_VALUE,
     ROW_ID,
     ROW_TEXT,
+    UNKNOWN_SYSTEM,
     VARIANTS,
     distinct_rows,
     group_by_key,
@@ -39,7 +41,8 @@ GLUCOSE_ABOVE_200 = 200.0
 
 #: Compared to tell copies from distinct rows: every column read but ``hadm_id``, and row_id.
 ICD9_COMPARED = ("seq_num", "icd9_code", ROW_ID)
-PRESCRIPTION_COMPARED = ("startdate", "drug", ROW_ID)
+PRESCRIPTION_COMPARED = ("startdate", "drug", "ndc", "medication_code", ROW_ID)
+NDC_PATTERN = r"^\d{11}$"
 LAB_COMPARED = ("itemid", "charttime", "valuenum", "flag", ROW_ID)
 SERVICE_COMPARED = ("transfertime", "curr_service", ROW_ID)
 NOTE_COMPARED = (ROW_ID, "chartdate", "charttime", "category", "iserror", "text")
@@ -57,9 +60,10 @@ def _ordered_values(order: Column, value: Column) -> Column:
     return F.array_sort(F.collect_list(F.when(F.col(HAS_VALUE), item)))
 
 
-def coded_icd9(table: DataFrame) -> DataFrame:
-    """DIAGNOSES_ICD or PROCEDURES_ICD -> (hadm_id, seq_num, code), codes normalised."""
-    code = normalise_icd9(F.col("icd9_code").cast("string"))
+def coded_icd9(table: DataFrame, system: CodeSystem) -> DataFrame:
+    """DIAGNOSES_ICD or PROCEDURES_ICD -> (hadm_id, seq_num, code), codes normalised and
+    tagged with ``system`` (MIMIC-III is all ICD-9-CM: diagnoses and volume 3 procedures)."""
+    code = tagged(system, F.col("icd9_code"))
     return table.select(
         as_id_string(table, "hadm_id").alias("hadm_id"),
         as_long(table, "seq_num").alias("seq_num"),
@@ -70,11 +74,15 @@ def coded_icd9(table: DataFrame) -> DataFrame:
 
 
 def code_sequences(coded: DataFrame, codes_name: str, count_name: str) -> DataFrame:
-    """(hadm_id, seq_num, code) -> (hadm_id, codes in seq_num order, number of codes)."""
+    """(hadm_id, seq_num, code) -> (hadm_id, codes in seq_num order, number of codes).
+
+    A source whose codes may name an unknown system marks those rows ``_unknown_system``
+    (counted apart, never used)."""
+    counts = child_row_counts(coded=UNKNOWN_SYSTEM in coded.columns)
     grouped = (
         distinct_rows(coded, "hadm_id")
         .groupBy("hadm_id")
-        .agg(_ordered_values(F.col("seq_num"), F.col("code")).alias("_codes"), *child_row_counts())
+        .agg(_ordered_values(F.col("seq_num"), F.col("code")).alias("_codes"), *counts)
     )
     return grouped.select(
         "hadm_id",
@@ -86,7 +94,9 @@ def code_sequences(coded: DataFrame, codes_name: str, count_name: str) -> DataFr
 
 def procedure_features(procedures: DataFrame) -> DataFrame:
     """PROCEDURES_ICD -> (hadm_id, procedure_codes, num_procedures)."""
-    return code_sequences(coded_icd9(procedures), "procedure_codes", "num_procedures")
+    return code_sequences(
+        coded_icd9(procedures, CodeSystem.ICD9PCS), "procedure_codes", "num_procedures"
+    )
 
 
 def _first_occurrences(ordered: Column, field: str) -> Column:
@@ -94,27 +104,59 @@ def _first_occurrences(ordered: Column, field: str) -> Column:
     return F.array_distinct(F.transform(F.array_sort(ordered), lambda item: item[field]))
 
 
-def medication_features(prescriptions: DataFrame) -> DataFrame:
-    """PRESCRIPTIONS -> (hadm_id, distinct lower-case drugs by first start, their number)."""
+def admission_id(df: DataFrame, text_ids: bool) -> Column:
+    """The admission id: MIMIC's integer ids in canonical text, or (``text_ids``, FHIR) the
+    id text as it is, trimmed (an empty id is null)."""
+    if not text_ids:
+        return as_id_string(df, "hadm_id")
+    trimmed = F.trim(F.col("hadm_id").cast("string"))
+    return F.when(F.length(trimmed) > 0, trimmed)
+
+
+def ndc_code(ndc: Column) -> Column:
+    """``ndc:<11 digits>`` from an NDC column (hyphens and spaces removed); null where it is
+    not 11 digits (MIMIC writes ``0`` for a drug without one)."""
+    digits = F.regexp_replace(F.trim(ndc.cast("string")), r"[-\s]", "")
+    return F.when(digits.rlike(NDC_PATTERN), tagged(CodeSystem.NDC, digits))
+
+
+def medication_code(prescriptions: DataFrame) -> Column:
+    """The row's tagged drug code: a source's own ``medication_code`` (FHIR: NDC or RxNorm),
+    else its ``ndc`` column (MIMIC), else none."""
+    if "medication_code" in prescriptions.columns:
+        return F.col("medication_code")
+    if "ndc" in prescriptions.columns:
+        return ndc_code(F.col("ndc"))
+    return F.lit(None).cast("string")
+
+
+def medication_features(prescriptions: DataFrame, text_ids: bool = False) -> DataFrame:
+    """PRESCRIPTIONS -> (hadm_id, distinct lower-case drugs by first start, their number, the
+    distinct tagged codes of those prescriptions by first start)."""
     drug = F.lower(F.trim(F.col("drug")))
     drugs = prescriptions.select(
-        as_id_string(prescriptions, "hadm_id").alias("hadm_id"),
+        admission_id(prescriptions, text_ids).alias("hadm_id"),
         as_timestamp(prescriptions, "startdate").alias("startdate"),
         drug.alias("drug"),
+        medication_code(prescriptions).alias("medication_code"),
         _has(F.length(drug) > 0),
         row_text(prescriptions, PRESCRIPTION_COMPARED).alias(ROW_TEXT),
     )
-    item = F.struct(F.col("startdate").isNull(), F.col("startdate"), F.col("drug"))
+    item = F.struct(
+        F.col("startdate").isNull(), F.col("startdate"), F.col("drug"), F.col("medication_code")
+    )
     grouped = (
         distinct_rows(drugs, "hadm_id")
         .groupBy("hadm_id")
         .agg(F.collect_list(F.when(F.col(HAS_VALUE), item)).alias("_drugs"), *child_row_counts())
     )
     medications = _first_occurrences(F.col("_drugs"), "drug")
+    codes = F.array_compact(_first_occurrences(F.col("_drugs"), "medication_code"))
     return grouped.select(
         "hadm_id",
         medications.alias("medications"),
         F.size(medications).cast("int").alias("num_medications"),
+        codes.alias("medication_codes"),
         *COUNT_COLUMNS,
     )
 
@@ -215,7 +257,7 @@ def service_features(services: DataFrame) -> DataFrame:
     return first.select("hadm_id", F.col("_s.service").alias("admitting_service"), *COUNT_COLUMNS)
 
 
-def note_features(notes: DataFrame) -> DataFrame:
+def note_features(notes: DataFrame, text_ids: bool = False) -> DataFrame:
     """NOTEEVENTS -> (hadm_id, text of the latest discharge summary not marked in error)."""
     selected = (
         (F.lower(F.trim(F.col("category"))) == DISCHARGE_SUMMARY_CATEGORY)
@@ -223,7 +265,7 @@ def note_features(notes: DataFrame) -> DataFrame:
         & (F.length("text") > 0)
     )
     summaries = notes.select(
-        as_id_string(notes, "hadm_id").alias("hadm_id"),
+        admission_id(notes, text_ids).alias("hadm_id"),
         as_timestamp(notes, "chartdate").alias("chartdate"),
         as_timestamp(notes, "charttime").alias("charttime"),
         as_long(notes, "row_id").alias("row_id"),

@@ -42,7 +42,7 @@ MIMIC_COLUMNS: dict[str, tuple[str, ...]] = {
     "PATIENTS": ("subject_id", "gender", "dob"),
     "DIAGNOSES_ICD": ("hadm_id", "seq_num", "icd9_code"),
     "PROCEDURES_ICD": ("hadm_id", "seq_num", "icd9_code"),
-    "PRESCRIPTIONS": ("hadm_id", "startdate", "drug"),
+    "PRESCRIPTIONS": ("hadm_id", "startdate", "drug", "ndc"),
     "LABEVENTS": ("hadm_id", "itemid", "charttime", "valuenum", "flag"),
     "D_LABITEMS": ("itemid", "label"),
     "SERVICES": ("hadm_id", "transfertime", "curr_service"),
@@ -62,6 +62,36 @@ MIMIC_COLUMNS: dict[str, tuple[str, ...]] = {
 
 #: Tables whose text fields may hold quoted line breaks.
 _MULTILINE_TABLES = frozenset({"NOTEEVENTS"})
+
+#: MIMIC-IV v2/v3: module folder, table, and the columns the job reads (``row_id`` taken from
+#: the table's own event id where it has one: labevent_id, note_id, pharmacy_id).
+MIMIC4_REQUIRED_TABLES = ("admissions", "patients")
+MIMIC4_TABLES: dict[str, tuple[str, tuple[str, ...], str | None]] = {
+    "admissions": (
+        "hosp",
+        (
+            "subject_id",
+            "hadm_id",
+            "admittime",
+            "dischtime",
+            "admission_type",
+            "admission_location",
+            "discharge_location",
+            "race",
+            "edregtime",
+            "hospital_expire_flag",
+        ),
+        None,
+    ),
+    "patients": ("hosp", ("subject_id", "gender", "anchor_age", "anchor_year"), None),
+    "diagnoses_icd": ("hosp", ("hadm_id", "seq_num", "icd_code", "icd_version"), None),
+    "procedures_icd": ("hosp", ("hadm_id", "seq_num", "icd_code", "icd_version"), None),
+    "prescriptions": ("hosp", ("hadm_id", "starttime", "drug", "ndc"), "pharmacy_id"),
+    "labevents": ("hosp", ("hadm_id", "itemid", "charttime", "valuenum", "flag"), "labevent_id"),
+    "d_labitems": ("hosp", ("itemid", "label"), None),
+    "services": ("hosp", ("hadm_id", "transfertime", "curr_service"), None),
+    "discharge": ("note", ("hadm_id", "note_type", "charttime", "text"), "note_id"),
+}
 
 UCI_DATA_FILE_NAMES = ("diabetic_data.csv", "diabetic_data.csv.gz")
 
@@ -145,6 +175,48 @@ def read_mimic_tables(
         if frame is None:
             absent.append(table)
             frame = empty_mimic_table(spark, table)
+        tables[table] = frame
+    return tables, absent
+
+
+def read_mimic4_table(spark: SparkSession, input_path: str, table: str) -> DataFrame | None:
+    """One MIMIC-IV table (``hosp/<table>`` or ``note/<table>``, CSV, CSV.gz or Parquet) as
+    its read columns plus ``row_id``; None when absent."""
+    module, columns, id_column = MIMIC4_TABLES[table]
+    path = find_mimic_table(spark, _join(input_path, module), table)
+    if path is None:
+        return None
+    is_csv = path.endswith((".csv", ".csv.gz"))
+    frame = (
+        _read_csv(spark, path, table == "discharge")
+        if is_csv
+        else spark.read.option("datetimeRebaseMode", "CORRECTED").parquet(path)
+    )
+    frame = frame.toDF(*[column.lower() for column in frame.columns])
+    missing = [c for c in (*columns, *([id_column] if id_column else [])) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{module}/{table}: missing column(s) {', '.join(sorted(missing))}")
+    row_id = F.col(id_column).cast("string") if id_column else F.lit(None).cast("string")
+    return frame.select(*columns, row_id.alias(ROW_ID))
+
+
+def read_mimic4_tables(
+    spark: SparkSession, input_path: str
+) -> tuple[dict[str, DataFrame], list[str]]:
+    """Every MIMIC-IV table the job reads and the optional ones that were absent (an absent
+    table is an empty all-text frame of its columns)."""
+    tables: dict[str, DataFrame] = {}
+    absent: list[str] = []
+    for table, (module, columns, _) in MIMIC4_TABLES.items():
+        frame = read_mimic4_table(spark, input_path, table)
+        if frame is None:
+            if table in MIMIC4_REQUIRED_TABLES:
+                raise FileNotFoundError(
+                    f"input: required MIMIC-IV table {module}/{table} not found"
+                )
+            absent.append(f"{module}/{table}")
+            empty = [F.lit(None).cast("string").alias(c) for c in (*columns, ROW_ID)]
+            frame = spark.range(0).select(*empty)
         tables[table] = frame
     return tables, absent
 

@@ -61,3 +61,12 @@ def write_text(spark: SparkSession, path: str, text: str) -> None:
 def read_text(spark: SparkSession, path: str) -> str:
     """Read a small UTF-8 text file."""
     return "\n".join(row.value for row in spark.read.text(path, wholetext=True).collect())
+
+
+def glob(spark: SparkSession, pattern: str) -> list[str]:
+    """Return the paths matching a glob pattern (``folder/Type*.ndjson``), sorted; [] if none."""
+    hadoop_path, fs = _path_and_fs(spark, pattern)
+    statuses = fs.globStatus(hadoop_path)
+    if statuses is None:
+        return []
+    return sorted(str(status.getPath().toString()) for status in statuses)

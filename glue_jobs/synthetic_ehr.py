@@ -5,6 +5,10 @@ folders, plus a ``SYNTHETIC.json`` marker, so that ``--source mimic3`` reads the
 rows ``source = synthetic``. Everything is vectorised numpy/pyarrow and reproducible by seed:
 
     python -m glue_jobs.synthetic_ehr --admissions 100000 --seed 7 --output /tmp/synth [--notes]
+        [--layout mimic3|mimic4|fhir] [--icd10-from 2150-01-01]
+
+The same seed writes the same patients and stays in each layout (MIMIC-IV ``hosp``/``note``
+folders via ``synthetic_layouts``, FHIR R4 Bulk Data NDJSON via ``synthetic_fhir``).
 
 Readmission signal: after each admission the chance of a non-elective return within 30 days
 rises with age, Charlson burden, recent admissions, abnormal labs, length of stay, emergency
@@ -25,6 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from glue_jobs import synthetic_fhir
+from glue_jobs import synthetic_layouts as layouts
 from glue_jobs import synthetic_tables as tables
 from glue_jobs.synthetic_vocab import (
     ACUTE_DIAGNOSES,
@@ -250,50 +256,185 @@ def _write(table: pa.Table, folder: Path, part: int) -> None:
     pq.write_table(table, folder / f"part-{part:05d}.parquet", compression="snappy")
 
 
-def generate(admissions: int, seed: int, output: str, notes: bool = False) -> dict[str, int]:
-    """Write ``admissions`` synthetic admissions and their child tables; return row counts."""
+LAYOUTS = ("mimic3", "mimic4", "fhir")
+#: Default first day coded in ICD-10 (the generator's dates are shifted into 2100-2195, as
+#: MIMIC's are): about half the stays fall on each side.
+DEFAULT_ICD10_FROM = "2150-01-01"
+MIMIC4_TABLES = {
+    "PATIENTS": "hosp/patients",
+    "ADMISSIONS": "hosp/admissions",
+    "D_LABITEMS": "hosp/d_labitems",
+    "DIAGNOSES_ICD": "hosp/diagnoses_icd",
+    "PROCEDURES_ICD": "hosp/procedures_icd",
+    "PRESCRIPTIONS": "hosp/prescriptions",
+    "LABEVENTS": "hosp/labevents",
+    "SERVICES": "hosp/services",
+    "NOTEEVENTS": "note/discharge",
+}
+
+
+#: Written with the admissions (the ETL does not read it: ED arrivals come from edregtime).
+TRANSFERS = "hosp/transfers"
+
+
+def _epoch_seconds(day: str) -> int:
+    return int(np.datetime64(day, "s").astype(np.int64))
+
+
+def _mimic3_chunk(seed: int, part: int, chunk: tables.Chunk, notes: bool) -> dict[str, pa.Table]:
+    """The MIMIC-III child tables of one chunk (every layout is built from these)."""
+    return {
+        "DIAGNOSES_ICD": tables.diagnoses_table(rng_for(seed, 5, part), chunk),
+        "PROCEDURES_ICD": tables.procedures_table(rng_for(seed, 6, part), chunk),
+        "PRESCRIPTIONS": tables.prescriptions_table(rng_for(seed, 7, part), chunk),
+        "LABEVENTS": tables.labevents_table(rng_for(seed, 8, part), chunk),
+        "SERVICES": tables.services_table(rng_for(seed, 9, part), chunk),
+        "ICUSTAYS": tables.icustays_table(rng_for(seed, 10, part), chunk),
+        "NOTEEVENTS": (
+            tables.notes_table(rng_for(seed, 11, part), chunk)
+            if notes
+            else tables.empty_notes_table()
+        ),
+    }
+
+
+class _Writer:
+    """Writes the MIMIC-III tables of each chunk in one layout and counts rows per table."""
+
+    def __init__(self, out: Path, layout: str, era: layouts.Era, newborn_hadm: np.ndarray):
+        self.out, self.layout, self.era, self.newborn_hadm = out, layout, era, newborn_hadm
+        self.counts: dict[str, int] = {}
+
+    def _count(self, name: str, rows: int) -> None:
+        self.counts[name] = self.counts.get(name, 0) + rows
+
+    def mimic(self, name: str, table: pa.Table, part: int = 0) -> None:
+        """MIMIC-III as it is; MIMIC-IV re-shaped under hosp/ and note/."""
+        if self.layout == "mimic3":
+            _write(table, self.out / name, part)
+            self._count(name, table.num_rows)
+            return
+        if name not in MIMIC4_TABLES:
+            return
+        converted = self._mimic4(name, table)
+        _write(converted, self.out / MIMIC4_TABLES[name], part)
+        self._count(MIMIC4_TABLES[name], converted.num_rows)
+        if name == "ADMISSIONS":
+            moves = layouts.transfers(converted)
+            _write(moves, self.out / TRANSFERS, part)
+            self._count(TRANSFERS, moves.num_rows)
+
+    def _mimic4(self, name: str, table: pa.Table) -> pa.Table:
+        if "hadm_id" in table.column_names and name != "PATIENTS":
+            table = layouts.adult_rows(table, self.newborn_hadm)
+        builders = {
+            "ADMISSIONS": layouts.admissions,
+            "D_LABITEMS": layouts.labitems,
+            "DIAGNOSES_ICD": lambda t: layouts.icd_table(t, self.era, procedures=False),
+            "PROCEDURES_ICD": lambda t: layouts.icd_table(t, self.era, procedures=True),
+            "PRESCRIPTIONS": layouts.prescriptions,
+            "LABEVENTS": layouts.labevents,
+            "SERVICES": layouts.services,
+            "NOTEEVENTS": layouts.discharge_notes,
+        }
+        return builders[name](table)
+
+    def fhir(self, resource_type: str, lines: pa.Array, part: int) -> None:
+        """One NDJSON file of the type."""
+        self._count(resource_type, synthetic_fhir.write_lines(self.out, resource_type, part, lines))
+
+
+def _write_fhir_chunk(
+    writer: _Writer, part: int, admissions: pa.Table, child: dict[str, pa.Table]
+) -> None:
+    era = writer.era
+    writer.fhir(
+        "Encounter",
+        synthetic_fhir.encounters(admissions, child["DIAGNOSES_ICD"], child["SERVICES"]),
+        part,
+    )
+    writer.fhir("Condition", synthetic_fhir.conditions(child["DIAGNOSES_ICD"], era), part)
+    writer.fhir("Procedure", synthetic_fhir.procedures(child["PROCEDURES_ICD"], era), part)
+    writer.fhir(
+        "MedicationRequest",
+        synthetic_fhir.medication_requests(child["PRESCRIPTIONS"]),
+        part,
+    )
+    writer.fhir("Observation", synthetic_fhir.observations(child["LABEVENTS"]), part)
+    if child["NOTEEVENTS"].num_rows:
+        writer.fhir(
+            "DocumentReference", synthetic_fhir.document_references(child["NOTEEVENTS"]), part
+        )
+
+
+def generate(
+    admissions: int,
+    seed: int,
+    output: str,
+    notes: bool = False,
+    layout: str = "mimic3",
+    icd10_from: str = DEFAULT_ICD10_FROM,
+) -> dict[str, int]:
+    """Write ``admissions`` synthetic admissions and their child tables in ``layout``
+    (``mimic3``: all ICD-9; ``mimic4``, ``fhir``: ICD-10 for stays admitted from
+    ``icd10_from`` on); return row counts. The same seed gives the same patients in every
+    layout."""
     if admissions < 1:
         raise ValueError("admissions: must be at least 1")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout: must be one of {', '.join(LAYOUTS)}")
     out = Path(output)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     patients, adm = simulate_exactly(seed, admissions)
     ids = tables.Identifiers.draw(rng_for(seed, 3), patients.newborn.size, admissions)
-    counts: dict[str, int] = {}
-
-    def emit(name: str, table: pa.Table, part: int = 0) -> None:
-        _write(table, out / name, part)
-        counts[name] = counts.get(name, 0) + table.num_rows
-
-    emit("PATIENTS", tables.patients_table(patients, adm, ids))
-    emit("ADMISSIONS", tables.admissions_table(rng_for(seed, 4), patients, adm, ids))
-    emit("D_LABITEMS", tables.labitems_table())
+    era = layouts.Era.of(_epoch_seconds(icd10_from), ids.hadm_id, adm["admit"])
+    newborn_hadm = ids.hadm_id[adm["kind"] == NEWBORN]
+    writer = _Writer(out, layout, era, newborn_hadm)
+    patient_table = tables.patients_table(patients, adm, ids)
+    admission_table = tables.admissions_table(rng_for(seed, 4), patients, adm, ids)
+    if layout == "mimic4":
+        adult = ~patients.newborn
+        first_admit = (patients.first_admit // 60) * 60
+        writer.counts["hosp/patients"] = adult.sum()
+        _write(
+            layouts.patients(patient_table, first_admit, patients.age0 >= 90.0).filter(
+                pa.array(adult)
+            ),
+            out / "hosp/patients",
+            0,
+        )
+    elif layout == "fhir":
+        ethnicity = [tables.ETHNICITY_NAMES[i] for i in patients.ethnicity]
+        writer.fhir("Patient", synthetic_fhir.patients(patient_table, ethnicity), 0)
+    else:
+        writer.mimic("PATIENTS", patient_table)
+    if layout != "fhir":
+        writer.mimic("ADMISSIONS", admission_table)
+        writer.mimic("D_LABITEMS", tables.labitems_table())
     for part, start in enumerate(range(0, admissions, CHUNK_ADMISSIONS)):
-        chunk = tables.Chunk.slice(
-            patients, adm, ids, start, min(admissions, start + CHUNK_ADMISSIONS)
-        )
-        emit("DIAGNOSES_ICD", tables.diagnoses_table(rng_for(seed, 5, part), chunk), part)
-        emit("PROCEDURES_ICD", tables.procedures_table(rng_for(seed, 6, part), chunk), part)
-        emit("PRESCRIPTIONS", tables.prescriptions_table(rng_for(seed, 7, part), chunk), part)
-        emit("LABEVENTS", tables.labevents_table(rng_for(seed, 8, part), chunk), part)
-        emit("SERVICES", tables.services_table(rng_for(seed, 9, part), chunk), part)
-        emit("ICUSTAYS", tables.icustays_table(rng_for(seed, 10, part), chunk), part)
-        note_table = (
-            tables.notes_table(rng_for(seed, 11, part), chunk)
-            if notes
-            else tables.empty_notes_table()
-        )
-        emit("NOTEEVENTS", note_table, part)
+        stop = min(admissions, start + CHUNK_ADMISSIONS)
+        chunk = tables.Chunk.slice(patients, adm, ids, start, stop)
+        child = _mimic3_chunk(seed, part, chunk, notes)
+        if layout == "fhir":
+            _write_fhir_chunk(writer, part, admission_table.slice(start, stop - start), child)
+            continue
+        for name, table in child.items():
+            writer.mimic(name, table, part)
+    counts = {name: int(rows) for name, rows in sorted(writer.counts.items())}
     marker: dict[str, Any] = {
         "generator": "glue_jobs.synthetic_ehr",
         "seed": seed,
         "admissions": admissions,
         "notes": notes,
-        "rows": dict(sorted(counts.items())),
+        "layout": layout,
+        "rows": counts,
     }
+    if layout != "mimic3":
+        marker["icd10_from"] = icd10_from
     (out / "SYNTHETIC.json").write_text(json.dumps(marker, indent=2, sort_keys=True))
-    return dict(sorted(counts.items()))
+    return counts
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, int]:
@@ -303,8 +444,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, int]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", required=True)
     parser.add_argument("--notes", action="store_true", help="also write discharge summaries")
+    parser.add_argument("--layout", choices=LAYOUTS, default="mimic3")
+    parser.add_argument(
+        "--icd10-from",
+        default=DEFAULT_ICD10_FROM,
+        help="first admission day coded in ICD-10 (mimic4 and fhir layouts)",
+    )
     args = parser.parse_args(argv)
-    counts = generate(args.admissions, args.seed, args.output, args.notes)
+    counts = generate(
+        args.admissions, args.seed, args.output, args.notes, args.layout, args.icd10_from
+    )
     print(json.dumps(counts, indent=2))
     return counts
 

@@ -40,6 +40,7 @@ from glue_jobs.synthetic_vocab import (
     NOTE_SOCIAL_RISK,
     PROCEDURES,
     SERVICES,
+    synthetic_ndc,
 )
 
 if TYPE_CHECKING:
@@ -87,6 +88,9 @@ DRUG_ROUTES = (
     + tuple(CONDITION_DRUGS[c[0]][1] for c in CHRONIC_CONDITIONS)
     + tuple(d[2] for d in NEWBORN_DRUGS)
 )
+#: Each drug's (synthetic, never real) NDC, as the MIMIC-IV and FHIR layouts write it too.
+_NDC_BY_NAME = {name: synthetic_ndc(index) for index, name in enumerate(dict.fromkeys(DRUG_NAMES))}
+DRUG_NDCS = tuple(_NDC_BY_NAME[name] for name in DRUG_NAMES)
 _CONDITION_DRUG_OFFSET = len(GENERAL_DRUGS)
 _NEWBORN_DRUG_OFFSET = _CONDITION_DRUG_OFFSET + len(CHRONIC_CONDITIONS)
 
@@ -409,7 +413,7 @@ def prescriptions_table(rng: np.random.Generator, chunk: Chunk) -> pa.Table:
             "drug_name_generic": names,
             "formulary_drug_cd": _null(pa.string(), rows),
             "gsn": _null(pa.string(), rows),
-            "ndc": _null(pa.string(), rows),
+            "ndc": _text(DRUG_NDCS, drug),
             "prod_strength": _null(pa.string(), rows),
             "dose_val_rx": _null(pa.string(), rows),
             "dose_unit_rx": _null(pa.string(), rows),

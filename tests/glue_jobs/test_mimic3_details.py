@@ -6,6 +6,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F  # noqa: N812 (house style)
 
+from contracts.codes import CodeSystem
 from glue_jobs.accounting import COUNT_COLUMNS
 from glue_jobs.charlson import charlson_index
 from glue_jobs.mimic3_details import (
@@ -28,7 +29,10 @@ def _as_dict(frame, key: str = "hadm_id") -> dict:  # type: ignore[no-untyped-de
     return {r[key]: tuple(r[c] for c in columns) for r in frame.collect() if r[key] is not None}
 
 
-def test_diagnoses_in_seq_order_without_dots(spark: SparkSession) -> None:
+DX = CodeSystem.ICD9CM
+
+
+def test_diagnoses_in_seq_order_without_dots_tagged(spark: SparkSession) -> None:
     diagnoses = text_frame(
         spark,
         ("hadm_id", "seq_num", "icd9_code"),
@@ -40,8 +44,10 @@ def test_diagnoses_in_seq_order_without_dots(spark: SparkSession) -> None:
             (None, "1", "4019"),
         ],
     )
-    actual = _as_dict(code_sequences(coded_icd9(diagnoses), "diagnosis_codes", "num_diagnoses"))
-    assert actual == {"10": (["41071", "4280"], 2), "11": (["V4581"], 1)}
+    actual = _as_dict(code_sequences(coded_icd9(diagnoses, DX), "diagnosis_codes", "num_diagnoses"))
+    assert actual == {"10": (["icd9cm:41071", "icd9cm:4280"], 2), "11": (["icd9cm:V4581"], 1)}
+    procedures = code_sequences(coded_icd9(diagnoses, CodeSystem.ICD9PCS), "codes", "n")
+    assert _as_dict(procedures)["11"] == (["icd9pcs:V4581"], 1)
 
 
 #: Codes of one admission -> its Charlson index (Quan 2005, Charlson weights, hierarchy).
@@ -66,6 +72,40 @@ def test_charlson_index(spark: SparkSession) -> None:
         for r in frame.select("case", charlson_index(F.col("codes")).alias("score")).collect()
     }
     assert scores == {case: expected for case, (_, expected) in CHARLSON_CASES.items()}
+
+
+#: The same patients coded in ICD-10-CM (each code a forward-GEM target of the ICD-9 code of
+#: the same case above) -> the same index (Quan 2005 publishes both code sets).
+CHARLSON_ICD10_CASES: dict[str, list[str]] = {
+    "mi_and_chf": ["icd10cm:I214", "icd10cm:I509"],
+    "diabetes_hierarchy": ["icd10cm:E119", "icd10cm:E1129"],
+    "truncated_diabetes": ["icd10cm:E119"],
+    "liver_hierarchy": ["icd10cm:K7469", "icd10cm:K7291"],
+    "cancer_hierarchy": ["icd10cm:C3430", "icd10cm:C787"],
+    "hiv_and_pvd": ["icd10cm:B20", "icd10cm:Z95828", "icd10cm:I10"],
+    "no_comorbidity": ["icd10cm:I10", "icd10cm:Z3800"],
+}
+
+
+def test_charlson_index_equal_in_both_eras(spark: SparkSession) -> None:
+    """Tagged ICD-9 and ICD-10 codes of the same conditions score the same; an untagged code
+    is ICD-9; ``icd9cm:4280`` and an ICD-10 code that merely looks like an ICD-9 prefix, or a
+    procedure code, never cross systems."""
+    rows = [
+        *[(f"{c}/9", [f"icd9cm:{x}" for x in codes]) for c, (codes, _) in CHARLSON_CASES.items()],
+        *[(f"{c}/10", codes) for c, codes in CHARLSON_ICD10_CASES.items()],
+        ("untagged", ["4280"]),
+        ("other_systems", ["icd9pcs:4280", "icd10pcs:I509XXX", "icd10cm:428", "icd9cm:I50"]),
+        ("mixed_eras", ["icd9cm:4280", "icd10cm:N186"]),
+    ]
+    frame = spark.createDataFrame(rows, "case string, codes array<string>")
+    scores = {
+        r["case"]: r["score"]
+        for r in frame.select("case", charlson_index(F.col("codes")).alias("score")).collect()
+    }
+    for case, (_, expected) in CHARLSON_CASES.items():
+        assert (scores[f"{case}/9"], scores[f"{case}/10"]) == (expected, expected), case
+    assert (scores["untagged"], scores["other_systems"], scores["mixed_eras"]) == (1, 0, 3)
 
 
 def test_medications_distinct_lower_case_by_first_start(spark: SparkSession) -> None:
@@ -141,8 +181,8 @@ def test_codes_keep_order_when_seq_num_ties(spark: SparkSession) -> None:
     diagnoses = text_frame(
         spark, ("hadm_id", "seq_num", "icd9_code"), [("10", "1", "B"), ("10", "1", "A")]
     )
-    result = first_row(code_sequences(coded_icd9(diagnoses), "codes", "n").select(F.col("codes")))
-    assert result["codes"] == ["A", "B"]
+    coded = code_sequences(coded_icd9(diagnoses, DX), "codes", "n")
+    assert first_row(coded.select(F.col("codes")))["codes"] == ["icd9cm:A", "icd9cm:B"]
 
 
 def test_a_child_row_written_twice_counts_once(spark: SparkSession) -> None:
@@ -158,8 +198,8 @@ def test_a_child_row_written_twice_counts_once(spark: SparkSession) -> None:
             ("2", "10", "2", "41071"),
         ],
     )
-    assert _as_dict(code_sequences(coded_icd9(diagnoses), "codes", "n")) == {
-        "10": (["4280", "41071"], 2)
+    assert _as_dict(code_sequences(coded_icd9(diagnoses, DX), "codes", "n")) == {
+        "10": (["icd9cm:4280", "icd9cm:41071"], 2)
     }
     labs = typed_labs(
         text_frame(
