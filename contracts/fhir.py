@@ -79,6 +79,8 @@ EMERGENCY_CLASS_CODES = ("EMER",)
 OUTPATIENT_CLASS_CODES = ("AMB", "OBSENC", "VR", "HH", "FLD")
 #: Encounter.status values of an encounter that took place (others are not counted).
 FINISHED_STATUSES = ("finished",)
+#: Encounter.status values of an encounter that is not part of the record at all.
+VOID_ENCOUNTER_STATUSES = ("entered-in-error", "cancelled")
 
 SYSTEM_ACT_PRIORITY = "http://terminology.hl7.org/CodeSystem/v3-ActPriority"
 #: Encounter.priority (v3 ActPriority) -> admission_type. EL elective and R routine are planned.
@@ -95,6 +97,9 @@ PRIORITY: dict[str, str] = {
 PLANNED_ADMISSION_TYPES = ("elective",)
 
 SYSTEM_ADMIT_SOURCE = "http://terminology.hl7.org/CodeSystem/admit-source"
+#: admitSource code of a stay that began in the emergency department ("From accident/emergency
+#: department").
+ADMIT_SOURCE_EMERGENCY = "emd"
 ADMIT_SOURCE: dict[str, str] = {
     "emd": "emergency_department",
     "gp": "physician_referral",
@@ -197,3 +202,40 @@ LOINC_GLUCOSE = ("2345-7", "2339-0")
 
 #: LOINC type of a discharge summary (DocumentReference.type); its text is the note.
 LOINC_DISCHARGE_SUMMARY = "18842-5"
+
+# --- Record rules: what the FHIR ETL source and the API mapper both count --------------------
+#
+# Stated once here; ``glue_jobs.fhir`` (Spark, over a Bulk Data export) and ``fhir_mapping``
+# (a Bundle per request) both read them, and tests/glue_jobs/test_fhir_api_parity.py runs the
+# two over the same generated export and compares every model input.
+#
+# Prior utilisation (contracts.encounter), over the patient's *finished* Encounters whose
+# period.start lies in the 365 days before the index admission:
+# - prior_admissions_12m: inpatient-class Encounters (INPATIENT_CLASS_CODES);
+# - prior_ed_visits_12m: emergency department visits, i.e. EMER-class Encounters
+#   (EMERGENCY_CLASS_CODES) plus inpatient stays that began in the ED (admitSource
+#   ADMIT_SOURCE_EMERGENCY; an export that records the ED part of such a stay as the stay
+#   itself, as MIMIC does, has no EMER Encounter for it);
+# - prior_outpatient_visits_12m: OUTPATIENT_CLASS_CODES Encounters. A Bulk Data export holds
+#   every class, so the ETL counts them (0 when none); a Bundle holding no Encounter of the
+#   patient but the index one says nothing about the history, so the API's record has null.
+
+#: Status values of clinical resources that are not part of the record (FHIR R4 value sets:
+#: event-status for Procedure, medicationrequest-status, observation-status,
+#: document-reference-status and composition-status for DocumentReference.docStatus).
+ENTERED_IN_ERROR = "entered-in-error"
+VOID_STATUSES: dict[str, tuple[str, ...]] = {
+    "Procedure": (ENTERED_IN_ERROR, "not-done"),
+    "MedicationRequest": (ENTERED_IN_ERROR,),
+    "Observation": (ENTERED_IN_ERROR, "cancelled"),
+    "DocumentReference": (ENTERED_IN_ERROR,),
+}
+#: Condition.verificationStatus codes (terminology.hl7.org/CodeSystem/condition-ver-status)
+#: of a diagnosis that is not part of the record: recorded in error, or ruled out.
+VOID_CONDITION_VERIFICATIONS = (ENTERED_IN_ERROR, "refuted")
+
+#: The note is the text of the first ``content.attachment`` carrying inline ``data`` of plain
+#: text (contentType ``text/plain``, with any parameters, or none given), base64-decoded as
+#: UTF-8, when not blank. The resource's narrative (``DocumentReference.text``) is a summary of
+#: the resource, not the document (http://hl7.org/fhir/R4/narrative.html), and is not read.
+NOTE_CONTENT_TYPE = "text/plain"

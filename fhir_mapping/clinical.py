@@ -3,8 +3,9 @@
 A resource belongs to the stay when its ``encounter`` (``context.encounter`` for a
 DocumentReference) references the index Encounter; one that references another Encounter of
 the bundle is not read, and one that references an Encounter or a Patient the bundle does not
-hold is an error (``DANGLING_REFERENCE``). Resources marked ``entered-in-error`` (and
-procedures ``not-done``) are not part of the record.
+hold is an error (``DANGLING_REFERENCE``). Resources of a status in
+``contracts.fhir.VOID_STATUSES`` (Conditions: ``VOID_CONDITION_VERIFICATIONS``) are not part of
+the record; the note is read as ``contracts.fhir.NOTE_CONTENT_TYPE`` states.
 
 The orders and bands are the ETL's (``glue_jobs.mimic3_details`` and the FHIR source):
 diagnoses in the order of the stay's ``Encounter.diagnosis`` ranks and procedures in order of
@@ -18,10 +19,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from html.parser import HTMLParser
 from typing import Any
 
 from contracts import fhir
@@ -41,8 +40,6 @@ from fhir_mapping.elements import (
 )
 from fhir_mapping.errors import MappingError, Reason
 
-ENTERED_IN_ERROR = "entered-in-error"
-PROCEDURE_NOT_DONE = "not-done"
 SYSTEM_CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 
 # Bands of the highest HbA1c (%) and glucose (mg/dL) of the stay, as the ETL bands them
@@ -51,8 +48,6 @@ HBA1C_ABOVE_8 = 8.0
 HBA1C_ABOVE_7 = 7.0
 GLUCOSE_ABOVE_300 = 300.0
 GLUCOSE_ABOVE_200 = 200.0
-
-_TAGS = re.compile(r"\s+")
 
 
 def belongs(entry: Entry, index: EntryIndex, patient: Entry, stay: Entry) -> bool:
@@ -78,8 +73,12 @@ def belongs(entry: Entry, index: EntryIndex, patient: Entry, stay: Entry) -> boo
     return any(found is stay for found in resolved)
 
 
-def _status(resource: Mapping[str, Any], kind: str) -> str | None:
-    return text(resource, "status", kind)
+def _void(resource: Mapping[str, Any], kind: str) -> bool:
+    """Whether the resource's status says it is not part of the record."""
+    void = fhir.VOID_STATUSES[kind]
+    if text(resource, "status", kind) in void:
+        return True
+    return kind == "DocumentReference" and text(resource, "docStatus", kind) in void
 
 
 def _coded(resource: Mapping[str, Any], kind: str, systems: Mapping[str, CodeSystem]) -> Code:
@@ -125,7 +124,7 @@ def diagnosis_fields(conditions: Iterable[Entry], ranks: Mapping[int, int]) -> d
     for entry in conditions:
         status = concept(entry.resource, "verificationStatus", "Condition")
         verification = [c.code for c in codings(status, "Condition.verificationStatus")]
-        if ENTERED_IN_ERROR in verification:
+        if any(code in fhir.VOID_CONDITION_VERIFICATIONS for code in verification):
             continue
         code = _coded(entry.resource, "Condition", fhir.CONDITION_SYSTEMS)
         items.append((ranks.get(id(entry)), code))
@@ -147,7 +146,7 @@ def procedure_fields(procedures: Iterable[Entry]) -> dict[str, Any]:
             _coded(entry.resource, "Procedure", fhir.PROCEDURE_SYSTEMS),
         )
         for entry in procedures
-        if _status(entry.resource, "Procedure") not in (ENTERED_IN_ERROR, PROCEDURE_NOT_DONE)
+        if not _void(entry.resource, "Procedure")
     ]
     codes = [code.tagged for code in _ordered_by_time(items)]
     return {"procedure_codes": codes, "num_procedures": len(codes)}
@@ -175,7 +174,7 @@ def medication_fields(requests: Iterable[Entry]) -> dict[str, Any]:
     named: list[tuple[datetime | None, str]] = []
     for entry in requests:
         resource = entry.resource
-        if _status(resource, "MedicationRequest") == ENTERED_IN_ERROR:
+        if _void(resource, "MedicationRequest"):
             continue
         medication = concept(resource, "medicationCodeableConcept", "MedicationRequest")
         name = concept_name(medication, "MedicationRequest.medicationCodeableConcept")
@@ -222,7 +221,7 @@ def lab_fields(observations: Iterable[Entry]) -> dict[str, Any]:
     highest: dict[str, float] = {}
     for entry in observations:
         resource = entry.resource
-        if _status(resource, "Observation") in (ENTERED_IN_ERROR, "cancelled"):
+        if _void(resource, "Observation"):
             continue
         if not _is_laboratory(resource):
             continue
@@ -264,37 +263,26 @@ def lab_fields(observations: Iterable[Entry]) -> dict[str, Any]:
     }
 
 
-class _Narrative(HTMLParser):
-    """The text of an XHTML narrative ``div``."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
+def _plain_text(attachment: Mapping[str, Any]) -> bool:
+    """Whether the attachment is plain text (``text/plain``, any parameters, or untyped)."""
+    kind = text(attachment, "contentType", "DocumentReference.content.attachment")
+    return kind is None or kind.split(";")[0].strip().lower() == fhir.NOTE_CONTENT_TYPE
 
 
 def _note_text(resource: Mapping[str, Any]) -> str | None:
-    """The note: the first attachment's base64 ``data`` as UTF-8, else the narrative's text."""
+    """The note: the first plain-text attachment's base64 ``data`` as UTF-8, when not blank
+    (``contracts.fhir.NOTE_CONTENT_TYPE``); the narrative is not the document."""
     for content in objects(resource, "content", "DocumentReference"):
         attachment = optional(content, "attachment", dict, "DocumentReference.content") or {}
         data = optional(attachment, "data", str, "DocumentReference.content.attachment")
-        if data is not None:
+        if data is not None and _plain_text(attachment):
             try:
                 decoded = base64.b64decode(data, validate=True).decode("utf-8")
             except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
                 raise invalid("DocumentReference.content.attachment.data") from None
             if decoded.strip():
                 return decoded
-    narrative = optional(resource, "text", dict, "DocumentReference")
-    div = None if narrative is None else text(narrative, "div", "DocumentReference.text")
-    if div is None:
-        return None
-    parser = _Narrative()
-    parser.feed(div)
-    parser.close()
-    return _TAGS.sub(" ", "".join(parser.parts)).strip() or None
+    return None
 
 
 def note_fields(documents: Iterable[Entry]) -> dict[str, Any]:
@@ -302,7 +290,7 @@ def note_fields(documents: Iterable[Entry]) -> dict[str, Any]:
     notes: list[tuple[datetime | None, int, str]] = []
     for position, entry in enumerate(documents):
         resource = entry.resource
-        if _status(resource, "DocumentReference") == ENTERED_IN_ERROR:
+        if _void(resource, "DocumentReference"):
             continue
         kind = concept(resource, "type", "DocumentReference")
         loinc = {

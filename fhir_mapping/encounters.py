@@ -5,8 +5,10 @@ Rules (the same as the ETL's timeline, ``glue_jobs.mimic3_admissions.add_timelin
 - The index encounter is the latest inpatient stay (``Encounter.class`` in
   ``contracts.fhir.INPATIENT_CLASS_CODES``) unless the caller names one; two inpatient stays
   that start together or overlap leave no latest one (``SEVERAL_INDEX_ENCOUNTERS``).
-- Earlier encounters count when ``finished``: inpatient stays, emergency and outpatient
-  visits whose start lies in the 365 days before the admission; the stay before it gives
+- Earlier encounters count when ``finished``: inpatient stays, emergency department visits
+  (EMER encounters and inpatient stays admitted from the ED) and outpatient visits whose start
+  lies in the 365 days before the admission, as ``contracts.fhir``'s record rules state for
+  both this mapper and the FHIR ETL source; the stay before it gives
   ``days_since_last_discharge``; every earlier stay counts on record, and those followed by an
   unplanned stay within 30 days of their end are earlier readmissions.
 - A bundle with no encounter of the patient but the index one carries no history: the counts
@@ -42,8 +44,6 @@ from fhir_mapping.elements import (
 from fhir_mapping.errors import MappingError, Reason
 
 SECONDS_PER_DAY = 86_400.0
-#: Statuses of a resource that is not part of the record (http://hl7.org/fhir/R4/encounter.html).
-VOID_ENCOUNTER_STATUSES = ("entered-in-error", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class Stay:
     start: datetime | None
     end: datetime | None
     admission_type: str
+    admit_source: str | None
 
     @property
     def inpatient(self) -> bool:
@@ -64,6 +65,13 @@ class Stay:
     @property
     def finished(self) -> bool:
         return self.status in fhir.FINISHED_STATUSES
+
+    @property
+    def emergency_visit(self) -> bool:
+        """An ED visit: an EMER encounter, or an inpatient stay that began in the ED."""
+        return self.class_code in fhir.EMERGENCY_CLASS_CODES or (
+            self.inpatient and self.admit_source == fhir.ADMIT_SOURCE_EMERGENCY
+        )
 
 
 def read_stay(entry: Entry, patient: Entry, index: EntryIndex) -> Stay:
@@ -83,6 +91,11 @@ def read_stay(entry: Entry, patient: Entry, index: EntryIndex) -> Stay:
     priority = code_in(
         concept(resource, "priority", "Encounter"), fhir.SYSTEM_ACT_PRIORITY, "Encounter.priority"
     )
+    hospitalization = optional(resource, "hospitalization", dict, "Encounter") or {}
+    where = "Encounter.hospitalization"
+    admit_source = code_in(
+        concept(hospitalization, "admitSource", where), fhir.SYSTEM_ADMIT_SOURCE, where
+    )
     return Stay(
         entry=entry,
         class_code=class_code,
@@ -90,13 +103,14 @@ def read_stay(entry: Entry, patient: Entry, index: EntryIndex) -> Stay:
         start=start,
         end=end,
         admission_type=fhir.PRIORITY.get(priority or "", UNKNOWN),
+        admit_source=admit_source,
     )
 
 
 def patient_stays(index: EntryIndex, patient: Entry) -> list[Stay]:
     """Every Encounter of the bundle that is part of the record."""
     stays = [read_stay(entry, patient, index) for entry in index.of_type("Encounter")]
-    return [stay for stay in stays if stay.status not in VOID_ENCOUNTER_STATUSES]
+    return [stay for stay in stays if stay.status not in fhir.VOID_ENCOUNTER_STATUSES]
 
 
 def index_stay(stays: list[Stay], encounter_id: str | None) -> Stay:
@@ -133,9 +147,6 @@ def stay_fields(stay: Stay, discharged_at: datetime | None) -> dict[str, Any]:
     resource = stay.entry.resource
     hospitalization = optional(resource, "hospitalization", dict, "Encounter") or {}
     where = "Encounter.hospitalization"
-    admit_source = code_in(
-        concept(hospitalization, "admitSource", where), fhir.SYSTEM_ADMIT_SOURCE, where
-    )
     disposition = _disposition(concept(hospitalization, "dischargeDisposition", where))
     services = optional(resource, "serviceType", dict, "Encounter") or {}
     end = stay.end or discharged_at
@@ -147,24 +158,17 @@ def stay_fields(stay: Stay, discharged_at: datetime | None) -> dict[str, Any]:
         raise MappingError(Reason.OUT_OF_CONTRACT, "Encounter.period")
     return {
         "admission_type": stay.admission_type,
-        "admission_source": fhir.ADMIT_SOURCE.get(admit_source or "", UNKNOWN),
+        "admission_source": fhir.ADMIT_SOURCE.get(stay.admit_source or "", UNKNOWN),
         "discharge_disposition": disposition,
         "admitting_service": _lower(text(services, "text", "Encounter.serviceType")),
         "length_of_stay_days": length_of_stay,
     }
 
 
-#: dischargeDisposition system URI -> its table (the HL7 code system; the FHIR ETL source's
-#: contract adds NUBC's, ``contracts.fhir.DISCHARGE_DISPOSITION_SYSTEMS``, at merge).
-DISCHARGE_DISPOSITION_SYSTEMS: dict[str, dict[str, str]] = {
-    fhir.SYSTEM_DISCHARGE_DISPOSITION: fhir.DISCHARGE_DISPOSITION,
-}
-
-
 def _disposition(value: dict[str, Any] | None) -> str:
     """The first coding of a known system, mapped; ``unknown`` otherwise."""
     for coding in codings(value, "Encounter.hospitalization.dischargeDisposition"):
-        table = DISCHARGE_DISPOSITION_SYSTEMS.get(coding.system or "")
+        table = fhir.DISCHARGE_DISPOSITION_SYSTEMS.get(coding.system or "")
         if table is not None:
             return table.get(coding.code or "", UNKNOWN)
     return UNKNOWN
@@ -182,10 +186,7 @@ def history_fields(stays: list[Stay], index_stay_: Stay) -> dict[str, Any]:
     earlier = [s for s in others if s.finished and s.start is not None and s.start < admit]
     window_start = admit - timedelta(days=PRIOR_UTILISATION_WINDOW_DAYS)
 
-    def in_window(codes: tuple[str, ...]) -> int:
-        return sum(
-            1 for s in earlier if s.class_code in codes and s.start and s.start >= window_start
-        )
+    recent = [s for s in earlier if s.start is not None and s.start >= window_start]
 
     stays_before = sorted(
         (s for s in earlier if s.inpatient), key=lambda s: (s.start, s.entry.identity)
@@ -198,9 +199,11 @@ def history_fields(stays: list[Stay], index_stay_: Stay) -> dict[str, Any]:
     )
     known = bool(others)
     return {
-        "prior_admissions_12m": in_window(fhir.INPATIENT_CLASS_CODES),
-        "prior_ed_visits_12m": in_window(fhir.EMERGENCY_CLASS_CODES),
-        "prior_outpatient_visits_12m": in_window(fhir.OUTPATIENT_CLASS_CODES) if known else None,
+        "prior_admissions_12m": sum(1 for s in recent if s.inpatient),
+        "prior_ed_visits_12m": sum(1 for s in recent if s.emergency_visit),
+        "prior_outpatient_visits_12m": (
+            sum(1 for s in recent if s.class_code in fhir.OUTPATIENT_CLASS_CODES) if known else None
+        ),
         "days_since_last_discharge": since_last,
         "prior_encounters_on_record": len(stays_before) if known else None,
         "prior_readmissions_30d_on_record": (

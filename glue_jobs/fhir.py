@@ -2,7 +2,10 @@
 
 Encounter is the index table: an inpatient stay is an Encounter whose ``class`` is an
 inpatient ActCode (IMP, ACUTE, NONAC) and whose status is ``finished``; other encounters are
-excluded (``not_inpatient``, ``not_finished``) and take no part in the admission history.
+excluded (``not_inpatient``, ``not_finished``) and are no stays of the admission history;
+finished EMER and outpatient encounters count as the patient's visits (``visit_counts``), by
+the record rules of ``contracts.fhir`` that the API's FHIR mapper (``fhir_mapping``) follows
+too, void statuses included (``VOID_STATUSES``: such resources have no value).
 Each resource type's mapping is a small pure ``DataFrame -> DataFrame`` transform onto the
 MIMIC-III staging's columns, with the terminology of ``contracts.fhir``:
 - Patient: gender, birthDate (the age rule is MIMIC-III's), US Core race/ethnicity;
@@ -32,7 +35,7 @@ from pyspark.sql import functions as F  # noqa: N812 (house style)
 
 from contracts import fhir
 from contracts.codes import CodeSystem
-from contracts.encounter import UNKNOWN
+from contracts.encounter import PRIOR_UTILISATION_WINDOW_DAYS, UNKNOWN
 from glue_jobs import cohort
 from glue_jobs.accounting import (
     COUNT_COLUMNS,
@@ -95,9 +98,11 @@ VOCABULARY = Vocabulary(
         code for code, category in fhir.PRIORITY.items() if category in fhir.PLANNED_ADMISSION_TYPES
     ),
 )
-ADMIT_FROM_ED, ADMIT_AT_BIRTH = "emd", "born"
-ENTERED_IN_ERROR = "entered-in-error"
+ADMIT_AT_BIRTH = "born"
 EXPIRED = "expired"
+SECONDS_PER_DAY = 86_400
+EMERGENCY_VISITS = "_emergency_visits"
+OUTPATIENT_VISITS = "prior_outpatient_visits_12m"
 
 
 # --- Shared helpers ---------------------------------------------------------------------------
@@ -224,6 +229,7 @@ def parse_encounters(screened: DataFrame) -> DataFrame:
         hospitalization["dischargeDisposition"], list(fhir.DISCHARGE_DISPOSITION_SYSTEMS)
     )
     disposition_key = F.concat(disposition["system"], F.lit("|"), disposition["code"])
+    klass = F.when(F.col("class.system") == fhir.SYSTEM_ACT_CODE, F.col("class.code"))
     # A line that is not an Encounter has no encounter id: it is no copy of one.
     unusable = F.coalesce(
         F.col(REASON).isin(cohort.MALFORMED_RESOURCE, cohort.WRONG_RESOURCE_TYPE), F.lit(False)
@@ -237,7 +243,8 @@ def parse_encounters(screened: DataFrame) -> DataFrame:
         admit_source.alias("admission_location"),
         disposition_key.alias("discharge_location"),
         F.lower(F.trim(F.col("serviceType.text"))).alias("admitting_service"),
-        F.col("class.code").isin(*fhir.INPATIENT_CLASS_CODES).alias("_inpatient"),
+        klass.alias("_class"),
+        klass.isin(*fhir.INPATIENT_CLASS_CODES).alias("_inpatient"),
         F.col("status").isin(*fhir.FINISHED_STATUSES).alias("_finished"),
         REASON,
         ROW_TEXT,
@@ -254,7 +261,8 @@ def parse_encounters(screened: DataFrame) -> DataFrame:
         "*",
         admit.alias("admit_ts"),
         as_timestamp(flat, "_end").alias("disch_ts"),
-        F.when(F.col("admission_location") == ADMIT_FROM_ED, admit).alias("edreg_ts"),
+        # A stay that began in the ED is an ED visit (contracts.fhir's record rules).
+        F.when(F.col("admission_location") == fhir.ADMIT_SOURCE_EMERGENCY, admit).alias("edreg_ts"),
         expired.cast("long").alias("hospital_expire_flag"),
         F.lit(False).alias("_bad_edregtime"),
         F.coalesce(F.col("admission_location") == ADMIT_AT_BIRTH, F.lit(False)).alias(IS_NEWBORN),
@@ -284,27 +292,84 @@ def stage(encounters: DataFrame, patients: DataFrame, deid_key: str) -> DataFram
     return add_keys(categorised, deid_key, "subject_id", "hadm_id")
 
 
+def visit_counts(staged: DataFrame, kept: DataFrame) -> DataFrame:
+    """(hadm_id, emergency visits, outpatient visits) of each kept stay: the patient's finished
+    EMER and outpatient-class Encounters that start in the 365 days before the admission (the
+    stays admitted from the ED are counted by the timeline; contracts.fhir's record rules)."""
+    visits = (
+        staged.where(
+            (F.col("reason") == cohort.NOT_INPATIENT)
+            & F.coalesce(F.col("_finished"), F.lit(False))
+            & F.col("admit_ts").isNotNull()
+        )
+        .dropDuplicates(["hadm_id"])
+        .select(
+            F.col("subject_id").alias("_subject"),
+            F.unix_timestamp("admit_ts").alias("_visit_s"),
+            F.col("_class").isin(*fhir.EMERGENCY_CLASS_CODES).alias("_emergency"),
+            F.col("_class").isin(*fhir.OUTPATIENT_CLASS_CODES).alias("_outpatient"),
+        )
+    )
+    stays = kept.select("hadm_id", "subject_id", F.unix_timestamp("admit_ts").alias("_admit_s"))
+    window = PRIOR_UTILISATION_WINDOW_DAYS * SECONDS_PER_DAY
+    in_window = (
+        (F.col("_subject") == F.col("subject_id"))
+        & (F.col("_visit_s") >= F.col("_admit_s") - F.lit(window))
+        & (F.col("_visit_s") < F.col("_admit_s"))
+    )
+    return (
+        stays.join(visits, on=in_window, how="left")
+        .groupBy("hadm_id")
+        .agg(
+            F.count(F.when(F.col("_emergency"), F.lit(1))).cast("int").alias(EMERGENCY_VISITS),
+            F.count(F.when(F.col("_outpatient"), F.lit(1))).cast("int").alias(OUTPATIENT_VISITS),
+        )
+    )
+
+
+def with_visits(kept: DataFrame, visits: DataFrame) -> DataFrame:
+    """Kept stays with the EMER visits added to ``prior_ed_visits_12m`` and the outpatient
+    visits as ``prior_outpatient_visits_12m``."""
+    joined = kept.join(visits, on="hadm_id", how="left")
+    ed_visits = F.col("prior_ed_visits_12m") + F.coalesce(F.col(EMERGENCY_VISITS), F.lit(0))
+    return joined.select(
+        *[ed_visits.alias(c) if c == "prior_ed_visits_12m" else F.col(c) for c in kept.columns],
+        F.coalesce(F.col(OUTPATIENT_VISITS), F.lit(0)).alias(OUTPATIENT_VISITS),
+    )
+
+
 # --- Child resources ---------------------------------------------------------------------------
 
 
-def coded(resources: DataFrame, systems: Mapping[str, CodeSystem], order: Column) -> DataFrame:
+def void(kind: str, status: Column) -> Column:
+    """Whether a status says the resource is not part of the record (contracts.fhir)."""
+    return F.coalesce(status.isin(*fhir.VOID_STATUSES[kind]), F.lit(False))
+
+
+def coded(
+    resources: DataFrame, systems: Mapping[str, CodeSystem], order: Column, voided: Column
+) -> DataFrame:
     """Conditions or Procedures -> (hadm_id, seq_num, code) tagged by the first coding of a
-    known system; codings of only unknown systems mark the row ``_unknown_system``."""
+    known system; codings of only unknown systems mark the row ``_unknown_system``; a
+    ``voided`` row has no value."""
     coding = coding_of(F.col("code"), list(systems))
     with_codes = resources.select(
         reference_id(F.col("encounter.reference"), "Encounter").alias("hadm_id"),
         order.alias("seq_num"),
         tagged_by(systems, coding["system"], coding["code"]).alias("_tagged"),
         (F.size(F.coalesce(F.col("code.coding"), F.array())) > 0).alias("_has_codes"),
+        voided.alias("_void"),
         ROW_TEXT,
     )
-    code = F.col("_tagged")
+    code = F.when(~F.col("_void"), F.col("_tagged"))
     return with_codes.select(
         "hadm_id",
         "seq_num",
         code.alias("code"),
         F.coalesce(code.isNotNull(), F.lit(False)).alias(HAS_VALUE),
-        F.coalesce(F.col("_has_codes") & code.isNull(), F.lit(False)).alias(UNKNOWN_SYSTEM),
+        F.coalesce(
+            F.col("_has_codes") & F.col("_tagged").isNull() & ~F.col("_void"), F.lit(False)
+        ).alias(UNKNOWN_SYSTEM),
         ROW_TEXT,
     )
 
@@ -324,15 +389,18 @@ def diagnosis_ranks(encounters: DataFrame) -> DataFrame:
 
 
 def conditions(resources: DataFrame, ranks: DataFrame) -> DataFrame:
-    """Conditions -> coded rows in the order of their encounter's diagnosis ranks."""
+    """Conditions -> coded rows in the order of their encounter's diagnosis ranks; entered in
+    error or refuted (verificationStatus) ones have no value."""
     ranked = resources.join(ranks, on=text_id(F.col("id")) == F.col("_condition"), how="left")
-    return coded(ranked, fhir.CONDITION_SYSTEMS, F.col("_rank"))
+    verification = F.coalesce(F.col("verificationStatus.coding"), F.array())
+    voided = F.exists(verification, lambda c: c["code"].isin(*fhir.VOID_CONDITION_VERIFICATIONS))
+    return coded(ranked, fhir.CONDITION_SYSTEMS, F.col("_rank"), F.coalesce(voided, F.lit(False)))
 
 
 def procedures(resources: DataFrame) -> DataFrame:
     """Procedures -> coded rows in order of performance (``performedDateTime``)."""
     performed = F.unix_micros(F.expr("try_to_timestamp(trim(performedDateTime))"))
-    return coded(resources, fhir.PROCEDURE_SYSTEMS, performed)
+    return coded(resources, fhir.PROCEDURE_SYSTEMS, performed, void("Procedure", F.col("status")))
 
 
 def prescriptions(resources: DataFrame) -> DataFrame:
@@ -341,11 +409,12 @@ def prescriptions(resources: DataFrame) -> DataFrame:
     concept = F.col("medicationCodeableConcept")
     name = F.coalesce(concept["text"], F.try_element_at(concept["coding"], F.lit(1))["display"])
     coding = coding_of(concept, list(fhir.MEDICATION_SYSTEMS))
+    kept = ~void("MedicationRequest", F.col("status"))
     return resources.select(
         reference_id(F.col("encounter.reference"), "Encounter").alias("hadm_id"),
         F.col("authoredOn").alias("startdate"),
-        name.alias("drug"),
-        tagged_by(fhir.MEDICATION_SYSTEMS, coding["system"], coding["code"]).alias(
+        F.when(kept, name).alias("drug"),
+        F.when(kept, tagged_by(fhir.MEDICATION_SYSTEMS, coding["system"], coding["code"])).alias(
             "medication_code"
         ),
         F.col("id").alias("row_id"),
@@ -376,7 +445,7 @@ def lab_features(observations: DataFrame) -> DataFrame:
         F.exists(interpretation, lambda c: c.isin(*fhir.ABNORMAL_INTERPRETATIONS)).alias(
             "abnormal"
         ),
-        F.coalesce(is_lab, F.lit(False)).alias(HAS_VALUE),
+        (F.coalesce(is_lab, F.lit(False)) & ~void("Observation", F.col("status"))).alias(HAS_VALUE),
         ROW_TEXT,
     )
     return _lab_aggregates(distinct_rows(typed, "hadm_id"))
@@ -414,12 +483,23 @@ def _lab_aggregates(labs: DataFrame) -> DataFrame:
 
 
 def notes(resources: DataFrame) -> DataFrame:
-    """DocumentReferences -> MIMIC NOTEEVENTS columns: a LOINC discharge summary is one, its
-    first attachment's base64 data the text, ``entered-in-error`` the error flag."""
+    """DocumentReferences -> MIMIC NOTEEVENTS columns: a LOINC discharge summary is one, the
+    text of its first plain-text attachment that is not blank the text
+    (``contracts.fhir.NOTE_CONTENT_TYPE``), a void status or docStatus the error flag."""
     is_summary = code_in(F.col("type"), fhir.SYSTEM_LOINC) == fhir.LOINC_DISCHARGE_SUMMARY
-    in_error = (F.col("status") == ENTERED_IN_ERROR) | (F.col("docStatus") == ENTERED_IN_ERROR)
+    in_error = void("DocumentReference", F.col("status")) | void(
+        "DocumentReference", F.col("docStatus")
+    )
     encounter = F.try_element_at(F.col("context.encounter"), F.lit(1))["reference"]
-    data = F.try_element_at(F.col("content"), F.lit(1))["attachment"]["data"]
+    texts = F.transform(
+        F.filter(
+            F.coalesce(F.col("content"), F.array()),
+            lambda c: c["attachment"]["data"].isNotNull() & _plain_text(c["attachment"]),
+        ),
+        lambda c: F.unbase64(c["attachment"]["data"]).cast("string"),
+    )
+    written = F.filter(texts, lambda t: F.length(F.regexp_replace(t, _BLANK, "")) > 0)
+    text = F.try_element_at(written, F.lit(1))
     return resources.select(
         F.lit(None).cast("string").alias("row_id"),
         reference_id(encounter, "Encounter").alias("hadm_id"),
@@ -429,8 +509,17 @@ def notes(resources: DataFrame) -> DataFrame:
             "category"
         ),
         F.when(F.coalesce(in_error, F.lit(False)), F.lit("1")).alias("iserror"),
-        F.unbase64(data).cast("string").alias("text"),
+        text.alias("text"),
     )
+
+
+_BLANK = r"(?U)\s+"
+
+
+def _plain_text(attachment: Column) -> Column:
+    """Whether an attachment is plain text: ``text/plain`` with any parameters, or untyped."""
+    media_type = F.lower(F.trim(F.split(attachment["contentType"], ";").getItem(0)))
+    return attachment["contentType"].isNull() | (media_type == fhir.NOTE_CONTENT_TYPE)
 
 
 def child_details(usable_children: dict[str, DataFrame], ranks: DataFrame) -> dict[str, DataFrame]:
@@ -504,7 +593,8 @@ def build(
             {t: usable(screened[t]) for t in CHILD_TYPES}, ranks
         ).items()
     }
-    kept = staged.where(F.col("status") == cohort.STATUS_OK)
+    ok = staged.where(F.col("status") == cohort.STATUS_OK)
+    kept = with_visits(ok, visit_counts(staged, ok))
     services = kept.select("hadm_id", F.col("admitting_service").alias("_service"))
     features = assemble_features(
         kept.drop("admitting_service"),

@@ -89,7 +89,10 @@ SCHEMAS: dict[str, T.StructType] = {
         ),
     ),
     "Condition": _resource(
-        ("code", CODEABLE_CONCEPT), ("subject", REFERENCE), ("encounter", REFERENCE)
+        ("code", CODEABLE_CONCEPT),
+        ("verificationStatus", CODEABLE_CONCEPT),
+        ("subject", REFERENCE),
+        ("encounter", REFERENCE),
     ),
     "Procedure": _resource(
         ("status", _STRING),

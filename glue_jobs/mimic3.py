@@ -95,7 +95,12 @@ def assemble_features(
         "length_of_stay_days",
         "prior_admissions_12m",
         "prior_ed_visits_12m",
-        F.lit(None).cast("int").alias("prior_outpatient_visits_12m"),
+        # A source that records outpatient visits (FHIR) brings its own count.
+        (
+            F.col("prior_outpatient_visits_12m")
+            if "prior_outpatient_visits_12m" in kept.columns
+            else F.lit(None).cast("int").alias("prior_outpatient_visits_12m")
+        ),
         "days_since_last_discharge",
         "prior_encounters_on_record",
         "prior_readmissions_30d_on_record",

@@ -106,7 +106,12 @@ def test_history_gives_prior_utilisation_and_earlier_readmissions() -> None:
         # 100 days back, and 20 days back: an inpatient stay (planned readmission of the stay
         # before is not counted), then an ED visit and an outpatient visit.
         b.encounter(
-            "h3", "p1", ADMIT - timedelta(days=100), ADMIT - timedelta(days=90), priority="EL"
+            "h3",
+            "p1",
+            ADMIT - timedelta(days=100),
+            ADMIT - timedelta(days=90),
+            priority="EL",
+            admit_source="gp",
         ),
         b.encounter(
             "h4", "p1", ADMIT - timedelta(days=20), ADMIT - timedelta(days=19), class_code="EMER"
@@ -443,3 +448,62 @@ def test_any_damage_to_a_bundle_is_a_mapping_error_never_a_crash(data: st.DataOb
         reason = None
         assert record["patient_id"]
     assert reason is None or reason in Reason
+
+
+def test_an_ed_visit_is_an_emer_encounter_or_a_stay_admitted_from_the_ed() -> None:
+    """contracts.fhir's record rule, the same in the FHIR ETL source (test_spark_parity)."""
+    resources = stay_resources()
+    resources += [
+        b.encounter("h1", "p1", ADMIT - timedelta(days=200), ADMIT - timedelta(days=195)),
+        b.encounter(
+            "h2",
+            "p1",
+            ADMIT - timedelta(days=100),
+            ADMIT - timedelta(days=95),
+            admit_source="gp",
+        ),
+        b.encounter(
+            "h3", "p1", ADMIT - timedelta(days=30), ADMIT - timedelta(days=30), class_code="EMER"
+        ),
+        # Outside the 12 months: not counted.
+        b.encounter(
+            "h4", "p1", ADMIT - timedelta(days=366), ADMIT - timedelta(days=366), class_code="EMER"
+        ),
+    ]
+    record = map_bundle(b.bundle(resources)).record
+    assert record["prior_admissions_12m"] == 2
+    assert record["prior_ed_visits_12m"] == 2  # h1 (admitted from the ED) and h3
+    assert record["prior_outpatient_visits_12m"] == 0
+
+
+def test_refuted_and_void_resources_are_not_part_of_the_record() -> None:
+    refuted = b.condition("c9", "p1", "e1", "C34.90", fhir.SYSTEM_ICD10CM)
+    refuted["verificationStatus"] = {"coding": [{"code": "refuted"}]}
+    cancelled = b.observation("o9", "p1", "e1", name="Potassium", effective=ADMIT, abnormal=True)
+    cancelled["status"] = "cancelled"
+    withdrawn = b.discharge_summary("d9", "p1", "e1", "Wrong patient.", DISCHARGE + timedelta(1))
+    withdrawn["docStatus"] = "entered-in-error"
+    base = map_bundle(b.bundle(stay_resources())).record
+    record = map_bundle(b.bundle([*stay_resources(), refuted, cancelled, withdrawn])).record
+    for field in (
+        "diagnosis_codes",
+        "charlson_index",
+        "num_lab_tests",
+        "abnormal_labs",
+        "note_text",
+    ):
+        assert record[field] == base[field], field
+
+
+def test_the_note_is_plain_text_content_never_the_narrative() -> None:
+    """The narrative summarises the resource (http://hl7.org/fhir/R4/narrative.html); a PDF
+    attachment is not the note's text, a plain-text one after it is."""
+    summary = b.discharge_summary("d1", "p1", "e1", "Plain text note.", DISCHARGE)
+    summary["content"].insert(
+        0, {"attachment": {"contentType": "application/pdf", "data": "JVBERi0xLjQK/////w=="}}
+    )
+    summary["text"] = {"status": "generated", "div": "<div>Narrative summary</div>"}
+    resources = [r for r in stay_resources() if r["resourceType"] != "DocumentReference"]
+    assert map_bundle(b.bundle([*resources, summary])).record["note_text"] == "Plain text note."
+    summary["content"] = summary["content"][:1]
+    assert map_bundle(b.bundle([*resources, summary])).record["note_text"] is None

@@ -127,7 +127,8 @@ def test_a_discharge_hook_is_scored_on_the_predict_path_and_answered_with_a_card
     assert sent["patient_key"] == keyed_hash(TEST_KEY, "patient", PATIENT)
     assert sent["encounter_key"] == keyed_hash(TEST_KEY, "encounter", STAY)
     assert sent["prior_admissions_12m"] == 1
-    assert sent["prior_ed_visits_12m"] == 1
+    # old-2 (EMER) and old-1, a stay admitted from the ED (contracts.fhir's record rules).
+    assert sent["prior_ed_visits_12m"] == 2
     assert sent["discharge_disposition"] == "skilled_nursing"
     assert f"{expected['probability']:.0%}" in card["summary"]
     assert expected["risk_band"].upper() in card["summary"]
