@@ -57,6 +57,10 @@ MIMIC_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: Columns an extract may lack (read as null): a PRESCRIPTIONS extract without NDCs still gives
+#: the drug names, and its ``medication_codes`` are empty.
+MIMIC_OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"PRESCRIPTIONS": ("ndc",)}
+
 #: ``row_id`` is read where a table has it (null otherwise): it tells two equal events in a
 #: child table from one event written twice (``glue_jobs.copies``).
 
@@ -147,6 +151,9 @@ def read_mimic_table(spark: SparkSession, input_path: str, table: str) -> DataFr
         else spark.read.option("datetimeRebaseMode", "CORRECTED").parquet(path)
     )
     frame = frame.toDF(*[column.lower() for column in frame.columns])
+    for column in MIMIC_OPTIONAL_COLUMNS.get(table, ()):
+        if column not in frame.columns:
+            frame = frame.withColumn(column, F.lit(None).cast("string"))
     missing = [column for column in MIMIC_COLUMNS[table] if column not in frame.columns]
     if missing:
         raise ValueError(f"{table}: missing column(s) {', '.join(sorted(missing))}")

@@ -239,6 +239,8 @@ def add_features(staged: DataFrame) -> DataFrame:
         _present(
             [F.when(F.col(d).isin(*ACTIVE_DRUG_VALUES), F.lit(d)) for d in DRUG_COLUMNS]
         ).alias("medications"),
+        # The extract names its 23 drugs by column and codes none of them.
+        F.array().cast("array<string>").alias("medication_codes"),
         abnormal.alias("abnormal_labs"),
         F.lit(None).cast("string").alias("note_text"),
         (F.col("readmitted") == READMITTED_WITHIN_30_DAYS).cast("int").alias("readmitted_30d"),

@@ -63,8 +63,30 @@ def openapi_document() -> dict[str, Any]:
     schemas = document["components"]["schemas"]
     for name in _POWERTOOLS_ONLY_SCHEMAS:
         schemas.pop(name, None)
+    _document_gateway_limit(document)
     _document_fhir_and_cds_hooks(document)
     return document
+
+
+def _document_gateway_limit(document: dict[str, Any]) -> None:
+    """A body over API Gateway's 10 MB payload limit never reaches the function: the gateway
+    answers 413 itself with ``{"message": ...}`` (API Gateway quotas, "Payload size": 10 MB;
+    https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html)."""
+    document["components"]["schemas"]["GatewayMessage"] = {
+        "title": "GatewayMessage",
+        "description": "API Gateway's own answer, before the function runs.",
+        "type": "object",
+        "required": ["message"],
+        "properties": {"message": {"type": "string"}},
+    }
+    predict = document["paths"]["/predict"]["post"]
+    too_large = predict["responses"].get("413")
+    if too_large is None:
+        return
+    too_large["description"] += " Over API Gateway's 10 MB payload limit: the gateway's message."
+    too_large["content"]["application/json"] = {
+        "schema": {"oneOf": [_ERROR_SCHEMA_REF, _ref("GatewayMessage")]}
+    }
 
 
 _FHIR = "application/fhir+json"

@@ -121,9 +121,10 @@ def test_medications_distinct_lower_case_by_first_start(spark: SparkSession) -> 
             ("11", "2170-01-01 00:00:00", "Senna"),
         ],
     )
+    # (names, their number, tagged codes: none, as this extract has no ndc column)
     assert _as_dict(medication_features(prescriptions)) == {
-        "10": (["insulin", "heparin", "aspirin"], 3),
-        "11": (["senna"], 1),
+        "10": (["insulin", "heparin", "aspirin"], 3, []),
+        "11": (["senna"], 1, []),
     }
 
 

@@ -14,7 +14,8 @@ from tests.glue_jobs.conftest import REPO_ROOT
 #: Modules the Glue job may import (Glue 5.0 provides pyspark and boto3).
 ALLOWED_ROOTS = {"pyspark", "boto3", "contracts", "glue_jobs", "__future__"}
 #: Local tools that are shipped in the zip but never imported by the job.
-LOCAL_TOOLS = {"synthetic_ehr.py", "synthetic_tables.py", "synthetic_vocab.py"}
+#: (The synthetic generator, in every layout, is ``glue_jobs/synthetic_*.py``.)
+LOCAL_TOOLS = {path.name for path in (REPO_ROOT / "glue_jobs").glob("synthetic_*.py")}
 
 
 def _imported_roots(path: Path) -> set[str]:

@@ -18,7 +18,7 @@ from aws_cdk.assertions import Match, Template
 from contracts.drift import baseline_s3_key
 from lambdas.deployer.baseline import versioned_baseline_key
 from stacks.components.drift_monitor import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX
-from stacks.config import load_stage_config
+from stacks.config import ETL_SOURCES, load_stage_config
 from stacks.data_lake_stack import DataLakeStack
 from tests.stacks.cdk_helpers import cdk_context
 from tests.stacks.conftest import Synthesized, as_list, flatten
@@ -339,7 +339,8 @@ def test_ingest_role_writes_extracts_and_labels_and_reads_nothing(lake_dev: Temp
         for r in as_list(s["Resource"])
         if "s3:PutObject" in as_list(s["Action"])
     }
-    assert written == {"mimic3/*", "uci_diabetes/*", f"{GROUND_TRUTH_PREFIX}/*"}
+    # One raw prefix per ETL source (stacks.config.ETL_SOURCES), and the outcomes feed.
+    assert written == {f"{source}/*" for source in ETL_SOURCES} | {f"{GROUND_TRUTH_PREFIX}/*"}
 
 
 # --- Across the whole app: every role that reaches PHI is a role the policies name -----------
