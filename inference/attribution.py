@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from contracts.codes import LEGACY_SYSTEM, CodeError, parse
 from contracts.encounter import FieldKind, field, model_input_fields
 from contracts.serving import (
     DIRECTION_DECREASES,
@@ -86,6 +87,18 @@ def _category_name(name: str, value: Any) -> str:
     return f"{spec.readable_name} = {text.replace('_', ' ')}"
 
 
+def _display_code(field_name: str, code: str) -> str:
+    """How a code is named: bare for the field's legacy ICD-9 system (``4280``), tagged for every
+    other (``icd10cm:I509``), the same whether a request sent it tagged or not (the ETL writes
+    ``icd9cm:4280``; the API forwards ICD-9 bare for 1.x models), so an explanation does not
+    depend on the path a record came by."""
+    try:
+        parsed = parse(field_name, code, strict=False)
+    except CodeError:
+        return code
+    return parsed.code if parsed.system is LEGACY_SYSTEM.get(field_name) else parsed.tagged
+
+
 def _code_name(field_name: str, code: str, titles: Mapping[str, Mapping[str, str]]) -> str:
     """``diagnosis icd10cm:I509 (Heart failure, unspecified)``; a code without a title is named
     by its clinical group where titles are loaded at all."""
@@ -93,6 +106,7 @@ def _code_name(field_name: str, code: str, titles: Mapping[str, Mapping[str, str
     if description is None and titles:
         description = group_description(field_name, code)
     noun = _CODE_NOUNS[field_name]
+    code = _display_code(field_name, code)
     return f"{noun} {code} ({description})" if description else f"{noun} {code}"
 
 
