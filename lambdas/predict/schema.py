@@ -9,6 +9,7 @@ hashed before anything leaves the function (see ``records.py``).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
@@ -187,9 +188,21 @@ def _record_fields() -> dict[str, Any]:
     return fields
 
 
+class _UnprintedRecord(BaseModel):
+    """A request record whose ``repr``/``str`` carry no field: it holds raw hospital
+    identifiers and clinical values. Powertools formats a route's arguments into a debug line
+    on every call, logged or not, so the default repr would put them in the log the moment
+    debug logging is on."""
+
+    model_config = _RECORD_CONFIG
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield "fields", len(type(self).model_fields)
+
+
 EncounterRequest: type[BaseModel] = create_model(
     "EncounterRequest",
-    __config__=_RECORD_CONFIG,
+    __base__=_UnprintedRecord,
     __doc__="One encounter to score, in the canonical encounter schema with raw identifiers.",
     **_record_fields(),
 )
