@@ -45,7 +45,9 @@ def signing_key(jwks_url: str, kid: str) -> Any:
     A warm container verifies with key objects already built: the JWKS is held parsed (one
     ``PyJWK`` per key, looked up by ``kid``) for ``JWKS_LIFESPAN_S``, then fetched again, so a
     revoked key does not outlive it. Not PyJWKClient's ``cache_keys``: its per-``kid`` LRU
-    cache never expires, and would keep trusting a key the EHR has removed.
+    cache never expires ("no time-based expiration", PyJWKClient's docstring,
+    https://raw.githubusercontent.com/jpadilla/pyjwt/2.15.1/jwt/jwks_client.py), and would keep
+    trusting a key the EHR has removed.
     """
     client = _jwks_clients.get(jwks_url)
     if client is None:

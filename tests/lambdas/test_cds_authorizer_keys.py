@@ -2,7 +2,9 @@
 and the cache never trusts more than the issuer's JWKS says.
 
 Held: the issuer's JWKS, parsed (one key object per ``kid``), for ``JWKS_LIFESPAN_S``
-(PyJWKClient's JWK Set cache; https://pyjwt.readthedocs.io/en/stable/usage.html#retrieve-rsa-signing-keys-from-a-jwks-endpoint).
+(PyJWKClient's JWK Set cache, "Tier 1" in its docstring,
+https://raw.githubusercontent.com/jpadilla/pyjwt/2.15.1/jwt/jwks_client.py; its "Tier 2" per-kid
+cache has no time-based expiration, which is why it is off).
 Checked here: the JWKS is fetched once, not per call; a ``kid`` rotated in is fetched; a key
 removed from the JWKS stops verifying once the lifespan is over; made-up ``kid``s cannot make
 the authorizer hammer the EHR's JWKS endpoint; a cached key does not make an expired or forged
