@@ -24,7 +24,9 @@ Two endpoints, one after the other:
 
 ``cpu_ms_mean`` is this process's CPU per call (client, gateway, authorizer and function; not
 the endpoint's process): the route's own cost, which the machine's load moves far less than
-wall time.
+wall time. With the model server, ``endpoint_cpu_ms_mean`` is the server's CPU per call (its
+supervisor and workers) and ``total_cpu_ms_mean`` the sum: the whole path's work, what a quiet
+machine would spend.
 
 Also recorded: the cold import of the prediction function with the FHIR mapping and the CDS
 service in it, and of the authorizer (fresh interpreters, after the Lambda runtime's own
@@ -160,8 +162,9 @@ def verdict(latency: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def measure(endpoint_url: str, requests: int) -> dict[str, Any]:
-    """Interleaved hook, JSON /predict and FHIR /predict calls through the local gateway."""
+def measure(endpoint_url: str, requests: int, endpoint_pid: int | None = None) -> dict[str, Any]:
+    """Interleaved hook, JSON /predict and FHIR /predict calls through the local gateway; with
+    ``endpoint_pid``, also the endpoint server's CPU per call."""
     from fhir_mapping import map_bundle
     from lambdas.cds_authorizer.settings import AUDIENCE_BASE_URL_ENV, ISSUERS_ENV
     from lambdas.cds_hooks.service import SERVICE_PATH
@@ -221,32 +224,83 @@ def measure(endpoint_url: str, requests: int) -> dict[str, Any]:
         }
         wall: dict[str, list[float]] = {name: [] for name in calls}
         cpu: dict[str, list[float]] = {name: [] for name in calls}
+        endpoint_cpu: dict[str, list[float]] = {name: [] for name in calls}
+        endpoint = EndpointCpu(endpoint_pid)
         for n, token in enumerate(tokens):
             for name, (path, body, headers) in calls.items():
                 if name == "cds_hook":
                     headers = {**headers, "Authorization": f"Bearer {token}"}
+                endpoint_before = endpoint.ms()
                 elapsed, used = client.post(path, body, headers)
                 if n >= WARMUP:
                     wall[name].append(elapsed)
                     cpu[name].append(used)
+                    endpoint_cpu[name].append(endpoint.ms() - endpoint_before)
     latency = {name: route_summary(wall[name], cpu[name]) for name in calls}
+    if endpoint_pid is not None:
+        for name, values in endpoint_cpu.items():
+            latency[name]["endpoint_cpu_ms_mean"] = round(statistics.fmean(values), 2)
+            latency[name]["total_cpu_ms_mean"] = round(
+                latency[name]["cpu_ms_mean"] + latency[name]["endpoint_cpu_ms_mean"], 2
+            )
     return {"latency": latency, **verdict(latency)}
 
 
+class EndpointCpu:
+    """CPU time used so far by the endpoint server's processes (its supervisor and workers)."""
+
+    def __init__(self, pid: int | None) -> None:
+        import psutil
+
+        root = None if pid is None else psutil.Process(pid)
+        self._processes = [] if root is None else [root, *root.children(recursive=True)]
+
+    def ms(self) -> float:
+        total = 0.0
+        for process in self._processes:
+            times = process.cpu_times()
+            total += times.user + times.system
+        return total * 1000
+
+
 @contextlib.contextmanager
-def model_endpoint(work: Path) -> Iterator[str]:
+def model_endpoint(work: Path) -> Iterator[tuple[str, int]]:
     """The demo's local model server (``python -m inference.serve``) serving a freshly trained
-    UCI-shape model; yields its URL."""
+    UCI-shape model; yields its URL and process id."""
     from benchmarks.inference import train_default_model
-    from benchmarks.serving import running
+    from benchmarks.serving import START_TIMEOUT_S, ping
 
     model_dir, _ = train_default_model(work / "uci", with_notes=False)
     command = [
         sys.executable, "-m", "inference.serve", "--model-dir", str(model_dir), "--port", "0",
         "--endpoint-name", ENDPOINT_NAME,
     ]  # fmt: skip
-    with running(command, work / "serve.log") as url:
-        yield url
+    log_path = work / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=log
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the model server did not start; see {log_path}")
+            lines = log_path.read_text().splitlines()
+            urls = [
+                line.rsplit("serving on ", 1)[1].strip() for line in lines if "serving on " in line
+            ]
+            if urls and ping(urls[0]):
+                break
+            time.sleep(0.2)
+        time.sleep(1.0)  # the workers' own start-up is not the calls' cost
+        yield urls[0], process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def cold_import(module: str) -> dict[str, float]:
@@ -290,11 +344,11 @@ def main() -> None:
         "targets": {"p95_ms_under": TARGET_P95_MS, "ratio_to_predict_p95": TARGET_RATIO},
     }
     if args.endpoint in ("model", "both"):
-        with tempfile.TemporaryDirectory() as work, model_endpoint(Path(work)) as url:
+        with tempfile.TemporaryDirectory() as work, model_endpoint(Path(work)) as (url, pid):
             result["model_endpoint"] = {
                 "endpoint": "python -m inference.serve (the demo's model server; training's "
                 "default architecture, UCI shape, no notes encoder; workers: one per CPU)",
-                **measure(url, args.requests),
+                **measure(url, args.requests, endpoint_pid=pid),
             }
     if args.endpoint in ("fake", "both"):
         with fake_endpoint_process(ENDPOINT_NAME) as url:

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from benchmarks.cds_hooks import TARGET_P95_MS, TARGET_RATIO, route_summary, verdict
+import os
+import time
+
+from benchmarks.cds_hooks import (
+    TARGET_P95_MS,
+    TARGET_RATIO,
+    EndpointCpu,
+    route_summary,
+    verdict,
+)
 
 
 def _latency(hook_p95: float, predict_p95: float) -> dict[str, dict[str, float]]:
@@ -28,3 +37,13 @@ def test_route_summary_reports_percentiles_and_mean_cpu() -> None:
     assert summary["requests"] == 100
     assert summary["p50_ms"] <= summary["p95_ms"] <= summary["p99_ms"] == 99.0
     assert summary["cpu_ms_mean"] == 3.0
+
+
+def test_endpoint_cpu_counts_what_the_server_process_spends() -> None:
+    assert EndpointCpu(None).ms() == 0.0
+    server = EndpointCpu(os.getpid())  # this process stands in for the server
+    before = server.ms()
+    end = time.process_time() + 0.05
+    while time.process_time() < end:
+        pass
+    assert server.ms() - before >= 40.0  # clock-tick resolution: 10 ms
