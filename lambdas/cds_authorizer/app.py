@@ -21,12 +21,17 @@ from aws_lambda_powertools import Logger
 from lambdas.cds_authorizer.settings import AUDIENCE_BASE_URL_ENV, ISSUERS_ENV, allowed_issuers
 from lambdas.cds_authorizer.verify import TokenRejected, bearer_token, verify
 
-__all__ = ["AUDIENCE_BASE_URL_ENV", "ISSUERS_ENV", "authorize", "lambda_handler"]
+__all__ = ["AUDIENCE_BASE_URL_ENV", "ISSUERS_ENV", "authorize", "lambda_handler", "reset_keys"]
 
 SERVICE_NAME = "cds-authorizer"
 AUTHORIZATION = "authorization"
-#: How long a JWKS is kept before it is fetched again (a key rotation shows up within it).
+#: How long an issuer's JWKS is held, parsed, before it is fetched again: a key the EHR
+#: removes from its JWKS stops verifying within this (PyJWKClient's JWK Set cache).
 JWKS_LIFESPAN_S = 300
+#: After any fetch, a token with a ``kid`` not in the held JWKS refetches it (a key rotated in)
+#: at most once per this many seconds (PyJWKClient's cooldown), so a stream of made-up ``kid``s
+#: cannot become a stream of requests to the EHR's JWKS endpoint.
+JWKS_REFETCH_COOLDOWN_S = 30
 JWKS_TIMEOUT_S = 2.0
 UNAUTHORIZED = "Unauthorized"  # the exact message API Gateway turns into a 401
 
@@ -34,15 +39,33 @@ logger = Logger(service=SERVICE_NAME)
 _jwks_clients: dict[str, jwt.PyJWKClient] = {}
 
 
-def signing_key(jwks_url: str, token: str) -> Any:
-    """The key of the token's ``kid`` in the JWKS at ``jwks_url`` (cached per container)."""
+def signing_key(jwks_url: str, kid: str) -> Any:
+    """The public key of ``kid`` in the JWKS at ``jwks_url``.
+
+    A warm container verifies with key objects already built: the JWKS is held parsed (one
+    ``PyJWK`` per key, looked up by ``kid``) for ``JWKS_LIFESPAN_S``, then fetched again, so a
+    revoked key does not outlive it. Not PyJWKClient's ``cache_keys``: its per-``kid`` LRU
+    cache never expires ("no time-based expiration", PyJWKClient's docstring,
+    https://raw.githubusercontent.com/jpadilla/pyjwt/2.15.1/jwt/jwks_client.py), and would keep
+    trusting a key the EHR has removed.
+    """
     client = _jwks_clients.get(jwks_url)
     if client is None:
         client = jwt.PyJWKClient(
-            jwks_url, cache_keys=True, lifespan=JWKS_LIFESPAN_S, timeout=JWKS_TIMEOUT_S
+            jwks_url,
+            cache_keys=False,
+            cache_jwk_set=True,
+            lifespan=JWKS_LIFESPAN_S,
+            timeout=JWKS_TIMEOUT_S,
+            cooldown_duration=JWKS_REFETCH_COOLDOWN_S,
         )
-        _jwks_clients[jwks_url] = client
-    return client.get_signing_key_from_jwt(token).key
+        client = _jwks_clients.setdefault(jwks_url, client)
+    return client.get_signing_key(kid).key
+
+
+def reset_keys() -> None:
+    """Forget every held JWKS (a cold container; tests and benchmarks)."""
+    _jwks_clients.clear()
 
 
 def audience_of(event: Mapping[str, Any], env: Mapping[str, str] | None = None) -> str:

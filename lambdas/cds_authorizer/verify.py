@@ -53,6 +53,7 @@ class Claims:
     expires_at: int
 
 
+#: ``(jwks_url, kid) -> key``: the public key of ``kid`` in the JWKS at ``jwks_url``.
 KeyResolver = Callable[[str, str], Any]
 
 
@@ -73,19 +74,26 @@ def verify(
     now: float,
 ) -> Claims:
     """Verify ``token`` for ``audience``; ``issuers`` maps each allowed ``iss`` to its JWKS URL,
-    ``signing_key(jwks_url, token)`` returns the key that signed the token."""
+    ``signing_key(jwks_url, kid)`` returns the key of the header's ``kid``.
+
+    The token is decoded twice, not four times: once unverified (header and claims together,
+    to pick the issuer and the key), once with the signature checked.
+    """
     try:
-        header = jwt.get_unverified_header(token)
-        unverified = jwt.decode(token, options={"verify_signature": False})
+        unverified = jwt.decode_complete(token, options={"verify_signature": False})
     except jwt.PyJWTError:
         raise TokenRejected("malformed_token") from None
+    header, payload = unverified["header"], unverified["payload"]
     if header.get("alg") not in ALGORITHMS:
         raise TokenRejected("algorithm_not_allowed")
-    issuer = unverified.get("iss")
+    issuer = payload.get("iss")
     if not isinstance(issuer, str) or issuer not in issuers:
         raise TokenRejected("issuer_not_allowed")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise TokenRejected("unknown_signing_key")  # no key to look up: nothing is fetched
     try:
-        key = signing_key(issuers[issuer], token)
+        key = signing_key(issuers[issuer], kid)
     except jwt.PyJWKClientConnectionError:
         raise TokenRejected("jwks_unavailable") from None
     except jwt.PyJWTError:
