@@ -72,7 +72,7 @@ from stacks.config import BatchScoringConfig
 from stacks.nag import acknowledge
 from stacks.naming import ResourceNames
 from stacks.wildcards import acknowledge_wildcards
-from worklist.scores_table import COLUMNS, PARTITION_COLUMN
+from worklist.scores_columns import COLUMNS, PARTITION_COLUMN
 
 #: Where the transform job writes (``<prefix>/day=<day>/<run>/<input file>.out``).
 OUTPUT_PREFIX = "batch-scoring/output"

@@ -28,10 +28,15 @@ from constructs import Construct
 
 from contracts import serving
 from contracts.encounter import FieldKind, FieldSpec, model_input_fields
-from lambdas.cds_authorizer.app import ISSUERS_ENV
-from lambdas.cds_hooks.hook import REPLAY_TABLE_ENV, WORKLIST_PAGE_URL_ENV
-from lambdas.cds_hooks.replay import EXPIRES_ATTRIBUTE, JTI_ATTRIBUTE
-from lambdas.cds_hooks.service import SERVICE_ID, SERVICES_PATH
+from lambdas.cds_authorizer.settings import ISSUERS_ENV
+from lambdas.cds_hooks.service import (
+    EXPIRES_ATTRIBUTE,
+    JTI_ATTRIBUTE,
+    REPLAY_TABLE_ENV,
+    SERVICE_ID,
+    SERVICES_PATH,
+    WORKLIST_PAGE_URL_ENV,
+)
 from stacks.components.grants import grant_key
 from stacks.components.log_groups import encrypted_log_group
 from stacks.components.platform_function import PlatformFunction
