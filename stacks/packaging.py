@@ -41,6 +41,7 @@ LAMBDA_SHARED_MODULES = ("__init__.py", "environment.py")
 LAMBDA_EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
     "predict": ("lambdas/cds_hooks", "fhir_mapping"),
     "batch_writer": ("worklist",),
+    "worklist_api": ("worklist",),
 }
 
 #: Pure-Python libraries (import names) copied from the installed, requirements.txt-pinned

@@ -1,12 +1,12 @@
 """What each artifact carries: the runtime modules and what they import, nothing local-only.
 
-The Glue job's library zip, the training job's ``sourcedir.tar.gz`` and the model's ``code/``
+The Glue job's library zip, the training job's ``sourcedir.tar.gz``, the model's ``code/``
 (what ``model.tar.gz`` carries for the serving container, whose entrypoint runs
-``python -m inference.serve``) are built as the stacks and the training job build them, then
-opened: the synthetic data generators and the in-process endpoint server
-(``stacks.packaging.LOCAL_ONLY_MODULES``) are absent, the modules the runtime starts are
-present, and every shipped module imports only shipped project modules or installed packages
-(the import closure holds, functions' lazy imports included).
+``python -m inference.serve``) and every Lambda function's asset are built as the stacks and
+the training job build them, then opened: the synthetic data generators and the in-process
+endpoint server (``stacks.packaging.LOCAL_ONLY_MODULES``) are absent, the modules the runtime
+starts are present, and every shipped module imports only shipped project modules or
+installed packages (the import closure holds, functions' lazy imports included).
 """
 
 from __future__ import annotations
@@ -16,10 +16,17 @@ import importlib.util
 import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 
-from stacks.packaging import LOCAL_ONLY_MODULES, REPO_ROOT, build_glue_library, local_only
+from stacks.packaging import (
+    LOCAL_ONLY_MODULES,
+    REPO_ROOT,
+    build_glue_library,
+    local_only,
+    stage_lambda,
+)
 from stacks.training_source import build_training_source_archive
 from training import artifact
 
@@ -28,7 +35,7 @@ PROJECT_PACKAGES = frozenset(
     path.name for path in REPO_ROOT.iterdir() if (path / "__init__.py").is_file()
 )
 #: Installed by the runtime itself, not in the development environment.
-RUNTIME_PROVIDED = {"glue": {"awsglue"}, "training": set(), "code": set()}
+RUNTIME_PROVIDED: dict[str, set[str]] = {"glue": {"awsglue"}, "training": set(), "code": set()}
 
 
 def _glue(tmp_path: Path) -> dict[str, str]:
@@ -55,7 +62,26 @@ def _code(tmp_path: Path) -> dict[str, str]:
     }
 
 
-BUILDERS = {"glue": _glue, "training": _training, "code": _code}
+def _lambda(name: str) -> Any:
+    def build(tmp_path: Path) -> dict[str, str]:
+        asset = stage_lambda(name, tmp_path)
+        return {
+            path.relative_to(asset).as_posix(): path.read_text()
+            for path in asset.rglob("*.py")
+            if path.is_file() and "__pycache__" not in path.parts
+        }
+
+    return build
+
+
+#: Every Lambda function's asset (``lambdas/<name>/app.py``).
+FUNCTIONS = sorted(p.parent.name for p in (REPO_ROOT / "lambdas").glob("*/app.py"))
+BUILDERS = {
+    "glue": _glue,
+    "training": _training,
+    "code": _code,
+    **{f"lambda:{name}": _lambda(name) for name in FUNCTIONS},
+}
 
 #: Modules each runtime starts (or the Glue job's script imports), which must be shipped.
 RUNTIME_MODULES = {
@@ -67,6 +93,7 @@ RUNTIME_MODULES = {
         "inference/handler.py",
         "inference/endpoint_app.py",
     ],
+    **{f"lambda:{name}": [f"lambdas/{name}/app.py"] for name in FUNCTIONS},
 }
 
 
@@ -153,7 +180,7 @@ KNOWN_OPEN = {"training/launch.py"}
 
 def test_every_shipped_module_imports_only_what_ships(built: tuple[str, dict[str, str]]) -> None:
     kind, files = built
-    missing = unresolved_imports(files, RUNTIME_PROVIDED[kind])
+    missing = unresolved_imports(files, RUNTIME_PROVIDED.get(kind, set()))
     assert [line for line in missing if line.split(":")[0] not in KNOWN_OPEN] == []
 
 
