@@ -77,15 +77,24 @@ lint: setup ## ruff lint and format check
 typecheck: setup ## mypy over every package
 	$(PY) -m mypy
 
-synth: setup ## cdk synth every stage into cdk.out/<stage> with cdk-nag, then cfn-lint and checkov
-	for stage in $(STAGES); do \
-	  $(CDK) synth --quiet --context stage=$$stage --output cdk.out/$$stage; \
-	done
-	$(MAKE) --no-print-directory cfn-lint
-	$(MAKE) --no-print-directory checkov
+# The first stage through the CLI, the others in the same app process (app.py --also-stage:
+# the CDK libraries load once), each then checked by the CLI as a cloud assembly (--app DIR).
+FIRST_STAGE := $(firstword $(STAGES))
+OTHER_STAGES := $(wordlist 2,$(words $(STAGES)),$(STAGES))
 
+synth: setup ## cdk synth every stage into cdk.out/<stage> with cdk-nag, then cfn-lint and checkov
+	$(CDK) synth --quiet --context stage=$(FIRST_STAGE) --output cdk.out/$(FIRST_STAGE) \
+	  --app "$(PY) app.py $(foreach s,$(OTHER_STAGES),--also-stage $(s)=cdk.out/$(s))"
+	for stage in $(OTHER_STAGES); do $(CDK) synth --quiet --app cdk.out/$$stage >/dev/null; done
+	$(MAKE) --no-print-directory -j2 cfn-lint checkov
+
+# One cfn-lint per synthesized stage, in parallel (the two cores), failing if any fails.
 cfn-lint: setup ## cfn-lint every synthesized template
-	$(VENV)/bin/cfn-lint --config-file .cfnlintrc.yaml --non-zero-exit-code warning cdk.out/*/*.template.json
+	pids=(); for dir in cdk.out/*/; do \
+	  compgen -G "$$dir*.template.json" >/dev/null || continue; \
+	  $(VENV)/bin/cfn-lint --config-file .cfnlintrc.yaml --non-zero-exit-code warning \
+	    "$$dir"*.template.json & pids+=($$!); \
+	done; failed=0; for pid in "$${pids[@]}"; do wait "$$pid" || failed=1; done; exit $$failed
 
 checkov: setup ## checkov every synthesized template; fails on a finding not in stacks/checkov_skips.toml, or a stale skip
 	$(PY) -m stacks.checkov_scan --checkov $(CHECKOV_VENV)/bin/checkov cdk.out/*/*.template.json

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -12,13 +12,11 @@ from stacks.components.api_gateway_account import ApiGatewayCloudWatchRole
 from stacks.components.data_lake import DataLake
 from stacks.components.network import PrivateNetwork
 from stacks.components.prediction_api import PredictionApi
-from stacks.components.service_key import ServiceKey
 from stacks.config import StageConfig
-from stacks.naming import ResourceNames
-from stacks.wildcards import acknowledge_inline_policies
+from stacks.platform_stack import PlatformStack
 
 
-class ApiStack(Stack):
+class ApiStack(PlatformStack):
     """Composes :class:`PredictionApi` and, where the stage creates it, the account's
     :class:`ApiGatewayCloudWatchRole`; exposes ``prediction_api`` and ``cloudwatch_role``
     (``None`` where the account already has one)."""
@@ -34,17 +32,12 @@ class ApiStack(Stack):
         deid_secret: secretsmanager.ISecret,
         **kwargs: Any,
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        acknowledge_inline_policies(self)
-        names = ResourceNames(config.prefix)
-        retain = config.retention.retain_data_on_delete
-        key = ServiceKey(
-            self,
-            "OperationsKey",
-            alias=f"alias/{config.prefix}-api",
-            description=f"{config.prefix}: encrypts the API's access logs and Lambda settings",
-            retain=retain,
-        ).key
+        super().__init__(scope, construct_id, config=config, **kwargs)
+        names, retain = self.names, self.retain
+        key = self.service_key(
+            "api",
+            "encrypts the API's access logs and Lambda settings",
+        )
         self.prediction_api = PredictionApi(
             self,
             "PredictionApi",

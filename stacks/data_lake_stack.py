@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput
 from constructs import Construct
 
 from stacks.components.audit_trail import AuditRetention, AuditTrail, event_selectors
 from stacks.components.data_lake import DataLake
 from stacks.config import StageConfig
-from stacks.naming import ResourceNames
-from stacks.wildcards import acknowledge_inline_policies
+from stacks.platform_stack import PlatformStack
 
 
-class DataLakeStack(Stack):
+class DataLakeStack(PlatformStack):
     """Composes :class:`DataLake` and :class:`AuditTrail` and exports their names.
 
     Exposes ``data_lake``, ``audit_trail`` (``None`` with an existing trail) and
@@ -29,9 +28,8 @@ class DataLakeStack(Stack):
     def __init__(
         self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs: Any
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        acknowledge_inline_policies(self)
-        names = ResourceNames(config.prefix)
+        super().__init__(scope, construct_id, config=config, **kwargs)
+        names = self.names
         self.data_lake = DataLake(self, "DataLake", names=names, retention=config.retention)
         lake = self.data_lake
         self.audit_trail: AuditTrail | None = None

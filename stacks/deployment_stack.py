@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -12,13 +12,11 @@ from stacks.components.data_lake import DataLake
 from stacks.components.endpoint_deployment import EndpointDeployment
 from stacks.components.model_registry import ModelRegistry
 from stacks.components.network import PrivateNetwork
-from stacks.components.service_key import ServiceKey
 from stacks.config import StageConfig
-from stacks.naming import ResourceNames
-from stacks.wildcards import acknowledge_inline_policies
+from stacks.platform_stack import PlatformStack
 
 
-class DeploymentStack(Stack):
+class DeploymentStack(PlatformStack):
     """Composes :class:`EndpointDeployment`; exposes ``deployment``."""
 
     def __init__(
@@ -33,17 +31,12 @@ class DeploymentStack(Stack):
         alert_topic: sns.ITopic,
         **kwargs: Any,
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        acknowledge_inline_policies(self)
-        names = ResourceNames(config.prefix)
-        retain = config.retention.retain_data_on_delete
-        key = ServiceKey(
-            self,
-            "OperationsKey",
-            alias=f"alias/{config.prefix}-deployment",
-            description=f"{config.prefix}: encrypts the deployer's logs, settings and queues",
-            retain=retain,
-        ).key
+        super().__init__(scope, construct_id, config=config, **kwargs)
+        names, retain = self.names, self.retain
+        key = self.service_key(
+            "deployment",
+            "encrypts the deployer's logs, settings and queues",
+        )
         self.deployment = EndpointDeployment(
             self,
             "Deployment",

@@ -5,19 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput
 from constructs import Construct
 
 from stacks.components.data_lake import DataLake, role_arns
 from stacks.components.feature_etl import FeatureEtl
 from stacks.components.network import PrivateNetwork
-from stacks.components.service_key import ServiceKey
 from stacks.config import StageConfig
-from stacks.naming import ResourceNames
-from stacks.wildcards import acknowledge_inline_policies
+from stacks.platform_stack import PlatformStack
 
 
-class EtlStack(Stack):
+class EtlStack(PlatformStack):
     """Composes :class:`FeatureEtl`; exposes ``etl``."""
 
     def __init__(
@@ -31,16 +29,13 @@ class EtlStack(Stack):
         script: Path | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        acknowledge_inline_policies(self)
-        names = ResourceNames(config.prefix)
-        log_key = ServiceKey(
-            self,
-            "LogKey",
-            alias=f"alias/{config.prefix}-etl",
-            description=f"{config.prefix}: encrypts the Glue job's logs and bookmarks",
-            retain=config.retention.retain_data_on_delete,
-        ).key
+        super().__init__(scope, construct_id, config=config, **kwargs)
+        names = self.names
+        log_key = self.service_key(
+            "etl",
+            "encrypts the Glue job's logs and bookmarks",
+            construct_id="LogKey",
+        )
         self.etl = FeatureEtl(
             self,
             "Etl",

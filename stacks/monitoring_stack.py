@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -19,13 +19,12 @@ from stacks.components.fairness_alarms import FairnessAlarms
 from stacks.components.health_dashboard import HealthDashboard
 from stacks.components.network import PrivateNetwork
 from stacks.components.platform_alarms import PlatformAlarms
-from stacks.components.service_key import ServiceKey
 from stacks.config import StageConfig
-from stacks.naming import ResourceNames
-from stacks.wildcards import acknowledge_inline_policies, acknowledge_wildcards
+from stacks.platform_stack import PlatformStack
+from stacks.wildcards import acknowledge_wildcards
 
 
-class MonitoringStack(Stack):
+class MonitoringStack(PlatformStack):
     """Exposes ``alert_topic``, ``alarms`` (a :class:`PlatformAlarms`), ``fairness_alarms``
     and ``drift_monitor``."""
 
@@ -40,18 +39,13 @@ class MonitoringStack(Stack):
         data_key: kms.IKey,
         **kwargs: Any,
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        acknowledge_inline_policies(self)
-        names = ResourceNames(config.prefix)
-        retain = config.retention.retain_data_on_delete
-        key = ServiceKey(
-            self,
-            "OperationsKey",
-            alias=f"alias/{config.prefix}-monitoring",
-            description=f"{config.prefix}: encrypts alerts, monitoring logs and queues",
-            retain=retain,
+        super().__init__(scope, construct_id, config=config, **kwargs)
+        names, retain = self.names, self.retain
+        key = self.service_key(
+            "monitoring",
+            "encrypts alerts, monitoring logs and queues",
             publishers=[alarm_publisher(names.alert_topic, names.prefix)],
-        ).key
+        )
         self.alert_topic = AlertTopic(
             self,
             "Alerts",

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Fn, Stack
+from aws_cdk import CfnOutput, Fn
 from constructs import Construct
 
 from stacks.components.network import PrivateNetwork
-from stacks.components.service_key import ServiceKey
 from stacks.config import StageConfig
-from stacks.wildcards import acknowledge_inline_policies
+from stacks.platform_stack import PlatformStack
 
 
-class NetworkStack(Stack):
+class NetworkStack(PlatformStack):
     """Composes :class:`PrivateNetwork` with a key for its flow logs.
 
     Exposes ``network``.
@@ -22,16 +21,13 @@ class NetworkStack(Stack):
     def __init__(
         self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs: Any
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        acknowledge_inline_policies(self)
-        retain = config.retention.retain_data_on_delete
-        key = ServiceKey(
-            self,
-            "LogKey",
-            alias=f"alias/{config.prefix}-network-logs",
-            description=f"{config.prefix}: encrypts the VPC flow logs",
-            retain=retain,
-        ).key
+        super().__init__(scope, construct_id, config=config, **kwargs)
+        retain = self.retain
+        key = self.service_key(
+            "network-logs",
+            "encrypts the VPC flow logs",
+            construct_id="LogKey",
+        )
         self.network = PrivateNetwork(
             self,
             "Network",

@@ -19,11 +19,12 @@ bytes, so CDK asset hashes only change when code does.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import importlib.util
 import shutil
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +41,7 @@ LAMBDA_SHARED_MODULES = ("__init__.py", "environment.py")
 LAMBDA_EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
     "predict": ("lambdas/cds_hooks", "fhir_mapping"),
     "batch_writer": ("worklist",),
+    "worklist_api": ("worklist",),
 }
 
 #: Pure-Python libraries (import names) copied from the installed, requirements.txt-pinned
@@ -47,6 +49,14 @@ LAMBDA_EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
 #: pure Python; the ``cryptography`` it verifies RS384/ES384 with is in the Powertools v3
 #: layer (built per Python version and architecture for its data masking utility).
 LAMBDA_VENDORED: dict[str, tuple[str, ...]] = {"cds_authorizer": ("jwt",)}
+
+#: Modules that only tests, benchmarks and the local demo run (the synthetic data generators,
+#: the in-process endpoint server): no artifact carries them. Repo-relative glob patterns.
+LOCAL_ONLY_MODULES = (
+    "glue_jobs/synthetic_*.py",
+    "training/synthetic.py",
+    "inference/local_endpoint.py",
+)
 
 #: What the training job's source folder holds.
 TRAINING_PACKAGES = ("training", "inference", *SHARED_PACKAGES)
@@ -69,12 +79,31 @@ _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".myp
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-def _python_files(package_dir: Path) -> list[Path]:
+def local_only(relative: str) -> bool:
+    """Whether a repo-relative path is one of :data:`LOCAL_ONLY_MODULES`."""
+    return any(fnmatch.fnmatchcase(relative, pattern) for pattern in LOCAL_ONLY_MODULES)
+
+
+def _ignored(root: Path) -> Callable[[str, list[str]], set[str]]:
+    """A ``copytree`` ignore: caches, bytecode and the local-only modules under ``root``."""
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        where = Path(directory).resolve().relative_to(root.resolve())
+        skipped = set(_IGNORED(directory, names))
+        return skipped | {name for name in names if local_only((where / name).as_posix())}
+
+    return ignore
+
+
+def _python_files(package_dir: Path, root: Path = REPO_ROOT) -> list[Path]:
     """Files of a package that an artifact needs, in a stable order."""
     return sorted(
         path
         for path in package_dir.rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+        if path.is_file()
+        and "__pycache__" not in path.parts
+        and path.suffix != ".pyc"
+        and not local_only(path.relative_to(root).as_posix())
     )
 
 
@@ -87,7 +116,7 @@ def stage_directory(packages: Iterable[str], destination: Path, root: Path = REP
         source = root / package
         if not (source / "__init__.py").is_file():
             raise FileNotFoundError(f"{package} is not a Python package under {root}")
-        shutil.copytree(source, destination / package, ignore=_IGNORED)
+        shutil.copytree(source, destination / package, ignore=_ignored(root))
     return destination
 
 
@@ -156,7 +185,7 @@ def build_glue_library(build_root: Path = BUILD_ROOT, root: Path = REPO_ROOT) ->
     target.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for package in GLUE_PACKAGES:
-            for path in _python_files(root / package):
+            for path in _python_files(root / package, root):
                 info = zipfile.ZipInfo(str(path.relative_to(root)), date_time=_ZIP_EPOCH)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = 0o644 << 16

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput
 from constructs import Construct
 
 from stacks.components.data_lake import DataLake
 from stacks.components.model_registry import ModelRegistry
 from stacks.config import StageConfig
-from stacks.naming import ResourceNames, rollback_alarm_names
-from stacks.wildcards import acknowledge_inline_policies
+from stacks.naming import rollback_alarm_names
+from stacks.platform_stack import PlatformStack
 
 
-class RegistryStack(Stack):
+class RegistryStack(PlatformStack):
     """Composes :class:`ModelRegistry`; exposes ``registry``."""
 
     def __init__(
@@ -26,9 +26,8 @@ class RegistryStack(Stack):
         data_lake: DataLake,
         **kwargs: Any,
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        acknowledge_inline_policies(self)
-        names = ResourceNames(config.prefix)
+        super().__init__(scope, construct_id, config=config, **kwargs)
+        names = self.names
         self.registry = ModelRegistry(
             self,
             "Registry",

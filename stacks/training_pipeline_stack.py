@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -12,14 +12,12 @@ from stacks.components.container_images import ContainerImages
 from stacks.components.data_lake import DataLake
 from stacks.components.model_registry import ModelRegistry
 from stacks.components.network import PrivateNetwork
-from stacks.components.service_key import ServiceKey
 from stacks.components.training_pipeline import PipelineNames, TrainingPipeline
 from stacks.config import StageConfig
-from stacks.naming import ResourceNames
-from stacks.wildcards import acknowledge_inline_policies
+from stacks.platform_stack import PlatformStack
 
 
-class TrainingPipelineStack(Stack):
+class TrainingPipelineStack(PlatformStack):
     """Composes :class:`ContainerImages` and :class:`TrainingPipeline`; exposes ``images``
     and ``pipeline``."""
 
@@ -35,20 +33,12 @@ class TrainingPipelineStack(Stack):
         alert_topic: sns.ITopic,
         **kwargs: Any,
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        acknowledge_inline_policies(self)
-        names = ResourceNames(config.prefix)
-        retain = config.retention.retain_data_on_delete
-        key = ServiceKey(
-            self,
-            "OperationsKey",
-            alias=f"alias/{config.prefix}-training-pipeline",
-            description=(
-                f"{config.prefix}: encrypts the pipeline's logs, Lambda settings, image "
-                "repositories and image builds"
-            ),
-            retain=retain,
-        ).key
+        super().__init__(scope, construct_id, config=config, **kwargs)
+        names, retain = self.names, self.retain
+        key = self.service_key(
+            "training-pipeline",
+            "encrypts the pipeline's logs, Lambda settings, image repositories and image builds",
+        )
         self.images = ContainerImages(
             self,
             "Images",

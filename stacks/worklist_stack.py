@@ -5,24 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.components.network import PrivateNetwork
-from stacks.components.service_key import ServiceKey
 from stacks.components.worklist_api import WorklistApi
 from stacks.components.worklist_sign_in import WorklistSignIn
 from stacks.components.worklist_site import WorklistSite
 from stacks.config import StageConfig
-from stacks.wildcards import acknowledge_inline_policies
+from stacks.platform_stack import PlatformStack
 
 #: The page's ``config.json`` keys (web/worklist/app.js and auth.js read them).
 PAGE_SCOPES = "openid email"
 
 
-class WorklistStack(Stack):
+class WorklistStack(PlatformStack):
     """Composes sign-in, data API and site; exposes ``sign_in``, ``api`` and ``site``.
 
     ``table`` is the worklist table batch scoring provisions; this stack only reads it.
@@ -39,16 +38,12 @@ class WorklistStack(Stack):
         access_log_bucket: s3.IBucket,
         **kwargs: Any,
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
-        acknowledge_inline_policies(self)
-        retain = config.retention.retain_data_on_delete
-        key = ServiceKey(
-            self,
-            "OperationsKey",
-            alias=f"alias/{config.prefix}-worklist-api",
-            description=f"{config.prefix}: encrypts the worklist API's logs and Lambda settings",
-            retain=retain,
-        ).key
+        super().__init__(scope, construct_id, config=config, **kwargs)
+        retain = self.retain
+        key = self.service_key(
+            "worklist-api",
+            "encrypts the worklist API's logs and Lambda settings",
+        )
         self.sign_in = WorklistSignIn(
             self,
             "SignIn",

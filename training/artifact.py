@@ -81,7 +81,9 @@ def copy_code(model_dir: Path) -> None:
     if code.exists():
         shutil.rmtree(code)
     code.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "requirements.txt")
+    # local_endpoint.py: the in-process server of tests and the demo; the container runs
+    # ``python -m inference.serve`` (stacks.packaging.LOCAL_ONLY_MODULES).
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "requirements.txt", "local_endpoint.py")
     for package in CODE_PACKAGES:
         shutil.copytree(REPO_ROOT / package, code / package, ignore=ignore)
     shutil.copyfile(REPO_ROOT / "inference" / "requirements.txt", code / "requirements.txt")

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from training.metrics import METRIC_DEFINITIONS
+from training.metric_log import METRIC_DEFINITIONS
 
 #: PyTorch 2.6 is the newest SageMaker PyTorch training image whose CUDA 12.6 build still ships
 #: Volta (sm_70) kernels for ml.p3, and the oldest that transformers 5 accepts (torch>=2.6).

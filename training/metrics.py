@@ -1,8 +1,7 @@
-"""Classification metrics, and the fixed log format the SageMaker job's metric definitions parse.
+"""Classification metrics; the log format they are printed in lives in ``training.metric_log``.
 
-Every metric the job reports is printed as ``<split>:<name>=<value>`` on its own line, e.g.
-``validation:auroc=0.712``; ``METRIC_DEFINITIONS`` holds one regex per metric for the CDK
-training-job construct and the launcher.
+``METRIC_DEFINITIONS``, ``format_metric`` and ``metric_name`` are re-exported here for the
+training code; ``training.job_spec`` imports them from ``training.metric_log`` (no numpy).
 """
 
 from __future__ import annotations
@@ -13,46 +12,13 @@ from typing import Any
 
 import numpy as np
 
-#: (split, metric) pairs the training job prints; each gets one metric definition.
-REPORTED_METRICS: tuple[tuple[str, str], ...] = (
-    ("train", "loss"),
-    ("train", "auxiliary_loss"),
-    ("validation", "loss"),
-    ("validation", "auroc"),
-    ("validation", "auprc"),
-    ("test", "auroc"),
-    ("test", "auprc"),
-    ("test", "brier"),
-    ("test", "ece"),
-    ("test", "f1"),
-    ("test", "recall"),
-    ("test", "precision"),
-    ("test", "alert_rate"),
-    ("test", "alert_budget_ppv"),
-    ("test", "alert_budget_sensitivity"),
-    ("baseline", "auroc"),
-)
+from training.metric_log import METRIC_DEFINITIONS as METRIC_DEFINITIONS
+from training.metric_log import REPORTED_METRICS as REPORTED_METRICS
+from training.metric_log import format_metric as format_metric
+from training.metric_log import metric_name as metric_name
 
 #: Subgroups smaller than this are counted but not scored (too noisy to compare).
 MIN_SUBGROUP_PATIENTS = 30
-
-_NUMBER_REGEX = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
-
-
-def metric_name(split: str, name: str) -> str:
-    return f"{split}:{name}"
-
-
-#: SageMaker metric definitions: ``[{"Name": "validation:auroc", "Regex": ...}, ...]``.
-METRIC_DEFINITIONS: list[dict[str, str]] = [
-    {"Name": metric_name(split, name), "Regex": rf"^{split}:{name}={_NUMBER_REGEX}$"}
-    for split, name in REPORTED_METRICS
-]
-
-
-def format_metric(split: str, name: str, value: float) -> str:
-    """Return the log line of one metric, in the format ``METRIC_DEFINITIONS`` parses."""
-    return f"{metric_name(split, name)}={value:.6f}"
 
 
 def _check(labels: np.ndarray, scores: np.ndarray) -> None:

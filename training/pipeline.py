@@ -112,17 +112,116 @@ def run(
         shutdown_distributed()
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """The fitted encoder and the encoded train and validation splits."""
+
+    encoder: FeatureEncoder
+    train_records: list[dict[str, Any]]
+    train_batch: EncodedBatch
+    y_train: np.ndarray
+    auxiliary: np.ndarray | None
+    train_set: TensorSet
+    validation_set: TensorSet
+
+
+@dataclass(frozen=True)
+class _Calibrated:
+    """The blend, temperature and threshold chosen on validation."""
+
+    offset: float
+    blend: dict[str, Any] | None
+    temperature: float
+    threshold: Any
+    y_validation: np.ndarray
+    validation_probabilities: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """The test split and the calibrated probabilities of test and train."""
+
+    test_records: list[dict[str, Any]]
+    test_batch: EncodedBatch
+    y_test: np.ndarray
+    test_set: TensorSet
+    test_probabilities: np.ndarray
+    train_probabilities: np.ndarray
+
+
 def _run(
     data_args: DataArguments,
     hyper: HyperParameters,
     context: DistributedContext,
     emit: Callable[[str], None],
 ) -> RunResult | None:
+    """Prepare, train (every rank); then, on rank 0: calibrate, score, evaluate, write."""
     started = time.perf_counter()
+    _configure(hyper, context)
+    prepared = _prepare(data_args, hyper)
+    pos_weight = _pos_weight(hyper, prepared.y_train)
+    config = model_config(prepared.encoder, hyper, auxiliary_head=prepared.auxiliary is not None)
+    torch.manual_seed(hyper.seed)
+    model = ReadmissionModel(config, download_pretrained=bool(hyper.pretrained_code_encoder))
+    outcome = train_model(
+        model,
+        prepared.train_set,
+        prepared.validation_set,
+        hyper,
+        context,
+        data_args.checkpoint_dir,
+        pos_weight,
+        emit,
+    )
+    if not context.is_main:
+        return None
+
+    model.load_state_dict(outcome.best_state)
+    model.to(context.device).eval()
+    calibrated_ = _calibrate(model, prepared, hyper, context, pos_weight)
+    scored = _score(model, prepared, calibrated_, data_args, hyper, context)
+    baseline_probabilities = _baseline(prepared, scored, hyper)
+    report = _evaluate(data_args, hyper, calibrated_, scored, baseline_probabilities)
+    metadata = _metadata(data_args, hyper, config, context, prepared, calibrated_, scored, outcome)
+    model_dir = _write_model_directory(
+        data_args,
+        model,
+        prepared,
+        scored,
+        baseline_probabilities,
+        {
+            artifact.CALIBRATION_FILE: _calibration_document(calibrated_, hyper),
+            artifact.FEATURE_SPEC_FILE: artifact.feature_spec(prepared.encoder.notes_enabled),
+            artifact.METADATA_FILE: metadata,
+            artifact.EVALUATION_FILE: report,
+        },
+    )
+    metrics = {
+        "validation": report["validation"],
+        "test": report["test"],
+        "baseline": report.get("baseline"),
+        "threshold": calibrated_.threshold.value,
+        "temperature": calibrated_.temperature,
+        "tree_blend": calibrated_.blend,
+        "training": metadata["training"],
+        "rows": metadata["training_data"]["rows"],
+        "wall_seconds": time.perf_counter() - started,
+    }
+    _write_metrics(data_args, metrics)
+    _emit_final(emit, report)
+    return RunResult(model_dir, metrics, outcome)
+
+
+def _configure(hyper: HyperParameters, context: DistributedContext) -> None:
+    """CPU threads and seeds."""
     if hyper.cpu_threads and context.device.type == "cpu":
         # Fewer threads than cores avoids OpenMP spin-waiting when the cores are shared.
         torch.set_num_threads(hyper.cpu_threads)
     seed_everything(hyper.seed)
+
+
+def _prepare(data_args: DataArguments, hyper: HyperParameters) -> _Prepared:
+    """Read train and validation, fit the encoder on train, encode both."""
     train_records = data.read_records(data_args.train_dir)
     validation_records = data.read_records(data_args.validation_dir)
     encoder = FeatureEncoder.fit(
@@ -140,26 +239,39 @@ def _run(
     auxiliary = data.auxiliary_labels(train_records) if hyper.auxiliary_weight > 0 else None
     if hyper.auxiliary_weight > 0 and auxiliary is None:
         log.info("the training split has no %s: main label only", data.AUXILIARY_LABEL)
-    train_set = TensorSet(train_batch, y_train, auxiliary)
-    validation_set = TensorSet(encoder.encode(validation_records), labels(validation_records))
-    pos_weight = _pos_weight(hyper, y_train)
-    config = model_config(encoder, hyper, auxiliary_head=auxiliary is not None)
-    torch.manual_seed(hyper.seed)
-    model = ReadmissionModel(config, download_pretrained=bool(hyper.pretrained_code_encoder))
-    outcome = train_model(
-        model, train_set, validation_set, hyper, context, data_args.checkpoint_dir, pos_weight, emit
+    return _Prepared(
+        encoder=encoder,
+        train_records=train_records,
+        train_batch=train_batch,
+        y_train=y_train,
+        auxiliary=auxiliary,
+        train_set=TensorSet(train_batch, y_train, auxiliary),
+        validation_set=TensorSet(encoder.encode(validation_records), labels(validation_records)),
     )
-    if not context.is_main:
-        return None
 
-    model.load_state_dict(outcome.best_state)
-    model.to(context.device).eval()
+
+def _calibrate(
+    model: ReadmissionModel,
+    prepared: _Prepared,
+    hyper: HyperParameters,
+    context: DistributedContext,
+    pos_weight: float,
+) -> _Calibrated:
+    """Attach the trees (if blended), fit the temperature, choose the threshold: on validation."""
     offset = math.log(pos_weight)  # undoes the prior shift that pos_weight put into the logits
+    validation_set = prepared.validation_set
     y_validation = validation_set.labels.numpy().astype(np.float64)
     blend = None
     if hyper.tree_blend:
         blend = _attach_trees(
-            model, encoder, train_batch, y_train, validation_set, hyper, context, offset
+            model,
+            prepared.encoder,
+            prepared.train_batch,
+            prepared.y_train,
+            validation_set,
+            hyper,
+            context,
+            offset,
         )
     validation_logits = (
         predict_logits(model, validation_set, context, hyper.eval_batch_size) - offset
@@ -170,56 +282,113 @@ def _run(
     threshold = choose_threshold(
         validation_probabilities, y_validation, target, hyper.threshold_target_value
     )
+    return _Calibrated(
+        offset, blend, temperature, threshold, y_validation, validation_probabilities
+    )
+
+
+def _score(
+    model: ReadmissionModel,
+    prepared: _Prepared,
+    calibration: _Calibrated,
+    data_args: DataArguments,
+    hyper: HyperParameters,
+    context: DistributedContext,
+) -> _Scored:
+    """Calibrated probabilities of the test split and of train (the drift baseline's)."""
+    offset, temperature = calibration.offset, calibration.temperature
     test_records = data.read_records(data_args.test_dir)
-    test_batch = encoder.encode(test_records)
+    test_batch = prepared.encoder.encode(test_records)
     y_test = labels(test_records).astype(np.float64)
     test_set = TensorSet(test_batch, y_test)
     test_logits = predict_logits(model, test_set, context, hyper.eval_batch_size) - offset
     test_probabilities = calibrated(test_logits, temperature)
-    train_logits = predict_logits(model, train_set, context, hyper.eval_batch_size) - offset
-    train_probabilities = calibrated(train_logits, temperature)
+    train_logits = (
+        predict_logits(model, prepared.train_set, context, hyper.eval_batch_size) - offset
+    )
+    return _Scored(
+        test_records=test_records,
+        test_batch=test_batch,
+        y_test=y_test,
+        test_set=test_set,
+        test_probabilities=test_probabilities,
+        train_probabilities=calibrated(train_logits, temperature),
+    )
 
-    baseline_probabilities = None
-    if hyper.baseline:
-        baseline = evaluation.fit_baseline(encoder, train_batch, y_train, hyper.seed)
-        baseline_probabilities = evaluation.baseline_scores(baseline, encoder, test_batch)
+
+def _baseline(prepared: _Prepared, scored: _Scored, hyper: HyperParameters) -> np.ndarray | None:
+    """The plain baseline's test probabilities, when one is asked for."""
+    if not hyper.baseline:
+        return None
+    baseline = evaluation.fit_baseline(
+        prepared.encoder, prepared.train_batch, prepared.y_train, hyper.seed
+    )
+    return evaluation.baseline_scores(baseline, prepared.encoder, scored.test_batch)
+
+
+def _evaluate(
+    data_args: DataArguments,
+    hyper: HyperParameters,
+    calibration: _Calibrated,
+    scored: _Scored,
+    baseline_probabilities: np.ndarray | None,
+) -> dict[str, Any]:
+    """The evaluation report: test, validation, subgroups, baseline, alert budget."""
+    threshold = calibration.threshold.value
     race = data.read_protected(data_args.protected_dir)
-    report = evaluation.build_evaluation(
-        labels=y_test,
-        probabilities=test_probabilities,
-        threshold=threshold.value,
-        validation=summary(y_validation, validation_probabilities, threshold.value),
-        subgroups=evaluation.subgroup_columns(test_records, race),
+    return evaluation.build_evaluation(
+        labels=scored.y_test,
+        probabilities=scored.test_probabilities,
+        threshold=threshold,
+        validation=summary(
+            calibration.y_validation, calibration.validation_probabilities, threshold
+        ),
+        subgroups=evaluation.subgroup_columns(scored.test_records, race),
         baseline_probabilities=baseline_probabilities,
         seed=hyper.seed,
         alert_budget=hyper.alert_budget,
         bootstrap_resamples=hyper.bootstrap_resamples,
     )
+
+
+def _architecture(config: ModelConfig, blend: dict[str, Any] | None, auxiliary: bool) -> str:
+    """The model's architecture in a sentence, for the metadata and the model card."""
+    return (
+        f"BERT code-sequence encoder ({config.num_layers} layers, "
+        f"hidden {config.hidden_size}), "
+        f"tabular tower, {'notes encoder, ' if config.notes_enabled else ''}"
+        "gated-concatenation fusion, binary head"
+        + (
+            ""
+            if blend is None or not blend["trees"]
+            else f"; blended with {blend['trees']} gradient-boosted trees "
+            f"(network weight {blend['network_weight']:.1f})"
+        )
+        + "; temperature-scaled."
+        + ("" if not auxiliary else f" Trained with an auxiliary {data.AUXILIARY_LABEL} head.")
+    )
+
+
+def _metadata(
+    data_args: DataArguments,
+    hyper: HyperParameters,
+    config: ModelConfig,
+    context: DistributedContext,
+    prepared: _Prepared,
+    calibration: _Calibrated,
+    scored: _Scored,
+    outcome: TrainOutcome,
+) -> dict[str, Any]:
+    """``metadata.json``: the version, architecture, settings, training run and data."""
     created = datetime.now(UTC)
     manifest = data.read_manifest(data_args.manifest_path)
-    metadata: dict[str, Any] = {
+    auxiliary, threshold = prepared.auxiliary, calibration.threshold
+    return {
         "model_name": MODEL_NAME,
         "model_version": f"{MODEL_NAME}-{created:%Y%m%d%H%M%S}",
         "created_at": created.isoformat(),
         "schema_version": SCHEMA_VERSION,
-        "architecture": (
-            f"BERT code-sequence encoder ({config.num_layers} layers, "
-            f"hidden {config.hidden_size}), "
-            f"tabular tower, {'notes encoder, ' if config.notes_enabled else ''}"
-            "gated-concatenation fusion, binary head"
-            + (
-                ""
-                if blend is None or not blend["trees"]
-                else f"; blended with {blend['trees']} gradient-boosted trees "
-                f"(network weight {blend['network_weight']:.1f})"
-            )
-            + "; temperature-scaled."
-            + (
-                ""
-                if auxiliary is None
-                else f" Trained with an auxiliary {data.AUXILIARY_LABEL} head."
-            )
-        ),
+        "architecture": _architecture(config, calibration.blend, auxiliary is not None),
         "threshold_target": f"{threshold.target}={threshold.target_value}",
         "alert_budget": hyper.alert_budget,
         "auxiliary_target": (
@@ -231,7 +400,7 @@ def _run(
                 "positive_rate_train": float(auxiliary.mean()),
             }
         ),
-        "tree_blend": blend,
+        "tree_blend": calibration.blend,
         "hyperparameters": hyper.__dict__,
         "training": {
             "epochs_run": outcome.epochs_run,
@@ -246,18 +415,23 @@ def _run(
         },
         "training_data": {
             "rows": {
-                "train": len(train_set),
-                "validation": len(validation_set),
-                "test": len(test_set),
+                "train": len(prepared.train_set),
+                "validation": len(prepared.validation_set),
+                "test": len(scored.test_set),
             },
-            "positive_rate_train": float(y_train.mean()),
+            "positive_rate_train": float(prepared.y_train.mean()),
             "manifest": data.manifest_summary(manifest),
         },
     }
-    calibration = {
+
+
+def _calibration_document(calibration: _Calibrated, hyper: HyperParameters) -> dict[str, Any]:
+    """``calibration.json``: how serving turns a logit into a probability, and the threshold."""
+    threshold = calibration.threshold
+    return {
         "method": "temperature_scaling",
-        "logit_offset": offset,
-        "temperature": temperature,
+        "logit_offset": calibration.offset,
+        "temperature": calibration.temperature,
         "formula": "probability = sigmoid((logit - logit_offset) / temperature)",
         "threshold": threshold.value,
         "threshold_target": threshold.target,
@@ -266,48 +440,44 @@ def _run(
         "validation_sensitivity": threshold.validation_sensitivity,
         "validation_alert_rate": threshold.validation_alert_rate,
     }
+
+
+def _write_model_directory(
+    data_args: DataArguments,
+    model: ReadmissionModel,
+    prepared: _Prepared,
+    scored: _Scored,
+    baseline_probabilities: np.ndarray | None,
+    documents: dict[str, Any],
+) -> Path:
+    """Weights, encoder, the JSON documents with the drift baseline, the model card and the
+    serving code into the model directory."""
     model_dir = Path(data_args.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     model.to("cpu")
     save_model(model, model_dir)
-    encoder.save(model_dir)
-    artifact.write_documents(
-        model_dir,
-        {
-            artifact.CALIBRATION_FILE: calibration,
-            artifact.FEATURE_SPEC_FILE: artifact.feature_spec(encoder.notes_enabled),
-            artifact.METADATA_FILE: metadata,
-            artifact.EVALUATION_FILE: report,
-            BASELINE_FILE_NAME: build_baseline(train_records, train_probabilities.tolist()),
-        },
-    )
+    prepared.encoder.save(model_dir)
+    baseline = build_baseline(prepared.train_records, scored.train_probabilities.tolist())
+    artifact.write_documents(model_dir, {**documents, BASELINE_FILE_NAME: baseline})
+    report, metadata = documents[artifact.EVALUATION_FILE], documents[artifact.METADATA_FILE]
     images = model_card.plots(
-        y_test,
-        test_probabilities,
+        scored.y_test,
+        scored.test_probabilities,
         baseline_probabilities,
         budget_cutoff=report["alert_budget"]["score_cutoff"],
     )
     (model_dir / artifact.MODEL_CARD_FILE).write_text(model_card.render(report, metadata, images))
     artifact.copy_code(model_dir)
+    return model_dir
 
-    metrics = {
-        "validation": report["validation"],
-        "test": report["test"],
-        "baseline": report.get("baseline"),
-        "threshold": threshold.value,
-        "temperature": temperature,
-        "tree_blend": blend,
-        "training": metadata["training"],
-        "rows": metadata["training_data"]["rows"],
-        "wall_seconds": time.perf_counter() - started,
-    }
+
+def _write_metrics(data_args: DataArguments, metrics: dict[str, Any]) -> None:
+    """``metrics.json`` in the output directory (SageMaker uploads it with the job)."""
     output_dir = Path(data_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / METRICS_FILE).write_text(
         json.dumps(evaluation.json_safe(metrics), indent=1, allow_nan=False)
     )
-    _emit_final(emit, report)
-    return RunResult(model_dir, metrics, outcome)
 
 
 def _attach_trees(

@@ -69,7 +69,11 @@ class DynamoDbWorklistStore:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         base_delay_s: float = DEFAULT_BASE_DELAY_S,
         sleep: Callable[[float], None] = time.sleep,
+        consistent_reads: bool = True,
     ) -> None:
+        """``consistent_reads=False``: ``read_day``/``read_entry`` read eventually consistent
+        (half the read capacity; the worklist API, reading days written hours before). The
+        writer's own look-up of a day's keys always reads consistently."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self._client = client
@@ -77,6 +81,7 @@ class DynamoDbWorklistStore:
         self._max_attempts = max_attempts
         self._base_delay_s = base_delay_s
         self._sleep = sleep
+        self._consistent_reads = consistent_reads
 
     def write_day(self, summary: DaySummary, entries: Sequence[WorklistEntry]) -> None:
         """Put the entries, delete the day's entries this run no longer has, then the summary.
@@ -101,7 +106,7 @@ class DynamoDbWorklistStore:
         """The day's summary (``None`` if never written) and its entries in key order."""
         summary: DaySummary | None = None
         entries: list[WorklistEntry] = []
-        for item in self._query(day):
+        for item in self._query(day, consistent=self._consistent_reads):
             if item[KEY_ENTRY] == SUMMARY_SORT_KEY:
                 summary = DaySummary.from_item(item)
             else:
@@ -114,18 +119,20 @@ class DynamoDbWorklistStore:
         answer = self._client.get_item(
             TableName=self._table,
             Key=to_attributes({KEY_DAY: day, KEY_ENTRY: encounter_key}),
-            ConsistentRead=True,
+            ConsistentRead=self._consistent_reads,
         )
         item = answer.get("Item")
         return None if item is None else WorklistEntry.from_item(from_attributes(item))
 
-    def _query(self, day: str, projection: str | None = None) -> Iterator[dict[str, Any]]:
+    def _query(
+        self, day: str, projection: str | None = None, consistent: bool = True
+    ) -> Iterator[dict[str, Any]]:
         arguments: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "#day = :day",
             "ExpressionAttributeNames": {"#day": KEY_DAY},
             "ExpressionAttributeValues": {":day": {"S": day}},
-            "ConsistentRead": True,
+            "ConsistentRead": consistent,
         }
         if projection is not None:
             arguments["ProjectionExpression"] = projection

@@ -1,9 +1,9 @@
 """The day's scores with their factors as Parquet: one file per day under ``day=YYYY-MM-DD/``.
 
 The columns are the Glue catalog table's (``stacks.components.batch_scoring`` declares the
-same names and types from :data:`COLUMNS`); the day is the partition, not a column of the file,
-as Athena and Glue expect of Hive-style partitions. A re-run of a day overwrites its one file
-(:func:`scores_key`), so the table never holds a day twice.
+same names and types from ``worklist.scores_columns.COLUMNS``); the day is the partition,
+not a column of the file, as Athena and Glue expect of Hive-style partitions. A re-run of a
+day overwrites its one file (:func:`scores_key`), so the table never holds a day twice.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from contracts.worklist import WorklistEntry
-
-PARTITION_COLUMN = "day"
-FILE_NAME = "scores.parquet"
+from worklist.scores_columns import COLUMNS as COLUMNS
+from worklist.scores_columns import FILE_NAME, PARTITION_COLUMN
 
 FACTOR_TYPE = pa.struct(
     [
@@ -40,22 +39,6 @@ SCHEMA = pa.schema(
         ("failure_reason", pa.string()),
         ("factors", pa.list_(FACTOR_TYPE)),
     ]
-)
-#: Glue/Hive type of each column, in file order.
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("encounter_key", "string"),
-    ("patient_key", "string"),
-    ("unit", "string"),
-    ("status", "string"),
-    ("scored_at", "string"),
-    ("probability", "double"),
-    ("risk_band", "string"),
-    ("model_version", "string"),
-    ("failure_reason", "string"),
-    (
-        "factors",
-        "array<struct<feature:string,direction:string,contribution:double,label:string>>",
-    ),
 )
 
 

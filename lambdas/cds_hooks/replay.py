@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-JTI_ATTRIBUTE = "jti"
-EXPIRES_ATTRIBUTE = "expires_at"
+from lambdas.cds_hooks.service import EXPIRES_ATTRIBUTE, JTI_ATTRIBUTE
+
 CONDITION_FAILED = "ConditionalCheckFailedException"
 
 

@@ -15,6 +15,9 @@ from typing import Any
 #: The function's settings of the service (set by stacks/components/prediction_api.py).
 WORKLIST_PAGE_URL_ENV = "WORKLIST_PAGE_URL"
 REPLAY_TABLE_ENV = "CDS_REPLAY_TABLE"
+#: The replay table's key and TTL attribute (``lambdas.cds_hooks.replay`` writes them).
+JTI_ATTRIBUTE = "jti"
+EXPIRES_ATTRIBUTE = "expires_at"
 
 SERVICES_PATH = "/cds-services"
 SERVICE_ID = "readmission-risk"

@@ -49,8 +49,7 @@ for _noisy in ("aws_lambda_powertools", "boto3", "botocore", "urllib3"):
 
 
 class WorklistReader(Protocol):
-    """What the API reads: the read half of ``worklist.store.WorklistStore`` (the function's
-    asset carries ``contracts`` only, so the protocol is restated here, not imported)."""
+    """What the API reads: the read half of ``worklist.store.WorklistStore``."""
 
     def read_day(self, day: str) -> tuple[DaySummary | None, list[WorklistEntry]]: ...
 

@@ -1,8 +1,10 @@
-"""Reading the worklist table (DynamoDB): a day's items by Query, one item by GetItem, and
-which days were scored by one BatchGetItem of the days' summary items.
+"""Reading the worklist table (DynamoDB) for the API: the store's reads, and which days were
+scored by one BatchGetItem of the days' summary items.
 
-Read-only on purpose: the function's role is granted read access only, and it reads with
-the same contract records (``from_item``) that nightly batch scoring writes.
+A day's items (Query) and one item (GetItem) are read by ``worklist.dynamodb``'s store, the
+one nightly batch scoring writes with, so reader and writer share one item format; what is
+new here is :meth:`DynamoDbWorklistReader.scored_days`. Read-only on purpose: the function's
+role is granted read access only.
 """
 
 from __future__ import annotations
@@ -11,54 +13,19 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
-from contracts.worklist import KEY_DAY, KEY_ENTRY, SUMMARY_SORT_KEY, DaySummary, WorklistEntry
+from contracts.worklist import KEY_DAY, KEY_ENTRY, SUMMARY_SORT_KEY
+from worklist.dynamodb import DynamoDbWorklistStore, from_attributes
 
 #: BatchGetItem's limit on keys per request.
 BATCH_GET_MAX_KEYS = 100
-_DESERIALIZER = TypeDeserializer()
 
 
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _DESERIALIZER.deserialize(value) for key, value in item.items()}
-
-
-class DynamoDbWorklistReader:
-    """The worklist table, read through a boto3 DynamoDB client passed in."""
+class DynamoDbWorklistReader(DynamoDbWorklistStore):
+    """The worklist table, read through a boto3 DynamoDB client passed in (eventually
+    consistent: a day is written hours before anyone reads it)."""
 
     def __init__(self, table_name: str, client: Any) -> None:
-        self._table = table_name
-        self._client = client
-
-    def read_day(self, day: str) -> tuple[DaySummary | None, list[WorklistEntry]]:
-        summary: DaySummary | None = None
-        entries: list[WorklistEntry] = []
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "#day = :day",
-            "ExpressionAttributeNames": {"#day": KEY_DAY},
-            "ExpressionAttributeValues": {":day": {"S": day}},
-        }
-        while True:
-            page = self._client.query(**request)
-            for raw in page.get("Items", []):
-                item = _plain(raw)
-                if item[KEY_ENTRY] == SUMMARY_SORT_KEY:
-                    summary = DaySummary.from_item(item)
-                else:
-                    entries.append(WorklistEntry.from_item(item))
-            if "LastEvaluatedKey" not in page:
-                return summary, entries
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    def read_entry(self, day: str, encounter_key: str) -> WorklistEntry | None:
-        answer = self._client.get_item(
-            TableName=self._table,
-            Key={KEY_DAY: {"S": day}, KEY_ENTRY: {"S": encounter_key}},
-        )
-        item = answer.get("Item")
-        return None if item is None else WorklistEntry.from_item(_plain(item))
+        super().__init__(client, table_name, consistent_reads=False)
 
     def scored_days(self, days: Sequence[str]) -> list[str]:
         """Those of ``days`` that have a summary item, newest first."""
@@ -78,7 +45,8 @@ class DynamoDbWorklistReader:
             while request:
                 answer = self._client.batch_get_item(RequestItems=request)
                 found.update(
-                    str(_plain(item)[KEY_DAY]) for item in answer["Responses"].get(self._table, [])
+                    str(from_attributes(item)[KEY_DAY])
+                    for item in answer["Responses"].get(self._table, [])
                 )
                 request = answer.get("UnprocessedKeys") or {}
         return sorted(found, reverse=True)

@@ -65,14 +65,20 @@ from contracts.serving import BATCH_MAX_PAYLOAD_MB, CONTENT_TYPE_JSONLINES
 from contracts.worklist import KEY_DAY, KEY_ENTRY, KEY_EXPIRES_AT
 from lambdas.batch_writer import settings as writer_env
 from stacks.components.grants import grant_key, grant_objects, reference
-from stacks.components.log_groups import encrypted_log_group
 from stacks.components.model_registry import sagemaker_arn
 from stacks.components.platform_function import PlatformFunction
+from stacks.components.workflow import (
+    ERROR_PATH,
+    catch_all,
+    logged_state_machine,
+    sync_job_statements,
+    sync_rule_statement,
+)
 from stacks.config import BatchScoringConfig
 from stacks.nag import acknowledge
 from stacks.naming import ResourceNames
 from stacks.wildcards import acknowledge_wildcards
-from worklist.scores_table import COLUMNS, PARTITION_COLUMN
+from worklist.scores_columns import COLUMNS, PARTITION_COLUMN
 
 #: Where the transform job writes (``<prefix>/day=<day>/<run>/<input file>.out``).
 OUTPUT_PREFIX = "batch-scoring/output"
@@ -113,7 +119,6 @@ TRANSFORM_JOB_SYNC_ACTIONS = (
     "sagemaker:StopTransformJob",
 )
 SAGEMAKER_SYNC_RULE = "StepFunctionsGetEventsForSageMakerTransformJobsRule"
-SYNC_RULE_ACTIONS = ("events:PutTargets", "events:PutRule", "events:DescribeRule")
 
 # State names, in the order a scoring execution visits them.
 PLAN = "Plan the day"
@@ -292,29 +297,14 @@ class BatchScoring(Construct):
         self._grant_writer(curated_bucket, data_key, source)
         self._grant_serving_role(serving_role, curated_bucket, source)
         self._scores_table(curated_name, glue_database_name)
-        self.state_machine = sfn.StateMachine(
+        self.state_machine = logged_state_machine(
             self,
-            "StateMachine",
-            state_machine_name=names.batch_scoring_state_machine,
-            definition_body=sfn.DefinitionBody.from_chainable(
-                self._definition(names, config, data_key_arn)
-            ),
+            name=names.batch_scoring_state_machine,
+            definition=self._definition(names, config, data_key_arn),
             timeout=WORKFLOW_TIMEOUT,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=encrypted_log_group(
-                    self,
-                    "Logs",
-                    key=key,
-                    days=log_retention_days,
-                    retain=retain,
-                    log_group_name=f"/aws/vendedlogs/states/{names.batch_scoring_state_machine}",
-                ),
-                level=sfn.LogLevel.ALL,
-                # State inputs and outputs carry S3 locations and counts only, but an error
-                # cause could quote a record: execution data stays out of the logs.
-                include_execution_data=False,
-            ),
+            key=key,
+            log_retention_days=log_retention_days,
+            retain_logs=retain,
         )
         self._grant_state_machine(names)
         self.schedule_rule = events.Rule(
@@ -338,7 +328,41 @@ class BatchScoring(Construct):
     def _definition(
         self, names: ResourceNames, config: BatchScoringConfig, data_key_arn: str
     ) -> sfn.IChainable:
-        plan = tasks.LambdaInvoke(
+        """Plan -> (any discharges: find the serving model -> Batch Transform) -> Write.
+
+        A failed scoring step still writes (the worklist records the failure) and the
+        execution then fails; a failed plan or write fails it at once.
+        """
+        plan, write = self._plan(), self._write()
+        failed = sfn.Fail(self, FAILED, error="BatchScoringFailed")
+        write.next(
+            sfn.Choice(self, SCORING_FAILED)
+            .when(sfn.Condition.is_present(ERROR_PATH), failed)
+            .otherwise(sfn.Succeed(self, DONE))
+        )
+        describe_endpoint, describe_config = self._find_serving_model(names)
+        score = sfn.CustomState(
+            self,
+            SCORE,
+            state_json=transform_job_state(
+                names.batch_transform_job_prefix, config.instance_type, data_key_arn
+            ),
+        )
+        # A failed scoring step hands on the error's name only; the plan stays in the state.
+        for scoring_state in (describe_endpoint, describe_config, score):
+            catch_all(scoring_state, write)
+        for step in (plan, write):
+            catch_all(step, failed)
+        scoring = describe_endpoint.next(describe_config).next(score).next(write)
+        return plan.next(
+            sfn.Choice(self, HAS_DISCHARGES)
+            .when(sfn.Condition.boolean_equals("$.plan.has_records", True), scoring)
+            .otherwise(write)
+        )
+
+    def _plan(self) -> tasks.LambdaInvoke:
+        """The writer plans the day: which day, whether it has records, where output goes."""
+        return tasks.LambdaInvoke(
             self,
             PLAN,
             lambda_function=self.writer.function,
@@ -349,7 +373,10 @@ class BatchScoring(Construct):
             result_path="$.plan",
             retry_on_service_exceptions=True,
         )
-        write = tasks.LambdaInvoke(
+
+    def _write(self) -> tasks.LambdaInvoke:
+        """The writer writes the day's worklist from the transform's output (or none)."""
+        return tasks.LambdaInvoke(
             self,
             WRITE,
             lambda_function=self.writer.function,
@@ -365,13 +392,14 @@ class BatchScoring(Construct):
             result_path="$.written",
             retry_on_service_exceptions=True,
         )
-        failed = sfn.Fail(self, FAILED, error="BatchScoringFailed")
-        outcome = (
-            sfn.Choice(self, SCORING_FAILED)
-            .when(sfn.Condition.is_present("$.error"), failed)
-            .otherwise(sfn.Succeed(self, DONE))
-        )
-        write.next(outcome)
+
+    def _find_serving_model(
+        self, names: ResourceNames
+    ) -> tuple[tasks.CallAwsService, tasks.CallAwsService]:
+        """The endpoint's current config, then its model: what the transform job scores with.
+
+        Each SDK call is retried on SageMaker's transient errors.
+        """
         describe_endpoint = tasks.CallAwsService(
             self,
             DESCRIBE_ENDPOINT,
@@ -394,13 +422,6 @@ class BatchScoring(Construct):
             result_selector={"model": sfn.JsonPath.string_at("$.ProductionVariants[0].ModelName")},
             result_path="$.serving",
         )
-        score = sfn.CustomState(
-            self,
-            SCORE,
-            state_json=transform_job_state(
-                names.batch_transform_job_prefix, config.instance_type, data_key_arn
-            ),
-        )
         for state in (describe_endpoint, describe_config):
             state.add_retry(
                 errors=list(TRANSIENT_SAGEMAKER_ERRORS),
@@ -408,17 +429,7 @@ class BatchScoring(Construct):
                 max_attempts=3,
                 backoff_rate=2.0,
             )
-        # Only the error name travels on (result_path keeps the plan): a cause can quote data.
-        for scoring_state in (describe_endpoint, describe_config, score):
-            scoring_state.add_catch(write, errors=["States.ALL"], result_path="$.error")
-        plan.add_catch(failed, errors=["States.ALL"], result_path="$.error")
-        write.add_catch(failed, errors=["States.ALL"], result_path="$.error")
-        scoring = describe_endpoint.next(describe_config).next(score).next(write)
-        return plan.next(
-            sfn.Choice(self, HAS_DISCHARGES)
-            .when(sfn.Condition.boolean_equals("$.plan.has_records", True), scoring)
-            .otherwise(write)
-        )
+        return describe_endpoint, describe_config
 
     # ----- permissions -----
     def _grant_writer(self, curated_bucket: s3.IBucket, data_key: kms.IKey, source: str) -> None:
@@ -496,28 +507,15 @@ class BatchScoring(Construct):
 
     def _grant_state_machine(self, names: ResourceNames) -> None:
         role = self.state_machine.role
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="RunTransformJobs",
-                actions=list(TRANSFORM_JOB_SYNC_ACTIONS),
-                resources=[sagemaker_arn(f"transform-job/{names.batch_transform_job_prefix}-*")],
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ReadTransformJobTags", actions=["sagemaker:ListTags"], resources=["*"]
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="SyncTransformJobEvents",
-                actions=list(SYNC_RULE_ACTIONS),
-                resources=[
-                    f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}"
-                    f":rule/{SAGEMAKER_SYNC_RULE}"
-                ],
-            )
-        )
+        for statement in (
+            *sync_job_statements(
+                "Transform",
+                TRANSFORM_JOB_SYNC_ACTIONS,
+                sagemaker_arn(f"transform-job/{names.batch_transform_job_prefix}-*"),
+            ),
+            sync_rule_statement("Transform", SAGEMAKER_SYNC_RULE),
+        ):
+            role.add_to_principal_policy(statement)
         acknowledge_wildcards(
             role,
             "Transform jobs are named <prefix>-<day>-<run> at run time; endpoint configs "

@@ -24,14 +24,19 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_wafv2 as wafv2
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from contracts import serving
 from contracts.encounter import FieldKind, FieldSpec, model_input_fields
-from lambdas.cds_authorizer.app import ISSUERS_ENV
-from lambdas.cds_hooks.hook import REPLAY_TABLE_ENV, WORKLIST_PAGE_URL_ENV
-from lambdas.cds_hooks.replay import EXPIRES_ATTRIBUTE, JTI_ATTRIBUTE
-from lambdas.cds_hooks.service import SERVICE_ID, SERVICES_PATH
+from lambdas.cds_authorizer.settings import ISSUERS_ENV
+from lambdas.cds_hooks.service import (
+    EXPIRES_ATTRIBUTE,
+    JTI_ATTRIBUTE,
+    REPLAY_TABLE_ENV,
+    SERVICE_ID,
+    SERVICES_PATH,
+    WORKLIST_PAGE_URL_ENV,
+)
 from stacks.components.grants import grant_key
 from stacks.components.log_groups import encrypted_log_group
 from stacks.components.platform_function import PlatformFunction
@@ -93,6 +98,25 @@ NO_EXECUTION_LOGS_REASON = (
     "errors echo values), which is PHI. Access logs without bodies, X-Ray traces and the "
     "function's own PHI-free logs cover operations."
 )
+
+
+def acknowledge_stage(stage: IConstruct, no_cache_reason: str) -> None:
+    """What every REST API stage of the platform acknowledges, the worklist's too: no cache
+    (for the API's own reason), no execution logs (they quote PHI), no client certificate
+    (the only backend is a Lambda proxy integration)."""
+    acknowledge(stage, no_cache_reason, "HIPAA.Security-APIGWCacheEnabledAndEncrypted")
+    acknowledge(
+        stage,
+        NO_EXECUTION_LOGS_REASON,
+        "AwsSolutions-APIG6",
+        "HIPAA.Security-APIGWExecutionLoggingEnabled",
+    )
+    acknowledge(
+        stage,
+        "The only backend is a Lambda proxy integration inside AWS; a client certificate "
+        "authenticates HTTP backends, of which there are none.",
+        "HIPAA.Security-APIGWSSLEnabled",
+    )
 
 
 def _value_schema(spec: FieldSpec) -> dict[str, Any]:
@@ -647,23 +671,7 @@ class PredictionApi(Construct):
 
     def _acknowledge(self, use_api_keys: bool, waf_enabled: bool) -> None:
         stage = self.api.deployment_stage
-        acknowledge(
-            stage,
-            NO_CACHE_REASON,
-            "HIPAA.Security-APIGWCacheEnabledAndEncrypted",
-        )
-        acknowledge(
-            stage,
-            NO_EXECUTION_LOGS_REASON,
-            "AwsSolutions-APIG6",
-            "HIPAA.Security-APIGWExecutionLoggingEnabled",
-        )
-        acknowledge(
-            stage,
-            "The only backend is a Lambda proxy integration inside AWS; a client certificate "
-            "authenticates HTTP backends, of which there are none.",
-            "HIPAA.Security-APIGWSSLEnabled",
-        )
+        acknowledge_stage(stage, NO_CACHE_REASON)
         acknowledge(
             self.api,
             "Callers are clinical applications with AWS identities: requests are SigV4-signed "

@@ -37,7 +37,6 @@ from constructs import Construct
 
 from stacks.components.container_images import ContainerImages
 from stacks.components.grants import grant_key, grant_objects, reference
-from stacks.components.log_groups import encrypted_log_group
 from stacks.components.model_registry import (
     FEATURES_PREFIX,
     PROTECTED_PREFIX,
@@ -47,6 +46,12 @@ from stacks.components.model_registry import (
     sagemaker_arn,
 )
 from stacks.components.platform_function import PlatformFunction
+from stacks.components.workflow import (
+    catch_all,
+    logged_state_machine,
+    sync_job_statements,
+    sync_rule_statement,
+)
 from stacks.config import EndpointConfig, TrainingConfig
 from stacks.training_source import build_training_source_archive
 from stacks.wildcards import acknowledge_wildcards
@@ -63,10 +68,8 @@ TRAINING_JOB_SYNC_ACTIONS = (
     "sagemaker:DescribeTrainingJob",
     "sagemaker:StopTrainingJob",
 )
-#: ... and on every resource, as that page grants it.
-TRAINING_JOB_SYNC_TAG_ACTIONS = ("sagemaker:ListTags",)
-#: ... and on the managed rule above.
-SYNC_RULE_ACTIONS = ("events:PutTargets", "events:PutRule", "events:DescribeRule")
+#: ... plus sagemaker:ListTags on every resource and the managed rule above
+#: (``stacks.components.workflow``).
 SECONDS_PER_HOUR = 3600
 
 #: What describeImages raises, as a Step Functions SDK integration names it, for a missing tag.
@@ -276,25 +279,14 @@ class TrainingPipeline(Construct):
         )
         build_hours = images.project_timeout.to_minutes() / 60
         timeout_hours = build_hours + etl_timeout_minutes / 60 + training_hours + 1
-        self.state_machine = sfn.StateMachine(
+        self.state_machine = logged_state_machine(
             self,
-            "StateMachine",
-            state_machine_name=names.state_machine,
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            name=names.state_machine,
+            definition=definition,
             timeout=Duration.minutes(round(timeout_hours * 60)),
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=encrypted_log_group(
-                    self,
-                    "Logs",
-                    key=key,
-                    days=log_retention_days,
-                    retain=retain_logs,
-                    log_group_name=f"/aws/vendedlogs/states/{names.state_machine}",
-                ),
-                level=sfn.LogLevel.ALL,
-                include_execution_data=False,
-            ),
+            key=key,
+            log_retention_days=log_retention_days,
+            retain_logs=retain_logs,
         )
         self._grant_state_machine(names, registry, source)
         alert_topic.grant_publish(self.state_machine)
@@ -328,7 +320,36 @@ class TrainingPipeline(Construct):
         topic: sns.ITopic,
         images: ContainerImages,
     ) -> sfn.IChainable:
-        failure = tasks.SnsPublish(
+        """Prepare -> image checks (a missing image goes to the build) -> ETL -> Train ->
+        Evaluate -> Quality gate; any failed task notifies and fails the execution."""
+        failure = self._failure(names, topic)
+        prepare = self._prepare(names)
+        build = catch_all(self._build_images(images), failure)
+        check_training = self._image_check(
+            CHECK_TRAINING_IMAGE, images.training_repository, images.training_tag, build
+        )
+        check_serving = self._image_check(
+            CHECK_SERVING_IMAGE, images.serving_repository, images.serving_tag, build
+        )
+        for check in (check_training, check_serving):
+            catch_all(check, failure)
+        etl = catch_all(self._run_etl(names), failure)
+        train = catch_all(sfn.CustomState(self, TRAIN, state_json=train_state), failure)
+        evaluate = catch_all(self._evaluate(), failure)
+        gate = self._gate(names, topic, register=catch_all(self._register(), failure))
+        build.next(etl)
+        return (
+            prepare.next(check_training)
+            .next(check_serving)
+            .next(etl)
+            .next(train)
+            .next(evaluate)
+            .next(gate)
+        )
+
+    def _failure(self, names: PipelineNames, topic: sns.ITopic) -> sfn.IChainable:
+        """Notify the alert topic of the failed execution (the error's name only), then fail."""
+        return tasks.SnsPublish(
             self,
             NOTIFY_FAILURE,
             topic=topic,
@@ -343,11 +364,9 @@ class TrainingPipeline(Construct):
             result_path=sfn.JsonPath.DISCARD,
         ).next(sfn.Fail(self, FAILED, error="TrainingPipelineFailed"))
 
-        def catching(state: Any) -> Any:
-            # Only the error name travels on: a cause can quote data the job was reading.
-            return state.add_catch(failure, errors=["States.ALL"], result_path="$.error")
-
-        prepare = sfn.Pass(
+    def _prepare(self, names: PipelineNames) -> sfn.Pass:
+        """Name this execution's training job ``<prefix>-<uuid>``."""
+        return sfn.Pass(
             self,
             PREPARE,
             parameters={
@@ -356,65 +375,65 @@ class TrainingPipeline(Construct):
                 )
             },
         )
-        build = catching(
-            tasks.CodeBuildStartBuild(
-                self,
-                BUILD_IMAGES,
-                project=images.project,
-                integration_pattern=sfn.IntegrationPattern.RUN_JOB,
-                result_path=sfn.JsonPath.DISCARD,
-            )
+
+    def _build_images(self, images: ContainerImages) -> tasks.CodeBuildStartBuild:
+        """Build both derived images (``startBuild.sync``)."""
+        return tasks.CodeBuildStartBuild(
+            self,
+            BUILD_IMAGES,
+            project=images.project,
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            result_path=sfn.JsonPath.DISCARD,
         )
-        check_training = self._image_check(
-            CHECK_TRAINING_IMAGE, images.training_repository, images.training_tag, build
+
+    def _run_etl(self, names: PipelineNames) -> tasks.GlueStartJobRun:
+        """Run the feature ETL job to completion (``startJobRun.sync``)."""
+        return tasks.GlueStartJobRun(
+            self,
+            RUN_ETL,
+            glue_job_name=names.glue_job,
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            result_selector={"JobRunId.$": "$.Id", "JobRunState.$": "$.JobRunState"},
+            result_path="$.etl",
         )
-        check_serving = self._image_check(
-            CHECK_SERVING_IMAGE, images.serving_repository, images.serving_tag, build
+
+    def _evaluate(self) -> tasks.LambdaInvoke:
+        """The registrar evaluates the trained model against the quality gate."""
+        return tasks.LambdaInvoke(
+            self,
+            EVALUATE,
+            lambda_function=self.registrar.function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "action": "evaluate",
+                    "model_data_url": sfn.JsonPath.string_at("$.training.ModelDataUrl"),
+                    "training_job_name": sfn.JsonPath.string_at("$.training.TrainingJobName"),
+                }
+            ),
+            result_selector={"evaluation.$": "$.Payload"},
+            result_path="$.gate",
         )
-        for check in (check_training, check_serving):
-            catching(check)
-        etl = catching(
-            tasks.GlueStartJobRun(
-                self,
-                RUN_ETL,
-                glue_job_name=names.glue_job,
-                integration_pattern=sfn.IntegrationPattern.RUN_JOB,
-                result_selector={"JobRunId.$": "$.Id", "JobRunState.$": "$.JobRunState"},
-                result_path="$.etl",
-            )
+
+    def _register(self) -> tasks.LambdaInvoke:
+        """The registrar registers the evaluated model as a version pending approval."""
+        return tasks.LambdaInvoke(
+            self,
+            REGISTER,
+            lambda_function=self.registrar.function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "action": "register",
+                    "evaluation": sfn.JsonPath.object_at("$.gate.evaluation"),
+                }
+            ),
+            result_selector={"model_package_arn.$": "$.Payload.model_package_arn"},
+            result_path="$.registration",
         )
-        train = catching(sfn.CustomState(self, TRAIN, state_json=train_state))
-        evaluate = catching(
-            tasks.LambdaInvoke(
-                self,
-                EVALUATE,
-                lambda_function=self.registrar.function,
-                payload=sfn.TaskInput.from_object(
-                    {
-                        "action": "evaluate",
-                        "model_data_url": sfn.JsonPath.string_at("$.training.ModelDataUrl"),
-                        "training_job_name": sfn.JsonPath.string_at("$.training.TrainingJobName"),
-                    }
-                ),
-                result_selector={"evaluation.$": "$.Payload"},
-                result_path="$.gate",
-            )
-        )
-        register = catching(
-            tasks.LambdaInvoke(
-                self,
-                REGISTER,
-                lambda_function=self.registrar.function,
-                payload=sfn.TaskInput.from_object(
-                    {
-                        "action": "register",
-                        "evaluation": sfn.JsonPath.object_at("$.gate.evaluation"),
-                    }
-                ),
-                result_selector={"model_package_arn.$": "$.Payload.model_package_arn"},
-                result_path="$.registration",
-            )
-        )
+
+    def _gate(
+        self, names: PipelineNames, topic: sns.ITopic, *, register: tasks.LambdaInvoke
+    ) -> sfn.Choice:
+        """Passed: register, notify, succeed. Failed: notify the reasons, fail."""
         notify_success = tasks.SnsPublish(
             self,
             NOTIFY_SUCCESS,
@@ -443,22 +462,13 @@ class TrainingPipeline(Construct):
             ),
             result_path=sfn.JsonPath.DISCARD,
         ).next(sfn.Fail(self, GATE_FAILED, error="QualityGateFailed"))
-        gate = (
+        return (
             sfn.Choice(self, GATE)
             .when(
                 sfn.Condition.boolean_equals("$.gate.evaluation.passed", True),
                 register.next(notify_success).next(sfn.Succeed(self, SUCCEEDED)),
             )
             .otherwise(notify_gate_failed)
-        )
-        build.next(etl)
-        return (
-            prepare.next(check_training)
-            .next(check_serving)
-            .next(etl)
-            .next(train)
-            .next(evaluate)
-            .next(gate)
         )
 
     def _image_check(
@@ -525,20 +535,12 @@ class TrainingPipeline(Construct):
         self, names: PipelineNames, registry: ModelRegistry, source: s3_assets.Asset
     ) -> None:
         role = self.state_machine.role
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="RunTrainingJobs",
-                actions=list(TRAINING_JOB_SYNC_ACTIONS),
-                resources=[sagemaker_arn(f"training-job/{names.training_job_prefix}-*")],
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ReadTrainingJobTags",
-                actions=list(TRAINING_JOB_SYNC_TAG_ACTIONS),
-                resources=["*"],
-            )
-        )
+        for statement in sync_job_statements(
+            "Training",
+            TRAINING_JOB_SYNC_ACTIONS,
+            sagemaker_arn(f"training-job/{names.training_job_prefix}-*"),
+        ):
+            role.add_to_principal_policy(statement)
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="PassExecutionRoleToSageMaker",
@@ -547,16 +549,7 @@ class TrainingPipeline(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             )
         )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="SyncTrainingJobEvents",
-                actions=list(SYNC_RULE_ACTIONS),
-                resources=[
-                    f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}"
-                    f":rule/{SAGEMAKER_SYNC_RULE}"
-                ],
-            )
-        )
+        role.add_to_principal_policy(sync_rule_statement("Training", SAGEMAKER_SYNC_RULE))
         # The training job downloads its source with the execution role.
         registry.training_role.add_to_principal_policy(
             iam.PolicyStatement(

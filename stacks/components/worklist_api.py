@@ -35,9 +35,9 @@ from stacks.components.log_groups import encrypted_log_group
 from stacks.components.platform_function import PlatformFunction
 from stacks.components.prediction_api import (
     ENDPOINT_ACCESS_MODE,
-    NO_EXECUTION_LOGS_REASON,
     STAGE_NAME,
     TLS_SECURITY_POLICY,
+    acknowledge_stage,
 )
 from stacks.config import WorklistConfig
 from stacks.nag import acknowledge
@@ -209,19 +209,7 @@ class WorklistApi(Construct):
 
     def _acknowledge(self) -> None:
         stage = self.api.deployment_stage
-        acknowledge(stage, NO_CACHE_REASON, "HIPAA.Security-APIGWCacheEnabledAndEncrypted")
-        acknowledge(
-            stage,
-            NO_EXECUTION_LOGS_REASON,
-            "AwsSolutions-APIG6",
-            "HIPAA.Security-APIGWExecutionLoggingEnabled",
-        )
-        acknowledge(
-            stage,
-            "The only backend is a Lambda proxy integration inside AWS; a client certificate "
-            "authenticates HTTP backends, of which there are none.",
-            "HIPAA.Security-APIGWSSLEnabled",
-        )
+        acknowledge_stage(stage, NO_CACHE_REASON)
         acknowledge(
             stage,
             "No regional web ACL on this stage: every method needs a valid user-pool token "

@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 
 from inference.endpoint_app import AppLimits
+from inference.local_endpoint import LocalEndpoint, serve
 from inference.predictor import ServingModel
-from inference.serve import MAX_PAYLOAD_BYTES, LocalEndpoint, ServerSettings, serve
+from inference.serve import MAX_PAYLOAD_BYTES, ServerSettings
 from training.synthetic import synthetic_records
 
 SECRET = "SECRET-7731-XYZZY"

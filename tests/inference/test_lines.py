@@ -21,8 +21,8 @@ from contracts.serving import (
     TOP_FACTORS,
 )
 from inference.handler import input_fn, output_fn, predict_fn
+from inference.local_endpoint import serve
 from inference.predictor import ServingModel
-from inference.serve import serve
 from training.synthetic import synthetic_records
 
 SECRET = "SECRET-VALUE-4411"

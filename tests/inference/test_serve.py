@@ -20,8 +20,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from inference.handler import input_fn, output_fn, predict_fn
+from inference.local_endpoint import LocalEndpoint, serve
 from inference.predictor import ServingModel
-from inference.serve import MAX_PAYLOAD_BYTES, LocalEndpoint, serve
+from inference.serve import MAX_PAYLOAD_BYTES
 from lambdas.drift_monitor.capture import decode_capture_line
 from training.synthetic import synthetic_records
 

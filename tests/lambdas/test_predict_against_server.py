@@ -23,8 +23,8 @@ from moto import mock_aws
 from contracts.deidentify import keyed_hash
 from contracts.serving import HEALTH_PROBE_PATIENT_KEY
 from inference.handler import input_fn, model_fn, output_fn, predict_fn
+from inference.local_endpoint import LocalEndpoint, serve
 from inference.predictor import ServingModel
-from inference.serve import LocalEndpoint, serve
 from lambdas.predict import app as predict_app
 from lambdas.predict.probe import probe_record
 from lambdas.predict.records import to_endpoint_records

@@ -15,7 +15,7 @@ import torch
 
 from contracts.worklist import STATUS_FAILED, STATUS_SCORED
 from inference.handler import model_fn
-from inference.serve import LocalEndpoint, serve
+from inference.local_endpoint import LocalEndpoint, serve
 from local_platform import batch_scoring
 from tests.inference.artifacts import tiny_model_dir
 from training.synthetic import synthetic_records

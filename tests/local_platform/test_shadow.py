@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from contracts.deployment import SHADOW_VARIANT_NAME
-from inference.serve import LocalEndpoint, serve
+from inference.local_endpoint import LocalEndpoint, serve
 from lambdas.deployer import comparison
 from lambdas.deployer.deployment import VARIANT_NAME
 from local_platform import resources, shadow, traffic
