@@ -281,6 +281,11 @@ def _run(
             BASELINE_FILE_NAME: build_baseline(train_records, train_probabilities.tolist()),
         },
     )
+    # Global factor importance needs the written model: explain, then rewrite the report.
+    report[evaluation.EXPLAINABILITY_SECTION] = evaluation.explain_validation(
+        model_dir, validation_records, hyper.seed
+    )
+    artifact.write_documents(model_dir, {artifact.EVALUATION_FILE: report})
     images = model_card.plots(
         y_test,
         test_probabilities,
