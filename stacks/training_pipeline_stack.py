@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Stack
@@ -15,6 +16,7 @@ from stacks.components.network import PrivateNetwork
 from stacks.components.service_key import ServiceKey
 from stacks.components.training_pipeline import PipelineNames, TrainingPipeline
 from stacks.config import StageConfig
+from stacks.lineage import source_lineage
 from stacks.naming import ResourceNames
 from stacks.wildcards import acknowledge_inline_policies
 
@@ -89,6 +91,8 @@ class TrainingPipelineStack(Stack):
             log_retention_days=config.retention.log_group_days,
             retain_logs=retain,
             etl_timeout_minutes=config.etl.timeout_minutes,
+            # The build's environment, read once here: which commit this synthesis deploys.
+            lineage=source_lineage(os.environ),
         )
         CfnOutput(self, "StateMachineArn", value=self.pipeline.state_machine.state_machine_arn)
         CfnOutput(self, "TrainingImageUri", value=self.images.training_image_uri)

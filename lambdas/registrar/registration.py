@@ -319,8 +319,12 @@ def prepare_evidence(
         manifest=settings.manifest_s3_uri if manifest else "",
         training_image_tag=settings.training_image_tag,
     )
-    if not settings.source_commit:
-        omitted.append("source commit (SOURCE_COMMIT not set)")
+    for value, what, name in (
+        (settings.source_commit, "source commit", "SOURCE_COMMIT"),
+        (settings.source_repository, "source repository", "SOURCE_REPOSITORY"),
+    ):
+        if not value:
+            omitted.append(f"{what} ({name} not set)")
     card = evidence.build_card(
         evaluation, metadata, manifest[0] if manifest else {}, links, job, omitted
     )
