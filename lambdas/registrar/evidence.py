@@ -151,18 +151,18 @@ def _share(value: Any) -> str:
 
 def _min_subgroup(evaluation: Mapping[str, Any]) -> int:
     intervals = evaluation.get(INTERVALS)
-    size = intervals.get("min_subgroup_size") if isinstance(intervals, Mapping) else None
-    return int(size) if _finite(size) else DEFAULT_MIN_SUBGROUP
+    size = _number(intervals.get("min_subgroup_size") if isinstance(intervals, Mapping) else None)
+    return DEFAULT_MIN_SUBGROUP if size is None else int(size)
 
 
 def interval_note(figures: Any) -> str:
-    """``95% CI 0.680-0.741`` from one ``bootstrap.intervals`` entry, or why there is none."""
+    """``95% CI 0.680 to 0.741`` from one ``bootstrap.intervals`` entry, or why there is none."""
     if not isinstance(figures, Mapping):
         return "no interval"
     lower, upper = _number(figures.get("lower")), _number(figures.get("upper"))
     if lower is None or upper is None:
         return "no interval: too few resamples define it"
-    return f"95% CI {lower:.3f}-{upper:.3f} (percentile bootstrap)"
+    return f"95% CI {lower:.3f} to {upper:.3f}, percentile bootstrap"
 
 
 def _metric(name: str, value: Any, notes: str = "") -> dict[str, Any]:

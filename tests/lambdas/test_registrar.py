@@ -349,7 +349,7 @@ def test_metric_groups_carry_overall_and_subgroup_figures_with_intervals(
         report["intervals"]["overall"]["auroc"]["value"]
     )
     lower = report["intervals"]["overall"]["auroc"]["lower"]
-    assert f"95% CI {lower:.3f}-" in overall["AUROC"]["notes"]
+    assert f"95% CI {lower:.3f} to " in overall["AUROC"]["notes"]
     assert overall["decision threshold"]["value"] == fx.THRESHOLD
     assert "joins the alert worklist" in overall["decision threshold"]["notes"]
     sex = {metric["name"]: metric for metric in groups["subgroup: sex"]}
