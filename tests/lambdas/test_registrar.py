@@ -493,3 +493,30 @@ def test_without_a_commit_the_version_says_so(s3: Any, sagemaker: Any) -> None:
     registration.register(sagemaker, s3, settings, gated, REGION)
     assert "CommitId" not in sent[0]["MetadataProperties"]
     assert gated["evidence"]["omitted"] == ["source commit (SOURCE_COMMIT not set)"]
+
+
+def test_the_registrar_runs_with_only_what_the_lambda_runtime_has() -> None:
+    """The asset is lambdas/registrar plus contracts; the runtime adds boto3 and Powertools. The
+    SDK's card shapes, ``regex``, pydantic and numpy are not there: importing and checking a
+    card must not need them (validation then keeps the overview and service-model checks)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'sagemaker', 'regex', 'pydantic', 'numpy', 'torch',"
+        " 'training', 'inference', 'stacks'}:\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from lambdas.registrar import app, validation\n"
+        "errors = validation.card_errors({'model_overview': {'model_name': 'm'}})\n"
+        "assert errors == ['ModelCardContent.model_overview.model_name: not in the model "
+        "package card schema'], errors\n"
+        "assert validation.max_content_chars() == 100000\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
