@@ -126,9 +126,78 @@ def check_required(evaluation: Mapping[str, Any]) -> None:
     missing = [name for name in REQUIRED_SECTIONS if evaluation.get(name) is None]
     if missing:
         raise EvidenceError(f"evaluation.json lacks {', '.join(missing)}: not registered")
+    malformed = [
+        name for name in REQUIRED_SECTIONS[:-1] if not isinstance(evaluation[name], Mapping)
+    ]
+    if malformed:
+        raise EvidenceError(
+            f"evaluation.json: {', '.join(malformed)} must be JSON objects: not registered"
+        )
     threshold = evaluation["threshold"]
     if not _finite(threshold) or not 0.0 < float(threshold) < 1.0:
         raise EvidenceError("evaluation.json: threshold must be a number in (0, 1)")
+
+
+def _mapping_of_mappings(value: Any) -> bool:
+    return isinstance(value, Mapping) and all(isinstance(v, Mapping) for v in value.values())
+
+
+def _subgroups_usable(value: Any) -> bool:
+    return _mapping_of_mappings(value) and all(
+        _mapping_of_mappings(table.get("groups", {}))
+        and _mapping_of_mappings(table.get("largest_gaps", {}))
+        for table in value.values()
+    )
+
+
+def _intervals_usable(value: Any) -> bool:
+    return (
+        isinstance(value, Mapping)
+        and _mapping_of_mappings(value.get("overall", {}))
+        and _mapping_of_mappings(value.get("subgroups", {}))
+        and all(_mapping_of_mappings(t) for t in value.get("subgroups", {}).values())
+    )
+
+
+def _budget_usable(value: Any) -> bool:
+    return (
+        isinstance(value, Mapping)
+        and isinstance(value.get("overall"), Mapping)
+        and _mapping_of_mappings(value.get("subgroups", {}))
+    )
+
+
+def _explainability_usable(value: Any) -> bool:
+    return isinstance(value, Mapping) and isinstance(value.get("factors"), list)
+
+
+#: Optional sections: what the card loses without each, and how a usable one is shaped.
+OPTIONAL_SECTIONS: Mapping[str, tuple[str, Any]] = {
+    SUBGROUPS: ("bias report and subgroup metric groups", _subgroups_usable),
+    INTERVALS: ("bootstrap intervals", _intervals_usable),
+    ALERT_BUDGET: ("alert budget figures", _budget_usable),
+    EXPLAINABILITY: ("explainability report", _explainability_usable),
+}
+
+
+def screen(evaluation: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The report without optional sections that are missing or malformed, and what went.
+
+    A section that is there but not shaped as training writes it is treated as missing, so the
+    card never shows half of one.
+    """
+    usable = dict(evaluation)
+    omitted = []
+    for name, (what, usable_shape) in OPTIONAL_SECTIONS.items():
+        value = evaluation.get(name)
+        if value is None:
+            omitted.append(f"{what} (evaluation.json has no {name} section)")
+        elif not usable_shape(value):
+            omitted.append(f"{what} (evaluation.json's {name} section is malformed)")
+        else:
+            continue
+        usable.pop(name, None)
+    return usable, omitted
 
 
 def _finite(value: Any) -> bool:

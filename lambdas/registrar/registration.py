@@ -244,17 +244,16 @@ def sample_payload_archive(baseline: Mapping[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _optional_report(
+def _report(
     s3: Any,
     settings: RegistrarSettings,
     evaluation: Mapping[str, Any],
     section: str,
     uri: str,
     build: Any,
-    omitted: list[str],
 ) -> str:
-    if not isinstance(evaluation.get(section), Mapping) or not evaluation[section]:
-        omitted.append(f"{uri.rpartition('/')[2]} ({EVALUATION_FILE} has no {section} section)")
+    """Write one metrics report when its section is usable (see :func:`evidence.screen`)."""
+    if section not in evaluation:
         return ""
     return put_document(s3, settings, uri, _json_bytes(build(evaluation)), CONTENT_TYPE_JSON)
 
@@ -276,7 +275,7 @@ def prepare_evidence(
     if BASELINE_FILE_NAME not in documents:
         raise RegistrationError(f"the model archive holds no {BASELINE_FILE_NAME}: not registered")
     baseline = _json_object(documents, BASELINE_FILE_NAME)
-    omitted: list[str] = []
+    evaluation, omitted = evidence.screen(evaluation)
     metadata = _json_object(documents, METADATA_FILE) if METADATA_FILE in documents else {}
     if not metadata:
         omitted.append(f"training details ({METADATA_FILE} not in the archive)")
@@ -298,23 +297,21 @@ def prepare_evidence(
         model_data_url=model_data_url,
         evaluation=report_uri,
         html_card=html_uri,
-        bias=_optional_report(
+        bias=_report(
             s3,
             settings,
             evaluation,
             evidence.SUBGROUPS,
             _beside(report_uri, BIAS_FILE),
             evidence.bias_report,
-            omitted,
         ),
-        explainability=_optional_report(
+        explainability=_report(
             s3,
             settings,
             evaluation,
             evidence.EXPLAINABILITY,
             _beside(report_uri, EXPLAINABILITY_FILE),
             evidence.explainability_report,
-            omitted,
         ),
         manifest=settings.manifest_s3_uri if manifest else "",
         training_image_tag=settings.training_image_tag,

@@ -11,13 +11,14 @@ import hashlib
 import io
 import json
 import tarfile
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
 
 from lambdas.registrar import app as registrar_app
-from lambdas.registrar import registration
+from lambdas.registrar import registration, validation
 from lambdas.registrar.settings import RegistrarSettings, SettingsError
 from tests.lambdas import registrar_fixtures as fx
 from tests.lambdas.conftest import REGION
@@ -379,29 +380,73 @@ def test_a_subgroup_too_small_to_report_is_named_but_not_counted(s3: Any, sagema
     assert bias["attributes"]["sex"]["groups"]["F"]["metrics"]["n"] == fx.SEX_GROUPS["F"]
 
 
+BIAS_GONE = "bias report and subgroup metric groups (evaluation.json"
+EXPLAINABILITY_GONE = "explainability report (evaluation.json"
+
+
+def _set_section(name: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda report: report.update({name: value})
+
+
+def _drop_section(name: str) -> Callable[[dict[str, Any]], None]:
+    return lambda report: report.pop(name)
+
+
 @pytest.mark.parametrize(
-    ("section", "metrics_key", "omission"),
+    ("change", "absent", "omission"),
     [
-        ("subgroups", "Bias", "bias_report.json (evaluation.json has no subgroups section)"),
+        (_drop_section("subgroups"), "Bias", f"{BIAS_GONE} has no subgroups section)"),
+        (_set_section("subgroups", []), "Bias", f"{BIAS_GONE}'s subgroups section is malformed)"),
         (
-            "explainability",
+            _set_section("subgroups", {"sex": {"groups": {"F": 0.7}}}),
+            "Bias",
+            f"{BIAS_GONE}'s subgroups section is malformed)",
+        ),
+        (
+            _drop_section("explainability"),
             "Explainability",
-            "explainability_report.json (evaluation.json has no explainability section)",
+            f"{EXPLAINABILITY_GONE} has no explainability section)",
+        ),
+        (
+            _set_section("explainability", {"factors": "age"}),
+            "Explainability",
+            f"{EXPLAINABILITY_GONE}'s explainability section is malformed)",
+        ),
+        (
+            _drop_section("intervals"),
+            None,
+            "bootstrap intervals (evaluation.json has no intervals section)",
+        ),
+        (
+            _set_section("intervals", "wide"),
+            None,
+            "bootstrap intervals (evaluation.json's intervals section is malformed)",
+        ),
+        (
+            _drop_section("alert_budget"),
+            None,
+            "alert budget figures (evaluation.json has no alert_budget section)",
         ),
     ],
 )
-def test_a_missing_report_section_is_left_off_and_said_so(
-    s3: Any, sagemaker: Any, section: str, metrics_key: str, omission: str
+def test_a_missing_or_malformed_report_section_is_left_off_and_said_so(
+    s3: Any,
+    sagemaker: Any,
+    change: Callable[[dict[str, Any]], None],
+    absent: str | None,
+    omission: str,
 ) -> None:
     report = evaluation()
-    del report[section]
+    change(report)
     gated, request, card = register_model(s3, sagemaker, report)
-    assert metrics_key not in request["ModelMetrics"]
+    if absent is not None:
+        assert absent not in request["ModelMetrics"]
     assert gated["evidence"]["omitted"] == [omission]
     information = card["additional_information"]
     assert information["custom_details"]["evidence_omitted"] == omission
     assert omission in information["caveats_and_recommendations"]
     assert request["CustomerMetadataProperties"]["evidence_omitted"] != "none"
+    assert validation.card_errors(card) == []
 
 
 @pytest.mark.parametrize(
@@ -426,15 +471,28 @@ def test_an_unreadable_manifest_is_said_on_the_card(s3: Any, sagemaker: Any) -> 
     assert request["CustomerMetadataProperties"]["features_manifest_sha256"] == "not attached"
 
 
-@pytest.mark.parametrize("section", ["threshold", "test", "binary_classification_metrics"])
-def test_a_report_without_a_required_section_is_not_registered(
-    s3: Any, sagemaker: Any, section: str
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_drop_section("threshold"), "lacks threshold"),
+        (_drop_section("binary_classification_metrics"), "lacks binary_classification_metrics"),
+        (_drop_section("test"), r"test\.auroc must be"),
+        (_set_section("threshold", 1.5), r"threshold must be a number in \(0, 1\)"),
+        (_set_section("threshold", "0.3"), "threshold must be a number"),
+        (_set_section("binary_classification_metrics", []), "must be JSON objects"),
+    ],
+)
+def test_a_report_without_a_usable_required_section_is_not_registered(
+    s3: Any, sagemaker: Any, change: Callable[[dict[str, Any]], None], message: str
 ) -> None:
     report = evaluation()
-    report.pop(section)
+    change(report)
     put_model(s3, report)
-    with pytest.raises(registration.RegistrationError, match=rf"lacks {section}|{section}\."):
+    with pytest.raises(registration.RegistrationError, match=message):
         registration.evaluate(s3, SETTINGS, MODEL_URL, "readmission-dev-train-1")
+    assert (
+        sagemaker.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"] == []
+    )
 
 
 def test_an_archive_without_a_drift_baseline_is_not_registered(s3: Any) -> None:
