@@ -244,18 +244,51 @@ def sample_payload_archive(baseline: Mapping[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _report(
-    s3: Any,
-    settings: RegistrarSettings,
-    evaluation: Mapping[str, Any],
-    section: str,
-    uri: str,
-    build: Any,
-) -> str:
-    """Write one metrics report when its section is usable (see :func:`evidence.screen`)."""
-    if section not in evaluation:
-        return ""
-    return put_document(s3, settings, uri, _json_bytes(build(evaluation)), CONTENT_TYPE_JSON)
+@dataclass(frozen=True)
+class _Beside:
+    """Writes documents beside the evaluation report."""
+
+    s3: Any
+    settings: RegistrarSettings
+    report_uri: str
+
+    def put(self, name: str, body: bytes, content_type: str = CONTENT_TYPE_JSON) -> str:
+        uri = _beside(self.report_uri, name)
+        return put_document(self.s3, self.settings, uri, body, content_type)
+
+
+def _required_evidence(documents: Mapping[str, bytes], evaluation: Mapping[str, Any]) -> Any:
+    """The drift baseline, once the report has every section no version may lack."""
+    try:
+        evidence.check_required(evaluation)
+    except evidence.EvidenceError as error:
+        raise RegistrationError(str(error)) from error
+    if BASELINE_FILE_NAME not in documents:
+        raise RegistrationError(f"the model archive holds no {BASELINE_FILE_NAME}: not registered")
+    return _json_object(documents, BASELINE_FILE_NAME)
+
+
+def _lineage_omissions(settings: RegistrarSettings) -> list[str]:
+    return [
+        f"{what} ({name} not set)"
+        for value, what, name in (
+            (settings.source_commit, "source commit", "SOURCE_COMMIT"),
+            (settings.source_repository, "source repository", "SOURCE_REPOSITORY"),
+        )
+        if not value
+    ]
+
+
+def _store_card(out: _Beside, card: evidence.Card, links: evidence.EvidenceLinks) -> str:
+    """Fit the card to SageMaker's limit, check it against the schema, write it."""
+    try:
+        evidence.shrink_to_fit(card, links, validation.max_content_chars(), card_chars)
+    except evidence.EvidenceError as error:
+        raise RegistrationError(str(error)) from error
+    problems = validation.card_errors(card.content)
+    if problems:
+        raise RegistrationError("the model card does not follow the schema: " + "; ".join(problems))
+    return out.put(CARD_FILE, card_text(card.content).encode())
 
 
 def prepare_evidence(
@@ -268,27 +301,14 @@ def prepare_evidence(
     job: str,
 ) -> dict[str, Any]:
     """Write the version's evidence beside the report; return where it is and what is missing."""
-    try:
-        evidence.check_required(evaluation)
-    except evidence.EvidenceError as error:
-        raise RegistrationError(str(error)) from error
-    if BASELINE_FILE_NAME not in documents:
-        raise RegistrationError(f"the model archive holds no {BASELINE_FILE_NAME}: not registered")
-    baseline = _json_object(documents, BASELINE_FILE_NAME)
+    baseline = _required_evidence(documents, evaluation)
+    out = _Beside(s3, settings, report_uri)
     evaluation, omitted = evidence.screen(evaluation)
     metadata = _json_object(documents, METADATA_FILE) if METADATA_FILE in documents else {}
     if not metadata:
         omitted.append(f"training details ({METADATA_FILE} not in the archive)")
-    html_uri = ""
-    if HTML_CARD_FILE in documents:
-        html_uri = put_document(
-            s3,
-            settings,
-            _beside(report_uri, HTML_CARD_FILE),
-            documents[HTML_CARD_FILE],
-            CONTENT_TYPE_HTML,
-        )
-    else:
+    html = documents.get(HTML_CARD_FILE)
+    if html is None:
         omitted.append(f"HTML model card ({HTML_CARD_FILE} not in the archive)")
     manifest = read_manifest(s3, settings.manifest_s3_uri)
     if manifest is None:
@@ -296,67 +316,30 @@ def prepare_evidence(
     links = evidence.EvidenceLinks(
         model_data_url=model_data_url,
         evaluation=report_uri,
-        html_card=html_uri,
-        bias=_report(
-            s3,
-            settings,
-            evaluation,
-            evidence.SUBGROUPS,
-            _beside(report_uri, BIAS_FILE),
-            evidence.bias_report,
-        ),
-        explainability=_report(
-            s3,
-            settings,
-            evaluation,
-            evidence.EXPLAINABILITY,
-            _beside(report_uri, EXPLAINABILITY_FILE),
-            evidence.explainability_report,
-        ),
+        html_card="" if html is None else out.put(HTML_CARD_FILE, html, CONTENT_TYPE_HTML),
+        bias=out.put(BIAS_FILE, _json_bytes(evidence.bias_report(evaluation)))
+        if evidence.SUBGROUPS in evaluation
+        else "",
+        explainability=out.put(
+            EXPLAINABILITY_FILE, _json_bytes(evidence.explainability_report(evaluation))
+        )
+        if evidence.EXPLAINABILITY in evaluation
+        else "",
         manifest=settings.manifest_s3_uri if manifest else "",
         training_image_tag=settings.training_image_tag,
     )
-    for value, what, name in (
-        (settings.source_commit, "source commit", "SOURCE_COMMIT"),
-        (settings.source_repository, "source repository", "SOURCE_REPOSITORY"),
-    ):
-        if not value:
-            omitted.append(f"{what} ({name} not set)")
+    omitted.extend(_lineage_omissions(settings))
     card = evidence.build_card(
         evaluation, metadata, manifest[0] if manifest else {}, links, job, omitted
     )
-    try:
-        evidence.shrink_to_fit(card, links, validation.max_content_chars(), card_chars)
-    except evidence.EvidenceError as error:
-        raise RegistrationError(str(error)) from error
-    problems = validation.card_errors(card.content)
-    if problems:
-        raise RegistrationError("the model card does not follow the schema: " + "; ".join(problems))
-    card_uri = put_document(
-        s3,
-        settings,
-        _beside(report_uri, CARD_FILE),
-        card_text(card.content).encode(),
-        CONTENT_TYPE_JSON,
-    )
     return {
-        "model_card_s3_uri": card_uri,
-        "html_card_s3_uri": html_uri,
+        "model_card_s3_uri": _store_card(out, card, links),
+        "html_card_s3_uri": links.html_card,
         "bias_s3_uri": links.bias,
         "explainability_s3_uri": links.explainability,
-        "drift_baseline_s3_uri": put_document(
-            s3,
-            settings,
-            _beside(report_uri, BASELINE_FILE_NAME),
-            documents[BASELINE_FILE_NAME],
-            CONTENT_TYPE_JSON,
-        ),
-        "sample_payload_s3_uri": put_document(
-            s3,
-            settings,
-            _beside(report_uri, SAMPLE_PAYLOAD_FILE),
-            sample_payload_archive(baseline),
-            CONTENT_TYPE_GZIP,
+        "drift_baseline_s3_uri": out.put(BASELINE_FILE_NAME, documents[BASELINE_FILE_NAME]),
+        "sample_payload_s3_uri": out.put(
+            SAMPLE_PAYLOAD_FILE, sample_payload_archive(baseline), CONTENT_TYPE_GZIP
         ),
         "manifest_s3_uri": links.manifest,
         "manifest_sha256": manifest[1] if manifest else "",
