@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import boto3
 
+from local_platform import approver_view
 from local_platform.deployment_queue import LOCAL_RETRY_SECONDS, create_queue
 from local_platform.lambda_runtime import LOCAL_REGION, LocalLambdaContext
 from local_platform.settings import (
@@ -93,6 +94,7 @@ def registrar_environment(config: DemoConfig, resources: Resources) -> dict[str,
         "ENDPOINT_INSTANCE_TYPE": config.stage.endpoint.instance_type,
         "MIN_TEST_AUROC": str(config.stage.training.min_test_auroc),
         "KMS_KEY_ARN": resources.kms_key_arn,
+        **approver_view.lineage_environment(resources.buckets.curated),
     }
 
 

@@ -35,7 +35,7 @@ from lambdas.deployer import app as deployer_app
 from lambdas.drift_monitor import app as drift_app
 from lambdas.predict import app as predict_app
 from lambdas.registrar import app as registrar_app
-from local_platform import ehr, report, resources, traffic
+from local_platform import approver_view, ehr, report, resources, traffic
 from local_platform.control_plane import free_port, patched_environment
 from local_platform.deployment_queue import deliver_until_settled
 from local_platform.gateway import LocalApiGateway, Route
@@ -255,6 +255,7 @@ def train(run: DemoRun) -> dict[str, Any]:
     package_arn = str(registered["model_package_arn"])
     status = boto3.client("sagemaker").describe_model_package(ModelPackageName=package_arn)
     progress.fact("registered", f"{package_arn} ({status['ModelApprovalStatus']})")
+    approver = approver_view.show(run, gate)
     evaluation = json.loads((run.model_dir / "evaluation.json").read_text())
     return {
         "training_job_name": job_name,
@@ -263,6 +264,7 @@ def train(run: DemoRun) -> dict[str, Any]:
         "test": _metrics(evaluation.get("test", {})),
         "validation": _metrics(evaluation.get("validation", {})),
         "baseline_test_auroc": gate["baseline_auroc"],
+        "approver_view": approver,
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration
@@ -14,6 +15,7 @@ from stacks.components.model_registry import ModelRegistry
 from stacks.components.network import PrivateNetwork
 from stacks.components.training_pipeline import PipelineNames, TrainingPipeline
 from stacks.config import StageConfig
+from stacks.lineage import source_lineage
 from stacks.platform_stack import PlatformStack
 
 
@@ -79,6 +81,8 @@ class TrainingPipelineStack(PlatformStack):
             log_retention_days=config.retention.log_group_days,
             retain_logs=retain,
             etl_timeout_minutes=config.etl.timeout_minutes,
+            # The build's environment, read once here: which commit this synthesis deploys.
+            lineage=source_lineage(os.environ),
         )
         CfnOutput(self, "StateMachineArn", value=self.pipeline.state_machine.state_machine_arn)
         CfnOutput(self, "TrainingImageUri", value=self.images.training_image_uri)

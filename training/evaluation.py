@@ -259,3 +259,105 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
     return value
+
+
+#: Validation records explained for the global factor importance (a seeded sample beyond it).
+MAX_EXPLAINED_RECORDS = 2000
+#: Records per explanation call.
+EXPLAIN_BATCH = 100
+#: Factors listed in the global importance.
+GLOBAL_FACTORS = 20
+EXPLAINABILITY_SECTION = "explainability"
+EXPLAINABILITY_METHOD = (
+    "occlusion against a typical training patient (inference.attribution), the serving "
+    "explanation itself: each record's top factors in calibrated log-odds, aggregated over "
+    "the explained validation records"
+)
+
+
+def factor_field(name: str) -> str:
+    """The field a factor's name describes: ``age = 87`` and ``age not recorded`` -> ``age``.
+
+    Tabular factors carry the patient's value in their name; the global view groups them by
+    field so that no single patient's value is listed. Codes and the note keep their names.
+    """
+    from contracts.encounter import FieldKind, model_input_fields
+
+    for spec in model_input_fields():
+        if spec.kind in (FieldKind.NUMERIC, FieldKind.CATEGORICAL) and (
+            name.startswith(f"{spec.readable_name} = ")
+            or name == f"{spec.readable_name} not recorded"
+        ):
+            return spec.readable_name
+    return name
+
+
+def global_factor_importance(
+    factors: Sequence[Sequence[Mapping[str, Any]]],
+    top: int = GLOBAL_FACTORS,
+    min_records: int = m.MIN_SUBGROUP_PATIENTS,
+) -> dict[str, Any]:
+    """Mean absolute contribution of each factor over all records (0 where it is not in a
+    record's top factors), the share of records that list it, and its mean signed effect.
+
+    A factor listed by fewer than ``min_records`` records is left out (a rare code could single
+    out a patient); how many were left out is reported.
+    """
+    from contracts.serving import FACTOR_CONTRIBUTION, FACTOR_FEATURE
+
+    n = len(factors)
+    totals: dict[str, list[float]] = {}
+    for record_factors in factors:
+        seen: dict[str, float] = {}
+        for factor in record_factors:
+            name = factor_field(str(factor[FACTOR_FEATURE]))
+            seen[name] = seen.get(name, 0.0) + float(factor[FACTOR_CONTRIBUTION])
+        for name, value in seen.items():
+            totals.setdefault(name, []).append(value)
+    kept = {name: values for name, values in totals.items() if len(values) >= min_records}
+    ranked = sorted(kept.items(), key=lambda item: (-sum(map(abs, item[1])), item[0]))
+    return {
+        "method": EXPLAINABILITY_METHOD,
+        "records_explained": n,
+        "min_records_per_factor": min_records,
+        "factors_left_out": len(totals) - len(kept),
+        "factors": [
+            {
+                "factor": name,
+                "mean_absolute_contribution": sum(map(abs, values)) / n,
+                "mean_contribution_when_listed": sum(values) / len(values),
+                "share_of_records_listing": len(values) / n,
+            }
+            for name, values in ranked[:top]
+        ],
+    }
+
+
+def explain_validation(
+    model_dir: Any,
+    records: Sequence[Mapping[str, Any]],
+    seed: int,
+    limit: int = MAX_EXPLAINED_RECORDS,
+) -> dict[str, Any]:
+    """Global factor importance of the written model over (a seeded sample of) ``records``.
+
+    Runs the serving model's own explanation (``inference.predictor.predict``), so the figures
+    are what clinicians see, aggregated.
+    """
+    from contracts.serving import TOP_FACTORS
+    from inference.payload import RAW_IDENTIFIER_FIELDS
+    from inference.predictor import as_batch, load_serving_model, predict
+
+    chosen = list(records)
+    if len(chosen) > limit:
+        keep = np.random.default_rng(seed).choice(len(chosen), size=limit, replace=False)
+        chosen = [chosen[i] for i in sorted(keep.tolist())]
+    serving = load_serving_model(model_dir)
+    factors: list[list[dict[str, Any]]] = []
+    for start in range(0, len(chosen), EXPLAIN_BATCH):
+        batch = [
+            {k: v for k, v in record.items() if k not in RAW_IDENTIFIER_FIELDS}
+            for record in chosen[start : start + EXPLAIN_BATCH]
+        ]
+        factors.extend(p[TOP_FACTORS] for p in predict(serving, as_batch(batch), explain=True))
+    return json_safe({"split": "validation", **global_factor_importance(factors)})

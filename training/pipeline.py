@@ -118,6 +118,7 @@ class _Prepared:
 
     encoder: FeatureEncoder
     train_records: list[dict[str, Any]]
+    validation_records: list[dict[str, Any]]
     train_batch: EncodedBatch
     y_train: np.ndarray
     auxiliary: np.ndarray | None
@@ -242,6 +243,7 @@ def _prepare(data_args: DataArguments, hyper: HyperParameters) -> _Prepared:
     return _Prepared(
         encoder=encoder,
         train_records=train_records,
+        validation_records=validation_records,
         train_batch=train_batch,
         y_train=y_train,
         auxiliary=auxiliary,
@@ -460,6 +462,11 @@ def _write_model_directory(
     baseline = build_baseline(prepared.train_records, scored.train_probabilities.tolist())
     artifact.write_documents(model_dir, {**documents, BASELINE_FILE_NAME: baseline})
     report, metadata = documents[artifact.EVALUATION_FILE], documents[artifact.METADATA_FILE]
+    # Global factor importance needs the written model: explain, then rewrite the report.
+    report[evaluation.EXPLAINABILITY_SECTION] = evaluation.explain_validation(
+        model_dir, prepared.validation_records, metadata["hyperparameters"]["seed"]
+    )
+    artifact.write_documents(model_dir, {artifact.EVALUATION_FILE: report})
     images = model_card.plots(
         scored.y_test,
         scored.test_probabilities,

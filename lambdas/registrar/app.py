@@ -34,7 +34,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
         logger.info(
             "Quality gate",
-            extra={k: result[k] for k in ("passed", "test_auroc", "baseline_auroc", "reasons")},
+            extra={
+                **{k: result[k] for k in ("passed", "test_auroc", "baseline_auroc", "reasons")},
+                "evidence_omitted": result.get("evidence", {}).get("omitted", []),
+            },
         )
         return result
     if action == REGISTER:
@@ -42,7 +45,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         if not isinstance(evaluation, dict):
             raise registration.RegistrationError("evaluation must be the evaluate step's output")
         region = os.environ.get("AWS_REGION", "")
-        result = registration.register(boto3.client("sagemaker"), settings, evaluation, region)
+        result = registration.register(
+            boto3.client("sagemaker"), boto3.client("s3"), settings, evaluation, region
+        )
         # "created" is a LogRecord attribute: log the outcome under other names.
         logger.info(
             "Model package registered",

@@ -14,6 +14,11 @@ INFERENCE_IMAGE_URI_ENV = "INFERENCE_IMAGE_URI"
 ENDPOINT_INSTANCE_TYPE_ENV = "ENDPOINT_INSTANCE_TYPE"
 MIN_TEST_AUROC_ENV = "MIN_TEST_AUROC"
 KMS_KEY_ARN_ENV = "KMS_KEY_ARN"
+#: Lineage of a version: the ETL manifest it was trained from, the image and code that trained it.
+MANIFEST_S3_URI_ENV = "MANIFEST_S3_URI"
+TRAINING_IMAGE_TAG_ENV = "TRAINING_IMAGE_TAG"
+SOURCE_REPOSITORY_ENV = "SOURCE_REPOSITORY"
+SOURCE_COMMIT_ENV = "SOURCE_COMMIT"
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,11 @@ class RegistrarSettings:
     endpoint_instance_type: str
     min_test_auroc: float
     kms_key_arn: str
+    manifest_s3_uri: str = ""
+    training_image_tag: str = ""
+    #: Optional: a version registered without them says so on its card.
+    source_repository: str = ""
+    source_commit: str = ""
 
     def __post_init__(self) -> None:
         required = {
@@ -32,6 +42,8 @@ class RegistrarSettings:
             INFERENCE_IMAGE_URI_ENV: self.inference_image_uri,
             ENDPOINT_INSTANCE_TYPE_ENV: self.endpoint_instance_type,
             KMS_KEY_ARN_ENV: self.kms_key_arn,
+            MANIFEST_S3_URI_ENV: self.manifest_s3_uri,
+            TRAINING_IMAGE_TAG_ENV: self.training_image_tag,
         }
         for name, value in required.items():
             if not value:
@@ -40,6 +52,8 @@ class RegistrarSettings:
             raise SettingsError(f"{MIN_TEST_AUROC_ENV} is not set")
         if not 0.5 <= self.min_test_auroc <= 1.0:
             raise SettingsError(f"{MIN_TEST_AUROC_ENV} must lie in [0.5, 1]")
+        if not self.manifest_s3_uri.startswith("s3://"):
+            raise SettingsError(f"{MANIFEST_S3_URI_ENV} must be an s3:// URI")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RegistrarSettings:
@@ -52,4 +66,8 @@ class RegistrarSettings:
             endpoint_instance_type=env.get(ENDPOINT_INSTANCE_TYPE_ENV, ""),
             min_test_auroc=min_auroc,
             kms_key_arn=env.get(KMS_KEY_ARN_ENV, ""),
+            manifest_s3_uri=env.get(MANIFEST_S3_URI_ENV, ""),
+            training_image_tag=env.get(TRAINING_IMAGE_TAG_ENV, ""),
+            source_repository=env.get(SOURCE_REPOSITORY_ENV, ""),
+            source_commit=env.get(SOURCE_COMMIT_ENV, ""),
         )

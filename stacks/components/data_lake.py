@@ -122,8 +122,9 @@ PHI_ACCESS = PhiAccess(
     raw=("etl", "ingest"),
     # features/, protected/: written by the ETL, read by training; <batch source prefix>/
     # read by the nightly transform job (serving role) and the batch writer, which writes the
-    # transform output's conversion under worklist-scores/ (the job writes batch-scoring/).
-    curated=("etl", "training", "serving", "batch-writer"),
+    # transform output's conversion under worklist-scores/ (the job writes batch-scoring/);
+    # the registrar reads manifest.json alone (its sha256 goes on each model version).
+    curated=("etl", "training", "serving", "batch-writer", "registrar"),
     # training/<job>/: written by training (model, checkpoints), read by the endpoint (model
     # archive), the deployer (baseline inside the archive), the registrar (evaluation) and
     # the approver (evaluation report).

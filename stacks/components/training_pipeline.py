@@ -35,6 +35,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from contracts.etl_manifest import MANIFEST_FILE
+from lambdas.registrar import settings as registrar_env
 from stacks.components.container_images import ContainerImages
 from stacks.components.grants import grant_key, grant_objects, reference
 from stacks.components.model_registry import (
@@ -53,6 +55,7 @@ from stacks.components.workflow import (
     sync_rule_statement,
 )
 from stacks.config import EndpointConfig, TrainingConfig
+from stacks.lineage import SourceLineage
 from stacks.training_source import build_training_source_archive
 from stacks.wildcards import acknowledge_wildcards
 from training import job_spec
@@ -224,8 +227,10 @@ class TrainingPipeline(Construct):
         log_retention_days: int,
         retain_logs: bool,
         etl_timeout_minutes: int,
+        lineage: SourceLineage,
     ) -> None:
         super().__init__(scope, construct_id)
+        curated = reference(self, curated_bucket.bucket_name, curated_bucket)
         self.registrar = PlatformFunction(
             self,
             "Registrar",
@@ -238,6 +243,11 @@ class TrainingPipeline(Construct):
                 "ENDPOINT_INSTANCE_TYPE": endpoint.instance_type,
                 "MIN_TEST_AUROC": str(training.min_test_auroc),
                 "KMS_KEY_ARN": reference(self, data_key.key_arn, data_key),
+                # Lineage the registrar puts on every version (lambdas/registrar/evidence.py).
+                registrar_env.MANIFEST_S3_URI_ENV: f"s3://{curated}/{MANIFEST_FILE}",
+                registrar_env.TRAINING_IMAGE_TAG_ENV: images.training_tag,
+                registrar_env.SOURCE_REPOSITORY_ENV: lineage.repository,
+                registrar_env.SOURCE_COMMIT_ENV: lineage.commit,
             },
             vpc=vpc,
             subnets=subnets,
@@ -248,11 +258,10 @@ class TrainingPipeline(Construct):
             timeout=Duration.minutes(5),
             reserved_concurrency=2,
         )
-        self._grant_registrar(registry, artifact_bucket, data_key)
+        self._grant_registrar(registry, artifact_bucket, curated_bucket, data_key)
         source = s3_assets.Asset(self, "TrainingSource", path=str(build_training_source_archive()))
         if Token.is_unresolved(source.s3_object_key):
             raise ValueError("the training source's asset key must be known at synthesis")
-        curated = reference(self, curated_bucket.bucket_name, curated_bucket)
         artifacts = reference(self, artifact_bucket.bucket_name, artifact_bucket)
         selection = vpc.select_subnets(
             subnet_type=subnets.subnet_type, subnet_group_name=subnets.subnet_group_name
@@ -493,11 +502,29 @@ class TrainingPipeline(Construct):
         return check
 
     def _grant_registrar(
-        self, registry: ModelRegistry, artifact_bucket: s3.IBucket, data_key: kms.IKey
+        self,
+        registry: ModelRegistry,
+        artifact_bucket: s3.IBucket,
+        curated_bucket: s3.IBucket,
+        data_key: kms.IKey,
     ) -> None:
         role = self.registrar.role
+        # Reads the archive, writes the report and the evidence beside it (card, bias and
+        # explainability reports, drift baseline, sample payload, HTML card), reads the card
+        # back when it registers.
         grant_objects(role, artifact_bucket, [TRAINING_PREFIX], write=True, sid="Evaluation")
         grant_key(role, data_key, encrypt=True)
+        # The ETL manifest, hashed into the version's lineage: that one object, read only. No
+        # s3:ListBucket: a missing manifest reads as 403, which the registrar names on the card.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="HashEtlManifest",
+                actions=["s3:GetObject"],
+                resources=[
+                    f"{reference(self, curated_bucket.bucket_arn, curated_bucket)}/{MANIFEST_FILE}"
+                ],
+            )
+        )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="RegisterVersions",
@@ -507,7 +534,15 @@ class TrainingPipeline(Construct):
         )
         # Versions are created pending, never approved: sagemaker:ModelApprovalStatus is a
         # condition key of CreateModelPackage (Service Authorization Reference); the group's
-        # policy denies any other status to every principal as well.
+        # policy denies any other status to every principal as well. The version's card,
+        # metrics reports, drift baselines, lineage, sample payload and lifecycle are members
+        # of the same CreateModelPackage request and need no other action: a model package's
+        # card is not a model-card resource (no sagemaker:CreateModelCard), and SageMaker does
+        # not read the S3 reports at creation (the approver's Studio session reads them with
+        # the approver role's grant on training/). Service Authorization Reference, Amazon
+        # SageMaker: https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html
+        # and API_ModelPackageModelCard:
+        # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ModelPackageModelCard.html
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="RegisterPendingVersions",

@@ -213,3 +213,26 @@ def test_the_candidate_shadows_on_mirrored_traffic_then_is_promoted(
     # After the promotion the API answers from the candidate.
     assert seen["predict"].status == 200
     assert seen["predict"].body["predictions"][0]["model_version"].endswith("-candidate")
+
+
+def test_step_3_shows_what_the_approver_will_see_and_keeps_the_card(
+    demo: tuple[DemoResult, dict[str, Any], str],
+) -> None:
+    from lambdas.registrar import validation
+
+    result, _, printed = demo
+    view = result.summary["model"]["approver_view"]
+    card_path = Path(view["model_card"])
+    assert card_path == result.run_dir / "model_card.json"
+    card = json.loads(card_path.read_text())
+    assert validation.card_errors(card) == []
+    assert card["intended_uses"]["risk_rating"] == "High"
+    step_3 = printed.split("[3/7]", 1)[1].split("[4/7]", 1)[0]
+    assert view["headline"] in step_3
+    assert {"overall (test split)", "subgroup: sex", "subgroup: age_band"} <= set(
+        view["metric_groups"]
+    )
+    for name in view["metric_groups"]:
+        assert name in step_3
+    assert view["gaps"]
+    assert view["gaps"][0] in step_3

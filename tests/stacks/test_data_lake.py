@@ -274,8 +274,9 @@ def test_sagemaker_grants_are_for_aws_resources_and_describe_key_is_unconditione
 EXPECTED_BUCKET_ROLES = {
     "Raw": {"etl", "ingest"},
     # serving: the nightly transform job reads the day and writes its output as the model's
-    # role; batch-writer: the worklist writer (stacks/components/batch_scoring.py).
-    "Curated": {"etl", "training", "serving", "batch-writer"},
+    # role; batch-writer: the worklist writer (stacks/components/batch_scoring.py);
+    # registrar: manifest.json only, by its IAM (stacks/components/training_pipeline.py).
+    "Curated": {"etl", "training", "serving", "batch-writer", "registrar"},
     "Artifacts": {"training", "serving", "deployer", "registrar", "approver"},
     "Capture": {"serving", "deployer", "drift-monitor", "ingest"},
 }

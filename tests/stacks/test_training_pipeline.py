@@ -659,3 +659,33 @@ def test_registrar_lists_model_packages_of_this_account_only(dev: Synthesized) -
     [listing] = [s for s in found if "sagemaker:ListModelPackages" in as_list(s["Action"])]
     resources = sorted(flatten(r) for r in as_list(listing["Resource"]))
     assert resources == ["arn:<ref>:sagemaker:<ref>:<ref>:model-package/*"]
+
+
+def test_registrar_gets_the_lineage_it_puts_on_every_version(dev: Synthesized) -> None:
+    """The manifest it hashes, the training image tag of this synthesis, the commit."""
+    function = only(
+        dev["TrainingPipeline"],
+        "AWS::Lambda::Function",
+        {"FunctionName": "readmission-dev-registrar"},
+    )
+    env = function["Environment"]["Variables"]
+    assert flatten(env["MANIFEST_S3_URI"]) == "s3://<ref>/manifest.json"
+    assert env["TRAINING_IMAGE_TAG"] == _tag(dev, "TRAINING_IMAGE_TAG")
+    assert env["TRAINING_IMAGE_TAG"].startswith("2.6.0-")
+    assert {"SOURCE_REPOSITORY", "SOURCE_COMMIT"} <= set(env)
+
+
+def test_registrar_reads_the_etl_manifest_and_nothing_else_of_the_curated_data(
+    dev: Synthesized,
+) -> None:
+    """One object, read only: no listing, no features, no protected attributes."""
+    found = statements(dev["TrainingPipeline"], "PipelineRegistrarRole")
+    [manifest] = [s for s in found if s.get("Sid") == "HashEtlManifest"]
+    assert as_list(manifest["Action"]) == ["s3:GetObject"]
+    assert [flatten(r) for r in as_list(manifest["Resource"])] == ["<ref>/manifest.json"]
+    curated = [
+        s for s in found
+        if any("manifest.json" in flatten(r) or "features" in flatten(r)
+               for r in as_list(s["Resource"]))
+    ]  # fmt: skip
+    assert curated == [manifest]

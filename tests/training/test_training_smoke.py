@@ -169,3 +169,72 @@ def test_serving_container_finds_the_hooks_the_way_the_toolkit_imports_them(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['input_fn', 'model_fn', 'output_fn', 'predict_fn']"
+
+
+def test_evaluation_holds_the_global_factor_importance_of_the_validation_split(
+    smoke_run: tuple[Path, Path],
+) -> None:
+    features, out = smoke_run
+    explained = json.loads((out / "model" / "evaluation.json").read_text())["explainability"]
+    validation_rows = len(read_records(features / "split=validation"))
+    assert explained["split"] == "validation"
+    assert explained["records_explained"] == min(validation_rows, 2000)
+    factors = explained["factors"]
+    assert factors, "the serving explanation found no factor over the validation split"
+    sizes = [row["mean_absolute_contribution"] for row in factors]
+    assert sizes == sorted(sizes, reverse=True)
+    assert all(size > 0 for size in sizes)
+    assert not any(" = " in row["factor"] for row in factors)  # no patient's value
+
+
+def test_the_registrar_registers_this_model_with_a_card_sagemaker_accepts(
+    smoke_run: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The real training output, through the registrar, into a request botocore's service
+    model and the SDK's card shapes accept (moto alone would accept anything)."""
+    import tarfile
+
+    import boto3
+    from moto import mock_aws
+
+    from lambdas.registrar import registration, validation
+    from lambdas.registrar.settings import RegistrarSettings
+
+    _, out = smoke_run
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted((out / "model").rglob("*")):
+            if path.is_file():
+                tar.add(path, arcname=path.relative_to(out / "model").as_posix())
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    settings = RegistrarSettings.from_env(
+        {
+            "MODEL_PACKAGE_GROUP_NAME": "models",
+            "INFERENCE_IMAGE_URI": "123456789012.dkr.ecr.us-east-1.amazonaws.com/serving:t",
+            "ENDPOINT_INSTANCE_TYPE": "ml.m5.large",
+            "MIN_TEST_AUROC": "0.5",
+            "KMS_KEY_ARN": "arn:aws:kms:us-east-1:123456789012:key/1",
+            "MANIFEST_S3_URI": "s3://curated/manifest.json",
+            "TRAINING_IMAGE_TAG": "2.6.0-cpu-py312-0123456789abcdef",
+        }
+    )
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="artifacts")
+        s3.upload_file(str(archive), "artifacts", "training/job-1/output/model.tar.gz")
+        url = "s3://artifacts/training/job-1/output/model.tar.gz"
+        gated = registration.evaluate(s3, settings, url, "job-1")
+        # Six steps of training may not beat the baseline: the gate is not what is under test.
+        documents = registration.read_documents(s3, url)
+        found = registration.prepare_evidence(
+            s3, settings, documents, json.loads(documents["evaluation.json"]),
+            gated["evaluation_s3_uri"], url, "job-1",
+        )  # fmt: skip
+        gated["evidence"] = found
+        assert found["bias_s3_uri"]
+        assert found["explainability_s3_uri"]
+        card = registration.read_card(s3, found["model_card_s3_uri"])
+        request = registration.package_request(settings, gated, "us-east-1", card)
+        validation.check_request(request)
+        assert validation.card_errors(json.loads(card)) == []
