@@ -35,7 +35,8 @@ from botocore.response import StreamingBody
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from contracts.drift import build_baseline, drift_fields
+from contracts.deployment import VARIANT_NAME
+from contracts.drift import baseline_s3_key, build_baseline, drift_fields
 from lambdas.drift_monitor import monitor
 from lambdas.drift_monitor.settings import MonitorSettings
 
@@ -149,11 +150,11 @@ def generate(root: Path, records: int, note_chars: int) -> dict[str, Any]:
     rng = random.Random(7)
     training = [encounter(rng, i, 0) for i in range(5000)]
     baseline = build_baseline(training, [rng.betavariate(2, 5) for _ in training])
-    baseline_path = root / BUCKET / "baselines" / ENDPOINT / "drift_baseline.json"
+    baseline_path = root / BUCKET / baseline_s3_key(ENDPOINT)
     baseline_path.parent.mkdir(parents=True)
     baseline_path.write_text(json.dumps(baseline))
     hour_dir = (
-        root / BUCKET / PREFIX / ENDPOINT / "AllTraffic" / WINDOW_START.strftime("%Y/%m/%d/%H")
+        root / BUCKET / PREFIX / ENDPOINT / VARIANT_NAME / WINDOW_START.strftime("%Y/%m/%d/%H")
     )
     hour_dir.mkdir(parents=True)
     per_file = -(-records // FILES_PER_HOUR)

@@ -23,9 +23,7 @@ import numpy as np
 from contracts import codes, grouping
 from contracts.codes import LEGACY_SYSTEM
 from contracts.encounter import SCHEMA_VERSION, FieldKind, FieldSpec, model_input_fields
-
-ENCODER_FILE = "encoder.json"
-NOTES_TOKENIZER_FILE = "notes_tokenizer.json"
+from contracts.model_artifact import ENCODER_FILE, NOTES_TOKENIZER_FILE
 
 PAD_TOKEN = "[PAD]"  # noqa: S105 (a vocabulary token, not a secret)
 UNK_TOKEN = "[UNK]"  # noqa: S105 (a vocabulary token, not a secret)

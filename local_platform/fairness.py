@@ -39,6 +39,7 @@ from contracts.fairness import (
 )
 from contracts.serving import MAX_BATCH_SIZE
 from lambdas.drift_monitor import app as drift_app
+from lambdas.drift_monitor import settings as monitor_env
 from lambdas.drift_monitor.ground_truth import LABEL_FIELD
 from local_platform import resources, traffic
 from local_platform.settings import SYNTHETIC_SEED
@@ -67,10 +68,12 @@ class FairnessDemoError(RuntimeError):
 
 def fairness_environment(fairness: FairnessConfig) -> dict[str, str]:
     """The drift monitor's fairness variables, exactly as the stack sets them."""
-    return {
-        "GROUND_TRUTH_PREFIX": GROUND_TRUTH_PREFIX,
-        **monitor_environment(**dataclasses.asdict(fairness)),
-    }
+    return monitor_env.ENVIRONMENT.subset(
+        {
+            monitor_env.GROUND_TRUTH_PREFIX_ENV: GROUND_TRUTH_PREFIX,
+            **monitor_environment(**dataclasses.asdict(fairness)),
+        }
+    )
 
 
 def fairness_event(now: datetime) -> dict[str, str]:

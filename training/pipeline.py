@@ -22,10 +22,24 @@ import torch
 
 from contracts.drift import BASELINE_FILE_NAME, build_baseline
 from contracts.encounter import SCHEMA_VERSION
+from contracts.model_artifact import (
+    META_MANIFEST,
+    META_POSITIVE_RATE_TRAIN,
+    META_ROWS,
+    META_TRAINING,
+    META_TRAINING_DATA,
+    metadata_document,
+)
 from inference.encoding import EncodedBatch, EncoderConfig, FeatureEncoder, labels
 from inference.model import ModelConfig, ReadmissionModel, save_model
 from training import artifact, data, evaluation, model_card
-from training.calibration import ThresholdTarget, calibrated, choose_threshold, fit_temperature
+from training.calibration import (
+    ThresholdTarget,
+    calibrated,
+    calibration_record,
+    choose_threshold,
+    fit_temperature,
+)
 from training.config import DataArguments, HyperParameters
 from training.loop import (
     DistributedContext,
@@ -197,12 +211,12 @@ def _run(
     )
     created = datetime.now(UTC)
     manifest = data.read_manifest(data_args.manifest_path)
-    metadata: dict[str, Any] = {
-        "model_name": MODEL_NAME,
-        "model_version": f"{MODEL_NAME}-{created:%Y%m%d%H%M%S}",
-        "created_at": created.isoformat(),
-        "schema_version": SCHEMA_VERSION,
-        "architecture": (
+    metadata = metadata_document(
+        model_name=MODEL_NAME,
+        model_version=f"{MODEL_NAME}-{created:%Y%m%d%H%M%S}",
+        created_at=created.isoformat(),
+        schema_version=SCHEMA_VERSION,
+        architecture=(
             f"BERT code-sequence encoder ({config.num_layers} layers, "
             f"hidden {config.hidden_size}), "
             f"tabular tower, {'notes encoder, ' if config.notes_enabled else ''}"
@@ -220,9 +234,9 @@ def _run(
                 else f" Trained with an auxiliary {data.AUXILIARY_LABEL} head."
             )
         ),
-        "threshold_target": f"{threshold.target}={threshold.target_value}",
-        "alert_budget": hyper.alert_budget,
-        "auxiliary_target": (
+        threshold_target=f"{threshold.target}={threshold.target_value}",
+        alert_budget=hyper.alert_budget,
+        auxiliary_target=(
             None
             if auxiliary is None
             else {
@@ -231,9 +245,9 @@ def _run(
                 "positive_rate_train": float(auxiliary.mean()),
             }
         ),
-        "tree_blend": blend,
-        "hyperparameters": hyper.__dict__,
-        "training": {
+        tree_blend=blend,
+        hyperparameters=hyper.__dict__,
+        training={
             "epochs_run": outcome.epochs_run,
             "best_epoch": outcome.best_epoch,
             "steps": outcome.steps,
@@ -244,28 +258,17 @@ def _run(
             "resumed_from_checkpoint": outcome.resumed,
             "history": outcome.history,
         },
-        "training_data": {
-            "rows": {
+        training_data={
+            META_ROWS: {
                 "train": len(train_set),
                 "validation": len(validation_set),
                 "test": len(test_set),
             },
-            "positive_rate_train": float(y_train.mean()),
-            "manifest": data.manifest_summary(manifest),
+            META_POSITIVE_RATE_TRAIN: float(y_train.mean()),
+            META_MANIFEST: data.manifest_summary(manifest),
         },
-    }
-    calibration = {
-        "method": "temperature_scaling",
-        "logit_offset": offset,
-        "temperature": temperature,
-        "formula": "probability = sigmoid((logit - logit_offset) / temperature)",
-        "threshold": threshold.value,
-        "threshold_target": threshold.target,
-        "threshold_target_value": threshold.target_value,
-        "alert_budget": hyper.alert_budget,
-        "validation_sensitivity": threshold.validation_sensitivity,
-        "validation_alert_rate": threshold.validation_alert_rate,
-    }
+    )
+    calibration = calibration_record(temperature, offset, threshold, hyper.alert_budget)
     model_dir = Path(data_args.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     model.to("cpu")
@@ -274,7 +277,7 @@ def _run(
     artifact.write_documents(
         model_dir,
         {
-            artifact.CALIBRATION_FILE: calibration,
+            artifact.CALIBRATION_FILE: calibration.to_dict(),
             artifact.FEATURE_SPEC_FILE: artifact.feature_spec(encoder.notes_enabled),
             artifact.METADATA_FILE: metadata,
             artifact.EVALUATION_FILE: report,
@@ -297,8 +300,8 @@ def _run(
         "threshold": threshold.value,
         "temperature": temperature,
         "tree_blend": blend,
-        "training": metadata["training"],
-        "rows": metadata["training_data"]["rows"],
+        "training": metadata[META_TRAINING],
+        "rows": metadata[META_TRAINING_DATA][META_ROWS],
         "wall_seconds": time.perf_counter() - started,
     }
     output_dir = Path(data_args.output_dir)

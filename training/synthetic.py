@@ -31,6 +31,7 @@ from contracts.encounter import (
     HBA1C_CATEGORIES,
     RACE_CATEGORIES,
 )
+from contracts.etl_manifest import MANIFEST_FILE
 
 DIAGNOSES = (
     "4280", "42731", "25000", "5849", "486", "41401", "5990", "2724", "4019", "V5861",
@@ -190,5 +191,5 @@ def write_synthetic_dataset(
         )
         counts[split] = len(rows)
     manifest = {"source": "synthetic", "seed": seed, "rows": counts, "with_notes": with_notes}
-    (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    (root / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
     return root / "features"

@@ -16,17 +16,19 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from contracts.model_artifact import CODE_DIR, EVALUATION_FILE, SERVING_ENTRY, root_member
 from lambdas.registrar.settings import RegistrarSettings
 
-EVALUATION_FILE = "evaluation.json"
 #: An evaluation report is tens of kilobytes; anything far larger is not one.
 MAX_EVALUATION_BYTES = 5 * 1024 * 1024
 CONTENT_TYPE_JSON = "application/json"
 PENDING_MANUAL_APPROVAL = "PendingManualApproval"
+#: Where SageMaker unpacks ``model.tar.gz`` in the serving container.
+SAGEMAKER_MODEL_DIR = "/opt/ml/model"
 #: How the PyTorch serving image finds the hooks inside model.tar.gz (training/artifact.py).
 SERVING_ENVIRONMENT = {
-    "SAGEMAKER_PROGRAM": "serving_entry.py",
-    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+    "SAGEMAKER_PROGRAM": SERVING_ENTRY,
+    "SAGEMAKER_SUBMIT_DIRECTORY": f"{SAGEMAKER_MODEL_DIR}/{CODE_DIR}",
     "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
 }
 #: CreateModelPackage's ClientToken is at most 36 characters.
@@ -72,7 +74,7 @@ def read_evaluation(s3: Any, model_data_url: str) -> dict[str, Any]:
     try:
         with tarfile.open(fileobj=body, mode="r|gz") as archive:
             for member in archive:
-                if member.name.removeprefix("./") != EVALUATION_FILE:
+                if root_member(member.name) != EVALUATION_FILE:
                     continue
                 if not member.isfile() or member.size > MAX_EVALUATION_BYTES:
                     raise RegistrationError(f"{EVALUATION_FILE} in the archive is not a report")

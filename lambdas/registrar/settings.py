@@ -7,13 +7,23 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lambdas.environment import SettingsError, number
+from lambdas.environment import EnvironmentNames, SettingsError, number
 
 MODEL_PACKAGE_GROUP_NAME_ENV = "MODEL_PACKAGE_GROUP_NAME"
 INFERENCE_IMAGE_URI_ENV = "INFERENCE_IMAGE_URI"
 ENDPOINT_INSTANCE_TYPE_ENV = "ENDPOINT_INSTANCE_TYPE"
 MIN_TEST_AUROC_ENV = "MIN_TEST_AUROC"
 KMS_KEY_ARN_ENV = "KMS_KEY_ARN"
+#: What the stack sets (stacks/components/training_pipeline.py).
+ENVIRONMENT = EnvironmentNames.of(
+    required=(
+        MODEL_PACKAGE_GROUP_NAME_ENV,
+        INFERENCE_IMAGE_URI_ENV,
+        ENDPOINT_INSTANCE_TYPE_ENV,
+        MIN_TEST_AUROC_ENV,
+        KMS_KEY_ARN_ENV,
+    )
+)
 
 
 @dataclass(frozen=True)

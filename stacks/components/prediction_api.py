@@ -28,10 +28,10 @@ from constructs import Construct
 
 from contracts import serving
 from contracts.encounter import FieldKind, FieldSpec, model_input_fields
-from lambdas.cds_authorizer.app import ISSUERS_ENV
-from lambdas.cds_hooks.hook import REPLAY_TABLE_ENV, WORKLIST_PAGE_URL_ENV
+from lambdas.cds_authorizer import settings as authorizer_env
 from lambdas.cds_hooks.replay import EXPIRES_ATTRIBUTE, JTI_ATTRIBUTE
 from lambdas.cds_hooks.service import SERVICE_ID, SERVICES_PATH
+from lambdas.predict import settings as predict_env
 from stacks.components.grants import grant_key
 from stacks.components.log_groups import encrypted_log_group
 from stacks.components.platform_function import PlatformFunction
@@ -271,7 +271,9 @@ class CdsHooksAccess(Construct):
             folder="cds_authorizer",
             function_name=function_name,
             description="Verifies the EHR's CDS Hooks JWT for the CDS routes",
-            environment={ISSUERS_ENV: json.dumps(issuers, sort_keys=True)},
+            environment=authorizer_env.ENVIRONMENT.environment(
+                {authorizer_env.ISSUERS_ENV: json.dumps(issuers, sort_keys=True)}
+            ),
             vpc=None,
             subnets=None,
             security_group=None,
@@ -355,9 +357,9 @@ class PredictionApi(Construct):
             {}
             if cds_hooks is None or self.cds_access is None
             else {
-                REPLAY_TABLE_ENV: self.cds_access.replay_table.table_name,
+                predict_env.REPLAY_TABLE_ENV: self.cds_access.replay_table.table_name,
                 **(
-                    {WORKLIST_PAGE_URL_ENV: cds_hooks.worklist_page_url}
+                    {predict_env.WORKLIST_PAGE_URL_ENV: cds_hooks.worklist_page_url}
                     if cds_hooks.worklist_page_url
                     else {}
                 ),
@@ -369,11 +371,13 @@ class PredictionApi(Construct):
             folder="predict",
             function_name=function_name,
             description="POST /predict, GET /health and the CDS Hooks routes of the API",
-            environment={
-                "ENDPOINT_NAME": endpoint_name,
-                "DEID_SECRET_ARN": deid_secret.secret_arn,
-                **cds_environment,
-            },
+            environment=predict_env.ENVIRONMENT.environment(
+                {
+                    predict_env.ENDPOINT_NAME_ENV: endpoint_name,
+                    predict_env.DEID_SECRET_ARN_ENV: deid_secret.secret_arn,
+                    **cds_environment,
+                }
+            ),
             vpc=vpc,
             subnets=subnets,
             security_group=security_group,

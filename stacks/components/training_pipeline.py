@@ -35,6 +35,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from lambdas.registrar import settings as registrar_env
 from stacks.components.container_images import ContainerImages
 from stacks.components.grants import grant_key, grant_objects, reference
 from stacks.components.log_groups import encrypted_log_group
@@ -229,13 +230,15 @@ class TrainingPipeline(Construct):
             folder="registrar",
             function_name=names.registrar_function,
             description="Quality-gates a trained model and registers it for manual approval",
-            environment={
-                "MODEL_PACKAGE_GROUP_NAME": registry.group_name,
-                "INFERENCE_IMAGE_URI": images.serving_image_uri,
-                "ENDPOINT_INSTANCE_TYPE": endpoint.instance_type,
-                "MIN_TEST_AUROC": str(training.min_test_auroc),
-                "KMS_KEY_ARN": reference(self, data_key.key_arn, data_key),
-            },
+            environment=registrar_env.ENVIRONMENT.environment(
+                {
+                    registrar_env.MODEL_PACKAGE_GROUP_NAME_ENV: registry.group_name,
+                    registrar_env.INFERENCE_IMAGE_URI_ENV: images.serving_image_uri,
+                    registrar_env.ENDPOINT_INSTANCE_TYPE_ENV: endpoint.instance_type,
+                    registrar_env.MIN_TEST_AUROC_ENV: str(training.min_test_auroc),
+                    registrar_env.KMS_KEY_ARN_ENV: reference(self, data_key.key_arn, data_key),
+                }
+            ),
             vpc=vpc,
             subnets=subnets,
             security_group=security_group,

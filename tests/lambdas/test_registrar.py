@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 from typing import Any
 
 import boto3
 import pytest
 
+from contracts.model_artifact import CODE_DIR, EVALUATION_FILE, SERVING_ENTRY, WEIGHTS_FILE
 from lambdas.registrar import app as registrar_app
 from lambdas.registrar import registration
 from lambdas.registrar.settings import RegistrarSettings, SettingsError
@@ -69,11 +71,11 @@ def sagemaker(mocked_aws: None) -> Any:
 
 def put_model(s3: Any, report: dict | None, *, prefix: str = "./") -> None:
     files = {
-        f"{prefix}model.safetensors": b"\x00" * 64,
-        f"{prefix}code/serving_entry.py": b"pass\n",
+        f"{prefix}{WEIGHTS_FILE}": b"\x00" * 64,
+        f"{prefix}{CODE_DIR}/{SERVING_ENTRY}": b"pass\n",
     }
     if report is not None:
-        files[f"{prefix}evaluation.json"] = json.dumps(report).encode()
+        files[f"{prefix}{EVALUATION_FILE}"] = json.dumps(report).encode()
     s3.put_object(Bucket=BUCKET, Key=MODEL_KEY, Body=model_archive(files))
 
 
@@ -86,12 +88,12 @@ def test_evaluation_is_read_from_the_archive_and_stored_beside_it(s3: Any) -> No
         "baseline_auroc": 0.66,
         "min_test_auroc": 0.6,
         "reasons": [],
-        "evaluation_s3_uri": f"s3://{BUCKET}/training/readmission-dev-train-1/output/evaluation.json",
+        "evaluation_s3_uri": f"s3://{BUCKET}/training/readmission-dev-train-1/output/{EVALUATION_FILE}",
         "model_data_url": MODEL_URL,
         "training_job_name": "readmission-dev-train-1",
     }
     stored = s3.get_object(
-        Bucket=BUCKET, Key="training/readmission-dev-train-1/output/evaluation.json"
+        Bucket=BUCKET, Key=f"training/readmission-dev-train-1/output/{EVALUATION_FILE}"
     )
     assert json.loads(stored["Body"].read()) == evaluation()
     assert stored["ContentType"] == "application/json"
@@ -137,7 +139,9 @@ def test_quality_gate(test_auroc: float, baseline_auroc: float, reasons: tuple[s
     ],
 )
 def test_an_unusable_report_fails_naming_the_field(report: dict, field: str) -> None:
-    with pytest.raises(registration.RegistrationError, match=rf"evaluation.json: {field} must"):
+    with pytest.raises(
+        registration.RegistrationError, match=rf"{re.escape(EVALUATION_FILE)}: {field} must"
+    ):
         registration.quality_gate(report, 0.6)
 
 
@@ -166,7 +170,7 @@ def test_register_creates_a_pending_version_with_the_report_as_quality_metrics(
     (container,) = package["InferenceSpecification"]["Containers"]
     assert container["Image"] == IMAGE
     assert container["ModelDataUrl"] == MODEL_URL
-    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "serving_entry.py"
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == SERVING_ENTRY
     assert package["ModelMetrics"]["ModelQuality"]["Statistics"] == {
         "ContentType": "application/json",
         "S3Uri": gated["evaluation_s3_uri"],
