@@ -28,6 +28,12 @@ MAX_BODY_BYTES = 1_000_000
 INSTANCES_KEY = "instances"
 PREDICTIONS_KEY = "predictions"
 
+# The caller's raw identifiers in an API request: the predict Lambda replaces them with
+# ``encounter_key`` (contracts.deidentify) before the endpoint; the endpoint refuses them.
+PATIENT_ID = "patient_id"
+ENCOUNTER_ID = "encounter_id"
+RAW_IDENTIFIER_FIELDS = (PATIENT_ID, ENCOUNTER_ID)
+
 # Keys of one prediction.
 ENCOUNTER_KEY = "encounter_key"
 PROBABILITY = "probability"

@@ -40,8 +40,8 @@ from stacks.nag import acknowledge
 from stacks.wildcards import acknowledge_wildcards
 
 STAGE_NAME = "v1"
-PATIENT_ID = "patient_id"
-ENCOUNTER_ID = "encounter_id"
+PATIENT_ID = serving.PATIENT_ID
+ENCOUNTER_ID = serving.ENCOUNTER_ID
 #: Access log fields: who called what, when, and how it went; never a body or a header value.
 ACCESS_LOG_FIELDS = {
     "requestId": "$context.requestId",
