@@ -103,3 +103,27 @@ def test_the_api_identifier_fields_are_spelt_out_only_by_the_serving_contract() 
         if text in IDENTIFIER_FIELDS
     ]
     assert offenders == []
+
+
+def test_lambda_variable_names_are_spelt_out_only_by_the_settings_that_read_them() -> None:
+    """The stacks, the local platform and the benchmarks import them (``ENVIRONMENT``)."""
+    import importlib
+
+    folders = sorted(path.parent.name for path in (ROOT / "lambdas").glob("*/app.py"))
+    variables = set().union(
+        *(importlib.import_module(f"lambdas.{f}.settings").ENVIRONMENT.names for f in folders)
+    )
+    owners = (
+        "lambdas/environment.py",
+        "contracts/fairness.py",  # the drift monitor's fairness variables, with their builder
+        "lambdas/cds_hooks/service.py",  # the CDS Hooks variables of the predict function
+        *(f"lambdas/{folder}/settings.py" for folder in folders),
+    )
+    offenders = [
+        f"{relative}:{line} {text!r}"
+        for relative, path in _modules()
+        if relative not in owners
+        for line, text in _string_literals(path)
+        if text in variables
+    ]
+    assert offenders == []
