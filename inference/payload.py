@@ -25,7 +25,7 @@ from inference.errors import (
 )
 
 BODY = "body"
-ENCOUNTER_KEY = "encounter_key"
+ENCOUNTER_KEY = serving.ENCOUNTER_KEY
 
 #: The API hashes these before calling the endpoint; a record carrying one is refused.
 RAW_IDENTIFIER_FIELDS = serving.RAW_IDENTIFIER_FIELDS

@@ -42,6 +42,7 @@ from contracts.serving import (
     ENCOUNTER_KEY,
     HEALTH_PROBE_INFERENCE_ID,
     HEALTH_PROBE_PATIENT_KEY,
+    PATIENT_KEY,
     PREDICTIONS_KEY,
     PROBABILITY,
 )
@@ -204,7 +205,7 @@ def _answers(line: bytes, start: datetime) -> list[tuple[str, float]]:
     for instance, prediction in zip(instances, predictions, strict=False):
         if not isinstance(prediction, dict) or not isinstance(instance, dict):
             continue
-        if instance.get("patient_key") == HEALTH_PROBE_PATIENT_KEY:
+        if instance.get(PATIENT_KEY) == HEALTH_PROBE_PATIENT_KEY:
             continue
         key = prediction.get(ENCOUNTER_KEY) or instance.get(ENCOUNTER_KEY)
         probability = prediction.get(PROBABILITY)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from contracts import encounter, serving
 from contracts import model_artifact as ma
-from contracts import serving
 from contracts.deployment import VARIANT_NAME
 from contracts.drift import BASELINE_FILE_NAME
 from contracts.etl_manifest import MANIFEST_FILE
@@ -56,6 +56,11 @@ SHARED_NAMES = {
 #: on its own outside the repository (its test validates its encounter against the API's model).
 IDENTIFIER_FIELDS = {serving.PATIENT_ID, serving.ENCOUNTER_ID}
 IDENTIFIER_EXEMPT = ("contracts/serving.py", "glue_jobs/", "scripts/smoke_test.py")
+#: The de-identified keys, named by ``contracts.encounter``. The Spark transforms of
+#: ``glue_jobs`` still spell them as column names (left to the ETL's owners; listed in the
+#: report of this change).
+KEY_FIELDS = {encounter.PATIENT_KEY, encounter.ENCOUNTER_KEY}
+KEY_EXEMPT = ("contracts/encounter.py", "glue_jobs/")
 
 
 def _string_literals(path: Path) -> list[tuple[int, str]]:
@@ -125,5 +130,16 @@ def test_lambda_variable_names_are_spelt_out_only_by_the_settings_that_read_them
         if relative not in owners
         for line, text in _string_literals(path)
         if text in variables
+    ]
+    assert offenders == []
+
+
+def test_the_deidentified_key_fields_are_spelt_out_only_by_the_encounter_contract() -> None:
+    offenders = [
+        f"{relative}:{line} {text!r}"
+        for relative, path in _modules()
+        if not relative.startswith(KEY_EXEMPT)
+        for line, text in _string_literals(path)
+        if text in KEY_FIELDS
     ]
     assert offenders == []
