@@ -40,6 +40,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from lambdas.environment import RUNTIME_ENVIRONMENT  # noqa: E402 (after the path setup)
+from lambdas.predict import settings as predict_env  # noqa: E402 (after the path setup)
 
 RESULT = ROOT / "benchmarks" / "results" / "api_cold_import.json"
 MODULE = "lambdas.predict.app"
@@ -131,8 +132,8 @@ def cold_starts(runs: int, extra_env: dict[str, str], endpoint_url: str) -> list
     env = _env(
         {
             "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": endpoint_url,
-            "ENDPOINT_NAME": ENDPOINT_NAME,
-            "DEID_KEY": "cold-start-benchmark-key",
+            predict_env.ENDPOINT_NAME_ENV: ENDPOINT_NAME,
+            predict_env.DEID_KEY_ENV: "cold-start-benchmark-key",
             "AWS_ACCESS_KEY_ID": "benchmark",
             "AWS_SECRET_ACCESS_KEY": "benchmark",
             **extra_env,

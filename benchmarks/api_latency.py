@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from lambdas.predict import settings as predict_env  # noqa: E402 (after the path setup)
+
 RESULT = ROOT / "benchmarks" / "results" / "api_latency.json"
 ENDPOINT_NAME = "readmission-benchmark"
 TARGET_P95_MS = 30.0
@@ -74,8 +76,8 @@ def measure_handler(
     os.environ.update(
         {
             "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": endpoint_url,
-            "ENDPOINT_NAME": endpoint_name,
-            "DEID_KEY": "benchmark-key",
+            predict_env.ENDPOINT_NAME_ENV: endpoint_name,
+            predict_env.DEID_KEY_ENV: "benchmark-key",
             "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
             "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "benchmark"),
             "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "benchmark"),

@@ -38,6 +38,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from contracts.serving import ENCOUNTER_KEY, PATIENT_KEY  # noqa: E402 (after the path setup)
+
 RESULT = ROOT / "benchmarks" / "results" / "batch_scoring.json"
 DEFAULT_SIZES = (10_000, 100_000)
 TARGET_RECORDS_PER_S = 500.0
@@ -60,14 +62,15 @@ def write_day(path: Path, size: int, seed: int = 7) -> int:
     pool: list[str] = []
     for _ in range(RECORD_POOL):
         record = benchmark_record(rng, with_notes=False)
-        for key in ("encounter_key", "patient_key"):
+        for key in (ENCOUNTER_KEY, PATIENT_KEY):
             record.pop(key, None)
         pool.append(json.dumps(record))
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as out:
         for number in range(size):
             line = pool[number % RECORD_POOL]
-            keys = f'{{"encounter_key":"{number:064x}","patient_key":"{number + 1:064x}",'
+            keys = json.dumps({ENCOUNTER_KEY: f"{number:064x}", PATIENT_KEY: f"{number + 1:064x}"})
+            keys = keys[:-1] + ","
             out.write(keys + line[1:] + "\n")
     return path.stat().st_size
 
@@ -156,7 +159,7 @@ def hooks_breakdown(model_dir: Path) -> dict[str, Any]:
     serving = model_fn(str(model_dir))
     rng = np.random.default_rng(11)
     body = "\n".join(
-        json.dumps({**benchmark_record(rng, with_notes=False), "encounter_key": f"{n:064x}"})
+        json.dumps({**benchmark_record(rng, with_notes=False), ENCOUNTER_KEY: f"{n:064x}"})
         for n in range(HOOK_CHUNK)
     ).encode()
 

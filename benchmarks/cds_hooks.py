@@ -65,6 +65,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.api_latency import fake_endpoint_process, percentiles  # noqa: E402
 from lambdas.cds_authorizer import app as authorizer_app  # noqa: E402
+from lambdas.predict import settings as predict_env  # noqa: E402 (after the path setup)
 
 RESULT = ROOT / "benchmarks" / "results" / "cds_hooks.json"
 ENDPOINT_NAME = "readmission-cds-benchmark"
@@ -190,8 +191,8 @@ def measure(endpoint_url: str, requests: int, endpoint_pid: int | None = None) -
                 os.environ,
                 {
                     "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": endpoint_url,
-                    "ENDPOINT_NAME": ENDPOINT_NAME,
-                    "DEID_KEY": "benchmark-key",
+                    predict_env.ENDPOINT_NAME_ENV: ENDPOINT_NAME,
+                    predict_env.DEID_KEY_ENV: "benchmark-key",
                     "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
                     "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "benchmark"),
                     "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "benchmark"),

@@ -35,7 +35,9 @@ from botocore.response import StreamingBody
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from contracts.drift import build_baseline, drift_fields
+from contracts.deployment import VARIANT_NAME
+from contracts.drift import baseline_s3_key, build_baseline, drift_fields
+from contracts.serving import ENCOUNTER_KEY, PATIENT_KEY
 from lambdas.drift_monitor import monitor
 from lambdas.drift_monitor.settings import MonitorSettings
 
@@ -78,8 +80,8 @@ def encounter(rng: random.Random, index: int, note_chars: int) -> dict[str, Any]
         words.append(rng.choice(NOTE_WORDS))
         length += len(words[-1]) + 1
     return {
-        "patient_key": f"{rng.getrandbits(256):064x}",
-        "encounter_key": f"{index:064x}",
+        PATIENT_KEY: f"{rng.getrandbits(256):064x}",
+        ENCOUNTER_KEY: f"{index:064x}",
         "age_years": rng.randint(18, 90),
         "sex": rng.choice(["F", "M"]),
         "admission_type": rng.choice(["emergency", "urgent", "elective"]),
@@ -113,7 +115,7 @@ def capture_line(record: dict[str, Any], probability: float, moment: datetime) -
         "probability": probability,
         "risk_band": "low",
         "model_version": "1",
-        "encounter_key": record["encounter_key"],
+        ENCOUNTER_KEY: record[ENCOUNTER_KEY],
         "top_factors": [
             {"feature": "age", "direction": "increases_risk", "contribution": 0.12},
             {"feature": "diagnosis", "direction": "increases_risk", "contribution": 0.08},
@@ -136,7 +138,7 @@ def capture_line(record: dict[str, Any], probability: float, moment: datetime) -
                 },
             },
             "eventMetadata": {
-                "eventId": f"{record['encounter_key'][:8]}-0000-4000-8000-000000000000",
+                "eventId": f"{record[ENCOUNTER_KEY][:8]}-0000-4000-8000-000000000000",
                 "inferenceTime": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
             },
             "eventVersion": "0",
@@ -149,11 +151,11 @@ def generate(root: Path, records: int, note_chars: int) -> dict[str, Any]:
     rng = random.Random(7)
     training = [encounter(rng, i, 0) for i in range(5000)]
     baseline = build_baseline(training, [rng.betavariate(2, 5) for _ in training])
-    baseline_path = root / BUCKET / "baselines" / ENDPOINT / "drift_baseline.json"
+    baseline_path = root / BUCKET / baseline_s3_key(ENDPOINT)
     baseline_path.parent.mkdir(parents=True)
     baseline_path.write_text(json.dumps(baseline))
     hour_dir = (
-        root / BUCKET / PREFIX / ENDPOINT / "AllTraffic" / WINDOW_START.strftime("%Y/%m/%d/%H")
+        root / BUCKET / PREFIX / ENDPOINT / VARIANT_NAME / WINDOW_START.strftime("%Y/%m/%d/%H")
     )
     hour_dir.mkdir(parents=True)
     per_file = -(-records // FILES_PER_HOUR)

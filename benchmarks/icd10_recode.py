@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from contracts.model_artifact import ENCODER_FILE
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -161,7 +163,7 @@ def run(data: Path, model_dir: Path, extra_args: Sequence[str] = ()) -> dict[str
     from training import artifact
     from training.data import read_records
 
-    if not (model_dir / "encoder.json").is_file() or artifact.missing_files(model_dir):
+    if not (model_dir / ENCODER_FILE).is_file() or artifact.missing_files(model_dir):
         started = time.perf_counter()
         train(data, model_dir, extra_args)
         train_seconds = round(time.perf_counter() - started, 1)

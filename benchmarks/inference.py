@@ -55,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.api_cold_import import time_imports  # noqa: E402
+from lambdas.predict import settings as predict_env  # noqa: E402 (after the path setup)
 from training.config import HyperParameters  # noqa: E402
 from training.synthetic import NOTE_WORDS, write_synthetic_dataset  # noqa: E402
 
@@ -341,8 +342,8 @@ def lambda_scenario(url: str, record: dict[str, Any], requests: int) -> dict[str
             "AWS_SECRET_ACCESS_KEY": "benchmark",
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": url,
-            "ENDPOINT_NAME": ENDPOINT_NAME,
-            "DEID_KEY": DEID_KEY,
+            predict_env.ENDPOINT_NAME_ENV: ENDPOINT_NAME,
+            predict_env.DEID_KEY_ENV: DEID_KEY,
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
     )

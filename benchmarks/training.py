@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from contracts.etl_manifest import MANIFEST_FILE
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -103,7 +105,7 @@ def is_current(data: Path) -> bool:
     """Whether ``data`` holds an ETL output written under this contract version."""
     from contracts.encounter import SCHEMA_VERSION
 
-    manifest = data / "manifest.json"
+    manifest = data / MANIFEST_FILE
     if not (data / "features").is_dir() or not manifest.is_file():
         return False
     return bool(json.loads(manifest.read_text()).get("schema_version") == SCHEMA_VERSION)

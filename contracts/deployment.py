@@ -30,9 +30,13 @@ PENDING_MANUAL_APPROVAL = "PendingManualApproval"
 #: How long a trigger waits before the next look at an endpoint that is still changing.
 RETRY_SECONDS = 60
 
+#: The endpoint's single production variant: the deployer creates it, the platform alarms and the
+#: drift monitor read its metrics and capture, the local endpoint answers under its name.
+VARIANT_NAME = "AllTraffic"
+
 # -- Shadow stage (lambdas/deployer/shadow.py) ---------------------------------------------------
-#: Variant name of a candidate running in shadow beside the production variant (VARIANT_NAME in
-#: lambdas/deployer/deployment.py); its answers are captured, never returned.
+#: Variant name of a candidate running in shadow beside the production variant (VARIANT_NAME);
+#: its answers are captured, never returned.
 SHADOW_VARIANT_NAME = "Shadow"
 #: Tag on a shadow endpoint config: the candidate's package ARN (TAG_MODEL_PACKAGE_ARN stays the
 #: serving version's, so that everything reading "what serves" keeps reading the right one).

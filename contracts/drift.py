@@ -117,10 +117,6 @@ CODE_GROUPINGS: Mapping[str, str] = {
     "abnormal_labs": GROUPING_NAME,
 }
 
-_ICD9_DIAGNOSIS_CATEGORY_CHARS = 3
-_ICD9_E_CODE_CATEGORY_CHARS = 4
-_ICD9_PROCEDURE_CATEGORY_CHARS = 2
-
 
 class DriftInputError(ValueError):
     """A record or score cannot be bucketed; the message names the field, never the value."""
@@ -151,20 +147,7 @@ def code_group(code: str, grouping: str) -> str:
     legacy = clinical_grouping.to_icd9cm(parsed) if field_name == "diagnosis_codes" else parsed
     if legacy is None or legacy.system is not codes.LEGACY_SYSTEM[field_name]:
         return parsed.tagged
-    return _icd9_category(legacy.code, grouping)
-
-
-def _icd9_category(cleaned: str, grouping: str) -> str:
-    """The 1.x group of a bare, normalised ICD-9 code."""
-    if grouping == GROUPING_ICD9_DIAGNOSIS:
-        cleaned = cleaned.upper()
-        chars = (
-            _ICD9_E_CODE_CATEGORY_CHARS
-            if cleaned.startswith("E")
-            else _ICD9_DIAGNOSIS_CATEGORY_CHARS
-        )
-        return cleaned[:chars]
-    return cleaned[:_ICD9_PROCEDURE_CATEGORY_CHARS]
+    return clinical_grouping.icd9_category(field_name, legacy.code) or legacy.code
 
 
 def population_stability_index(

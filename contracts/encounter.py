@@ -101,9 +101,14 @@ SOURCES = ("mimic3", "uci_diabetes", "synthetic", "mimic4", "fhir")
 
 _COUNT_MAX = 10_000.0
 
+#: The de-identified identifiers (``contracts.deidentify``), named once: every record of the
+#: ETL, the endpoint, the captures, the worklist and the labels carries them under these names.
+PATIENT_KEY = "patient_key"
+ENCOUNTER_KEY = "encounter_key"
+
 ENCOUNTER_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("patient_key", FieldKind.IDENTIFIER, "string", "HMAC-SHA256 of the patient id."),
-    FieldSpec("encounter_key", FieldKind.IDENTIFIER, "string", "HMAC-SHA256 of the admission id."),
+    FieldSpec(PATIENT_KEY, FieldKind.IDENTIFIER, "string", "HMAC-SHA256 of the patient id."),
+    FieldSpec(ENCOUNTER_KEY, FieldKind.IDENTIFIER, "string", "HMAC-SHA256 of the admission id."),
     FieldSpec(
         "age_years",
         FieldKind.NUMERIC,
@@ -389,7 +394,7 @@ ENCOUNTER_FIELDS: tuple[FieldSpec, ...] = (
 #: Protected attributes: written to a separate dataset for fairness evaluation, never a model
 #: input unless a training config opts in.
 PROTECTED_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("encounter_key", FieldKind.IDENTIFIER, "string", "Joins to the features."),
+    FieldSpec(ENCOUNTER_KEY, FieldKind.IDENTIFIER, "string", "Joins to the features."),
     FieldSpec(
         "race", FieldKind.PROTECTED, "string", "Race/ethnicity group.", categories=RACE_CATEGORIES
     ),

@@ -41,6 +41,26 @@ ICD9_PROCEDURE_PREFIX = "ICD9PROC:"
 _PCS_GROUP_CHARS = 2
 _ICD9_PROCEDURE_GROUP_CHARS = 2
 
+#: Contract 1.x's ICD-9 categories (encoders fitted on 1.x, the drift monitor's ICD-9
+#: groupings): a diagnosis's first 3 characters, an E code's first 4, a procedure's first 2.
+ICD9_DIAGNOSIS_CATEGORY_CHARS = 3
+ICD9_E_CODE_CATEGORY_CHARS = 4
+ICD9_PROCEDURE_CATEGORY_CHARS = 2
+_ICD9_CATEGORY_FIELDS = ("diagnosis_codes", "procedure_codes")
+
+
+def icd9_category(field_name: str, code: str) -> str | None:
+    """The 1.x category of a bare ICD-9 code of ``field_name`` (upper case), or ``None`` for a
+    field without ICD-9 categories. A code no longer than its category is its own category."""
+    if field_name not in _ICD9_CATEGORY_FIELDS:
+        return None
+    cleaned = code.upper()
+    if field_name == "procedure_codes":
+        return cleaned[:ICD9_PROCEDURE_CATEGORY_CHARS]
+    if cleaned.startswith("E"):
+        return cleaned[:ICD9_E_CODE_CATEGORY_CHARS]
+    return cleaned[:ICD9_DIAGNOSIS_CATEGORY_CHARS]
+
 
 @lru_cache(maxsize=1)
 def table() -> dict[str, Any]:

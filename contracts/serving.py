@@ -7,6 +7,8 @@ identifiers. Responses are ``{"predictions": [prediction, ...]}`` in the same or
 
 from __future__ import annotations
 
+from contracts import encounter
+
 CONTENT_TYPE_JSON = "application/json"
 #: Batch Transform's wire format (SplitType=Line, BatchStrategy=MultiRecord, AssembleWith=Line):
 #: a request holds one encounter per line, the answer one prediction or error per line, in order.
@@ -28,8 +30,16 @@ MAX_BODY_BYTES = 1_000_000
 INSTANCES_KEY = "instances"
 PREDICTIONS_KEY = "predictions"
 
+# The caller's raw identifiers in an API request: the predict Lambda replaces them with
+# ``encounter_key`` (contracts.deidentify) before the endpoint; the endpoint refuses them.
+PATIENT_ID = "patient_id"
+ENCOUNTER_ID = "encounter_id"
+RAW_IDENTIFIER_FIELDS = (PATIENT_ID, ENCOUNTER_ID)
+
 # Keys of one prediction.
-ENCOUNTER_KEY = "encounter_key"
+ENCOUNTER_KEY = encounter.ENCOUNTER_KEY
+#: Each endpoint record's de-identified patient (the predict Lambda adds it; captures keep it).
+PATIENT_KEY = encounter.PATIENT_KEY
 PROBABILITY = "probability"
 RISK_BAND = "risk_band"
 MODEL_VERSION = "model_version"

@@ -17,6 +17,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from contracts.encounter import PATIENT_KEY
+
 #: Partition key: the discharge day, ``YYYY-MM-DD``.
 KEY_DAY = "day"
 #: Sort key: the de-identified encounter key, or SUMMARY_SORT_KEY for the day's summary.
@@ -116,7 +118,7 @@ class WorklistEntry:
         item: dict[str, Any] = {
             KEY_DAY: self.day,
             KEY_ENTRY: self.encounter_key,
-            "patient_key": self.patient_key,
+            PATIENT_KEY: self.patient_key,
             "unit": self.unit,
             "status": self.status,
             "scored_at": self.scored_at,
@@ -138,7 +140,7 @@ class WorklistEntry:
         return cls(
             day=str(item[KEY_DAY]),
             encounter_key=str(item[KEY_ENTRY]),
-            patient_key=str(item["patient_key"]),
+            patient_key=str(item[PATIENT_KEY]),
             unit=str(item["unit"]),
             status=str(item["status"]),
             scored_at=str(item["scored_at"]),

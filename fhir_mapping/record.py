@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from contracts import fhir
+from contracts import fhir, serving
 from contracts.encounter import AGE_CAP_YEARS, UNKNOWN
 from fhir_mapping import clinical, encounters
 from fhir_mapping.bundle import Entry, EntryIndex, bundle_entries
 from fhir_mapping.elements import invalid, parse_date, text
 from fhir_mapping.errors import MappingError, Reason
 
-PATIENT_ID = "patient_id"
-ENCOUNTER_ID = "encounter_id"
+PATIENT_ID = serving.PATIENT_ID
+ENCOUNTER_ID = serving.ENCOUNTER_ID
 CLINICAL_TYPES = ("Condition", "Procedure", "MedicationRequest", "Observation", "DocumentReference")
 
 

@@ -23,9 +23,7 @@ import numpy as np
 from contracts import codes, grouping
 from contracts.codes import LEGACY_SYSTEM
 from contracts.encounter import SCHEMA_VERSION, FieldKind, FieldSpec, model_input_fields
-
-ENCODER_FILE = "encoder.json"
-NOTES_TOKENIZER_FILE = "notes_tokenizer.json"
+from contracts.model_artifact import ENCODER_FILE, NOTES_TOKENIZER_FILE
 
 PAD_TOKEN = "[PAD]"  # noqa: S105 (a vocabulary token, not a secret)
 UNK_TOKEN = "[UNK]"  # noqa: S105 (a vocabulary token, not a secret)
@@ -150,7 +148,7 @@ CODED_FIELDS = frozenset(LEGACY_SYSTEM)
 #: Separates the parts of a code token: ``dx:icd10cm:I509``, ``dxg:CCSR:CIR019``.
 TOKEN_SEPARATOR = ":"  # noqa: S105 (a token separator, not a secret)
 #: Shortest ancestor a code backs off to (a 3-character ICD category).
-_MIN_BACKOFF_CHARS = 3
+_MIN_BACKOFF_CHARS = grouping.MIN_PREFIX
 #: Encoders fitted before this contract major version use the 1.x tokens (bare ICD-9 codes).
 TAGGED_TOKENS_MAJOR = 2
 _BACKOFF_CACHE_SIZE = 100_000
@@ -165,13 +163,10 @@ def code_group(field_name: str, code: str) -> str | None:
 
 
 def legacy_code_group(field_name: str, code: str) -> str | None:
-    """A bare ICD-9 code's 1.x group: 3 characters (4 for E codes); 2 for procedures."""
-    if field_name == "diagnosis_codes":
-        width = 4 if code.startswith(("E", "e")) else 3
-        return code[:width] if len(code) > width else None
-    if field_name == "procedure_codes":
-        return code[:2] if len(code) > 2 else None
-    return None
+    """A bare ICD-9 code's 1.x group (``contracts.grouping.icd9_category``); ``None`` where
+    the code is its own category (no group token) or the field has none."""
+    category = grouping.icd9_category(field_name, code)
+    return code[: len(category)] if category is not None and len(code) > len(category) else None
 
 
 def _parse(field_name: str, code: str) -> codes.Code:

@@ -34,6 +34,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contracts.deployment import VARIANT_NAME
 from contracts.serving import CONTENT_TYPE_JSON
 from inference.capture import DataCapture
 from inference.errors import InferenceError
@@ -45,8 +46,8 @@ log = logging.getLogger("inference.serve")
 PING_PATH = "/ping"
 INVOCATIONS_PATH = "/invocations"
 RUNTIME_PATH = "/endpoints/{name}/invocations"
-#: The deployer's single production variant (lambdas.deployer.deployment.VARIANT_NAME).
-DEFAULT_VARIANT_NAME = "AllTraffic"
+#: The deployer's single production variant (contracts.deployment.VARIANT_NAME).
+DEFAULT_VARIANT_NAME = VARIANT_NAME
 #: Endpoint name used for capture of ``/invocations`` calls when none is configured.
 DEFAULT_ENDPOINT_NAME = "local-endpoint"
 #: SageMaker's real-time payload limit (InvokeEndpoint's Body: 6 MB).

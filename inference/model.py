@@ -15,10 +15,9 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from contracts.model_artifact import MODEL_CONFIG_FILE, WEIGHTS_FILE
 from inference.trees import TreeEnsemble, TreeShape
 
-MODEL_CONFIG_FILE = "model_config.json"
-WEIGHTS_FILE = "model.safetensors"
 #: Key in ``ModelConfig.extra`` holding a hub-initialised code encoder's BERT config.
 CODE_ENCODER_CONFIG_KEY = "code_encoder_bert_config"
 #: State-dict prefix of the training-only auxiliary head.

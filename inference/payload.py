@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from contracts import serving
 from contracts.encounter import model_input_fields
 from contracts.serving import CONTENT_TYPE_JSON, INSTANCES_KEY, MAX_BATCH_SIZE, PREDICTIONS_KEY
 from inference.errors import (
@@ -24,10 +25,10 @@ from inference.errors import (
 )
 
 BODY = "body"
-ENCOUNTER_KEY = "encounter_key"
+ENCOUNTER_KEY = serving.ENCOUNTER_KEY
 
 #: The API hashes these before calling the endpoint; a record carrying one is refused.
-RAW_IDENTIFIER_FIELDS = ("patient_id", "encounter_id")
+RAW_IDENTIFIER_FIELDS = serving.RAW_IDENTIFIER_FIELDS
 
 #: Model inputs a record must carry with a value; the nullable ones are imputed when absent.
 REQUIRED_FIELDS = tuple(spec.name for spec in model_input_fields() if not spec.nullable)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from contracts.drift import BASELINE_FILE_NAME
+from contracts.model_artifact import (
+    CALIBRATION_FILE,
+    DRIFT_BASELINE_FILE,
+    ENCODER_FILE,
+    METADATA_FILE,
+    MODEL_CONFIG_FILE,
+    SERVING_FILES,
+    ArtifactContractError,
+    Calibration,
+    model_version,
+)
 from contracts.serving import (
     ENCOUNTER_KEY,
     MODEL_VERSION,
@@ -30,16 +39,14 @@ from contracts.serving import (
 )
 from inference.attribution import OcclusionExplainer
 from inference.code_titles import load_titles
-from inference.encoding import ENCODER_FILE, FeatureEncoder, UnscorableRecordError
+from inference.encoding import FeatureEncoder, UnscorableRecordError
 from inference.errors import InvalidRequestError, ModelArtifactError
-from inference.model import MODEL_CONFIG_FILE, WEIGHTS_FILE, ReadmissionModel, load_model
+from inference.model import ReadmissionModel, load_model
 from inference.payload import EncounterBatch, check_record
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_FILE = "calibration.json"
-METADATA_FILE = "metadata.json"
-REQUIRED_FILES = (ENCODER_FILE, MODEL_CONFIG_FILE, WEIGHTS_FILE, CALIBRATION_FILE, METADATA_FILE)
+REQUIRED_FILES = SERVING_FILES
 
 #: Logits are clipped to this before the sigmoid, as training's calibration does.
 _LOGIT_CLIP = 60.0
@@ -82,40 +89,33 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _finite(document: Mapping[str, Any], key: str, file_name: str) -> float:
-    value = document.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ModelArtifactError(f"{file_name}: '{key}' must be a finite number")
-    return float(value)
-
-
 def load_serving_model(model_dir: str | Path) -> ServingModel:
     """Load a model directory once; a missing or inconsistent file is named in the error."""
     path = Path(model_dir)
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if missing:
         raise ModelArtifactError(f"model directory lacks {', '.join(missing)}")
-    calibration = _read_json(path / CALIBRATION_FILE)
-    temperature = _finite(calibration, "temperature", CALIBRATION_FILE)
-    threshold = _finite(calibration, "threshold", CALIBRATION_FILE)
-    offset = _finite(
-        {"logit_offset": calibration.get("logit_offset", 0.0)}, "logit_offset", CALIBRATION_FILE
-    )
-    if temperature <= 0.0 or not 0.0 < threshold < 1.0:
-        raise ModelArtifactError(
-            f"{CALIBRATION_FILE}: temperature must be > 0, threshold in (0, 1)"
-        )
-    version = _read_json(path / METADATA_FILE).get("model_version")
-    if not isinstance(version, str) or not version:
-        raise ModelArtifactError(f"{METADATA_FILE}: 'model_version' is missing")
-    baseline_path = path / BASELINE_FILE_NAME
+    try:
+        calibration = Calibration.from_dict(_read_json(path / CALIBRATION_FILE))
+        version = model_version(_read_json(path / METADATA_FILE))
+    except ArtifactContractError as e:
+        raise ModelArtifactError(str(e)) from e
+    baseline_path = path / DRIFT_BASELINE_FILE
     baseline = _read_json(baseline_path) if baseline_path.is_file() else None
     encoder = FeatureEncoder.load(path)
     model = load_model(path)
     _check_consistent(encoder, model)
     explainer = OcclusionExplainer(model, encoder, baseline, load_titles())
     log.info("model loaded: version %s", version)
-    return ServingModel(encoder, model, explainer, temperature, offset, threshold, version)
+    return ServingModel(
+        encoder,
+        model,
+        explainer,
+        calibration.temperature,
+        calibration.logit_offset,
+        calibration.threshold,
+        version,
+    )
 
 
 def _check_consistent(encoder: FeatureEncoder, model: ReadmissionModel) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 import pyarrow.dataset as pa_dataset
 
+from contracts import serving
 from contracts.encounter import FieldKind, model_input_fields
 from contracts.serving import BATCH_MAX_PAYLOAD_MB, CONTENT_TYPE_JSONLINES
 from contracts.worklist import DaySummary
@@ -47,7 +48,7 @@ SOURCE_FOLDER = "discharges"
 OUTPUT_FOLDER = "batch-scoring/output"
 SCORES_FOLDER = "worklist-scores"
 STORE_FILE = "worklist.json"
-ENCOUNTER_KEY = "encounter_key"
+ENCOUNTER_KEY = serving.ENCOUNTER_KEY
 REQUEST_TIMEOUT_S = 600.0
 #: Files the demo splits its day into (Batch Transform pairs each with its own ``.out``).
 DEMO_FILES = 2

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from contracts import codes, grouping
 from contracts.drift import DriftAccumulator, code_group
+from contracts.model_artifact import DRIFT_BASELINE_FILE
 from local_platform import traffic
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def scenarios(
 def replay_coding_switch(run: DemoRun) -> dict[str, Any]:
     """The demo's coding-switch scenario on the test split; prints both outcomes."""
     progress = run.progress
-    baseline = json.loads((run.model_dir / "drift_baseline.json").read_text())
+    baseline = json.loads((run.model_dir / DRIFT_BASELINE_FILE).read_text())
     records = traffic.read_split(run.features_dir, "test")
     threshold = run.config.stage.alarms.feature_psi
     result = scenarios(baseline, records, threshold, run.config.day_of_traffic)

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from contracts.model_artifact import MODEL_CARD_FILE
 from local_platform import (
     batch_scoring,
     coding_switch,
@@ -244,8 +245,8 @@ def _finish(run: steps.DemoRun, summary: dict[str, Any]) -> None:
         alarms.append("prediction score")
     progress.fact("drift over alarm thresholds", ", ".join(alarms) or "none")
     progress.fact("fairness alarms", ", ".join(summary["fairness"]["alarms"]) or "none")
-    card = run.run_dir / "model_card.html"
-    card.write_text((run.model_dir / "model_card.html").read_text())
+    card = run.run_dir / MODEL_CARD_FILE
+    card.write_text((run.model_dir / MODEL_CARD_FILE).read_text())
     summary["elapsed_seconds"] = round(progress.elapsed(), 1)
     summary["files"] = {
         "features": str(run.features_dir),

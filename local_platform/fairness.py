@@ -37,8 +37,9 @@ from contracts.fairness import (
     METRIC_FAIRNESS_GAP,
     monitor_environment,
 )
-from contracts.serving import MAX_BATCH_SIZE
+from contracts.serving import ENCOUNTER_KEY, MAX_BATCH_SIZE, PROBABILITY
 from lambdas.drift_monitor import app as drift_app
+from lambdas.drift_monitor import settings as monitor_env
 from lambdas.drift_monitor.ground_truth import LABEL_FIELD
 from local_platform import resources, traffic
 from local_platform.settings import SYNTHETIC_SEED
@@ -67,10 +68,12 @@ class FairnessDemoError(RuntimeError):
 
 def fairness_environment(fairness: FairnessConfig) -> dict[str, str]:
     """The drift monitor's fairness variables, exactly as the stack sets them."""
-    return {
-        "GROUND_TRUTH_PREFIX": GROUND_TRUTH_PREFIX,
-        **monitor_environment(**dataclasses.asdict(fairness)),
-    }
+    return monitor_env.ENVIRONMENT.subset(
+        {
+            monitor_env.GROUND_TRUTH_PREFIX_ENV: GROUND_TRUTH_PREFIX,
+            **monitor_environment(**dataclasses.asdict(fairness)),
+        }
+    )
 
 
 def fairness_event(now: datetime) -> dict[str, str]:
@@ -118,7 +121,7 @@ def label_lines(
     """Ground-truth records ``{encounter_key, readmitted_30d, sex}`` of scored encounters
     (the hashed key the API returned, never a raw identifier)."""
     return [
-        {"encounter_key": key, LABEL_FIELD: outcome(p, group, rng), ATTRIBUTE_SEX: group}
+        {ENCOUNTER_KEY: key, LABEL_FIELD: outcome(p, group, rng), ATTRIBUTE_SEX: group}
         for key, group, p in scored
     ]
 
@@ -176,7 +179,7 @@ def score_cohort(
         if reply.status != 200:
             raise FairnessDemoError(f"a cohort batch failed with HTTP {reply.status}")
         for prediction in reply.body["predictions"]:
-            scored.append((prediction["encounter_key"], group, float(prediction["probability"])))
+            scored.append((prediction[ENCOUNTER_KEY], group, float(prediction[PROBABILITY])))
     return scored
 
 

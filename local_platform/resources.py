@@ -16,6 +16,10 @@ from typing import IO, Any
 
 import boto3
 
+from lambdas.deployer import settings as deployer_env
+from lambdas.drift_monitor import settings as monitor_env
+from lambdas.predict import settings as predict_env
+from lambdas.registrar import settings as registrar_env
 from local_platform import approver_view
 from local_platform.deployment_queue import LOCAL_RETRY_SECONDS, create_queue
 from local_platform.lambda_runtime import LOCAL_REGION, LocalLambdaContext
@@ -88,49 +92,62 @@ def upload_folder(s3: Any, folder: Path, bucket: str, prefix: str) -> int:
 
 
 def registrar_environment(config: DemoConfig, resources: Resources) -> dict[str, str]:
-    return {
-        "MODEL_PACKAGE_GROUP_NAME": resources.model_package_group,
-        "INFERENCE_IMAGE_URI": LOCAL_INFERENCE_IMAGE,
-        "ENDPOINT_INSTANCE_TYPE": config.stage.endpoint.instance_type,
-        "MIN_TEST_AUROC": str(config.stage.training.min_test_auroc),
-        "KMS_KEY_ARN": resources.kms_key_arn,
-        **approver_view.lineage_environment(resources.buckets.curated),
-    }
+    return registrar_env.ENVIRONMENT.environment(
+        {
+            registrar_env.MODEL_PACKAGE_GROUP_NAME_ENV: resources.model_package_group,
+            registrar_env.INFERENCE_IMAGE_URI_ENV: LOCAL_INFERENCE_IMAGE,
+            registrar_env.ENDPOINT_INSTANCE_TYPE_ENV: config.stage.endpoint.instance_type,
+            registrar_env.MIN_TEST_AUROC_ENV: str(config.stage.training.min_test_auroc),
+            registrar_env.KMS_KEY_ARN_ENV: resources.kms_key_arn,
+            **approver_view.lineage_environment(resources.buckets.curated),
+        }
+    )
 
 
 def deployer_environment(config: DemoConfig, resources: Resources) -> dict[str, str]:
+    """The stack's deployer settings that apply locally (no VPC, shadow or autoscaling)."""
     names = config.names
-    return {
-        "ENDPOINT_NAME": names.endpoint,
-        "EXECUTION_ROLE_ARN": resources.execution_role_arn,
-        "INSTANCE_TYPE": config.stage.endpoint.instance_type,
-        "INSTANCE_COUNT": str(config.stage.endpoint.instance_count),
-        "DATA_CAPTURE_S3_URI": f"s3://{resources.buckets.capture}/{CAPTURE_PREFIX}",
-        "KMS_KEY_ARN": resources.kms_key_arn,
-        "CAPTURE_SAMPLING_PERCENT": str(config.stage.endpoint.data_capture_sampling_percent),
-        "ROLLBACK_ALARM_NAMES": ",".join((names.rollback_latency_alarm, names.rollback_5xx_alarm)),
-        "REJECTION_ALARM_NAME": names.rejected_rollout_alarm,
-        "SNS_TOPIC_ARN": resources.alert_topic_arn,
-        "MODEL_PACKAGE_GROUP_NAME": resources.model_package_group,
-        "QUEUE_URL": resources.deployment_queue_url,
-        "RETRY_SECONDS": str(LOCAL_RETRY_SECONDS),
-    }
+    endpoint = config.stage.endpoint
+    rollback_alarms = (names.rollback_latency_alarm, names.rollback_5xx_alarm)
+    return deployer_env.ENVIRONMENT.subset(
+        {
+            deployer_env.ENDPOINT_NAME_ENV: names.endpoint,
+            deployer_env.EXECUTION_ROLE_ARN_ENV: resources.execution_role_arn,
+            deployer_env.INSTANCE_TYPE_ENV: endpoint.instance_type,
+            deployer_env.INSTANCE_COUNT_ENV: str(endpoint.instance_count),
+            deployer_env.DATA_CAPTURE_S3_URI_ENV: (
+                f"s3://{resources.buckets.capture}/{CAPTURE_PREFIX}"
+            ),
+            deployer_env.KMS_KEY_ARN_ENV: resources.kms_key_arn,
+            deployer_env.CAPTURE_SAMPLING_PERCENT_ENV: str(endpoint.data_capture_sampling_percent),
+            deployer_env.ROLLBACK_ALARM_NAMES_ENV: ",".join(rollback_alarms),
+            deployer_env.REJECTION_ALARM_NAME_ENV: names.rejected_rollout_alarm,
+            deployer_env.SNS_TOPIC_ARN_ENV: resources.alert_topic_arn,
+            deployer_env.MODEL_PACKAGE_GROUP_NAME_ENV: resources.model_package_group,
+            deployer_env.QUEUE_URL_ENV: resources.deployment_queue_url,
+            deployer_env.RETRY_SECONDS_ENV: str(LOCAL_RETRY_SECONDS),
+        }
+    )
 
 
 def predict_environment(config: DemoConfig, deid_key: str) -> dict[str, str]:
     """``DEID_KEY`` stands in for the Secrets Manager secret the deployed function reads."""
-    return {"ENDPOINT_NAME": config.names.endpoint, "DEID_KEY": deid_key}
+    return predict_env.ENVIRONMENT.subset(
+        {predict_env.ENDPOINT_NAME_ENV: config.names.endpoint, predict_env.DEID_KEY_ENV: deid_key}
+    )
 
 
 def drift_environment(config: DemoConfig, resources: Resources) -> dict[str, str]:
-    return {
-        "ENDPOINT_NAME": config.names.endpoint,
-        "CAPTURE_BUCKET": resources.buckets.capture,
-        "CAPTURE_PREFIX": CAPTURE_PREFIX,
-        # One window of a whole day: the replayed day is analysed in a single run.
-        "WINDOW_MINUTES": "1440",
-        "PSI_THRESHOLD": str(config.stage.alarms.feature_psi),
-    }
+    return monitor_env.ENVIRONMENT.subset(
+        {
+            monitor_env.ENDPOINT_NAME_ENV: config.names.endpoint,
+            monitor_env.CAPTURE_BUCKET_ENV: resources.buckets.capture,
+            monitor_env.CAPTURE_PREFIX_ENV: CAPTURE_PREFIX,
+            # One window of a whole day: the replayed day is analysed in a single run.
+            monitor_env.WINDOW_MINUTES_ENV: "1440",
+            monitor_env.PSI_THRESHOLD_ENV: str(config.stage.alarms.feature_psi),
+        }
+    )
 
 
 def lambda_base_environment() -> dict[str, str]:

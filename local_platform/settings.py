@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contracts import deployment
 from stacks.config import StageConfig, load_stage_config
 from stacks.naming import ResourceNames
 
@@ -37,7 +38,7 @@ SYNTHETIC_SEED = 7
 #: Key prefixes as the stacks define them (stacks/components/model_registry.py).
 TRAINING_PREFIX = "training"
 CAPTURE_PREFIX = "capture"
-VARIANT_NAME = "AllTraffic"
+VARIANT_NAME = deployment.VARIANT_NAME
 #: Stand-in for the PyTorch inference image: locally ``inference.serve`` is the container.
 LOCAL_INFERENCE_IMAGE = "000000000000.dkr.ecr.us-east-1.amazonaws.com/readmission-inference:local"
 TRAINING_PROCESSES = 2

@@ -36,6 +36,13 @@ import boto3
 
 from contracts.deidentify import DEMO_DEIDENTIFICATION_KEY
 from contracts.deployment import SHADOW_VARIANT_NAME
+from contracts.model_artifact import (
+    CALIBRATION_FILE,
+    META_MODEL_VERSION,
+    METADATA_FILE,
+    Calibration,
+    model_version,
+)
 from lambdas.deployer import comparison, shadow
 from lambdas.deployer.deployment import VARIANT_NAME
 from lambdas.deployer.settings import DEFAULT_SHADOW_BOUNDS
@@ -46,8 +53,6 @@ from local_platform.control_plane import free_port
 from local_platform.processes import wait_for_http
 
 CANDIDATE_DIR = "candidate-model"
-CALIBRATION_FILE = "calibration.json"
-METADATA_FILE = "metadata.json"
 #: The candidate: the same network with a 5 % softer calibration (what a recalibration gives).
 CANDIDATE_TEMPERATURE_FACTOR = 1.05
 #: Encounters mirrored to both servers, and the pairs the local decision needs.
@@ -77,19 +82,19 @@ def make_candidate(model_dir: Path, destination: Path, temperature_factor: float
         shutil.rmtree(destination)
     shutil.copytree(model_dir, destination)
     calibration_path = destination / CALIBRATION_FILE
-    calibration = json.loads(calibration_path.read_text())
-    calibration["temperature"] = float(calibration["temperature"]) * temperature_factor
-    calibration_path.write_text(json.dumps(calibration))
+    calibration = Calibration.from_dict(json.loads(calibration_path.read_text()))
+    softer = replace(calibration, temperature=calibration.temperature * temperature_factor)
+    calibration_path.write_text(json.dumps(softer.to_dict()))
     metadata_path = destination / METADATA_FILE
     metadata = json.loads(metadata_path.read_text())
-    metadata["model_version"] = f"{metadata['model_version']}-candidate"
+    metadata[META_MODEL_VERSION] = f"{model_version(metadata)}-candidate"
     metadata_path.write_text(json.dumps(metadata))
     return destination
 
 
 def threshold_of(model_dir: Path) -> float:
-    """The decision threshold the model's server uses (its calibration.json)."""
-    return float(json.loads((model_dir / CALIBRATION_FILE).read_text())["threshold"])
+    """The decision threshold the model's server uses (its calibration)."""
+    return Calibration.from_dict(json.loads((model_dir / CALIBRATION_FILE).read_text())).threshold
 
 
 def _load(latencies: list[float], errors: int) -> comparison.VariantLoad:

@@ -30,6 +30,8 @@ from contracts.drift import (
     METRIC_PREDICTION_PSI,
     METRIC_RECORDS_ANALYSED,
 )
+from contracts.etl_manifest import MANIFEST_FILE
+from contracts.model_artifact import DRIFT_BASELINE_FILE, EVALUATION_FILE
 from glue_jobs.synthetic_ehr import generate
 from lambdas.deployer import app as deployer_app
 from lambdas.drift_monitor import app as drift_app
@@ -154,7 +156,7 @@ def etl(run: DemoRun) -> dict[str, Any]:
         ],
         run.child_environment(),
     )
-    manifest: dict[str, Any] = json.loads((curated / "manifest.json").read_text())
+    manifest: dict[str, Any] = json.loads((curated / MANIFEST_FILE).read_text())
     resources.upload_folder(boto3.client("s3"), curated, buckets.curated, "")
     progress.fact(
         "rows",
@@ -256,7 +258,7 @@ def train(run: DemoRun) -> dict[str, Any]:
     status = boto3.client("sagemaker").describe_model_package(ModelPackageName=package_arn)
     progress.fact("registered", f"{package_arn} ({status['ModelApprovalStatus']})")
     approver = approver_view.show(run, gate)
-    evaluation = json.loads((run.model_dir / "evaluation.json").read_text())
+    evaluation = json.loads((run.model_dir / EVALUATION_FILE).read_text())
     return {
         "training_job_name": job_name,
         "model_data_url": model_data_url,
@@ -428,7 +430,7 @@ def replay_and_monitor(run: DemoRun) -> dict[str, Any]:
     res = run.require_resources()
     alarms = config.stage.alarms
     progress.step(6, "A day of traffic with an injected shift, then the drift monitor")
-    baseline = json.loads((run.model_dir / "drift_baseline.json").read_text())
+    baseline = json.loads((run.model_dir / DRIFT_BASELINE_FILE).read_text())
     new_code = traffic.new_diagnosis_code(baseline)
     records = traffic.read_split(run.features_dir, "test")
     day = traffic.day_of_traffic(records, config.day_of_traffic, new_code, SYNTHETIC_SEED)

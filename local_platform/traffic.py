@@ -20,11 +20,12 @@ from typing import Any
 
 import pyarrow.dataset as pa_dataset
 
+from contracts import serving
 from contracts.drift import code_group
 from contracts.encounter import AGE_CAP_YEARS, FieldKind, model_input_fields
 
-PATIENT_ID = "patient_id"
-ENCOUNTER_ID = "encounter_id"
+PATIENT_ID = serving.PATIENT_ID
+ENCOUNTER_ID = serving.ENCOUNTER_ID
 
 #: The injected shift: what changes for the shifted part of the day.
 SHIFT_AGE_YEARS = 25

@@ -13,19 +13,32 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from contracts.encounter import SCHEMA_VERSION, FieldKind, model_input_fields
+from contracts.encounter import ENCOUNTER_FIELDS, SCHEMA_VERSION, FieldKind, model_input_fields
+from contracts.model_artifact import (
+    CALIBRATION_FILE,
+    CODE_DIR,
+    CODE_REQUIREMENTS,
+    DRIFT_BASELINE_FILE,
+    ENCODER_FILE,
+    EVALUATION_FILE,
+    FEATURE_SPEC_FILE,
+    METADATA_FILE,
+    MODEL_CARD_FILE,
+    MODEL_CONFIG_FILE,
+    SERVING_ENTRY,
+    SPEC_FIELDS,
+    SPEC_LABEL,
+    SPEC_SCHEMA_VERSION,
+    WEIGHTS_FILE,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-CALIBRATION_FILE = "calibration.json"
-FEATURE_SPEC_FILE = "feature_spec.json"
-METADATA_FILE = "metadata.json"
-EVALUATION_FILE = "evaluation.json"
-MODEL_CARD_FILE = "model_card.html"
-CODE_DIR = "code"
 CODE_PACKAGES = ("inference", "contracts")
-#: Not ``inference.py``: code/inference/ (the package) would shadow a module of that name.
-INFERENCE_ENTRY = "serving_entry.py"
+#: The label the model predicts (the contract's one LABEL field).
+LABEL_FIELD = next(spec.name for spec in ENCOUNTER_FIELDS if spec.kind == FieldKind.LABEL)
+#: The serving entry module (``contracts.model_artifact.SERVING_ENTRY``).
+INFERENCE_ENTRY = SERVING_ENTRY
 INFERENCE_ENTRY_SOURCE = (
     '"""SageMaker PyTorch serving entry point: the hooks live in inference.handler."""\n\n'
     "from inference.handler import input_fn, model_fn, output_fn, predict_fn\n\n"
@@ -39,17 +52,18 @@ REQUIRED_FILES = (
     METADATA_FILE,
     EVALUATION_FILE,
     MODEL_CARD_FILE,
-    "drift_baseline.json",
-    "encoder.json",
-    "model_config.json",
-    "model.safetensors",
+    DRIFT_BASELINE_FILE,
+    ENCODER_FILE,
+    MODEL_CONFIG_FILE,
+    WEIGHTS_FILE,
     f"{CODE_DIR}/{INFERENCE_ENTRY}",
-    f"{CODE_DIR}/requirements.txt",
+    f"{CODE_DIR}/{CODE_REQUIREMENTS}",
     f"{CODE_DIR}/inference/__init__.py",
     f"{CODE_DIR}/inference/encoding.py",
     f"{CODE_DIR}/inference/model.py",
     f"{CODE_DIR}/contracts/__init__.py",
     f"{CODE_DIR}/contracts/encounter.py",
+    f"{CODE_DIR}/contracts/model_artifact.py",
 )
 
 
@@ -68,7 +82,7 @@ def feature_spec(notes_enabled: bool) -> dict[str, Any]:
             FieldKind.TEXT,
         )
     }
-    return {"schema_version": SCHEMA_VERSION, "fields": fields, "label": "readmitted_30d"}
+    return {SPEC_SCHEMA_VERSION: SCHEMA_VERSION, SPEC_FIELDS: fields, SPEC_LABEL: LABEL_FIELD}
 
 
 def _write_json(path: Path, value: Any) -> None:
@@ -83,10 +97,10 @@ def copy_code(model_dir: Path) -> None:
     code.mkdir(parents=True)
     # local_endpoint.py: the in-process server of tests and the demo; the container runs
     # ``python -m inference.serve`` (stacks.packaging.LOCAL_ONLY_MODULES).
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "requirements.txt", "local_endpoint.py")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", CODE_REQUIREMENTS, "local_endpoint.py")
     for package in CODE_PACKAGES:
         shutil.copytree(REPO_ROOT / package, code / package, ignore=ignore)
-    shutil.copyfile(REPO_ROOT / "inference" / "requirements.txt", code / "requirements.txt")
+    shutil.copyfile(REPO_ROOT / "inference" / CODE_REQUIREMENTS, code / CODE_REQUIREMENTS)
     (code / INFERENCE_ENTRY).write_text(INFERENCE_ENTRY_SOURCE)
 
 

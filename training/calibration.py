@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 
+from contracts.model_artifact import Calibration
 from training.alert_budget import budget_count
 
 ThresholdTarget = Literal["alert_budget", "sensitivity"]
@@ -105,3 +106,19 @@ def choose_threshold(
     positives_total = float(labels.sum())
     sensitivity = float(labels[alert].sum() / positives_total) if positives_total else math.nan
     return Threshold(value, target, target_value, sensitivity, float(alert.mean()))
+
+
+def calibration_record(
+    temperature: float, logit_offset: float, threshold: Threshold, alert_budget: float
+) -> Calibration:
+    """What ``calibration.json`` holds (``contracts.model_artifact.Calibration``)."""
+    return Calibration(
+        temperature=temperature,
+        threshold=threshold.value,
+        logit_offset=logit_offset,
+        threshold_target=threshold.target,
+        threshold_target_value=threshold.target_value,
+        alert_budget=alert_budget,
+        validation_sensitivity=threshold.validation_sensitivity,
+        validation_alert_rate=threshold.validation_alert_rate,
+    )

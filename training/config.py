@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from contracts.etl_manifest import MANIFEST_FILE
 from training.calibration import THRESHOLD_TARGETS
 
 #: SageMaker's checkpoint folder; synced to S3 so that managed spot training can resume.
@@ -66,7 +67,7 @@ class DataArguments:
             protected = features.parent / "protected" / f"split={SPLIT_TEST}"
             if not self.protected_dir and protected.is_dir():
                 self.protected_dir = str(protected)
-            manifest = features.parent / "manifest.json"
+            manifest = features.parent / MANIFEST_FILE
             if not self.manifest_path and manifest.is_file():
                 self.manifest_path = str(manifest)
         for name in ("train_dir", "validation_dir", "test_dir"):
@@ -76,7 +77,7 @@ class DataArguments:
             if not Path(value).exists():
                 raise ValueError(f"{name} does not exist")
         if self.manifest_path and Path(self.manifest_path).is_dir():
-            self.manifest_path = str(Path(self.manifest_path) / "manifest.json")
+            self.manifest_path = str(Path(self.manifest_path) / MANIFEST_FILE)
 
 
 @dataclass

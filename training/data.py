@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from contracts import encounter
 from contracts.encounter import ENCOUNTER_FIELDS, FieldKind
 from inference.encoding import labels
 
 PROTECTED_ATTRIBUTE = "race"
-ENCOUNTER_KEY = "encounter_key"
+ENCOUNTER_KEY = encounter.ENCOUNTER_KEY
 LABEL = next(spec.name for spec in ENCOUNTER_FIELDS if spec.kind == FieldKind.LABEL)
 AUXILIARY_LABEL = next(
     spec.name for spec in ENCOUNTER_FIELDS if spec.kind == FieldKind.AUXILIARY_LABEL

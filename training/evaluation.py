@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from contracts.encounter import ENCOUNTER_KEY
 from inference.encoding import CLS_ID, PAD_ID, EncodedBatch, FeatureEncoder
 from training import alert_budget as ab
 from training import bootstrap
@@ -81,7 +82,7 @@ def subgroup_columns(
     }
     if race_by_encounter:
         groups["race"] = [
-            race_by_encounter.get(str(r.get("encounter_key")), "unknown") for r in records
+            race_by_encounter.get(str(r.get(ENCOUNTER_KEY)), "unknown") for r in records
         ]
     return groups
 

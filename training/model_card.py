@@ -15,6 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from contracts.model_artifact import (
+    META_ARCHITECTURE,
+    META_MODEL_VERSION,
+    META_THRESHOLD_TARGET,
+    META_TRAINING_DATA,
+)
 from training import metrics as m
 from training.alert_budget import TOO_FEW
 from training.decision_curve import decision_curve
@@ -331,15 +337,15 @@ def render(
         headline.append(("logistic baseline (test)", evaluation["baseline"]))
     sections = [
         "<h1>Model card: 30-day readmission risk "
-        f"({html.escape(str(metadata.get('model_version', '')))})</h1>",
+        f"({html.escape(str(metadata.get(META_MODEL_VERSION, '')))})</h1>",
         "<h2>Intended use</h2><p>Ranks adult inpatients at discharge by the risk of an unplanned "
         "readmission within 30 days, to prioritise transitional-care follow-up. It is decision "
         "support for clinicians, not a diagnosis, and was not validated outside the source "
         "population described below.</p>",
-        "<h2>Model</h2><p>" + html.escape(str(metadata.get("architecture", ""))) + "</p>",
-        "<h2>Training data</h2>" + training_data_table(metadata.get("training_data") or {}),
+        "<h2>Model</h2><p>" + html.escape(str(metadata.get(META_ARCHITECTURE, ""))) + "</p>",
+        "<h2>Training data</h2>" + training_data_table(metadata.get(META_TRAINING_DATA) or {}),
         f"<h2>Decision threshold</h2><p>{_fmt(evaluation['threshold'])} (target "
-        f"{html.escape(str(metadata.get('threshold_target', '')))}, chosen on validation)</p>",
+        f"{html.escape(str(metadata.get(META_THRESHOLD_TARGET, '')))}, chosen on validation)</p>",
     ]
     if "alert_budget" in evaluation:
         sections.append(alert_budget_section(evaluation["alert_budget"]))

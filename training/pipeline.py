@@ -22,10 +22,25 @@ import torch
 
 from contracts.drift import BASELINE_FILE_NAME, build_baseline
 from contracts.encounter import SCHEMA_VERSION
+from contracts.model_artifact import (
+    META_HYPERPARAMETERS,
+    META_MANIFEST,
+    META_POSITIVE_RATE_TRAIN,
+    META_ROWS,
+    META_TRAINING,
+    META_TRAINING_DATA,
+    metadata_document,
+)
 from inference.encoding import EncodedBatch, EncoderConfig, FeatureEncoder, labels
 from inference.model import ModelConfig, ReadmissionModel, save_model
 from training import artifact, data, evaluation, model_card
-from training.calibration import ThresholdTarget, calibrated, choose_threshold, fit_temperature
+from training.calibration import (
+    ThresholdTarget,
+    calibrated,
+    calibration_record,
+    choose_threshold,
+    fit_temperature,
+)
 from training.config import DataArguments, HyperParameters
 from training.loop import (
     DistributedContext,
@@ -204,8 +219,8 @@ def _run(
         "threshold": calibrated_.threshold.value,
         "temperature": calibrated_.temperature,
         "tree_blend": calibrated_.blend,
-        "training": metadata["training"],
-        "rows": metadata["training_data"]["rows"],
+        "training": metadata[META_TRAINING],
+        "rows": metadata[META_TRAINING_DATA][META_ROWS],
         "wall_seconds": time.perf_counter() - started,
     }
     _write_metrics(data_args, metrics)
@@ -385,15 +400,15 @@ def _metadata(
     created = datetime.now(UTC)
     manifest = data.read_manifest(data_args.manifest_path)
     auxiliary, threshold = prepared.auxiliary, calibration.threshold
-    return {
-        "model_name": MODEL_NAME,
-        "model_version": f"{MODEL_NAME}-{created:%Y%m%d%H%M%S}",
-        "created_at": created.isoformat(),
-        "schema_version": SCHEMA_VERSION,
-        "architecture": _architecture(config, calibration.blend, auxiliary is not None),
-        "threshold_target": f"{threshold.target}={threshold.target_value}",
-        "alert_budget": hyper.alert_budget,
-        "auxiliary_target": (
+    return metadata_document(
+        model_name=MODEL_NAME,
+        model_version=f"{MODEL_NAME}-{created:%Y%m%d%H%M%S}",
+        created_at=created.isoformat(),
+        schema_version=SCHEMA_VERSION,
+        architecture=_architecture(config, calibration.blend, auxiliary is not None),
+        threshold_target=f"{threshold.target}={threshold.target_value}",
+        alert_budget=hyper.alert_budget,
+        auxiliary_target=(
             None
             if auxiliary is None
             else {
@@ -402,9 +417,9 @@ def _metadata(
                 "positive_rate_train": float(auxiliary.mean()),
             }
         ),
-        "tree_blend": calibration.blend,
-        "hyperparameters": hyper.__dict__,
-        "training": {
+        tree_blend=calibration.blend,
+        hyperparameters=hyper.__dict__,
+        training={
             "epochs_run": outcome.epochs_run,
             "best_epoch": outcome.best_epoch,
             "steps": outcome.steps,
@@ -415,33 +430,23 @@ def _metadata(
             "resumed_from_checkpoint": outcome.resumed,
             "history": outcome.history,
         },
-        "training_data": {
-            "rows": {
+        training_data={
+            META_ROWS: {
                 "train": len(prepared.train_set),
                 "validation": len(prepared.validation_set),
                 "test": len(scored.test_set),
             },
-            "positive_rate_train": float(prepared.y_train.mean()),
-            "manifest": data.manifest_summary(manifest),
+            META_POSITIVE_RATE_TRAIN: float(prepared.y_train.mean()),
+            META_MANIFEST: data.manifest_summary(manifest),
         },
-    }
+    )
 
 
 def _calibration_document(calibration: _Calibrated, hyper: HyperParameters) -> dict[str, Any]:
     """``calibration.json``: how serving turns a logit into a probability, and the threshold."""
-    threshold = calibration.threshold
-    return {
-        "method": "temperature_scaling",
-        "logit_offset": calibration.offset,
-        "temperature": calibration.temperature,
-        "formula": "probability = sigmoid((logit - logit_offset) / temperature)",
-        "threshold": threshold.value,
-        "threshold_target": threshold.target,
-        "threshold_target_value": threshold.target_value,
-        "alert_budget": hyper.alert_budget,
-        "validation_sensitivity": threshold.validation_sensitivity,
-        "validation_alert_rate": threshold.validation_alert_rate,
-    }
+    return calibration_record(
+        calibration.temperature, calibration.offset, calibration.threshold, hyper.alert_budget
+    ).to_dict()
 
 
 def _write_model_directory(
@@ -464,7 +469,7 @@ def _write_model_directory(
     report, metadata = documents[artifact.EVALUATION_FILE], documents[artifact.METADATA_FILE]
     # Global factor importance needs the written model: explain, then rewrite the report.
     report[evaluation.EXPLAINABILITY_SECTION] = evaluation.explain_validation(
-        model_dir, prepared.validation_records, metadata["hyperparameters"]["seed"]
+        model_dir, prepared.validation_records, metadata[META_HYPERPARAMETERS]["seed"]
     )
     artifact.write_documents(model_dir, {artifact.EVALUATION_FILE: report})
     images = model_card.plots(

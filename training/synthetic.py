@@ -27,10 +27,13 @@ from contracts.encounter import (
     ADMISSION_TYPE_CATEGORIES,
     DISCHARGE_DISPOSITION_CATEGORIES,
     ENCOUNTER_FIELDS,
+    ENCOUNTER_KEY,
     GLUCOSE_CATEGORIES,
     HBA1C_CATEGORIES,
+    PATIENT_KEY,
     RACE_CATEGORIES,
 )
+from contracts.etl_manifest import MANIFEST_FILE
 
 DIAGNOSES = (
     "4280", "42731", "25000", "5849", "486", "41401", "5990", "2724", "4019", "V5861",
@@ -94,8 +97,8 @@ def synthetic_encounter(
             words[int(rng.integers(0, 30)) : 0] = ["lives", "alone"]
         note = " ".join(words)
     record: dict[str, Any] = {
-        "patient_key": keyed_hash(DEMO_DEIDENTIFICATION_KEY, PATIENT_NAMESPACE, str(patient)),
-        "encounter_key": keyed_hash(DEMO_DEIDENTIFICATION_KEY, ENCOUNTER_NAMESPACE, str(encounter)),
+        PATIENT_KEY: keyed_hash(DEMO_DEIDENTIFICATION_KEY, PATIENT_NAMESPACE, str(patient)),
+        ENCOUNTER_KEY: keyed_hash(DEMO_DEIDENTIFICATION_KEY, ENCOUNTER_NAMESPACE, str(encounter)),
         "age_years": age,
         "sex": str(rng.choice(("F", "M"))),
         "admission_type": str(rng.choice(ADMISSION_TYPE_CATEGORIES[:3])),
@@ -124,7 +127,7 @@ def synthetic_encounter(
         "readmitted_any": readmitted_any,
         "source": "synthetic",
     }
-    record["split"] = split_for_patient_key(record["patient_key"])
+    record["split"] = split_for_patient_key(record[PATIENT_KEY])
     race = str(rng.choice(RACE_CATEGORIES))
     return record, race
 
@@ -175,7 +178,7 @@ def write_synthetic_dataset(
     counts = {}
     for split in SPLITS:
         rows = [r for r in records if r["split"] == split]
-        keys = [r["encounter_key"] for r in rows]
+        keys = [r[ENCOUNTER_KEY] for r in rows]
         race = [races[i] for i, r in enumerate(records) if r["split"] == split]
         features = root / "features" / f"split={split}"
         protected = root / "protected" / f"split={split}"
@@ -186,9 +189,9 @@ def write_synthetic_dataset(
         )
         pq.write_table(table, features / "part-00000.parquet")
         pq.write_table(
-            pa.table({"encounter_key": keys, "race": race}), protected / "part-00000.parquet"
+            pa.table({ENCOUNTER_KEY: keys, "race": race}), protected / "part-00000.parquet"
         )
         counts[split] = len(rows)
     manifest = {"source": "synthetic", "seed": seed, "rows": counts, "with_notes": with_notes}
-    (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    (root / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
     return root / "features"

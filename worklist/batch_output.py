@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from contracts import serving
 from contracts.serving import (
     DIRECTION_INCREASES,
     ENCOUNTER_KEY,
@@ -43,7 +44,7 @@ from contracts.worklist import (
     WorklistEntry,
 )
 
-PATIENT_KEY = "patient_key"
+PATIENT_KEY = serving.PATIENT_KEY
 #: The record field shown as the unit (the canonical encounter's admitting service).
 UNIT_FIELD = "admitting_service"
 UNKNOWN_UNIT = "unknown"
@@ -116,8 +117,8 @@ def _entry(
     key = _key(record)
     base: dict[str, Any] = {
         "day": day,
-        "encounter_key": key or f"{MISSING_KEY_PREFIX}{position}",
-        "patient_key": str((record or {}).get(PATIENT_KEY) or ""),
+        ENCOUNTER_KEY: key or f"{MISSING_KEY_PREFIX}{position}",
+        PATIENT_KEY: str((record or {}).get(PATIENT_KEY) or ""),
         "unit": str((record or {}).get(UNIT_FIELD) or UNKNOWN_UNIT),
         "scored_at": scored_at,
     }

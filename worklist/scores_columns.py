@@ -7,13 +7,15 @@ importing pyarrow (``cdk synth`` loads no data library).
 
 from __future__ import annotations
 
+from contracts.encounter import ENCOUNTER_KEY, PATIENT_KEY
+
 PARTITION_COLUMN = "day"
 FILE_NAME = "scores.parquet"
 
 #: Glue/Hive type of each column, in file order.
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("encounter_key", "string"),
-    ("patient_key", "string"),
+    (ENCOUNTER_KEY, "string"),
+    (PATIENT_KEY, "string"),
     ("unit", "string"),
     ("status", "string"),
     ("scored_at", "string"),

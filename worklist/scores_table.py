@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from contracts.encounter import ENCOUNTER_KEY, PATIENT_KEY
 from contracts.worklist import WorklistEntry
 from worklist.scores_columns import COLUMNS as COLUMNS
 from worklist.scores_columns import FILE_NAME, PARTITION_COLUMN
@@ -28,8 +29,8 @@ FACTOR_TYPE = pa.struct(
 )
 SCHEMA = pa.schema(
     [
-        ("encounter_key", pa.string()),
-        ("patient_key", pa.string()),
+        (ENCOUNTER_KEY, pa.string()),
+        (PATIENT_KEY, pa.string()),
         ("unit", pa.string()),
         ("status", pa.string()),
         ("scored_at", pa.string()),
@@ -51,8 +52,8 @@ def scores_table(entries: Iterable[WorklistEntry]) -> pa.Table:
     """Entries as a table of :data:`SCHEMA` (an empty day gives an empty table)."""
     rows = [
         {
-            "encounter_key": e.encounter_key,
-            "patient_key": e.patient_key,
+            ENCOUNTER_KEY: e.encounter_key,
+            PATIENT_KEY: e.patient_key,
             "unit": e.unit,
             "status": e.status,
             "scored_at": e.scored_at,

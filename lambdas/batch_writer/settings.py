@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lambdas.environment import SettingsError, number
+from lambdas.environment import EnvironmentNames, SettingsError, number
 
 CURATED_BUCKET_ENV = "CURATED_BUCKET"
 SOURCE_PREFIX_ENV = "SOURCE_PREFIX"
@@ -16,6 +16,19 @@ TABLE_NAME_ENV = "WORKLIST_TABLE"
 JOB_PREFIX_ENV = "JOB_NAME_PREFIX"
 BUDGET_SHARE_ENV = "BUDGET_SHARE"
 KMS_KEY_ENV = "KMS_KEY_ARN"
+#: What the stack sets (stacks/components/batch_scoring.py).
+ENVIRONMENT = EnvironmentNames.of(
+    required=(
+        CURATED_BUCKET_ENV,
+        SOURCE_PREFIX_ENV,
+        OUTPUT_PREFIX_ENV,
+        SCORES_PREFIX_ENV,
+        TABLE_NAME_ENV,
+        JOB_PREFIX_ENV,
+        BUDGET_SHARE_ENV,
+        KMS_KEY_ENV,
+    )
+)
 
 #: Longest SageMaker transform-job name.
 MAX_JOB_NAME = 63

@@ -6,10 +6,13 @@ import json
 import os
 from collections.abc import Mapping
 
-from lambdas.environment import SettingsError
+from lambdas.environment import EnvironmentNames, SettingsError
 
 ISSUERS_ENV = "CDS_ISSUERS"
 AUDIENCE_BASE_URL_ENV = "CDS_AUDIENCE_BASE_URL"
+#: What the stack sets (stacks/components/prediction_api.py); without a base URL the
+#: audience is derived from the request (lambdas/cds_authorizer/app.py).
+ENVIRONMENT = EnvironmentNames.of(required=(ISSUERS_ENV,), optional=(AUDIENCE_BASE_URL_ENV,))
 
 
 def allowed_issuers(env: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from contracts.serving import PATIENT_ID
 from fhir_mapping import MappingError, map_resources
 from lambdas.cds_hooks.auth import check_token
 from lambdas.cds_hooks.cards import card
@@ -143,7 +144,7 @@ def record_of(hook: HookRequest, now: datetime | None = None) -> PredictRequest:
         )
     except MappingError as e:
         raise FhirInputError(400 if e.malformed else 422, e.reason.value, [e.location]) from None
-    if mapped.record["patient_id"] != hook.context.patientId:
+    if mapped.record[PATIENT_ID] != hook.context.patientId:
         raise FhirInputError(422, CONTEXT_MISMATCH, ["context.patientId"])
     return mapped_request(mapped)
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from contracts.drift import BASELINE_FILE_NAME, BaselineError, DriftAccumulator, baseline_s3_key
+from contracts.drift import BaselineError, DriftAccumulator, baseline_s3_key
+from contracts.model_artifact import DRIFT_BASELINE_FILE, root_member
 
 #: A baseline is a few kilobytes; anything far larger is not one.
 MAX_BASELINE_BYTES = 20 * 1024 * 1024
@@ -28,7 +29,7 @@ class BaselineArtifactError(RuntimeError):
 
 def versioned_baseline_key(endpoint_name: str, version: int) -> str:
     """Where the baseline of one model package version is kept."""
-    return f"baselines/{endpoint_name}/versions/{version}/{BASELINE_FILE_NAME}"
+    return f"baselines/{endpoint_name}/versions/{version}/{DRIFT_BASELINE_FILE}"
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -48,13 +49,13 @@ def baseline_from_model_archive(s3: Any, model_data_url: str) -> bytes:
     try:
         with tarfile.open(fileobj=body, mode="r|gz") as archive:
             for member in archive:
-                if member.name.removeprefix("./") != BASELINE_FILE_NAME:
+                if root_member(member.name) != DRIFT_BASELINE_FILE:
                     continue
                 if not member.isfile() or member.size > MAX_BASELINE_BYTES:
-                    raise BaselineArtifactError("drift_baseline.json in the model is not usable")
+                    raise BaselineArtifactError(f"{DRIFT_BASELINE_FILE} in the model is not usable")
                 extracted = archive.extractfile(member)
                 if extracted is None:
-                    raise BaselineArtifactError("drift_baseline.json in the model is not usable")
+                    raise BaselineArtifactError(f"{DRIFT_BASELINE_FILE} in the model is not usable")
                 content = extracted.read()
                 _validate(content)
                 return content
@@ -62,14 +63,14 @@ def baseline_from_model_archive(s3: Any, model_data_url: str) -> bytes:
         raise BaselineArtifactError("the model artifact is not a readable tar.gz") from error
     finally:
         body.close()
-    raise BaselineArtifactError("the model artifact holds no drift_baseline.json")
+    raise BaselineArtifactError(f"the model artifact holds no {DRIFT_BASELINE_FILE}")
 
 
 def _validate(content: bytes) -> None:
     try:
         DriftAccumulator(json.loads(content))
     except (ValueError, BaselineError, AttributeError) as error:
-        raise BaselineArtifactError("drift_baseline.json in the model is malformed") from error
+        raise BaselineArtifactError(f"{DRIFT_BASELINE_FILE} in the model is malformed") from error
 
 
 def _absent_or_unlisted(error: ClientError) -> bool:

@@ -54,6 +54,7 @@ from contracts.deployment import (
     SHADOW_VARIANT_NAME,
     TAG_SHADOW_CANDIDATE_CONFIG,
     TAG_SHADOW_PACKAGE_ARN,
+    VARIANT_NAME,
 )
 from contracts.serving import CONTENT_TYPE_JSON, TAG_MODEL_PACKAGE_ARN, TAG_MODEL_VERSION
 from lambdas.deployer import autoscaling, comparison, failures, shadow
@@ -91,7 +92,6 @@ from lambdas.deployer.settings import DeployerSettings
 
 logger = Logger(service="deployer", child=True)
 
-VARIANT_NAME = "AllTraffic"
 MAX_RESOURCE_NAME = 63
 DIGEST_CHARS = 8
 SNS_SUBJECT_MAX = 100

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from contracts.deployment import RETRY_SECONDS
 from lambdas.deployer.comparison import ShadowBounds
-from lambdas.environment import SettingsError, flag, integer, names, number
+from lambdas.environment import EnvironmentNames, SettingsError, flag, integer, names, number
 
 ENDPOINT_NAME_ENV = "ENDPOINT_NAME"
 EXECUTION_ROLE_ARN_ENV = "EXECUTION_ROLE_ARN"
@@ -81,6 +81,50 @@ DEFAULT_SCALE_OUT_COOLDOWN = 60
 def shadow_bound_env(field_name: str) -> str:
     """``min_pearson`` -> ``SHADOW_MIN_PEARSON``."""
     return f"{SHADOW_BOUND_ENV_PREFIX}{field_name.upper()}"
+
+
+#: What the stack sets (stacks/components/endpoint_deployment.py); the traffic shift, the
+#: container's network settings and the cooldowns keep their defaults there.
+ENVIRONMENT = EnvironmentNames.of(
+    required=(
+        ENDPOINT_NAME_ENV,
+        EXECUTION_ROLE_ARN_ENV,
+        APPROVER_ROLE_ARN_ENV,
+        INSTANCE_TYPE_ENV,
+        INSTANCE_COUNT_ENV,
+        DATA_CAPTURE_S3_URI_ENV,
+        KMS_KEY_ARN_ENV,
+        CAPTURE_SAMPLING_PERCENT_ENV,
+        ROLLBACK_ALARM_NAMES_ENV,
+        REJECTION_ALARM_NAME_ENV,
+        SNS_TOPIC_ARN_ENV,
+        MODEL_PACKAGE_GROUP_NAME_ENV,
+        VPC_SUBNET_IDS_ENV,
+        VPC_SECURITY_GROUP_IDS_ENV,
+        QUEUE_URL_ENV,
+        RETRY_SECONDS_ENV,
+        SHADOW_ENABLED_ENV,
+        SHADOW_TRAFFIC_PERCENT_ENV,
+        SHADOW_MINIMUM_MINUTES_ENV,
+        SHADOW_MINIMUM_PAIRS_ENV,
+        *(shadow_bound_env(name) for name in ShadowBounds.__dataclass_fields__),
+        AUTOSCALING_ENABLED_ENV,
+        AUTOSCALING_MIN_ENV,
+        AUTOSCALING_MAX_ENV,
+        AUTOSCALING_TARGET_ENV,
+    ),
+    optional=(
+        TRAFFIC_ROUTING_ENV,
+        TRAFFIC_STEP_PERCENT_ENV,
+        TRAFFIC_WAIT_SECONDS_ENV,
+        TERMINATION_WAIT_SECONDS_ENV,
+        MAX_EXECUTION_SECONDS_ENV,
+        NETWORK_ISOLATION_ENV,
+        ENCRYPT_VOLUME_ENV,
+        AUTOSCALING_SCALE_IN_COOLDOWN_ENV,
+        AUTOSCALING_SCALE_OUT_COOLDOWN_ENV,
+    ),
+)
 
 
 def _bounds(env: Mapping[str, str]) -> ShadowBounds:

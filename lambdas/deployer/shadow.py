@@ -32,17 +32,23 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from contracts.model_artifact import (
+    CALIBRATION_FILE,
+    ArtifactContractError,
+    Calibration,
+    root_member,
+)
 from contracts.serving import (
     ENCOUNTER_KEY,
     HEALTH_PROBE_INFERENCE_ID,
     HEALTH_PROBE_PATIENT_KEY,
+    PATIENT_KEY,
     PREDICTIONS_KEY,
     PROBABILITY,
 )
 from lambdas.deployer.baseline import split_s3_uri
 from lambdas.deployer.comparison import HOLD, PROMOTE, Pair, VariantLoad
 
-CALIBRATION_FILE = "calibration.json"
 MAX_CALIBRATION_BYTES = 1024 * 1024
 #: Bounds one evaluation's work: lines read per variant.
 MAX_CAPTURE_LINES = 200_000
@@ -124,13 +130,13 @@ def record_decision(
 
 
 def decision_threshold(s3: Any, model_data_url: str) -> float:
-    """The decision threshold in the artifact's ``calibration.json`` (streamed, never held)."""
+    """The decision threshold in the artifact's calibration (streamed, never held)."""
     bucket, key = split_s3_uri(model_data_url)
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     try:
         with tarfile.open(fileobj=body, mode="r|gz") as archive:
             for member in archive:
-                if member.name.removeprefix("./") != CALIBRATION_FILE:
+                if root_member(member.name) != CALIBRATION_FILE:
                     continue
                 extracted = archive.extractfile(member) if member.isfile() else None
                 if extracted is None or member.size > MAX_CALIBRATION_BYTES:
@@ -140,17 +146,18 @@ def decision_threshold(s3: Any, model_data_url: str) -> float:
         raise ShadowArtifactError("the model artifact is not a readable tar.gz") from error
     finally:
         body.close()
-    raise ShadowArtifactError("the model artifact holds no usable calibration.json")
+    raise ShadowArtifactError(f"the model artifact holds no usable {CALIBRATION_FILE}")
 
 
 def _threshold(content: bytes) -> float:
     try:
-        value = json.loads(content).get("threshold")
-    except (ValueError, AttributeError) as error:
-        raise ShadowArtifactError("calibration.json is malformed") from error
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-        raise ShadowArtifactError("calibration.json has no threshold in (0, 1)")
-    return float(value)
+        document = json.loads(content)
+    except ValueError as error:
+        raise ShadowArtifactError(f"{CALIBRATION_FILE} is malformed") from error
+    try:
+        return Calibration.from_dict(document).threshold
+    except ArtifactContractError as error:
+        raise ShadowArtifactError(str(error)) from error
 
 
 # -- captured pairs ------------------------------------------------------------------------
@@ -198,7 +205,7 @@ def _answers(line: bytes, start: datetime) -> list[tuple[str, float]]:
     for instance, prediction in zip(instances, predictions, strict=False):
         if not isinstance(prediction, dict) or not isinstance(instance, dict):
             continue
-        if instance.get("patient_key") == HEALTH_PROBE_PATIENT_KEY:
+        if instance.get(PATIENT_KEY) == HEALTH_PROBE_PATIENT_KEY:
             continue
         key = prediction.get(ENCOUNTER_KEY) or instance.get(ENCOUNTER_KEY)
         probability = prediction.get(PROBABILITY)

@@ -26,6 +26,7 @@ from contracts.serving import (
     HEALTH_PROBE_INFERENCE_ID,
     HEALTH_PROBE_PATIENT_KEY,
     INSTANCES_KEY,
+    PATIENT_KEY,
     PREDICTIONS_KEY,
     PROBABILITY,
     RISK_BAND,
@@ -154,7 +155,7 @@ def decode_capture_line(line: bytes | str) -> tuple[datetime, list[ScoredRecord]
 
 def _real(record: Mapping[str, Any]) -> bool:
     """Not the prediction API's synthetic health-probe record (contracts.serving)."""
-    return record.get("patient_key") != HEALTH_PROBE_PATIENT_KEY
+    return record.get(PATIENT_KEY) != HEALTH_PROBE_PATIENT_KEY
 
 
 def _key(record: Mapping[str, Any]) -> str | None:

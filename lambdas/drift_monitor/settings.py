@@ -17,7 +17,7 @@ from contracts.fairness import (
     WINDOW_DAYS_ENV,
 )
 from lambdas.drift_monitor.fairness import FairnessBounds
-from lambdas.environment import SettingsError, integer, number
+from lambdas.environment import EnvironmentNames, SettingsError, integer, number
 
 ENDPOINT_NAME_ENV = "ENDPOINT_NAME"
 CAPTURE_BUCKET_ENV = "CAPTURE_BUCKET"
@@ -29,6 +29,26 @@ GROUND_TRUTH_PREFIX_ENV = "GROUND_TRUTH_PREFIX"
 GROUND_TRUTH_DELAY_DAYS_ENV = "GROUND_TRUTH_DELAY_DAYS"
 CAPTURE_DELAY_MINUTES_ENV = "CAPTURE_DELAY_MINUTES"
 PSI_THRESHOLD_ENV = "PSI_THRESHOLD"
+#: What the stack sets (stacks/components/drift_monitor.py); the baseline key and the delays
+#: keep their defaults there.
+ENVIRONMENT = EnvironmentNames.of(
+    required=(
+        ENDPOINT_NAME_ENV,
+        CAPTURE_BUCKET_ENV,
+        CAPTURE_PREFIX_ENV,
+        WINDOW_MINUTES_ENV,
+        METRIC_NAMESPACE_ENV,
+        GROUND_TRUTH_PREFIX_ENV,
+        PSI_THRESHOLD_ENV,
+        WINDOW_DAYS_ENV,
+        AUROC_GAP_ENV,
+        CALIBRATION_GAP_ENV,
+        ALERT_RATE_GAP_ENV,
+        MIN_PATIENTS_ENV,
+        MIN_OUTCOMES_ENV,
+    ),
+    optional=(BASELINE_KEY_ENV, GROUND_TRUTH_DELAY_DAYS_ENV, CAPTURE_DELAY_MINUTES_ENV),
+)
 
 DEFAULT_WINDOW_MINUTES = 60
 #: SageMaker writes capture files a few minutes after the requests; a window is analysed only

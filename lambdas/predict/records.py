@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from contracts import serving
 from contracts.deidentify import ENCOUNTER_NAMESPACE, PATIENT_NAMESPACE, keyed_hash
 from contracts.encounter import AGE_CAP_YEARS
 from lambdas.predict.schema import ENCOUNTER_ID, PATIENT_ID
 
-PATIENT_KEY = "patient_key"
-ENCOUNTER_KEY = "encounter_key"
+PATIENT_KEY = serving.PATIENT_KEY
+ENCOUNTER_KEY = serving.ENCOUNTER_KEY
 AGE_FIELD = "age_years"
 
 

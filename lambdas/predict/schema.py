@@ -29,8 +29,8 @@ from pydantic_core import PydanticCustomError
 from contracts import codes, serving
 from contracts.encounter import FieldKind, FieldSpec, model_input_fields
 
-PATIENT_ID = "patient_id"
-ENCOUNTER_ID = "encounter_id"
+PATIENT_ID = serving.PATIENT_ID
+ENCOUNTER_ID = serving.ENCOUNTER_ID
 
 SINGLE_TAG = "single"
 BATCH_TAG = "batch"

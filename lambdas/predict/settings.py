@@ -7,7 +7,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lambdas.environment import SettingsError, number
+from lambdas.cds_hooks.service import REPLAY_TABLE_ENV, WORKLIST_PAGE_URL_ENV
+from lambdas.environment import EnvironmentNames, SettingsError, number
 
 ENDPOINT_NAME_ENV = "ENDPOINT_NAME"
 DEID_SECRET_ARN_ENV = "DEID_SECRET_ARN"  # noqa: S105 - the variable's name, not a secret
@@ -18,6 +19,23 @@ MAX_ATTEMPTS_ENV = "ENDPOINT_MAX_ATTEMPTS"
 HEALTH_TTL_ENV = "HEALTH_CACHE_TTL_S"
 RETRY_AFTER_ENV = "RETRY_AFTER_S"
 DEADLINE_ENV = "REQUEST_DEADLINE_S"
+#: What the stack sets (stacks/components/prediction_api.py): the CDS Hooks variables where the
+#: stage serves CDS Hooks; the key itself (instead of its secret) and the timeouts are for
+#: local runs and tuning.
+ENVIRONMENT = EnvironmentNames.of(
+    required=(ENDPOINT_NAME_ENV, DEID_SECRET_ARN_ENV),
+    optional=(
+        DEID_KEY_ENV,
+        CONNECT_TIMEOUT_ENV,
+        READ_TIMEOUT_ENV,
+        MAX_ATTEMPTS_ENV,
+        HEALTH_TTL_ENV,
+        RETRY_AFTER_ENV,
+        DEADLINE_ENV,
+        REPLAY_TABLE_ENV,
+        WORKLIST_PAGE_URL_ENV,
+    ),
+)
 
 #: Short timeouts: API Gateway gives up after 29 s, and a stuck endpoint should surface as a
 #: quick 503 the caller can retry rather than a gateway timeout.

@@ -26,12 +26,17 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from contracts.drift import BASELINE_FILE_NAME
+from contracts.model_artifact import (
+    CODE_DIR,
+    EVALUATION_FILE,
+    METADATA_FILE,
+    SERVING_ENTRY,
+    root_member,
+)
+from contracts.model_artifact import MODEL_CARD_FILE as HTML_CARD_FILE
 from lambdas.registrar import evidence, validation
 from lambdas.registrar.settings import RegistrarSettings
 
-EVALUATION_FILE = "evaluation.json"
-METADATA_FILE = "metadata.json"
-HTML_CARD_FILE = "model_card.html"
 #: What the registrar writes beside the report (the archive's copies stay where they are).
 CARD_FILE = "model_card.json"
 BIAS_FILE = "bias_report.json"
@@ -59,10 +64,12 @@ METADATA_VALUE_CHARS = 256
 MAX_EVALUATION_BYTES = 5 * 1024 * 1024
 CONTENT_TYPE_JSON = "application/json"
 PENDING_MANUAL_APPROVAL = "PendingManualApproval"
+#: Where SageMaker unpacks ``model.tar.gz`` in the serving container.
+SAGEMAKER_MODEL_DIR = "/opt/ml/model"
 #: How the PyTorch serving image finds the hooks inside model.tar.gz (training/artifact.py).
 SERVING_ENVIRONMENT = {
-    "SAGEMAKER_PROGRAM": "serving_entry.py",
-    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+    "SAGEMAKER_PROGRAM": SERVING_ENTRY,
+    "SAGEMAKER_SUBMIT_DIRECTORY": f"{SAGEMAKER_MODEL_DIR}/{CODE_DIR}",
     "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
 }
 #: CreateModelPackage's ClientToken is at most 36 characters.
@@ -109,7 +116,7 @@ def read_documents(s3: Any, model_data_url: str) -> dict[str, bytes]:
     try:
         with tarfile.open(fileobj=body, mode="r|gz") as archive:
             for member in archive:
-                name = member.name.removeprefix("./")
+                name = root_member(member.name)
                 if name not in ARCHIVE_DOCUMENTS:
                     continue
                 if not member.isfile() or member.size > MAX_EVALUATION_BYTES:

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lambdas.environment import SettingsError, number
+from lambdas.environment import EnvironmentNames, SettingsError, number
 
 MODEL_PACKAGE_GROUP_NAME_ENV = "MODEL_PACKAGE_GROUP_NAME"
 INFERENCE_IMAGE_URI_ENV = "INFERENCE_IMAGE_URI"
@@ -19,6 +19,20 @@ MANIFEST_S3_URI_ENV = "MANIFEST_S3_URI"
 TRAINING_IMAGE_TAG_ENV = "TRAINING_IMAGE_TAG"
 SOURCE_REPOSITORY_ENV = "SOURCE_REPOSITORY"
 SOURCE_COMMIT_ENV = "SOURCE_COMMIT"
+#: What the stack sets (stacks/components/training_pipeline.py).
+ENVIRONMENT = EnvironmentNames.of(
+    required=(
+        MODEL_PACKAGE_GROUP_NAME_ENV,
+        INFERENCE_IMAGE_URI_ENV,
+        ENDPOINT_INSTANCE_TYPE_ENV,
+        MIN_TEST_AUROC_ENV,
+        KMS_KEY_ARN_ENV,
+        MANIFEST_S3_URI_ENV,
+        TRAINING_IMAGE_TAG_ENV,
+        SOURCE_REPOSITORY_ENV,
+        SOURCE_COMMIT_ENV,
+    )
+)
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lambdas.environment import SettingsError
+from lambdas.environment import EnvironmentNames, SettingsError
 
 TABLE_NAME_ENV = "WORKLIST_TABLE_NAME"
 ACCESS_GROUP_ENV = "WORKLIST_ACCESS_GROUP"
 ALLOWED_ORIGIN_ENV = "WORKLIST_ALLOWED_ORIGIN"
 DEFAULT_ACCESS_GROUP = "care-team"
+#: What the stack sets (stacks/components/worklist_api.py); the origin once the page exists.
+ENVIRONMENT = EnvironmentNames.of(
+    required=(TABLE_NAME_ENV, ACCESS_GROUP_ENV), optional=(ALLOWED_ORIGIN_ENV,)
+)
 #: ``scheme://host[:port]`` exactly as a browser sends it in ``Origin`` (no path, no slash).
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 

@@ -266,16 +266,18 @@ class BatchScoring(Construct):
             folder="batch_writer",
             function_name=names.function("batch_writer"),
             description="Nightly batch scoring: plans the day, writes its worklist and Parquet",
-            environment={
-                writer_env.CURATED_BUCKET_ENV: curated_name,
-                writer_env.SOURCE_PREFIX_ENV: source,
-                writer_env.OUTPUT_PREFIX_ENV: OUTPUT_PREFIX,
-                writer_env.SCORES_PREFIX_ENV: SCORES_PREFIX,
-                writer_env.TABLE_NAME_ENV: names.worklist_table,
-                writer_env.JOB_PREFIX_ENV: names.batch_transform_job_prefix,
-                writer_env.BUDGET_SHARE_ENV: repr(config.budget_share),
-                writer_env.KMS_KEY_ENV: data_key_arn,
-            },
+            environment=writer_env.ENVIRONMENT.environment(
+                {
+                    writer_env.CURATED_BUCKET_ENV: curated_name,
+                    writer_env.SOURCE_PREFIX_ENV: source,
+                    writer_env.OUTPUT_PREFIX_ENV: OUTPUT_PREFIX,
+                    writer_env.SCORES_PREFIX_ENV: SCORES_PREFIX,
+                    writer_env.TABLE_NAME_ENV: names.worklist_table,
+                    writer_env.JOB_PREFIX_ENV: names.batch_transform_job_prefix,
+                    writer_env.BUDGET_SHARE_ENV: repr(config.budget_share),
+                    writer_env.KMS_KEY_ENV: data_key_arn,
+                }
+            ),
             vpc=vpc,
             subnets=subnets,
             security_group=security_group,

@@ -15,6 +15,7 @@ from constructs import Construct
 
 from contracts.drift import DEFAULT_METRIC_NAMESPACE
 from contracts.fairness import FAIRNESS_CHECK_EVENT, monitor_environment
+from lambdas.drift_monitor import settings as monitor_env
 from stacks.components.grants import grant_key, grant_objects
 from stacks.components.platform_function import PlatformFunction
 from stacks.config import FairnessConfig
@@ -64,16 +65,18 @@ class DriftMonitor(Construct):
             folder="drift_monitor",
             function_name=function_name,
             description="Hourly: PSI of captured requests and scores against the baseline",
-            environment={
-                "ENDPOINT_NAME": endpoint_name,
-                "CAPTURE_BUCKET": capture_bucket.bucket_name,
-                "CAPTURE_PREFIX": CAPTURE_PREFIX,
-                "WINDOW_MINUTES": str(WINDOW_MINUTES),
-                "METRIC_NAMESPACE": DEFAULT_METRIC_NAMESPACE,
-                "GROUND_TRUTH_PREFIX": GROUND_TRUTH_PREFIX,
-                "PSI_THRESHOLD": str(psi_threshold),
-                **monitor_environment(**dataclasses.asdict(fairness)),
-            },
+            environment=monitor_env.ENVIRONMENT.environment(
+                {
+                    monitor_env.ENDPOINT_NAME_ENV: endpoint_name,
+                    monitor_env.CAPTURE_BUCKET_ENV: capture_bucket.bucket_name,
+                    monitor_env.CAPTURE_PREFIX_ENV: CAPTURE_PREFIX,
+                    monitor_env.WINDOW_MINUTES_ENV: str(WINDOW_MINUTES),
+                    monitor_env.METRIC_NAMESPACE_ENV: DEFAULT_METRIC_NAMESPACE,
+                    monitor_env.GROUND_TRUTH_PREFIX_ENV: GROUND_TRUTH_PREFIX,
+                    monitor_env.PSI_THRESHOLD_ENV: str(psi_threshold),
+                    **monitor_environment(**dataclasses.asdict(fairness)),
+                }
+            ),
             vpc=vpc,
             subnets=subnets,
             security_group=security_group,

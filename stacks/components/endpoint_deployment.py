@@ -45,6 +45,7 @@ from contracts.deployment import (
     RETRY_SECONDS,
     SHADOW_HELD_METRIC,
 )
+from lambdas.deployer import settings as deployer_env
 from lambdas.deployer.settings import (
     AUTOSCALING_ENABLED_ENV,
     AUTOSCALING_MAX_ENV,
@@ -207,25 +208,29 @@ class EndpointDeployment(Construct):
             folder="deployer",
             function_name=names.function("deployer"),
             description="Keeps the endpoint on the highest version a person approved",
-            environment={
-                "ENDPOINT_NAME": names.endpoint,
-                "EXECUTION_ROLE_ARN": registry.serving_role.role_arn,
-                "APPROVER_ROLE_ARN": registry.approver_role.role_arn,
-                "INSTANCE_TYPE": endpoint.instance_type,
-                "INSTANCE_COUNT": str(endpoint.instance_count),
-                "DATA_CAPTURE_S3_URI": f"s3://{capture}/{CAPTURE_PREFIX}",
-                "KMS_KEY_ARN": reference(self, data_key.key_arn, data_key),
-                "CAPTURE_SAMPLING_PERCENT": str(endpoint.data_capture_sampling_percent),
-                "ROLLBACK_ALARM_NAMES": ",".join(rollback_alarm_names(names)),
-                "REJECTION_ALARM_NAME": names.rejected_rollout_alarm,
-                "SNS_TOPIC_ARN": alert_topic.topic_arn,
-                "MODEL_PACKAGE_GROUP_NAME": registry.group_name,
-                "VPC_SUBNET_IDS": Fn.join(",", subnet_ids),
-                "VPC_SECURITY_GROUP_IDS": security_group.security_group_id,
-                "QUEUE_URL": self.queue.queue_url,
-                "RETRY_SECONDS": str(RETRY_SECONDS),
-                **rollout_environment(rollout),
-            },
+            environment=deployer_env.ENVIRONMENT.environment(
+                {
+                    deployer_env.ENDPOINT_NAME_ENV: names.endpoint,
+                    deployer_env.EXECUTION_ROLE_ARN_ENV: registry.serving_role.role_arn,
+                    deployer_env.APPROVER_ROLE_ARN_ENV: registry.approver_role.role_arn,
+                    deployer_env.INSTANCE_TYPE_ENV: endpoint.instance_type,
+                    deployer_env.INSTANCE_COUNT_ENV: str(endpoint.instance_count),
+                    deployer_env.DATA_CAPTURE_S3_URI_ENV: f"s3://{capture}/{CAPTURE_PREFIX}",
+                    deployer_env.KMS_KEY_ARN_ENV: reference(self, data_key.key_arn, data_key),
+                    deployer_env.CAPTURE_SAMPLING_PERCENT_ENV: str(
+                        endpoint.data_capture_sampling_percent
+                    ),
+                    deployer_env.ROLLBACK_ALARM_NAMES_ENV: ",".join(rollback_alarm_names(names)),
+                    deployer_env.REJECTION_ALARM_NAME_ENV: names.rejected_rollout_alarm,
+                    deployer_env.SNS_TOPIC_ARN_ENV: alert_topic.topic_arn,
+                    deployer_env.MODEL_PACKAGE_GROUP_NAME_ENV: registry.group_name,
+                    deployer_env.VPC_SUBNET_IDS_ENV: Fn.join(",", subnet_ids),
+                    deployer_env.VPC_SECURITY_GROUP_IDS_ENV: security_group.security_group_id,
+                    deployer_env.QUEUE_URL_ENV: self.queue.queue_url,
+                    deployer_env.RETRY_SECONDS_ENV: str(RETRY_SECONDS),
+                    **rollout_environment(rollout),
+                }
+            ),
             vpc=vpc,
             subnets=subnets,
             security_group=security_group,

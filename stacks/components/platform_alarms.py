@@ -15,6 +15,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from contracts import deployment
 from contracts.drift import (
     DEFAULT_METRIC_NAMESPACE,
     DIMENSION_ENDPOINT,
@@ -24,8 +25,8 @@ from contracts.drift import (
 from stacks.config import AlarmThresholds
 from stacks.naming import LAMBDA_FUNCTIONS, ResourceNames
 
-#: The deployer's single production variant (lambdas.deployer.deployment.VARIANT_NAME).
-VARIANT_NAME = "AllTraffic"
+#: The deployer's single production variant.
+VARIANT_NAME = deployment.VARIANT_NAME
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 FIVE_MINUTES = Duration.minutes(5)
 DRIFT_PERIOD = Duration.hours(1)

@@ -23,7 +23,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from lambdas.environment import RUNTIME_ENVIRONMENT
+from lambdas.environment import LOG_LEVEL_ENV, RUNTIME_ENVIRONMENT, SERVICE_NAME_ENV
 from stacks.components.log_groups import encrypted_log_group
 from stacks.nag import acknowledge
 from stacks.packaging import REPO_ROOT, stage_lambda
@@ -178,8 +178,8 @@ class PlatformFunction(Construct):
             layers=[layer, *extra_layers],
             role=self.role,
             environment={
-                "POWERTOOLS_SERVICE_NAME": function_name,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
+                SERVICE_NAME_ENV: function_name,
+                LOG_LEVEL_ENV: "INFO",
                 **RUNTIME_ENVIRONMENT,
                 **environment,
             },

@@ -28,15 +28,9 @@ from constructs import Construct, IConstruct
 
 from contracts import serving
 from contracts.encounter import FieldKind, FieldSpec, model_input_fields
-from lambdas.cds_authorizer.settings import ISSUERS_ENV
-from lambdas.cds_hooks.service import (
-    EXPIRES_ATTRIBUTE,
-    JTI_ATTRIBUTE,
-    REPLAY_TABLE_ENV,
-    SERVICE_ID,
-    SERVICES_PATH,
-    WORKLIST_PAGE_URL_ENV,
-)
+from lambdas.cds_authorizer import settings as authorizer_env
+from lambdas.cds_hooks.service import EXPIRES_ATTRIBUTE, JTI_ATTRIBUTE, SERVICE_ID, SERVICES_PATH
+from lambdas.predict import settings as predict_env
 from stacks.components.grants import grant_key
 from stacks.components.log_groups import encrypted_log_group
 from stacks.components.platform_function import PlatformFunction
@@ -45,8 +39,8 @@ from stacks.nag import acknowledge
 from stacks.wildcards import acknowledge_wildcards
 
 STAGE_NAME = "v1"
-PATIENT_ID = "patient_id"
-ENCOUNTER_ID = "encounter_id"
+PATIENT_ID = serving.PATIENT_ID
+ENCOUNTER_ID = serving.ENCOUNTER_ID
 #: Access log fields: who called what, when, and how it went; never a body or a header value.
 ACCESS_LOG_FIELDS = {
     "requestId": "$context.requestId",
@@ -295,7 +289,9 @@ class CdsHooksAccess(Construct):
             folder="cds_authorizer",
             function_name=function_name,
             description="Verifies the EHR's CDS Hooks JWT for the CDS routes",
-            environment={ISSUERS_ENV: json.dumps(issuers, sort_keys=True)},
+            environment=authorizer_env.ENVIRONMENT.environment(
+                {authorizer_env.ISSUERS_ENV: json.dumps(issuers, sort_keys=True)}
+            ),
             vpc=None,
             subnets=None,
             security_group=None,
@@ -379,9 +375,9 @@ class PredictionApi(Construct):
             {}
             if cds_hooks is None or self.cds_access is None
             else {
-                REPLAY_TABLE_ENV: self.cds_access.replay_table.table_name,
+                predict_env.REPLAY_TABLE_ENV: self.cds_access.replay_table.table_name,
                 **(
-                    {WORKLIST_PAGE_URL_ENV: cds_hooks.worklist_page_url}
+                    {predict_env.WORKLIST_PAGE_URL_ENV: cds_hooks.worklist_page_url}
                     if cds_hooks.worklist_page_url
                     else {}
                 ),
@@ -393,11 +389,13 @@ class PredictionApi(Construct):
             folder="predict",
             function_name=function_name,
             description="POST /predict, GET /health and the CDS Hooks routes of the API",
-            environment={
-                "ENDPOINT_NAME": endpoint_name,
-                "DEID_SECRET_ARN": deid_secret.secret_arn,
-                **cds_environment,
-            },
+            environment=predict_env.ENVIRONMENT.environment(
+                {
+                    predict_env.ENDPOINT_NAME_ENV: endpoint_name,
+                    predict_env.DEID_SECRET_ARN_ENV: deid_secret.secret_arn,
+                    **cds_environment,
+                }
+            ),
             vpc=vpc,
             subnets=subnets,
             security_group=security_group,

@@ -26,11 +26,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from lambdas.worklist_api.settings import (
-    ACCESS_GROUP_ENV,
-    ALLOWED_ORIGIN_ENV,
-    TABLE_NAME_ENV,
-)
+from lambdas.worklist_api import settings as worklist_env
 from stacks.components.log_groups import encrypted_log_group
 from stacks.components.platform_function import PlatformFunction
 from stacks.components.prediction_api import (
@@ -98,10 +94,12 @@ class WorklistApi(Construct):
             folder="worklist_api",
             function_name=function_name,
             description="GET /worklist/days[/{day}[/entries/{key}]]: the care team's worklist",
-            environment={
-                TABLE_NAME_ENV: table.table_name,
-                ACCESS_GROUP_ENV: config.access_group,
-            },
+            environment=worklist_env.ENVIRONMENT.environment(
+                {
+                    worklist_env.TABLE_NAME_ENV: table.table_name,
+                    worklist_env.ACCESS_GROUP_ENV: config.access_group,
+                }
+            ),
             vpc=vpc,
             subnets=subnets,
             security_group=security_group,
@@ -172,7 +170,10 @@ class WorklistApi(Construct):
     def allow_origin(self, origin: str) -> None:
         """Let the page at ``origin`` call the API: CORS preflights, and the origin on the
         Lambda's answers and the gateway's own errors."""
-        self.function.function.add_environment(ALLOWED_ORIGIN_ENV, origin)
+        for name, value in worklist_env.ENVIRONMENT.subset(
+            {worklist_env.ALLOWED_ORIGIN_ENV: origin}
+        ).items():
+            self.function.function.add_environment(name, value)
         for path in self.resources:
             path.add_cors_preflight(
                 allow_origins=[origin],

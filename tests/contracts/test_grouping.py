@@ -111,3 +111,40 @@ def test_the_table_loads_from_a_zip_as_the_glue_job_ships_contracts(tmp_path: Pa
         cwd=tmp_path,
     )
     assert out.stdout.strip() == "CCSR:CIR019"
+
+
+@pytest.mark.parametrize(
+    ("field_name", "code", "category"),
+    [
+        ("diagnosis_codes", "4280", "428"),
+        ("diagnosis_codes", "e8889", "E888"),
+        ("diagnosis_codes", "V5861", "V58"),
+        ("diagnosis_codes", "486", "486"),
+        ("procedure_codes", "3995", "39"),
+        ("medications", "insulin", None),
+    ],
+)
+def test_icd9_categories_are_defined_once(field_name: str, code: str, category: str | None) -> None:
+    assert grouping.icd9_category(field_name, code) == category
+
+
+@pytest.mark.parametrize(
+    ("field_name", "drift_grouping", "codes_"),
+    [
+        ("diagnosis_codes", "icd9_diagnosis_category", ["4280", "E8889", "e9500", "V5861", "486"]),
+        ("procedure_codes", "icd9_procedure_category", ["3995", "8154", "12"]),
+    ],
+)
+def test_the_encoder_and_the_drift_monitor_share_the_icd9_categories(
+    field_name: str, drift_grouping: str, codes_: list[str]
+) -> None:
+    """Encoders fitted on contract 1.x and the drift monitor's ICD-9 groupings agree."""
+    from contracts.drift import code_group
+    from inference.encoding import legacy_code_group
+
+    for code in codes_:
+        encoder_group = legacy_code_group(field_name, code)
+        drift_group = code_group(code, drift_grouping)
+        assert drift_group == grouping.icd9_category(field_name, code)
+        assert encoder_group is None or encoder_group.upper() == drift_group
+        assert (encoder_group is None) == (len(code) <= len(drift_group))

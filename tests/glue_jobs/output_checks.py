@@ -9,6 +9,8 @@ from typing import Any
 
 import pyarrow.dataset as ds
 
+from contracts.etl_manifest import MANIFEST_FILE
+
 _DIGIT_TOKEN = re.compile(r"(?<![0-9A-Za-z])\d+(?![0-9A-Za-z])")
 
 
@@ -24,7 +26,7 @@ def read_dataset(path: Path) -> list[dict[str, Any]]:
 
 def manifest(output: Path) -> dict[str, Any]:
     """The parsed manifest.json."""
-    return dict(json.loads((output / "manifest.json").read_text()))
+    return dict(json.loads((output / MANIFEST_FILE).read_text()))
 
 
 def _walk(value: Any) -> list[Any]:

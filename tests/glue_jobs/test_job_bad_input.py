@@ -13,6 +13,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from contracts.deidentify import keyed_hash
+from contracts.etl_manifest import MANIFEST_FILE
 from glue_jobs import publish
 from glue_jobs.ehr_features import run_job
 from tests.glue_jobs import mimic_rows as rows
@@ -140,7 +141,7 @@ def test_failed_publish_leaves_previous_output_untouched(
             refuse,
         )
     assert read_dataset(two_runs / "features") == before
-    assert (two_runs / "manifest.json").exists()
+    assert (two_runs / MANIFEST_FILE).exists()
     assert not [p for p in two_runs.iterdir() if p.name.startswith("_staging")]
 
 

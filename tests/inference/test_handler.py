@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from contracts.model_artifact import CALIBRATION_FILE, METADATA_FILE
 from contracts.serving import risk_band
 from inference import handler
 from inference.encoding import FeatureEncoder
@@ -51,8 +52,8 @@ def test_hooks_keep_the_parameters_the_toolkit_counts() -> None:
 def test_model_fn_loads_the_saved_calibration_threshold_and_version(
     serving_model: ServingModel, model_dir: Path
 ) -> None:
-    calibration = json.loads((model_dir / "calibration.json").read_text())
-    metadata = json.loads((model_dir / "metadata.json").read_text())
+    calibration = json.loads((model_dir / CALIBRATION_FILE).read_text())
+    metadata = json.loads((model_dir / METADATA_FILE).read_text())
     assert serving_model.temperature == calibration["temperature"]
     assert serving_model.logit_offset == calibration["logit_offset"]
     assert serving_model.threshold == calibration["threshold"]
@@ -76,7 +77,7 @@ def test_probabilities_are_the_training_logits_calibrated(
     batch = records(12)
     encoder = FeatureEncoder.load(model_dir)
     model = load_model(model_dir)
-    calibration = json.loads((model_dir / "calibration.json").read_text())
+    calibration = json.loads((model_dir / CALIBRATION_FILE).read_text())
     with torch.inference_mode():
         tensors = {k: torch.from_numpy(v) for k, v in encoder.encode(batch).arrays().items()}
         logits = model(**tensors).numpy().astype(np.float64)
@@ -198,6 +199,47 @@ def test_an_incomplete_model_directory_names_the_missing_file(
     model_dir: Path, tmp_path: Path
 ) -> None:
     copy = shutil.copytree(model_dir, tmp_path / "model")
-    (copy / "calibration.json").unlink()
+    (copy / CALIBRATION_FILE).unlink()
     with pytest.raises(ModelArtifactError, match=r"lacks calibration\.json"):
+        model_fn(str(copy))
+
+
+def _with_calibration(model_dir: Path, tmp_path: Path, document: Any) -> Path:
+    copy = shutil.copytree(model_dir, tmp_path / "model")
+    (copy / CALIBRATION_FILE).write_text(json.dumps(document))
+    return copy
+
+
+def test_a_calibration_written_before_the_offset_existed_still_loads(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """Artifacts already registered hold only temperature and threshold."""
+    old = _with_calibration(model_dir, tmp_path, {"temperature": 1.5, "threshold": 0.3})
+    serving = model_fn(str(old))
+    assert (serving.temperature, serving.logit_offset, serving.threshold) == (1.5, 0.0, 0.3)
+
+
+@pytest.mark.parametrize(
+    ("change", "field_name"),
+    [
+        ({"threshold": "0.3"}, "threshold"),
+        ({"threshold": 1.2}, "threshold"),
+        ({"temperature": 0}, "temperature"),
+        ({"logit_offset": None, "temperature": None}, "temperature"),
+        ({"logit_offset": "x"}, "logit_offset"),
+    ],
+)
+def test_a_calibration_that_breaks_the_contract_is_refused_naming_the_field(
+    model_dir: Path, tmp_path: Path, change: dict[str, Any], field_name: str
+) -> None:
+    saved = json.loads((model_dir / CALIBRATION_FILE).read_text())
+    bad = _with_calibration(model_dir, tmp_path, {**saved, **change})
+    with pytest.raises(ModelArtifactError, match=f"calibration.json: '{field_name}'"):
+        model_fn(str(bad))
+
+
+def test_a_metadata_without_a_version_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    copy = shutil.copytree(model_dir, tmp_path / "model")
+    (copy / METADATA_FILE).write_text(json.dumps({"model_name": "x"}))
+    with pytest.raises(ModelArtifactError, match="'model_version' is missing"):
         model_fn(str(copy))

@@ -19,6 +19,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from contracts.deployment import VARIANT_NAME
 from inference.handler import input_fn, output_fn, predict_fn
 from inference.local_endpoint import LocalEndpoint, serve
 from inference.predictor import ServingModel
@@ -90,7 +91,7 @@ def test_boto3_invoke_endpoint_gets_the_hooks_answer(
         Body=json.dumps(body).encode("utf-8"),
     )
     assert response["ContentType"] == "application/json"
-    assert response["InvokedProductionVariant"] == "AllTraffic"
+    assert response["InvokedProductionVariant"] == VARIANT_NAME
     assert json.loads(response["Body"].read()) == in_process(serving_model, body)
 
 
@@ -199,7 +200,7 @@ def test_capture_is_written_where_and_how_the_drift_monitor_reads_it(
     runtime.invoke_endpoint(
         EndpointName=ENDPOINT, ContentType="application/json", Body=json.dumps(batch)
     )
-    files = sorted((capture_dir / ENDPOINT / "AllTraffic").glob("*/*/*/*/*.jsonl"))
+    files = sorted((capture_dir / ENDPOINT / VARIANT_NAME).glob("*/*/*/*/*.jsonl"))
     assert files
     lines = [line for path in files for line in path.read_text().splitlines()]
     decoded = [decode_capture_line(line) for line in lines]
@@ -208,7 +209,7 @@ def test_capture_is_written_where_and_how_the_drift_monitor_reads_it(
     expected = in_process(serving_model, {"instances": batch})["predictions"]
     assert [s.probability for s in matching[0]] == [p["probability"] for p in expected]
     assert [s.encounter_key for s in matching[0]] == [r["encounter_key"] for r in batch]
-    relative = files[0].relative_to(capture_dir / ENDPOINT / "AllTraffic")
+    relative = files[0].relative_to(capture_dir / ENDPOINT / VARIANT_NAME)
     year, month, day, hour = relative.parts[:4]
     assert (len(year), len(month), len(day), len(hour)) == (4, 2, 2, 2)
     first = json.loads(lines[0])

@@ -22,6 +22,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
 from contracts.drift import baseline_s3_key, build_baseline
+from contracts.model_artifact import DRIFT_BASELINE_FILE, WEIGHTS_FILE
 from contracts.serving import TAG_MODEL_PACKAGE_ARN, TAG_MODEL_VERSION
 from lambdas.deployer.baseline import VERSION_METADATA_KEY, versioned_baseline_key
 from lambdas.deployer.deployment import (
@@ -55,9 +56,9 @@ IMAGE = f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/pytorch-inference:2.5-cpu"
 def model_archive(*, with_baseline: bool = True) -> bytes:
     """A model.tar.gz as training writes it: weights plus drift_baseline.json at the root."""
     baseline = build_baseline([record(age_years=a) for a in (30, 50, 70)], [0.1, 0.2, 0.3])
-    files = {"./model.safetensors": b"\x00" * 64, "./config.json": b"{}"}
+    files = {f"./{WEIGHTS_FILE}": b"\x00" * 64, "./config.json": b"{}"}
     if with_baseline:
-        files["./drift_baseline.json"] = json.dumps(baseline).encode()
+        files[f"./{DRIFT_BASELINE_FILE}"] = json.dumps(baseline).encode()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for name, content in files.items():
@@ -326,7 +327,7 @@ def test_linear_routing_and_settings_errors() -> None:
         DeployerSettings.from_env({**env, "RETRY_SECONDS": "0"})
     assert linear.capture_bucket == CAPTURE_BUCKET
     assert versioned_baseline_key(ENDPOINT, 7) == (
-        f"baselines/{ENDPOINT}/versions/7/drift_baseline.json"
+        f"baselines/{ENDPOINT}/versions/7/{DRIFT_BASELINE_FILE}"
     )
 
 

@@ -23,6 +23,7 @@ import pytest
 
 from contracts.deployment import REJECTED_ROLLOUT_METRIC
 from contracts.drift import baseline_s3_key, build_baseline
+from contracts.model_artifact import CALIBRATION_FILE, DRIFT_BASELINE_FILE, WEIGHTS_FILE
 from lambdas.deployer import app
 from lambdas.deployer.baseline import VERSION_METADATA_KEY
 from lambdas.deployer.deployment import Clients
@@ -56,9 +57,11 @@ def model_archive() -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for name, content in {
-            "./model.safetensors": b"\x00" * 64,
-            "./drift_baseline.json": json.dumps(baseline).encode(),
-            "./calibration.json": json.dumps({"temperature": 1.0, "threshold": THRESHOLD}).encode(),
+            f"./{WEIGHTS_FILE}": b"\x00" * 64,
+            f"./{DRIFT_BASELINE_FILE}": json.dumps(baseline).encode(),
+            f"./{CALIBRATION_FILE}": json.dumps(
+                {"temperature": 1.0, "threshold": THRESHOLD}
+            ).encode(),
         }.items():
             info = tarfile.TarInfo(name)
             info.size = len(content)

@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
+from contracts.deployment import VARIANT_NAME
 from contracts.drift import DEFAULT_METRIC_NAMESPACE
 from contracts.fairness import (
     AGE_BANDS,
@@ -43,7 +44,7 @@ from tests.lambdas.conftest import FakeLambdaContext
 BUCKET = "capture-bucket"
 PREFIX = "capture"
 ENDPOINT = "readmission-test"
-VARIANT = "AllTraffic"
+VARIANT = VARIANT_NAME
 LABELS = "ground-truth"
 #: The scored span of the backfill runs below: two whole days.
 SCORED_START = datetime(2024, 3, 1, tzinfo=UTC)

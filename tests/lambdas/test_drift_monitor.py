@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
+from contracts.deployment import VARIANT_NAME
 from contracts.drift import (
     DEFAULT_METRIC_NAMESPACE,
     PSI_ALARM_THRESHOLD,
@@ -20,6 +21,7 @@ from contracts.drift import (
     build_baseline,
     drift_fields,
 )
+from contracts.model_artifact import DRIFT_BASELINE_FILE
 from lambdas.drift_monitor import app, capture
 from lambdas.drift_monitor.capture import CaptureDecodeError, decode_capture_line
 from lambdas.drift_monitor.ground_truth import expected_calibration_error, rank_auroc
@@ -31,7 +33,7 @@ from tests.lambdas.conftest import FakeLambdaContext
 BUCKET = "capture-bucket"
 PREFIX = "datacapture"
 ENDPOINT = "readmission-test"
-VARIANT = "AllTraffic"
+VARIANT = VARIANT_NAME
 # A scheduled run at 10:07 analyses 09:00-10:00 (5 minutes are left for capture to land).
 RUN_TIME = datetime(2024, 5, 1, 10, 7, tzinfo=UTC)
 WINDOW_START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -461,7 +463,7 @@ def test_settings_name_the_bad_variable() -> None:
         {"ENDPOINT_NAME": ENDPOINT, "CAPTURE_BUCKET": BUCKET, "CAPTURE_PREFIX": "/cap/"}
     )
     assert settings.capture_prefix == "cap"
-    assert settings.resolved_baseline_key == f"baselines/{ENDPOINT}/drift_baseline.json"
+    assert settings.resolved_baseline_key == f"baselines/{ENDPOINT}/{DRIFT_BASELINE_FILE}"
     assert settings.window_minutes == 60
     assert settings.ground_truth_prefix is None
 

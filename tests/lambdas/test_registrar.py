@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
+from contracts.model_artifact import EVALUATION_FILE, SERVING_ENTRY
 from lambdas.registrar import app as registrar_app
 from lambdas.registrar import registration, validation
 from lambdas.registrar.settings import RegistrarSettings, SettingsError
@@ -89,12 +91,12 @@ def test_evaluation_is_read_from_the_archive_and_stored_beside_it(s3: Any) -> No
         "baseline_auroc": 0.66,
         "min_test_auroc": 0.6,
         "reasons": [],
-        "evaluation_s3_uri": f"s3://{BUCKET}/training/readmission-dev-train-1/output/evaluation.json",
+        "evaluation_s3_uri": f"s3://{BUCKET}/training/readmission-dev-train-1/output/{EVALUATION_FILE}",
         "model_data_url": MODEL_URL,
         "training_job_name": "readmission-dev-train-1",
     }
     stored = s3.get_object(
-        Bucket=BUCKET, Key="training/readmission-dev-train-1/output/evaluation.json"
+        Bucket=BUCKET, Key=f"training/readmission-dev-train-1/output/{EVALUATION_FILE}"
     )
     assert json.loads(stored["Body"].read()) == evaluation()
     assert stored["ContentType"] == "application/json"
@@ -140,7 +142,9 @@ def test_quality_gate(test_auroc: float, baseline_auroc: float, reasons: tuple[s
     ],
 )
 def test_an_unusable_report_fails_naming_the_field(report: dict, field: str) -> None:
-    with pytest.raises(registration.RegistrationError, match=rf"evaluation.json: {field} must"):
+    with pytest.raises(
+        registration.RegistrationError, match=rf"{re.escape(EVALUATION_FILE)}: {field} must"
+    ):
         registration.quality_gate(report, 0.6)
 
 
@@ -169,7 +173,7 @@ def test_register_creates_a_pending_version_with_the_report_as_quality_metrics(
     (container,) = package["InferenceSpecification"]["Containers"]
     assert container["Image"] == IMAGE
     assert container["ModelDataUrl"] == MODEL_URL
-    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "serving_entry.py"
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == SERVING_ENTRY
     assert package["ModelMetrics"]["ModelQuality"]["Statistics"] == {
         "ContentType": "application/json",
         "S3Uri": gated["evaluation_s3_uri"],

@@ -18,6 +18,7 @@ import pytest
 
 from contracts.deidentify import ENCOUNTER_NAMESPACE, PATIENT_NAMESPACE, keyed_hash
 from contracts.drift import baseline_s3_key
+from contracts.model_artifact import DRIFT_BASELINE_FILE, MODEL_CARD_FILE
 from local_platform import ehr, steps, traffic
 from local_platform.control_plane import patched_environment
 from local_platform.demo import SUMMARY_FILE, DemoResult, LivePlatform, run_demo
@@ -172,12 +173,12 @@ def test_run_folder_holds_summary_model_card_archive_and_log(
     assert summary["data"] == result.summary["data"]
     assert summary["api"]["latency"]["requests"] == steps.SAMPLE_REQUESTS
     assert summary["api"]["latency"]["p50_ms"] <= summary["api"]["latency"]["p95_ms"]
-    assert "data:image/png;base64," in (run_dir / "model_card.html").read_text()
+    assert "data:image/png;base64," in (run_dir / MODEL_CARD_FILE).read_text()
     assert (run_dir / "curated" / "features" / "split=train").is_dir()
     with tarfile.open(run_dir / steps.MODEL_ARCHIVE) as archive:
         names = set(archive.getnames())
     entry = f"{artifact.CODE_DIR}/{artifact.INFERENCE_ENTRY}"
-    assert {artifact.EVALUATION_FILE, "drift_baseline.json", entry} <= names
+    assert {artifact.EVALUATION_FILE, DRIFT_BASELINE_FILE, entry} <= names
     log = (run_dir / "demo.log").read_text()
     for number in range(1, 8):
         assert f"[{number}/7]" in printed

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from contracts.drift import OTHER_BUCKET
+from contracts.model_artifact import EVALUATION_FILE
 from lambdas.deployer.events import ModelPackageStateChangeEvent
 from lambdas.predict.schema import PredictRequest
 from local_platform import report, steps, traffic
@@ -79,13 +80,13 @@ def test_training_profiles_are_valid_training_arguments(
 def test_model_archive_has_the_model_directory_at_its_root(tmp_path: Path) -> None:
     model = tmp_path / "model"
     (model / "code" / "inference").mkdir(parents=True)
-    (model / "evaluation.json").write_text("{}")
+    (model / EVALUATION_FILE).write_text("{}")
     (model / "code" / "inference.py").write_text("")
     (model / "code" / "inference" / "__pycache__").mkdir()
     (model / "code" / "inference" / "__pycache__" / "x.pyc").write_bytes(b"")
     archive = steps.pack_model(model, tmp_path / "model.tar.gz")
     with tarfile.open(archive) as tar:
-        assert sorted(tar.getnames()) == ["code/inference.py", "evaluation.json"]
+        assert sorted(tar.getnames()) == ["code/inference.py", EVALUATION_FILE]
 
 
 def test_approval_event_is_what_the_deployer_parses() -> None:

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from contracts.deployment import VARIANT_NAME
 from lambdas.drift_monitor import app as drift_app
 from lambdas.drift_monitor.settings import MonitorSettings
 from local_platform import fairness as demo
@@ -187,7 +188,7 @@ def test_the_injected_shift_fires_the_sex_auroc_and_calibration_alarms(aws: None
         body = "\n".join(line for m, line in lines if m.replace(minute=0, second=0) == hour)
         s3.put_object(
             Bucket=BUCKET,
-            Key=f"capture/{ENDPOINT}/AllTraffic/{hour:%Y/%m/%d/%H}/part.jsonl",
+            Key=f"capture/{ENDPOINT}/{VARIANT_NAME}/{hour:%Y/%m/%d/%H}/part.jsonl",
             Body=body.encode(),
         )
     demo.write_labels(s3, BUCKET, demo.label_lines(scored, rng), NOW)

@@ -15,6 +15,7 @@ import pytest
 from moto import mock_aws
 
 from contracts.deployment import SHADOW_VARIANT_NAME
+from contracts.model_artifact import CALIBRATION_FILE, METADATA_FILE, WEIGHTS_FILE
 from inference.local_endpoint import LocalEndpoint, serve
 from lambdas.deployer import comparison
 from lambdas.deployer.deployment import VARIANT_NAME
@@ -88,17 +89,15 @@ def test_the_candidate_copy_changes_only_its_calibration_and_version(
     model_dir: Path, tmp_path: Path
 ) -> None:
     candidate = shadow.make_candidate(model_dir, tmp_path / "c", 1.5)
-    old = json.loads((model_dir / "calibration.json").read_text())
-    new = json.loads((candidate / "calibration.json").read_text())
+    old = json.loads((model_dir / CALIBRATION_FILE).read_text())
+    new = json.loads((candidate / CALIBRATION_FILE).read_text())
     assert new["temperature"] == pytest.approx(old["temperature"] * 1.5)
     assert new["threshold"] == old["threshold"]
-    version = json.loads((model_dir / "metadata.json").read_text())["model_version"]
-    assert json.loads((candidate / "metadata.json").read_text())["model_version"] == (
+    version = json.loads((model_dir / METADATA_FILE).read_text())["model_version"]
+    assert json.loads((candidate / METADATA_FILE).read_text())["model_version"] == (
         f"{version}-candidate"
     )
-    assert (candidate / "model.safetensors").read_bytes() == (
-        model_dir / "model.safetensors"
-    ).read_bytes()
+    assert (candidate / WEIGHTS_FILE).read_bytes() == (model_dir / WEIGHTS_FILE).read_bytes()
 
 
 def test_mirrored_traffic_is_captured_by_both_variants_and_compared(

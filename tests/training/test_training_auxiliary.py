@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from contracts.model_artifact import METADATA_FILE, MODEL_CONFIG_FILE
 from inference.encoding import EncoderConfig, FeatureEncoder
 from inference.model import WEIGHTS_FILE, ReadmissionModel, load_model, save_model
 from training.config import HyperParameters
@@ -49,7 +50,7 @@ def test_the_auxiliary_head_shares_the_main_logit_and_stays_out_of_the_artifact(
     assert not torch.allclose(both[:, 1], main_only)
 
     save_model(model, tmp_path)
-    assert json.loads((tmp_path / "model_config.json").read_text())["auxiliary_head"] is False
+    assert json.loads((tmp_path / MODEL_CONFIG_FILE).read_text())["auxiliary_head"] is False
     assert not [name for name in load_file(str(tmp_path / WEIGHTS_FILE)) if "auxiliary" in name]
     served = load_model(tmp_path)
     assert served.auxiliary is None
@@ -77,7 +78,7 @@ def test_training_records_the_auxiliary_target_it_used(
     args = ["--epochs", "1", "--max-steps", "3", "--batch-size", "32", "--auxiliary-weight", weight]
     result = main(run_args(small_dataset, tmp_path, *args))
     assert result is not None
-    metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    metadata = json.loads((tmp_path / "model" / METADATA_FILE).read_text())
     history = result.outcome.history[0]
     if expected:
         assert metadata["auxiliary_target"]["field"] == AUXILIARY_LABEL

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from contracts.etl_manifest import MANIFEST_FILE
 from training.config import SAGEMAKER_CHECKPOINT_DIR, parse_args
 
 
@@ -15,7 +16,7 @@ def splits(tmp_path: Path) -> Path:
     for split in ("train", "validation", "test"):
         (tmp_path / "features" / f"split={split}").mkdir(parents=True)
     (tmp_path / "protected" / "split=test").mkdir(parents=True)
-    (tmp_path / "manifest.json").write_text("{}")
+    (tmp_path / MANIFEST_FILE).write_text("{}")
     return tmp_path
 
 
@@ -49,7 +50,7 @@ def test_data_dir_fills_the_three_splits_protected_and_manifest(
     data, _ = parse_args(["--data-dir", str(splits / "features"), "--batch_size", "128"])
     assert data.validation_dir == str(splits / "features" / "split=validation")
     assert data.protected_dir == str(splits / "protected" / "split=test")
-    assert data.manifest_path == str(splits / "manifest.json")
+    assert data.manifest_path == str(splits / MANIFEST_FILE)
 
 
 @pytest.mark.parametrize(

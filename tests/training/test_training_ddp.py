@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from contracts.model_artifact import WEIGHTS_FILE
 from training.train import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -52,8 +53,8 @@ def test_two_process_gloo_matches_single_process(
     ddp_metrics = json.loads((tmp_path / "ddp" / "output" / "metrics.json").read_text())
     assert ddp_metrics["training"]["world_size"] == 2
     assert ddp_metrics["training"]["steps"] == single.outcome.steps
-    single_weights = load_file(str(tmp_path / "single" / "model" / "model.safetensors"))
-    ddp_weights = load_file(str(tmp_path / "ddp" / "model" / "model.safetensors"))
+    single_weights = load_file(str(tmp_path / "single" / "model" / WEIGHTS_FILE))
+    ddp_weights = load_file(str(tmp_path / "ddp" / "model" / WEIGHTS_FILE))
     assert single_weights.keys() == ddp_weights.keys()
     for name, tensor in single_weights.items():
         # Tree thresholds hold +inf at leaves: equal infinities count as equal.

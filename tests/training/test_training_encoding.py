@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from contracts.encounter import FieldKind, model_input_fields
+from contracts.model_artifact import ENCODER_FILE
 from inference import encoding
 from inference.encoding import (
     CATEGORY_UNK_ID,
@@ -245,7 +246,7 @@ def test_an_encoder_of_an_earlier_minor_schema_ignores_fields_added_since(
     saved["numeric_stats"] = {
         name: stats for name, stats in saved["numeric_stats"].items() if name not in added
     }
-    (tmp_path / "encoder.json").write_text(json.dumps(saved))
+    (tmp_path / ENCODER_FILE).write_text(json.dumps(saved))
     old = FeatureEncoder.load(tmp_path)
     kept = [name for name in NUMERIC if name not in added]
     assert list(old.numeric_fields) == kept

@@ -11,6 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contracts.model_artifact import (
+    CALIBRATION_FILE,
+    DRIFT_BASELINE_FILE,
+    EVALUATION_FILE,
+    FEATURE_SPEC_FILE,
+    METADATA_FILE,
+    MODEL_CARD_FILE,
+)
 from inference.encoding import FeatureEncoder
 from inference.model import load_model
 from training import artifact
@@ -41,9 +49,9 @@ def test_artifact_is_complete(smoke_run: tuple[Path, Path]) -> None:
     ).read_text() == artifact.INFERENCE_ENTRY_SOURCE
     requirements = (model_dir / "code" / "requirements.txt").read_text()
     assert "transformers==5.23.0" in requirements
-    spec = json.loads((model_dir / "feature_spec.json").read_text())
+    spec = json.loads((model_dir / FEATURE_SPEC_FILE).read_text())
     assert spec["fields"]["text"] == ["note_text"]
-    card = (model_dir / "model_card.html").read_text()
+    card = (model_dir / MODEL_CARD_FILE).read_text()
     assert card.count("data:image/png;base64,") == 4  # ROC, PR, calibration, decision curve
     assert "<h2>Alert budget</h2>" in card
     assert "<h2>Decision curve</h2>" in card
@@ -58,7 +66,7 @@ def test_artifact_reloads_and_reproduces_the_reported_test_auroc(
     model_dir = out / "model"
     encoder = FeatureEncoder.load(model_dir)
     model = load_model(model_dir)
-    calibration = json.loads((model_dir / "calibration.json").read_text())
+    calibration = json.loads((model_dir / CALIBRATION_FILE).read_text())
     records = read_records(features / "split=test")
     import torch
 
@@ -67,7 +75,7 @@ def test_artifact_reloads_and_reproduces_the_reported_test_auroc(
         logits = model(**tensors).numpy().astype(np.float64)
     p = calibrated(logits - calibration["logit_offset"], calibration["temperature"])
     y = np.array([r["readmitted_30d"] for r in records], dtype=float)
-    evaluation = json.loads((model_dir / "evaluation.json").read_text())
+    evaluation = json.loads((model_dir / EVALUATION_FILE).read_text())
     assert auroc(y, p) == pytest.approx(evaluation["test"]["auroc"], abs=1e-6)
     assert evaluation["binary_classification_metrics"]["auc"]["value"] == pytest.approx(
         auroc(y, p), abs=1e-6
@@ -87,7 +95,7 @@ def test_metrics_and_evaluation_are_well_formed(smoke_run: tuple[Path, Path]) ->
             assert isinstance(value, float), (block, name)
             assert 0.0 <= value <= 1.0, (block, name)
     assert metrics["training"]["steps"] == 6
-    evaluation = json.loads((out / "model" / "evaluation.json").read_text())
+    evaluation = json.loads((out / "model" / EVALUATION_FILE).read_text())
     auc = evaluation["binary_classification_metrics"]["auc"]
     assert set(auc) == {"value", "standard_deviation"}
     assert auc["standard_deviation"] > 0
@@ -100,8 +108,8 @@ def test_metrics_and_evaluation_are_well_formed(smoke_run: tuple[Path, Path]) ->
     }  # fmt: skip
     assert evaluation["intervals"]["resamples"] == 1000
     assert len(evaluation["decision_curve"]["model"]) == 50
-    baseline = json.loads((out / "model" / "drift_baseline.json").read_text())
-    train_rows = json.loads((out / "model" / "metadata.json").read_text())["training_data"]["rows"][
+    baseline = json.loads((out / "model" / DRIFT_BASELINE_FILE).read_text())
+    train_rows = json.loads((out / "model" / METADATA_FILE).read_text())["training_data"]["rows"][
         "train"
     ]
     assert baseline["record_count"] == train_rows
@@ -132,9 +140,7 @@ def test_printed_metrics_match_the_job_metric_definitions(
                 found[definition["Name"]] = float(match.group(1))
     assert {"test:auroc", "test:brier", "baseline:auroc", "validation:auroc"} <= set(found)
     assert found["test:alert_budget_ppv"] == pytest.approx(
-        json.loads((out / "model" / "evaluation.json").read_text())["alert_budget"]["overall"][
-            "ppv"
-        ],
+        json.loads((out / "model" / EVALUATION_FILE).read_text())["alert_budget"]["overall"]["ppv"],
         abs=1e-6,
     )
     assert found["test:auroc"] == pytest.approx(result.metrics["test"]["auroc"], abs=1e-6)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from contracts.model_artifact import METADATA_FILE, MODEL_CONFIG_FILE
 from inference.encoding import CLS_ID, PAD_ID, EncodedBatch, FeatureEncoder
 from inference.model import load_model
 from training.data import read_records
@@ -72,12 +73,12 @@ def blended_run(
 
 def test_the_artifact_holds_the_trees_and_metadata_reports_them(blended_run: Path) -> None:
     model_dir = blended_run / "model"
-    metadata = json.loads((model_dir / "metadata.json").read_text())
+    metadata = json.loads((model_dir / METADATA_FILE).read_text())
     blend = metadata["tree_blend"]
     assert blend["trees"] > 0
     assert 0.0 <= blend["network_weight"] <= 1.0
     assert set(blend["validation_auroc"]) == {"network", "trees"}
-    config = json.loads((model_dir / "model_config.json").read_text())
+    config = json.loads((model_dir / MODEL_CONFIG_FILE).read_text())
     assert config["trees"]["n_trees"] == blend["trees"]
     model = load_model(model_dir)
     assert model.trees is not None
@@ -110,6 +111,6 @@ def test_no_tree_blend_trains_the_network_alone(
 ) -> None:
     main(run_args(small_dataset, tmp_path, "--epochs", "1", "--max-steps", "2", "--tree-blend",
                   "false"))  # fmt: skip
-    metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    metadata = json.loads((tmp_path / "model" / METADATA_FILE).read_text())
     assert metadata["tree_blend"] is None
     assert load_model(tmp_path / "model").trees is None
