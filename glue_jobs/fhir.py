@@ -101,11 +101,25 @@ VOCABULARY = Vocabulary(
 ADMIT_AT_BIRTH = "born"
 EXPIRED = "expired"
 SECONDS_PER_DAY = 86_400
+DIGEST_BITS = 256
+MERGE_JOIN = "merge"
+#: Screened resources, staged encounters and per-encounter aggregates are each read by more
+#: than one job: they are kept on local disk, not in the JVM heap, so memory does not grow
+#: with the export.
+PERSISTED = StorageLevel.DISK_ONLY
 EMERGENCY_VISITS = "_emergency_visits"
 OUTPATIENT_VISITS = "prior_outpatient_visits_12m"
 
 
 # --- Shared helpers ---------------------------------------------------------------------------
+
+
+def shuffled(frame: DataFrame) -> DataFrame:
+    """The frame as a side of a sort-merge join, never broadcast: each side of the job's joins
+    grows with the export (a table per encounter, patient or condition), and a broadcast copies
+    its whole side onto the driver, whatever the planner's size estimate said.
+    https://spark.apache.org/docs/latest/sql-ref-syntax-qry-select-hints.html#join-hints"""
+    return frame.hint(MERGE_JOIN)
 
 
 def text_id(value: Column) -> Column:
@@ -138,10 +152,18 @@ def row_json(frame: DataFrame) -> Column:
     return F.to_json(F.struct(*[F.col(f"`{c}`") for c in fields]))
 
 
+def row_digest(frame: DataFrame) -> Column:
+    """SHA-256 of ``row_json``: what copies are told apart by. 32 bytes instead of the whole
+    resource's text, so the screened rows that are cached and shuffled stay narrow (two
+    resources differ exactly when their digests do, but with probability 2**-256)."""
+    return F.unhex(F.sha2(row_json(frame), DIGEST_BITS))
+
+
 def screen(frame: DataFrame, resource_type: str, conflicts: bool = True) -> DataFrame:
-    """Add ``_row_text`` and ``_reason``: malformed line, wrong resource type, no id, or (with
-    ``conflicts``) an id shared by resources that differ; null for a usable resource."""
-    with_text = frame.select("*", row_json(frame).alias(ROW_TEXT))
+    """Add ``_row_text`` (the row's digest) and ``_reason``: malformed line, wrong resource
+    type, no id, or (with ``conflicts``) an id shared by resources that differ; null for a
+    usable resource."""
+    with_text = frame.select("*", row_digest(frame).alias(ROW_TEXT))
     resource_id = text_id(F.col("id"))
     malformed = F.col(CORRUPT_RECORD).isNotNull()
     wrong_type = ~F.coalesce(F.col("resourceType") == resource_type, F.lit(False))
@@ -286,7 +308,7 @@ def stage(encounters: DataFrame, patients: DataFrame, deid_key: str) -> DataFram
     """Screened Encounters + usable Patients -> every encounter with status, timeline,
     categories and keys (the MIMIC-III staging with FHIR's vocabulary)."""
     staged = stage_admissions(
-        parse_encounters(encounters), parse_patients(patients), early_checks()
+        parse_encounters(encounters), shuffled(parse_patients(patients)), early_checks()
     )
     categorised = add_categories(add_timeline(staged, VOCABULARY), VOCABULARY)
     return add_keys(categorised, deid_key, "subject_id", "hadm_id")
@@ -318,7 +340,7 @@ def visit_counts(staged: DataFrame, kept: DataFrame) -> DataFrame:
         & (F.col("_visit_s") < F.col("_admit_s"))
     )
     return (
-        stays.join(visits, on=in_window, how="left")
+        stays.join(shuffled(visits), on=in_window, how="left")
         .groupBy("hadm_id")
         .agg(
             F.count(F.when(F.col("_emergency"), F.lit(1))).cast("int").alias(EMERGENCY_VISITS),
@@ -330,7 +352,7 @@ def visit_counts(staged: DataFrame, kept: DataFrame) -> DataFrame:
 def with_visits(kept: DataFrame, visits: DataFrame) -> DataFrame:
     """Kept stays with the EMER visits added to ``prior_ed_visits_12m`` and the outpatient
     visits as ``prior_outpatient_visits_12m``."""
-    joined = kept.join(visits, on="hadm_id", how="left")
+    joined = kept.join(shuffled(visits), on="hadm_id", how="left")
     ed_visits = F.col("prior_ed_visits_12m") + F.coalesce(F.col(EMERGENCY_VISITS), F.lit(0))
     return joined.select(
         *[ed_visits.alias(c) if c == "prior_ed_visits_12m" else F.col(c) for c in kept.columns],
@@ -391,7 +413,9 @@ def diagnosis_ranks(encounters: DataFrame) -> DataFrame:
 def conditions(resources: DataFrame, ranks: DataFrame) -> DataFrame:
     """Conditions -> coded rows in the order of their encounter's diagnosis ranks; entered in
     error or refuted (verificationStatus) ones have no value."""
-    ranked = resources.join(ranks, on=text_id(F.col("id")) == F.col("_condition"), how="left")
+    ranked = resources.join(
+        shuffled(ranks), on=text_id(F.col("id")) == F.col("_condition"), how="left"
+    )
     verification = F.coalesce(F.col("verificationStatus.coding"), F.array())
     voided = F.exists(verification, lambda c: c["code"].isin(*fhir.VOID_CONDITION_VERIFICATIONS))
     return coded(ranked, fhir.CONDITION_SYSTEMS, F.col("_rank"), F.coalesce(voided, F.lit(False)))
@@ -557,7 +581,9 @@ def linked_outcomes(
             "subject_id", F.col(PATIENT_ROWS).alias(ROWS), F.col(PATIENT_VARIANTS).alias(VARIANTS)
         )
         .join(
-            subjects.select("subject_id", F.lit(True).alias("_seen")), on="subject_id", how="left"
+            shuffled(subjects.select("subject_id", F.lit(True).alias("_seen"))),
+            on="subject_id",
+            how="left",
         )
     )
     outcomes = [
@@ -567,7 +593,7 @@ def linked_outcomes(
         ),
         child_table_outcomes(
             details,
-            encounter_ids,
+            shuffled(encounter_ids),
             {"Observation": NOT_SELECTED, "DocumentReference": NOT_SELECTED},
         ),
     ]
@@ -578,7 +604,7 @@ def build(
     resources: dict[str, DataFrame], deid_key: str, record_source: str, types_missing: list[str]
 ) -> cohort.SourceFrames:
     """Return the staged encounters, the outputs and every type's row outcomes."""
-    level = StorageLevel.MEMORY_AND_DISK
+    level = PERSISTED
     screened = {
         "Encounter": screen(resources["Encounter"], "Encounter", conflicts=False).persist(level),
         "Patient": screen(resources["Patient"], "Patient", conflicts=False).persist(level),
@@ -595,10 +621,13 @@ def build(
     }
     ok = staged.where(F.col("status") == cohort.STATUS_OK)
     kept = with_visits(ok, visit_counts(staged, ok))
-    services = kept.select("hadm_id", F.col("admitting_service").alias("_service"))
+    services = shuffled(kept.select("hadm_id", F.col("admitting_service").alias("_service")))
     features = assemble_features(
         kept.drop("admitting_service"),
-        [*details.values(), services.withColumnRenamed("_service", "admitting_service")],
+        [
+            *[shuffled(detail) for detail in details.values()],
+            services.withColumnRenamed("_service", "admitting_service"),
+        ],
         record_source,
     )
     return cohort.SourceFrames(
