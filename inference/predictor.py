@@ -1,9 +1,13 @@
-"""The loaded model directory and the scoring of a request: encode, run, calibrate, explain.
+"""The loaded model directory and the scoring of a request: encode, score, calibrate, explain.
 
 Everything is read once from the directory that training wrote (training/artifact.py): the
 fitted encoder (never refitted here), the weights, the temperature and logit offset of the
 calibration, the decision threshold and the model version. Scoring follows training's
 evaluation exactly: ``probability = sigmoid((logit - logit_offset) / temperature)``.
+
+The logits come from the one serving forward pass, ``inference.scorer.Scorer``. Explanation is
+a separate step (``inference.attribution.OcclusionExplainer``, built on the scorer): only a
+request that asks for top factors runs it; a score-only request runs the scorer alone.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from inference.encoding import ENCODER_FILE, FeatureEncoder, UnscorableRecordErr
 from inference.errors import InvalidRequestError, ModelArtifactError
 from inference.model import MODEL_CONFIG_FILE, WEIGHTS_FILE, ReadmissionModel, load_model
 from inference.payload import EncounterBatch, check_record
+from inference.scorer import Scorer
+from inference.trees import LegacyTreesError, TreesError
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +71,7 @@ class ServingModel:
 
     encoder: FeatureEncoder
     model: ReadmissionModel
+    scorer: Scorer
     explainer: OcclusionExplainer
     temperature: float
     logit_offset: float
@@ -111,11 +118,17 @@ def load_serving_model(model_dir: str | Path) -> ServingModel:
     baseline_path = path / BASELINE_FILE_NAME
     baseline = _read_json(baseline_path) if baseline_path.is_file() else None
     encoder = FeatureEncoder.load(path)
-    model = load_model(path)
+    try:
+        model = load_model(path)
+    except LegacyTreesError as e:
+        raise ModelArtifactError(f"{MODEL_CONFIG_FILE}: {e}") from e
+    except TreesError as e:
+        raise ModelArtifactError(str(e)) from e
     _check_consistent(encoder, model)
-    explainer = OcclusionExplainer(model, encoder, baseline, load_titles())
+    scorer = Scorer(model)
+    explainer = OcclusionExplainer(scorer, encoder, baseline, load_titles())
     log.info("model loaded: version %s", version)
-    return ServingModel(encoder, model, explainer, temperature, offset, threshold, version)
+    return ServingModel(encoder, model, scorer, explainer, temperature, offset, threshold, version)
 
 
 def _check_consistent(encoder: FeatureEncoder, model: ReadmissionModel) -> None:
@@ -153,7 +166,8 @@ def predict(
 ) -> list[dict[str, Any]]:
     """Score a checked batch: one prediction per record, in order (contracts.serving).
 
-    ``explain=False`` skips the occlusion pass: the same logits, no top factors.
+    ``explain=False`` runs the scorer alone: the same logits, no top factors, and the
+    explainer is never called.
     """
     try:
         encoded = serving.encoder.encode(batch.records)
@@ -164,7 +178,7 @@ def predict(
         if explain:
             scores, factors = serving.explainer.explain(batch.records, tensors, serving.temperature)
         else:
-            scores, factors = serving.explainer.logits(tensors), [[] for _ in batch.records]
+            scores, factors = serving.scorer.logits(tensors), [[] for _ in batch.records]
         logits = scores.numpy()
     probabilities = calibrated_probabilities(logits, serving.logit_offset, serving.temperature)
     return [
