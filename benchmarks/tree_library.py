@@ -122,6 +122,72 @@ def latency(model_dir: Path, data: Path) -> dict[str, Any]:
     return result
 
 
+def trees_alone(data: Path, seeds: list[int]) -> dict[str, Any]:
+    """Both libraries' trees alone on the same encoded split, per seed: fit seconds and AUROC.
+
+    The encoder is fitted on train as training fits it; scikit-learn is fitted with the
+    settings ``training/trees.py`` used before LightGBM (``HistGradientBoostingClassifier``,
+    the same design, native categorical splits), LightGBM by today's ``fit_trees``.
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from inference.encoding import EncoderConfig, FeatureEncoder, labels
+    from training.config import HyperParameters
+    from training.data import read_records
+    from training.metrics import auroc
+    from training.pipeline import code_min_frequency
+    from training.trees import batch_design, categorical_columns, fit_trees
+
+    split = {s: read_records(data / "features" / f"split={s}") for s in ("train", "validation")}
+    hyper = HyperParameters()
+    encoder = FeatureEncoder.fit(
+        split["train"],
+        EncoderConfig(
+            code_min_frequency=code_min_frequency(hyper, len(split["train"])),
+            category_min_frequency=hyper.category_min_frequency,
+            max_code_length=hyper.max_code_length,
+            note_max_length=hyper.note_max_length,
+            note_vocab_size=hyper.note_vocab_size,
+        ),
+    )
+    batch = {s: encoder.encode(records) for s, records in split.items()}
+    y = {s: labels(records) for s, records in split.items()}
+    cardinalities = encoder.category_cardinalities
+    out: dict[str, Any] = {}
+    for seed in seeds:
+        hyper = HyperParameters(seed=seed)
+        started = time.perf_counter()
+        trees = fit_trees(batch["train"], y["train"], cardinalities, hyper)
+        after = {"fit_seconds": round(time.perf_counter() - started, 2), "trees": trees.n_trees}
+        bag = np.asarray(trees.spec.bag, dtype=np.int64)
+        design = {s: batch_design(batch[s], bag) for s in split}
+        after["validation_auroc"] = auroc(y["validation"], trees.score(design["validation"]))
+        mask = np.zeros(design["train"].shape[1], dtype=bool)
+        mask[categorical_columns(batch["train"].numeric.shape[1], cardinalities)] = True
+        model = HistGradientBoostingClassifier(
+            categorical_features=mask, learning_rate=hyper.tree_learning_rate,
+            max_leaf_nodes=hyper.tree_max_leaf_nodes, min_samples_leaf=hyper.tree_min_samples_leaf,
+            l2_regularization=1.0, max_iter=hyper.tree_max_iterations, early_stopping=True,
+            n_iter_no_change=40, random_state=seed,
+        )  # fmt: skip
+        started = time.perf_counter()
+        model.fit(design["train"], y["train"])
+        before = {
+            "fit_seconds": round(time.perf_counter() - started, 2),
+            "trees": int(model.n_iter_),
+            "validation_auroc": auroc(
+                y["validation"], model.decision_function(design["validation"])
+            ),
+        }
+        out[f"seed-{seed}"] = {
+            "before_scikit_learn": before,
+            "after_lightgbm": after,
+            "load": load(),
+        }
+        print(seed, json.dumps(out[f"seed-{seed}"]), flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--before", type=Path, required=True)
@@ -129,10 +195,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--latency-seed", type=int, default=1)
     parser.add_argument("--latency-only", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--trees-alone", action="store_true", help="only the trees, both libraries")
     parser.add_argument("--output", type=Path, default=RESULT)
     args = parser.parse_args(argv)
     if args.latency_only:  # child process: the checkout is on sys.path
         print(json.dumps(latency(args.latency_only, args.data)))
+        return
+    if args.trees_alone:
+        sys.path.insert(0, str(ROOT))
+        alone = json.loads(args.output.read_text()) if args.output.is_file() else {}
+        alone["trees_alone"] = trees_alone(args.data, args.seeds)
+        args.output.write_text(json.dumps(alone, indent=1, sort_keys=True))
         return
     roots = {"before_scikit_learn": args.before.resolve(), "after_lightgbm": ROOT}
     results: dict[str, Any] = json.loads(args.output.read_text()) if args.output.is_file() else {}
