@@ -7,9 +7,10 @@ on equal terms:
 
 1. train the network alone with the default hyperparameters (``training.train.main``, seed
    42, ``--tree-blend false``);
-2. fit scikit-learn ``HistGradientBoostingClassifier`` on the same encoded training split
+2. fit LightGBM (the served tree term's library) on the same encoded training split
    (numerics, categorical indices as categorical features, presence of the most frequent code
-   tokens) for a small grid, and pick the setting by validation AUROC;
+   tokens) for a small grid, early stopping on 10 % of train, and pick the setting by
+   validation AUROC;
 3. blend the two models' validation-standardised logits, the weight chosen on validation
    (``training.trees.choose_network_weight``, as training chooses the served blend).
 
@@ -38,7 +39,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.training import DEFAULT_DATA, TARGET_TEST_AUROC, is_current, run_etl  # noqa: E402
 from inference.trees import frequent_codes  # noqa: E402
-from training.trees import batch_design, categorical_mask  # noqa: E402
+from training.trees import batch_design, categorical_columns  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "gbm_reference.json"
 #: Code tokens (codes and their ICD-9 groups) given to the trees as presence columns.
@@ -81,14 +82,13 @@ def _train_network(data: Path, seed: int, workdir: str) -> tuple[dict[str, Any],
 
 
 def run(data: Path, seed: int) -> dict[str, Any]:
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
     from inference.encoding import FeatureEncoder, labels
     from inference.model import load_model
+    from training.config import HyperParameters
     from training.data import read_records
     from training.loop import DistributedContext, TensorSet, predict_logits
     from training.metrics import auroc
-    from training.trees import choose_network_weight
+    from training.trees import choose_network_weight, fit_trees
 
     started = time.perf_counter()
     splits = ("train", "validation", "test")
@@ -107,22 +107,23 @@ def run(data: Path, seed: int) -> dict[str, Any]:
     bag = frequent_codes(batches["train"].code_ids, batches["train"].code_mask, BAG_SIZE)
     cardinalities = encoder.category_cardinalities
     # The served trees' design and categorical columns (native splits up to 255 levels).
-    design = {s: batch_design(batches[s], cardinalities, bag) for s in splits}
-    categorical = categorical_mask(batches["train"].numeric.shape[1], cardinalities, len(bag))
+    design = {s: batch_design(batches[s], bag) for s in splits}
+    categorical = categorical_columns(batches["train"].numeric.shape[1], cardinalities)
     grid = []
     best: tuple[float, dict[str, Any], np.ndarray, np.ndarray] | None = None
     for values in itertools.product(*GRID.values()):
         setting = dict(zip(GRID, values, strict=True))
-        model = HistGradientBoostingClassifier(
-            **setting, l2_regularization=1.0, max_iter=1500, early_stopping=True,
-            validation_fraction=0.1, n_iter_no_change=40, categorical_features=categorical,
-            random_state=seed,
+        hyper = HyperParameters(
+            seed=seed, tree_learning_rate=setting["learning_rate"],
+            tree_max_leaf_nodes=int(setting["max_leaf_nodes"]),
+            tree_min_samples_leaf=int(setting["min_samples_leaf"]), tree_max_iterations=1500,
+            tree_bag_size=BAG_SIZE,
         )  # fmt: skip
-        model.fit(design["train"], y["train"])
-        scores = {s: model.decision_function(design[s]) for s in ("validation", "test")}
+        trees = fit_trees(batches["train"], y["train"], cardinalities, hyper)
+        scores = {s: trees.score(design[s]) for s in ("validation", "test")}
         row = {
             **setting,
-            "iterations": int(model.n_iter_),
+            "iterations": trees.n_trees,
             "validation_auroc": auroc(y["validation"], scores["validation"]),
             "test_auroc": auroc(y["test"], scores["test"]),
         }
@@ -154,7 +155,13 @@ def run(data: Path, seed: int) -> dict[str, Any]:
         "seed": seed,
         "rows": {s: len(records[s]) for s in splits},
         "network": network,
-        "gradient_boosting": {"chosen": chosen, "grid": grid, "bag_size": len(bag)},
+        "gradient_boosting": {
+            "library": "lightgbm",
+            "chosen": chosen,
+            "grid": grid,
+            "bag_size": len(bag),
+            "categorical_columns": categorical,
+        },
         "blend": blend,
         "test_auroc_target": TARGET_TEST_AUROC,
         "correlation_test_logits": float(np.corrcoef(network_logits["test"], trees_test)[0, 1]),

@@ -213,7 +213,7 @@ def hooks_scenarios(model_dir: Path, record: dict[str, Any], requests: int) -> d
         arrays = serving.encoder.encode(batch_records).arrays()
         with torch.inference_mode():
             tensors = {name: torch.from_numpy(array) for name, array in arrays.items()}
-            logits = serving.explainer.logits(tensors).numpy()
+            logits = serving.scorer.logits(tensors).numpy()
         return calibrated_probabilities(logits, serving.logit_offset, serving.temperature)
 
     encoded = serving.encoder.encode([record])

@@ -36,6 +36,9 @@ NOTES_TOKENIZER_FILE = "notes_tokenizer.json"
 #: The network's architecture and its weights (``inference.model.save_model``).
 MODEL_CONFIG_FILE = "model_config.json"
 WEIGHTS_FILE = "model.safetensors"
+#: The tree term, LightGBM's public text model format, present only when the model blends trees
+#: (``inference.trees.TreeTerm``).
+TREES_FILE = "trees.txt"
 
 # -- the serving code ----------------------------------------------------------------------------
 #: The folder the SageMaker PyTorch serving image imports the entry module from.

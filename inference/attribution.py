@@ -10,6 +10,10 @@ group's contribution (positive: the patient's value raises the risk):
 * one code (a diagnosis, procedure, medication or abnormal lab): its tokens masked out;
 * the discharge note: replaced by an empty note.
 
+The forward pass is the serving scorer's (``inference.scorer.Scorer``): this module decides
+what to occlude and names the result; every logit, original or occluded, comes from the
+scorer's pieces, in one pass per piece. A score-only request never reaches this module.
+
 Why occlusion and not integrated gradients: the answer is exact for the question a clinician
 asks ("what if this were typical?"), needs no gradients (the hooks run under
 ``torch.inference_mode``), is deterministic, and is cheap here because each group touches one
@@ -17,8 +21,11 @@ modality: only that modality's tower is re-run for its variants, all variants of
 one batched pass per tower with the original records inside that batch, and the fusion head
 once over originals and variants. The code encoder, where nearly all the cost is, shares
 what masking a code cannot change (embeddings, the first layer's projections and attention
-scores) between a record and its variants (``FastSequenceEncoder.occluded``); the answer is
-the same as re-scoring each variant on its own, which the tests check group by group.
+scores) between a record and its variants (``Scorer.codes_occluded``). The tree term scores
+every variant row with LightGBM's ``predict`` in one call; a categorical field is averaged
+over its categories by training frequency, one row per class of categories that the trees
+route alike (``TreeTerm.category_classes``). The answer is the same as re-scoring each variant
+on its own, which the tests check group by group.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from contracts.codes import LEGACY_SYSTEM, CodeError, parse
@@ -47,9 +55,7 @@ from inference.encoding import (
     FeatureEncoder,
     numeric_value,
 )
-from inference.fast_encoder import VARIANT_CHUNK, FastSequenceEncoder, accelerated
-from inference.model import ReadmissionModel
-from inference.trees import CategoryClasses, TreeEnsemble
+from inference.scorer import Scorer
 
 #: Factors returned per prediction.
 TOP_FACTORS = 5
@@ -177,21 +183,20 @@ _Group = tuple[str, ...]
 
 
 class OcclusionExplainer:
-    """Runs the model in pieces and explains each prediction by occlusion (module docstring)."""
+    """Explains each prediction by occlusion through the scorer's pieces (module docstring)."""
 
     def __init__(
         self,
-        model: ReadmissionModel,
+        scorer: Scorer,
         encoder: FeatureEncoder,
         drift_baseline: Mapping[str, Any] | None,
         titles: Mapping[str, Mapping[str, str]],
     ) -> None:
-        self.model = model
+        self.scorer = scorer
         self.encoder = encoder
         self.titles = titles
-        self.codes_encoder = accelerated(model.codes)
         self._pool: ThreadPoolExecutor | None = None  # created on first use
-        self.notes_encoder = accelerated(model.notes) if model.notes is not None else None
+        model = scorer.model
         # The fields the encoder was fitted on (an earlier schema version's artifact has fewer).
         numeric_fields = encoder.numeric_fields
         categorical_fields = encoder.categorical_fields
@@ -215,44 +220,25 @@ class OcclusionExplainer:
                 *(("categorical", name) for name in categorical_fields),
                 *(("numeric", name) for name in numeric_fields),
             ]
-            self.tree_templates = (
-                None if model.trees is None else _tree_templates(model.trees, self)
+            self.tree_variants = (
+                None
+                if model.trees is None
+                else _TreeVariants.build(
+                    model.trees.category_classes(),
+                    self.category_weights,
+                    numeric_baseline.numpy(),
+                    model.trees.spec.numeric_width,
+                )
             )
             self.empty_note: torch.Tensor | None = None
-            if (
-                self.notes_encoder is not None
-                and typical.note_ids is not None
-                and typical.note_mask is not None
-            ):
-                ids = torch.from_numpy(typical.note_ids)
-                mask = torch.from_numpy(typical.note_mask)
-                self.empty_note = self.notes_encoder(ids, mask, None).detach()
+            if typical.note_ids is not None and typical.note_mask is not None:
+                empty = {
+                    "note_ids": torch.from_numpy(typical.note_ids),
+                    "note_mask": torch.from_numpy(typical.note_mask),
+                }
+                notes = scorer.notes(empty)
+                self.empty_note = None if notes is None else notes.detach()
 
-    # ----- the model, in pieces -----
-    def logits(self, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """The model's logits through the serving encoders, without any explanation."""
-        codes = self.codes_encoder(tensors["code_ids"], tensors["code_mask"], tensors["code_types"])
-        tabular_input = self.model.tabular.inputs(tensors["categorical"], tensors["numeric"])
-        network = self._head(codes, self.model.tabular.mlp(tabular_input), self._notes(tensors))
-        trees = self.model.trees
-        if trees is None:
-            return network
-        tree_logits = trees(
-            tensors["numeric"], tensors["categorical"], tensors["code_ids"], tensors["code_mask"]
-        )
-        return self.model.blend(network, tree_logits)
-
-    def _notes(self, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
-        if self.notes_encoder is None:
-            return None
-        return self.notes_encoder(tensors["note_ids"], tensors["note_mask"], None)
-
-    def _head(
-        self, codes: torch.Tensor, tabular: torch.Tensor, notes: torch.Tensor | None
-    ) -> torch.Tensor:
-        return self.model.combine([codes, tabular] if notes is None else [codes, tabular, notes])
-
-    # ----- occlusion -----
     def explain(
         self,
         records: Sequence[Mapping[str, Any]],
@@ -261,10 +247,13 @@ class OcclusionExplainer:
     ) -> tuple[torch.Tensor, list[list[dict[str, Any]]]]:
         """Each record's logit, and its top factors in calibrated log-odds, largest first.
 
-        One pass per tower with the original records inside the variant batch (code encoder,
-        tabular MLP), the notes encoder over the originals only (on a worker thread, beside
-        the code variants), the fusion head once over originals and variants together.
+        The originals are rows of the same passes as their variants, so that a contribution
+        is a difference within one pass: one pass per tower with the originals inside the
+        variant batch (code encoder, tabular MLP), the notes encoder over the originals only
+        (on a worker thread, beside the code variants), the trees (one LightGBM ``predict``,
+        on a worker thread) and the head once over originals and variants together.
         """
+        scorer = self.scorer
         n = len(records)
         groups = len(self.tabular_groups)
         code_owners: list[int] = []
@@ -279,7 +268,9 @@ class OcclusionExplainer:
                 code_groups.append(("code", field_name, code))
         note_owners = [r for r, record in enumerate(records) if self._has_note(record)]
         # The notes tower depends on no variant: it runs on another core meanwhile.
-        pending_notes = self._notes_in_background(tensors)
+        pending_notes = (
+            None if self.empty_note is None else self._in_background(lambda: scorer.notes(tensors))
+        )
         originals = torch.arange(n)
         tabular_owners = originals.repeat_interleave(groups)
         by_code = torch.tensor(code_owners, dtype=torch.long)
@@ -290,16 +281,17 @@ class OcclusionExplainer:
         masks = tensors["code_mask"].index_select(0, owners)
         masks[torch.tensor(rows, dtype=torch.long), torch.tensor(positions, dtype=torch.long)] = 0
         pending_trees = None
-        if self.model.trees is not None:  # independent of the towers: beside the code variants
+        if self.tree_variants is not None:  # independent of the towers: beside the code variants
+            variants = self.tree_variants
             variant_masks = masks[n:].clone()
             pending_trees = self._in_background(
-                lambda: self._tree_rows(tensors, variant_masks, by_code, by_note)
+                lambda: variants.logits(scorer, tensors, variant_masks, by_code, by_note)
             )
-        codes = self._codes(tensors, owners, masks)
+        codes = scorer.codes_occluded(tensors, owners, masks)
         # Tabular MLP rows: the originals, then each record with one group made typical.
-        tabular_input = self.model.tabular.inputs(tensors["categorical"], tensors["numeric"])
+        tabular_input = scorer.tabular_inputs(tensors)
         occluded = tabular_input.index_select(0, tabular_owners) * self.tabular_keep.repeat(n, 1)
-        tabular = self.model.tabular.mlp(
+        tabular = scorer.tabular(
             torch.cat([tabular_input, occluded + self.tabular_fill.repeat(n, 1)])
         )
         notes = None if pending_notes is None else pending_notes.result()
@@ -317,13 +309,13 @@ class OcclusionExplainer:
             head_notes = notes.index_select(
                 0, torch.cat([originals, tabular_owners, by_code, empty])
             )
-        logits = self._head(
-            codes.index_select(0, head_codes), tabular.index_select(0, head_tabular), head_notes
+        tree_logits = None if pending_trees is None else pending_trees.result()
+        logits = scorer.join(
+            codes.index_select(0, head_codes),
+            tabular.index_select(0, head_tabular),
+            head_notes,
+            tree_logits,
         )
-        if self.model.trees is not None:
-            assert pending_trees is not None
-            tree_logits = pending_trees.result()
-            logits = self.model.blend(logits, tree_logits)
         owner = torch.cat([tabular_owners, by_code, by_note])
         contributions = ((logits[owner] - logits[n:]) / temperature).double().tolist()
 
@@ -344,93 +336,6 @@ class OcclusionExplainer:
         ]
         return logits[:n], factors
 
-    def _tree_rows(
-        self,
-        tensors: Mapping[str, torch.Tensor],
-        code_variant_masks: torch.Tensor,
-        by_code: torch.Tensor,
-        by_note: torch.Tensor,
-    ) -> torch.Tensor:
-        """The trees' logits for the head's rows: originals, tabular, code, note variants.
-
-        The same baselines as the network's: a numeric set to its training median (not
-        missing); a categorical averaged over the training categories by frequency (the
-        trees' counterpart of the mean embedding); a code's tokens masked out. The trees do
-        not read the note, so a note variant scores as its original.
-        """
-        trees = self.model.trees
-        assert trees is not None
-        x = trees.design(
-            tensors["numeric"], tensors["categorical"], tensors["code_ids"], tensors["code_mask"]
-        )
-        n, width = x.shape
-        templates = self.tree_templates
-        assert templates is not None
-        records = torch.arange(n)
-        # Each variant as (owner, changed columns, their values); padding: column ``width``.
-        # Tabular variants, record-major: (one-hot trees) every (field, category), then every
-        # numeric. With categorical splits the categoricals are averaged after the walk.
-        one_hot = templates.one_hot
-        tabular_columns = [templates.numeric_columns.expand(n, -1, -1)]
-        tabular_values = [templates.numeric_values.expand(n, -1, -1)]
-        if one_hot is not None:
-            tabular_columns.insert(0, one_hot.columns(tensors["categorical"], width))
-            tabular_values.insert(0, one_hot.values.expand(n, -1, -1))
-        per_record = sum(c.shape[1] for c in tabular_columns)
-        owners = [records.repeat_interleave(per_record)]
-        changes = [
-            (
-                torch.cat(tabular_columns, dim=1).reshape(-1, 2),
-                torch.cat(tabular_values, dim=1).reshape(-1, 2).to(x.dtype),
-            )
-        ]
-        if len(by_code):
-            variants = trees.design(
-                tensors["numeric"].index_select(0, by_code),
-                tensors["categorical"].index_select(0, by_code),
-                tensors["code_ids"].index_select(0, by_code),
-                code_variant_masks,
-            )
-            changed = variants != x.index_select(0, by_code)
-            most = max(1, int(changed.sum(dim=1).max()))
-            columns = torch.where(changed, torch.arange(width), width).sort(dim=1).values
-            columns = columns[:, :most]
-            values = variants.gather(1, columns.clamp(max=width - 1))
-            owners.append(by_code)
-            changes.append((columns, values))
-        most = max(c.shape[1] for c, _ in changes)
-        columns = torch.cat([_pad_columns(c, most, width) for c, _ in changes])
-        values = torch.cat([_pad_columns(v, most, 0.0) for _, v in changes])
-        leaves, tested = trees.walk(x, record_paths=True)
-        assert tested is not None
-        # Categorical splits: each field averaged over its categories in the same walk.
-        scores, averages = trees.variant_and_category_scores(
-            x, leaves, tested, torch.cat(owners), columns, values, templates.classes
-        )
-        originals = trees.total(leaves)
-        tabular = scores[: n * per_record].view(n, per_record)
-        if one_hot is not None:
-            categories = len(one_hot.column)
-            categorical = tabular[:, :categories] @ one_hot.category_weights
-            numeric = tabular[:, categories:]
-        else:
-            categorical = averages
-            numeric = tabular
-        # Record-major, as tabular_owners: categorical fields, then numerics.
-        by_record = torch.cat([categorical, numeric], dim=1).reshape(-1)
-        rest = scores[n * per_record :]
-        return torch.cat([originals, by_record, rest, originals.index_select(0, by_note)])
-
-    def _notes_in_background(self, tensors: Mapping[str, torch.Tensor]) -> Future[Any] | None:
-        """The notes tower's output, computed on a worker thread (None without notes).
-
-        torch releases the GIL inside its kernels, so on a machine with a spare core the
-        256-token notes encoder overlaps the code variants instead of following them.
-        """
-        if self.notes_encoder is None:
-            return None
-        return self._in_background(lambda: self._notes(tensors))
-
     def _in_background(self, work: Callable[[], Any]) -> Future[Any]:
         """Run ``work`` on a worker thread under the caller's inference and grad modes (both
         are per thread). One worker per spare core: the calling thread runs the code
@@ -450,23 +355,6 @@ class OcclusionExplainer:
     def _has_note(self, record: Mapping[str, Any]) -> bool:
         note = record.get(NOTE_FIELD)
         return self.empty_note is not None and isinstance(note, str) and bool(note.strip())
-
-    def _codes(
-        self, tensors: Mapping[str, torch.Tensor], owners: torch.Tensor, masks: torch.Tensor
-    ) -> torch.Tensor:
-        """The code vector of batch row ``owners[i]`` under ``masks[i]``, for every ``i``."""
-        ids, types = tensors["code_ids"], tensors["code_types"]
-        if isinstance(self.codes_encoder, FastSequenceEncoder):
-            return self.codes_encoder.occluded(ids, types, owners, masks)
-        chunks = [
-            self.codes_encoder(
-                ids.index_select(0, owners[start : start + VARIANT_CHUNK]),
-                masks[start : start + VARIANT_CHUNK],
-                types.index_select(0, owners[start : start + VARIANT_CHUNK]),
-            )
-            for start in range(0, len(owners), VARIANT_CHUNK)
-        ]
-        return torch.cat(chunks)
 
     def _top(
         self, items: list[tuple[float, int, _Group]], record: Mapping[str, Any]
@@ -493,74 +381,108 @@ class OcclusionExplainer:
 
 
 @dataclass(frozen=True)
-class _OneHotVariants:
-    """Trees exported before categorical splits (one-hot categoricals): every (categorical
-    field, category) variant sets the old category's column to 0 and the new one's to 1; the
-    (category, field) weight matrix averages a field's variants by training frequency."""
+class _CategoryClasses:
+    """One categorical field for the trees: its design column, each category's class (the
+    trees route a class's categories alike), one category standing for each class that has
+    training weight, and the weight of every class."""
 
-    field: torch.Tensor
-    offset: torch.Tensor
-    column: torch.Tensor
-    values: torch.Tensor  # (variants, 2): 0 for the old category's column, 1 for the new
-    category_weights: torch.Tensor
-
-    def columns(self, categorical: torch.Tensor, width: int) -> torch.Tensor:
-        """The two design columns each variant changes, ``(rows, variants, 2)``; a variant
-        of a row's own category changes one (column ``width`` is padding)."""
-        new = self.column.expand(categorical.shape[0], -1)
-        current = categorical.index_select(1, self.field) + self.offset
-        cleared = torch.where(current == new, width, current)
-        return torch.stack([cleared, new], dim=2)
+    column: int
+    class_of: np.ndarray  # (categories,) int64
+    kept: np.ndarray  # (classes with weight,) the class ids
+    representative: np.ndarray  # (classes with weight,) a category of each
+    weight: np.ndarray  # (classes,) float64: summed weight of the class's categories
 
 
 @dataclass(frozen=True)
-class _TreeTemplates:
-    """The tabular occlusions as tree-design edits, built once per model.
+class _TreeVariants:
+    """The tabular occlusions as edits of the trees' design, built once per model.
 
-    Per numeric field: its value and missing-flag columns set to the median and 0. Per
-    categorical field: its categories grouped by how each tree routes them (categorical
-    splits: ``TreeEnsemble.category_averages``), or, for one-hot trees, a variant per category.
+    A numeric field: its value and missing-flag columns set to the median and 0. A categorical
+    field: the average, by training weight, of the row with the field set to each category,
+    one scored row per class of categories (``TreeTerm.category_classes``).
     """
 
-    numeric_columns: torch.Tensor
-    numeric_values: torch.Tensor
-    classes: list[CategoryClasses]
-    one_hot: _OneHotVariants | None
+    numeric_columns: np.ndarray  # (k,) value columns; the flags are ``k`` further
+    numeric_values: np.ndarray  # (k,) the training medians, standardised
+    categories: list[_CategoryClasses]
 
+    @classmethod
+    def build(
+        cls,
+        classes: Sequence[np.ndarray],
+        weights: Sequence[torch.Tensor],
+        numeric_baseline: np.ndarray,
+        numeric_width: int,
+    ) -> _TreeVariants:
+        categories = []
+        for field_index, (class_of, field_weights) in enumerate(zip(classes, weights, strict=True)):
+            size = int(class_of.max()) + 1 if len(class_of) else 0
+            weight = np.bincount(class_of, field_weights.double().numpy(), minlength=size)
+            kept = np.flatnonzero(weight > 0.0)
+            first = np.full(size, -1, dtype=np.int64)
+            for category in range(len(class_of) - 1, -1, -1):
+                first[class_of[category]] = category
+            categories.append(
+                _CategoryClasses(numeric_width + field_index, class_of, kept, first[kept], weight)
+            )
+        k = len(numeric_baseline)
+        return cls(np.arange(k), numeric_baseline.astype(np.float64), categories)
 
-def _tree_templates(trees: TreeEnsemble, explainer: OcclusionExplainer) -> _TreeTemplates:
-    shape = trees.shape
-    k = len(explainer.numeric_baseline)
-    numeric_columns = torch.stack([torch.arange(k), torch.arange(k) + k], dim=1)
-    numeric_values = torch.stack(
-        [explainer.numeric_baseline.double(), torch.zeros(k, dtype=torch.float64)], dim=1
-    )
-    cardinalities = shape.category_cardinalities
-    if shape.categorical_splits:
-        classes = [
-            trees.category_classes(field, weights)
-            for field, weights in enumerate(explainer.category_weights)
+    def logits(
+        self,
+        scorer: Scorer,
+        tensors: Mapping[str, torch.Tensor],
+        code_variant_masks: torch.Tensor,
+        by_code: torch.Tensor,
+        by_note: torch.Tensor,
+    ) -> torch.Tensor:
+        """The trees' logits for the head's rows: originals, tabular, code, note variants.
+
+        Every row to score goes to one ``predict``: the originals, each (record, numeric
+        field) with the field typical, each (record, categorical field, class other than the
+        record's own) and each code variant. The trees do not read the note, so a note
+        variant scores as its original.
+        """
+        x = scorer.tree_design(tensors)
+        n = len(x)
+        k = len(self.numeric_values)
+        numeric = np.repeat(x, k, axis=0)  # record-major: (record, field)
+        field_of_row = np.tile(np.arange(k), n)
+        numeric[np.arange(n * k), self.numeric_columns[field_of_row]] = self.numeric_values[
+            field_of_row
         ]
-        return _TreeTemplates(numeric_columns, numeric_values, classes, one_hot=None)
-    field = torch.repeat_interleave(torch.arange(len(cardinalities)), torch.tensor(cardinalities))
-    starts = torch.tensor([0, *cardinalities]).cumsum(0)[:-1] + shape.numeric_width
-    offset = starts.index_select(0, field)
-    column = offset + torch.cat([torch.arange(size) for size in cardinalities])
-    weights = torch.zeros(len(column), len(cardinalities), dtype=torch.float64)
-    weights[torch.arange(len(column)), field] = torch.cat(explainer.category_weights).double()
-    one_hot = _OneHotVariants(
-        field=field,
-        offset=offset,
-        column=column,
-        values=torch.tensor([[0.0, 1.0]], dtype=torch.float64).expand(len(column), -1),
-        category_weights=weights,
-    )
-    return _TreeTemplates(numeric_columns, numeric_values, [], one_hot)
-
-
-def _pad_columns(table: torch.Tensor, width: int, fill: float) -> torch.Tensor:
-    """Right-pad a 2-D table's rows with ``fill`` to ``width`` columns."""
-    return torch.nn.functional.pad(table, (0, width - table.shape[1]), value=fill)
+        numeric[np.arange(n * k), self.numeric_columns[field_of_row] + k] = 0.0
+        blocks = [x, numeric]
+        category_rows = []
+        for classes in self.categories:
+            own = classes.class_of[x[:, classes.column].astype(np.int64)]
+            record = np.repeat(np.arange(n), len(classes.kept))
+            kept = np.tile(np.arange(len(classes.kept)), n)
+            walk = classes.kept[kept] != own[record]
+            record, kept = record[walk], kept[walk]
+            rows = x[record]
+            rows[:, classes.column] = classes.representative[kept]
+            blocks.append(rows)
+            category_rows.append((record, classes.weight[classes.kept[kept]], own))
+        codes = scorer.tree_design(tensors, code_variant_masks, by_code) if len(by_code) else None
+        if codes is not None:
+            blocks.append(codes)
+        scores = scorer.tree_logits(np.concatenate(blocks)).numpy()
+        originals, start = scores[:n], n
+        numeric_scores = scores[start : start + n * k].reshape(n, k)
+        start += n * k
+        averages = np.zeros((n, len(self.categories)))
+        for field_index, (record, weight, own) in enumerate(category_rows):
+            classes = self.categories[field_index]
+            averages[:, field_index] = classes.weight[own] * originals
+            np.add.at(
+                averages[:, field_index], record, weight * scores[start : start + len(record)]
+            )
+            start += len(record)
+        by_record = np.concatenate([averages, numeric_scores], axis=1).reshape(-1)
+        rest = scores[start:]
+        out = np.concatenate([originals, by_record, rest, originals[by_note.numpy()]])
+        return torch.from_numpy(out)
 
 
 def _tabular_occlusions(

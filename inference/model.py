@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from contracts.model_artifact import MODEL_CONFIG_FILE, WEIGHTS_FILE
-from inference.trees import TreeEnsemble, TreeShape
+from inference.trees import TreeSpec, TreeTerm
 
 #: Key in ``ModelConfig.extra`` holding a hub-initialised code encoder's BERT config.
 CODE_ENCODER_CONFIG_KEY = "code_encoder_bert_config"
@@ -48,7 +48,7 @@ class ModelConfig:
     auxiliary_head: bool = False
     #: A hub encoder for the codes (production option); never used in tests or offline runs.
     pretrained_code_encoder: str | None = None
-    #: ``TreeShape.to_dict()`` of the blended gradient-boosted trees; None: the network alone.
+    #: ``TreeSpec.to_dict()`` of the blended gradient-boosted trees; None: the network alone.
     trees: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -190,12 +190,13 @@ class ReadmissionModel(nn.Module):
         self.auxiliary = nn.Linear(config.fusion_size, 1) if config.auxiliary_head else None
         # Gradient-boosted trees over the same encoded inputs, fitted after the network
         # (``attach_trees``) and blended at the logit: the two rank differently enough that
-        # the blend ranks better than either (docs/model.md).
+        # the blend ranks better than either (docs/model.md). The booster lives in its own
+        # file (``load_model`` reads it); the blend weights are a buffer of the weights file.
         # Both exist only in a model with trees, so artifacts without them load as before.
-        self.trees: TreeEnsemble | None = None
+        self.trees: TreeTerm | None = None
         self.tree_blend: torch.Tensor  # [network weight, prior shift added to the trees]
         if config.trees is not None:
-            self.trees = TreeEnsemble(TreeShape.from_dict(config.trees))
+            TreeSpec.from_dict(config.trees)  # refuses trees of a format this code can't read
             self.register_buffer("tree_blend", torch.tensor([1.0, 0.0], dtype=torch.float64))
 
     def forward(
@@ -216,10 +217,10 @@ class ReadmissionModel(nn.Module):
                 raise ValueError("this model needs note_ids and note_mask")
             parts.append(self.notes(note_ids, note_mask))
         if not with_auxiliary:
-            network = self.combine(parts)
-            if self.trees is None:
-                return network
-            return self.blend(network, self.trees(numeric, categorical, code_ids, code_mask))
+            trees = None
+            if self.trees is not None:
+                trees = self.trees(numeric, categorical, code_ids, code_mask)
+            return self.logit(parts, trees)
         if self.auxiliary is None:
             raise ValueError("this model has no auxiliary head")
         hidden, output = self._hidden(parts)
@@ -238,6 +239,17 @@ class ReadmissionModel(nn.Module):
         hidden, output = self._hidden(parts)
         return cast(torch.Tensor, output(hidden)).squeeze(-1)
 
+    def logit(self, parts: list[torch.Tensor], trees: torch.Tensor | None) -> torch.Tensor:
+        """The model's logit from each modality's vector and the trees' raw logits (None
+        without trees): the one definition of how the pieces make the answer, shared by
+        ``forward`` and serving's ``inference.scorer.Scorer``."""
+        network = self.combine(parts)
+        if self.trees is None:
+            return network
+        if trees is None:
+            raise ValueError("this model blends trees: their logits are needed")
+        return self.blend(network, trees)
+
     def blend(self, network: torch.Tensor, trees: torch.Tensor) -> torch.Tensor:
         """``w * network + (1 - w) * (trees + shift)``, in the network's dtype.
 
@@ -248,13 +260,13 @@ class ReadmissionModel(nn.Module):
         mixed = weight * network.double() + (1.0 - weight) * (trees.double() + shift)
         return mixed.to(network.dtype)
 
-    def attach_trees(self, trees: TreeEnsemble, network_weight: float, shift: float) -> None:
+    def attach_trees(self, trees: TreeTerm, network_weight: float, shift: float) -> None:
         """Blend ``trees`` into the logit from now on (recorded in the config for loading)."""
         if not 0.0 <= network_weight <= 1.0:
             raise ValueError("the network's weight must lie in [0, 1]")
         device = next(self.parameters()).device
-        self.trees = trees.to(device)
-        self.config = replace(self.config, trees=trees.shape.to_dict())
+        self.trees = trees
+        self.config = replace(self.config, trees=trees.spec.to_dict())
         blend = torch.tensor([network_weight, shift], dtype=torch.float64, device=device)
         self.register_buffer("tree_blend", blend)
 
@@ -288,7 +300,7 @@ def _code_bert(config: ModelConfig, download_pretrained: bool) -> Any:
 
 
 def save_model(model: ReadmissionModel, directory: str | Path) -> None:
-    """Write ``model_config.json`` and ``model.safetensors``.
+    """Write ``model_config.json``, ``model.safetensors`` and, with trees, their text model.
 
     A hub-initialised encoder's full BERT config is recorded so that loading never downloads.
     The auxiliary head is left out: the artifact holds what serving runs, nothing more.
@@ -308,13 +320,21 @@ def save_model(model: ReadmissionModel, directory: str | Path) -> None:
         if not name.startswith(AUXILIARY_PREFIX)
     }
     save_file(state, str(path / WEIGHTS_FILE))
+    if model.trees is not None:
+        model.trees.save(path)
 
 
 def load_model(directory: str | Path, device: str | torch.device = "cpu") -> ReadmissionModel:
-    """Rebuild the model from its config and load the weights, in eval mode."""
+    """Rebuild the model from its config and load the weights (and trees), in eval mode.
+
+    Raises ``inference.trees.LegacyTreesError`` for trees exported from scikit-learn.
+    """
     from safetensors.torch import load_file
 
     path = Path(directory)
-    model = ReadmissionModel(ModelConfig.load(path))
+    config = ModelConfig.load(path)
+    model = ReadmissionModel(config)
     model.load_state_dict(load_file(str(path / WEIGHTS_FILE), device=str(device)))
+    if config.trees is not None:
+        model.trees = TreeTerm.load(path, TreeSpec.from_dict(config.trees))
     return model.to(device).eval()

@@ -1,9 +1,13 @@
-"""The loaded model directory and the scoring of a request: encode, run, calibrate, explain.
+"""The loaded model directory and the scoring of a request: encode, score, calibrate, explain.
 
 Everything is read once from the directory that training wrote (training/artifact.py): the
 fitted encoder (never refitted here), the weights, the temperature and logit offset of the
 calibration, the decision threshold and the model version. Scoring follows training's
 evaluation exactly: ``probability = sigmoid((logit - logit_offset) / temperature)``.
+
+The logits come from the one serving forward pass, ``inference.scorer.Scorer``. Explanation is
+a separate step (``inference.attribution.OcclusionExplainer``, built on the scorer): only a
+request that asks for top factors runs it; a score-only request runs the scorer alone.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from inference.encoding import FeatureEncoder, UnscorableRecordError
 from inference.errors import InvalidRequestError, ModelArtifactError
 from inference.model import ReadmissionModel, load_model
 from inference.payload import EncounterBatch, check_record
+from inference.scorer import Scorer
+from inference.trees import LegacyTreesError, TreesError
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,7 @@ class ServingModel:
 
     encoder: FeatureEncoder
     model: ReadmissionModel
+    scorer: Scorer
     explainer: OcclusionExplainer
     temperature: float
     logit_offset: float
@@ -103,13 +110,20 @@ def load_serving_model(model_dir: str | Path) -> ServingModel:
     baseline_path = path / DRIFT_BASELINE_FILE
     baseline = _read_json(baseline_path) if baseline_path.is_file() else None
     encoder = FeatureEncoder.load(path)
-    model = load_model(path)
+    try:
+        model = load_model(path)
+    except LegacyTreesError as e:
+        raise ModelArtifactError(f"{MODEL_CONFIG_FILE}: {e}") from e
+    except TreesError as e:
+        raise ModelArtifactError(str(e)) from e
     _check_consistent(encoder, model)
-    explainer = OcclusionExplainer(model, encoder, baseline, load_titles())
+    scorer = Scorer(model)
+    explainer = OcclusionExplainer(scorer, encoder, baseline, load_titles())
     log.info("model loaded: version %s", version)
     return ServingModel(
         encoder,
         model,
+        scorer,
         explainer,
         calibration.temperature,
         calibration.logit_offset,
@@ -153,7 +167,8 @@ def predict(
 ) -> list[dict[str, Any]]:
     """Score a checked batch: one prediction per record, in order (contracts.serving).
 
-    ``explain=False`` skips the occlusion pass: the same logits, no top factors.
+    ``explain=False`` runs the scorer alone: the same logits, no top factors, and the
+    explainer is never called.
     """
     try:
         encoded = serving.encoder.encode(batch.records)
@@ -164,7 +179,7 @@ def predict(
         if explain:
             scores, factors = serving.explainer.explain(batch.records, tensors, serving.temperature)
         else:
-            scores, factors = serving.explainer.logits(tensors), [[] for _ in batch.records]
+            scores, factors = serving.scorer.logits(tensors), [[] for _ in batch.records]
         logits = scores.numpy()
     probabilities = calibrated_probabilities(logits, serving.logit_offset, serving.temperature)
     return [

@@ -521,7 +521,7 @@ def _attach_trees(
         model.attach_trees(trees, weight, offset)
     return {
         "network_weight": weight,
-        "trees": trees.shape.n_trees if weight < 1.0 else 0,
+        "trees": trees.n_trees if weight < 1.0 else 0,
         "fit_seconds": time.perf_counter() - started,
         "validation_auroc": {
             "network": auroc(y_validation, network),

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.encounter import FieldKind, model_input_fields
+from contracts.model_artifact import METADATA_FILE
 from contracts.serving import ENCOUNTER_KEY, INSTANCES_KEY
 
 #: The evaluation sections without which a version is not registered at all.
@@ -30,7 +31,7 @@ SUBGROUPS = "subgroups"
 INTERVALS = "intervals"
 ALERT_BUDGET = "alert_budget"
 EXPLAINABILITY = "explainability"
-METADATA = "metadata.json"
+METADATA = METADATA_FILE
 MANIFEST = "manifest"
 #: Evaluation's own floor (training.metrics.MIN_SUBGROUP_PATIENTS) when the report omits it.
 DEFAULT_MIN_SUBGROUP = 30

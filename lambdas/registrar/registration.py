@@ -35,7 +35,7 @@ from contracts.model_artifact import (
 )
 from contracts.model_artifact import MODEL_CARD_FILE as HTML_CARD_FILE
 from lambdas.registrar import evidence, validation
-from lambdas.registrar.settings import RegistrarSettings
+from lambdas.registrar.settings import SOURCE_COMMIT_ENV, SOURCE_REPOSITORY_ENV, RegistrarSettings
 
 #: What the registrar writes beside the report (the archive's copies stay where they are).
 CARD_FILE = "model_card.json"
@@ -279,8 +279,8 @@ def _lineage_omissions(settings: RegistrarSettings) -> list[str]:
     return [
         f"{what} ({name} not set)"
         for value, what, name in (
-            (settings.source_commit, "source commit", "SOURCE_COMMIT"),
-            (settings.source_repository, "source repository", "SOURCE_REPOSITORY"),
+            (settings.source_commit, "source commit", SOURCE_COMMIT_ENV),
+            (settings.source_repository, "source repository", SOURCE_REPOSITORY_ENV),
         )
         if not value
     ]

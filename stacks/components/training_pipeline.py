@@ -237,18 +237,20 @@ class TrainingPipeline(Construct):
             folder="registrar",
             function_name=names.registrar_function,
             description="Quality-gates a trained model and registers it for manual approval",
-            environment={
-                "MODEL_PACKAGE_GROUP_NAME": registry.group_name,
-                "INFERENCE_IMAGE_URI": images.serving_image_uri,
-                "ENDPOINT_INSTANCE_TYPE": endpoint.instance_type,
-                "MIN_TEST_AUROC": str(training.min_test_auroc),
-                "KMS_KEY_ARN": reference(self, data_key.key_arn, data_key),
-                # Lineage the registrar puts on every version (lambdas/registrar/evidence.py).
-                registrar_env.MANIFEST_S3_URI_ENV: f"s3://{curated}/{MANIFEST_FILE}",
-                registrar_env.TRAINING_IMAGE_TAG_ENV: images.training_tag,
-                registrar_env.SOURCE_REPOSITORY_ENV: lineage.repository,
-                registrar_env.SOURCE_COMMIT_ENV: lineage.commit,
-            },
+            environment=registrar_env.ENVIRONMENT.environment(
+                {
+                    registrar_env.MODEL_PACKAGE_GROUP_NAME_ENV: registry.group_name,
+                    registrar_env.INFERENCE_IMAGE_URI_ENV: images.serving_image_uri,
+                    registrar_env.ENDPOINT_INSTANCE_TYPE_ENV: endpoint.instance_type,
+                    registrar_env.MIN_TEST_AUROC_ENV: str(training.min_test_auroc),
+                    registrar_env.KMS_KEY_ARN_ENV: reference(self, data_key.key_arn, data_key),
+                    # Lineage the registrar puts on every version (lambdas/registrar/evidence.py).
+                    registrar_env.MANIFEST_S3_URI_ENV: f"s3://{curated}/{MANIFEST_FILE}",
+                    registrar_env.TRAINING_IMAGE_TAG_ENV: images.training_tag,
+                    registrar_env.SOURCE_REPOSITORY_ENV: lineage.repository,
+                    registrar_env.SOURCE_COMMIT_ENV: lineage.commit,
+                }
+            ),
             vpc=vpc,
             subnets=subnets,
             security_group=security_group,

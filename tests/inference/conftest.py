@@ -36,25 +36,17 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def _blended(
-    serving_model: ServingModel, model_dir: Path, categorical_splits: bool
-) -> ServingModel:
-    """The tiny model with gradient-boosted trees attached at weight 0.5 (the UCI model's
-    shape); the tiny training run's own validation split is too small to choose them.
-
-    ``categorical_splits``: the trees training fits; otherwise one-hot trees, as exported
-    before categorical splits existed.
-    """
+def _blended(serving_model: ServingModel, model_dir: Path) -> ServingModel:
+    """The tiny model with LightGBM trees attached at weight 0.5 (the UCI model's shape);
+    the tiny training run's own validation split is too small to choose them."""
     import copy
     import json
-
-    from sklearn.ensemble import HistGradientBoostingClassifier
 
     from contracts.drift import BASELINE_FILE_NAME
     from inference.attribution import OcclusionExplainer
     from inference.code_titles import load_titles
     from inference.encoding import labels
-    from inference.trees import TreeEnsemble, design, frequent_codes, from_sklearn
+    from inference.scorer import Scorer
     from training.config import HyperParameters
     from training.synthetic import synthetic_records
     from training.trees import fit_trees
@@ -62,49 +54,30 @@ def _blended(
     records = synthetic_records(1500, seed=8, with_notes=True)[0]
     encoder = serving_model.encoder
     batch, y = encoder.encode(records), labels(records)
-    cardinalities = encoder.category_cardinalities
-    trees: TreeEnsemble
-    if categorical_splits:
-        hyper = HyperParameters(tree_min_samples_leaf=10, tree_max_iterations=30, tree_bag_size=40)
-        trees = fit_trees(batch, y, cardinalities, hyper)
-        assert trees.categorical.any()  # explanations are tested through categorical splits
-    else:
-        bag = frequent_codes(batch.code_ids, batch.code_mask, 40)
-        arrays = {k: torch.from_numpy(v) for k, v in batch.arrays().items()}
-        x = design(
-            arrays["numeric"], arrays["categorical"], arrays["code_ids"], arrays["code_mask"],
-            cardinalities, torch.from_numpy(bag), categorical_splits=False,
-        )  # fmt: skip
-        fitted = HistGradientBoostingClassifier(max_iter=30, min_samples_leaf=10, random_state=0)
-        fitted.fit(x.numpy(), y)
-        width = batch.numeric.shape[1]
-        trees = from_sklearn(fitted, width, cardinalities, bag, categorical_splits=False)
+    hyper = HyperParameters(tree_min_samples_leaf=10, tree_max_iterations=30, tree_bag_size=40)
+    trees = fit_trees(batch, y, encoder.category_cardinalities, hyper)
     assert trees.splits > 0
+    dump = trees.booster.dump_model()["tree_info"]
+    assert any('"decision_type": "=="' in json.dumps(t) for t in dump)  # categorical splits
     model = copy.deepcopy(serving_model.model)
     model.attach_trees(trees, 0.5, serving_model.logit_offset)
     model.eval()
     baseline = json.loads((model_dir / BASELINE_FILE_NAME).read_text())
-    explainer = OcclusionExplainer(model, encoder, baseline, load_titles())
-    return ServingModel(**{**serving_model.__dict__, "model": model, "explainer": explainer})
+    scorer = Scorer(model)
+    explainer = OcclusionExplainer(scorer, encoder, baseline, load_titles())
+    return ServingModel(
+        **{**serving_model.__dict__, "model": model, "scorer": scorer, "explainer": explainer}
+    )
 
 
 @pytest.fixture(scope="session")
 def blended_serving_model(serving_model: ServingModel, model_dir: Path) -> ServingModel:
-    return _blended(serving_model, model_dir, categorical_splits=True)
+    return _blended(serving_model, model_dir)
 
 
-@pytest.fixture(scope="session")
-def one_hot_blended_serving_model(serving_model: ServingModel, model_dir: Path) -> ServingModel:
-    return _blended(serving_model, model_dir, categorical_splits=False)
-
-
-@pytest.fixture(params=["network", "blended", "blended-one-hot"])
+@pytest.fixture(params=["network", "blended"])
 def either_model(request: pytest.FixtureRequest, serving_model: ServingModel) -> ServingModel:
-    """The network alone, then the same network blended with trees (as training fits them,
-    and one-hot trees as exported before categorical splits)."""
+    """The network alone, then the same network blended with LightGBM trees."""
     if request.param == "network":
         return serving_model
-    name = (
-        "blended_serving_model" if request.param == "blended" else "one_hot_blended_serving_model"
-    )
-    return cast(ServingModel, request.getfixturevalue(name))
+    return cast(ServingModel, request.getfixturevalue("blended_serving_model"))

@@ -28,6 +28,7 @@ from inference.code_titles import load_titles
 from inference.encoding import LOG1P_FIELDS, NOTE_FIELD, EncoderConfig, FeatureEncoder
 from inference.model import ModelConfig, ReadmissionModel
 from inference.predictor import ServingModel
+from inference.scorer import Scorer
 from training.synthetic import synthetic_records
 
 
@@ -73,16 +74,15 @@ def batch_contributions(
 
 def test_the_forward_in_pieces_equals_the_model(either_model: ServingModel) -> None:
     batch = records(16)
-    explainer = either_model.explainer
     with torch.inference_mode():
         tensors = {
             k: torch.from_numpy(v) for k, v in either_model.encoder.encode(batch).arrays().items()
         }
-        pieces = explainer.logits(tensors).numpy()
-        explained = explainer.explain(batch, tensors, either_model.temperature)[0].numpy()
+        scored = either_model.scorer.logits(tensors).numpy()
+        explained = either_model.explainer.explain(batch, tensors, either_model.temperature)
     expected = logits(either_model, batch)
-    np.testing.assert_allclose(pieces, expected, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(explained, expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(scored, expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(explained[0].numpy(), expected, rtol=0, atol=1e-6)
 
 
 def test_a_numeric_contribution_is_the_change_when_set_to_the_training_median(
@@ -194,7 +194,7 @@ def test_category_baseline_weights_are_the_training_frequencies(
 
 
 def test_an_explainer_without_code_titles_names_the_bare_code(serving_model: ServingModel) -> None:
-    explainer = OcclusionExplainer(serving_model.model, serving_model.encoder, None, {})
+    explainer = OcclusionExplainer(serving_model.scorer, serving_model.encoder, None, {})
     bare = ServingModel(**{**serving_model.__dict__, "explainer": explainer})
     record = {**records(1)[0], "diagnosis_codes": ["4280"]}
     assert "diagnosis 4280" in all_contributions(bare, record)
@@ -308,9 +308,18 @@ def test_the_module_encoder_gives_the_same_factors_as_the_fast_one(
     batch = records(4, seed=5)
     fast = batch_contributions(either_model, batch)
     baseline = json.loads((model_dir / BASELINE_FILE_NAME).read_text())
-    plain = OcclusionExplainer(either_model.model, either_model.encoder, baseline, load_titles())
-    plain.codes_encoder = either_model.model.codes
-    bare = ServingModel(**{**either_model.__dict__, "explainer": plain})
+    scorer = Scorer(either_model.model)
+    scorer.codes_encoder = either_model.model.codes
+    scorer.notes_encoder = either_model.model.notes
+    plain = OcclusionExplainer(scorer, either_model.encoder, baseline, load_titles())
+    bare = ServingModel(**{**either_model.__dict__, "scorer": scorer, "explainer": plain})
+    with torch.inference_mode():
+        tensors = {
+            k: torch.from_numpy(v) for k, v in either_model.encoder.encode(batch).arrays().items()
+        }
+        torch.testing.assert_close(
+            scorer.logits(tensors), either_model.scorer.logits(tensors), rtol=0, atol=1e-5
+        )
     for got, expected in zip(batch_contributions(bare, batch), fast, strict=True):
         assert got == pytest.approx(expected, abs=2e-5)
 
@@ -359,7 +368,7 @@ def test_a_planted_high_risk_code_ranks_first(
     planted: tuple[ReadmissionModel, FeatureEncoder],
 ) -> None:
     model, encoder = planted
-    explainer = OcclusionExplainer(model, encoder, None, load_titles())
+    explainer = OcclusionExplainer(Scorer(model), encoder, None, load_titles())
     batch = [
         {**record, "diagnosis_codes": ["4019", PLANTED, *record["diagnosis_codes"]]}
         for record in synthetic_records(3, seed=99)[0]
@@ -378,7 +387,7 @@ def test_occlusion_covers_the_encoders_numeric_fields_not_the_contracts(
     planted: tuple[ReadmissionModel, FeatureEncoder],
 ) -> None:
     model, encoder = planted
-    explainer = OcclusionExplainer(model, encoder, None, {})
+    explainer = OcclusionExplainer(Scorer(model), encoder, None, {})
     numeric = [group[1] for group in explainer.tabular_groups if group[0] == "numeric"]
     assert numeric == list(encoder.numeric_fields)
     assert ABSENT_NUMERIC not in numeric

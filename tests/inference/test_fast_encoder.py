@@ -52,8 +52,8 @@ def test_the_fast_code_and_note_encoders_match_the_modules(
 
 
 def test_serving_uses_the_fast_encoders(serving_model: ServingModel) -> None:
-    assert isinstance(serving_model.explainer.codes_encoder, FastSequenceEncoder)
-    assert isinstance(serving_model.explainer.notes_encoder, FastSequenceEncoder)
+    assert isinstance(serving_model.scorer.codes_encoder, FastSequenceEncoder)
+    assert isinstance(serving_model.scorer.notes_encoder, FastSequenceEncoder)
 
 
 def test_a_fast_encoder_that_disagrees_is_not_used(

@@ -1,4 +1,5 @@
-"""The tree term: fitted on train, weighted on validation, saved inside the model, reloaded."""
+"""The tree term: fitted with LightGBM on train, weighted on validation, saved beside the
+model as LightGBM's text model, reloaded."""
 
 from __future__ import annotations
 
@@ -13,14 +14,17 @@ import torch
 from contracts.model_artifact import METADATA_FILE, MODEL_CONFIG_FILE
 from inference.encoding import CLS_ID, PAD_ID, EncodedBatch, FeatureEncoder
 from inference.model import load_model
+from inference.trees import TREES_FILE
+from training.config import HyperParameters
 from training.data import read_records
 from training.train import main
 from training.trees import (
     BLEND_WEIGHTS,
     MAX_NATIVE_CATEGORIES,
     batch_design,
-    categorical_mask,
+    categorical_columns,
     choose_network_weight,
+    lightgbm_params,
 )
 
 TREE_ARGS = ["--tree-min-samples-leaf", "10", "--tree-max-iterations", "30"]
@@ -36,12 +40,23 @@ def test_the_design_is_numerics_then_category_indices_then_code_presence() -> No
         categorical=np.array([[2, 0], [1, 3]]),
         numeric=np.array([[0.5, 0.0], [-1.0, 1.0]], dtype=np.float32),
     )
-    x = batch_design(batch, (3, 4), np.array([9, 7, 13]))
+    x = batch_design(batch, np.array([9, 7, 13]))
     assert x.tolist() == [[0.5, 0.0, 2, 0, 1, 1, 0], [-1.0, 1.0, 1, 3, 0, 0, 0]]
-    assert categorical_mask(2, (3, 4), 3).tolist() == [0, 0, 1, 1, 0, 0, 0]
-    # More categories than scikit-learn splits natively on: an ordered index instead.
-    wide = categorical_mask(1, (3, MAX_NATIVE_CATEGORIES + 1), 0)
-    assert wide.tolist() == [False, True, False]
+    assert categorical_columns(2, (3, 4)) == [2, 3]
+    # More categories than are split natively: an ordered index instead.
+    assert categorical_columns(1, (3, MAX_NATIVE_CATEGORIES + 1)) == [1]
+
+
+def test_lightgbm_reads_the_tree_hyperparameters() -> None:
+    hyper = HyperParameters(
+        tree_learning_rate=0.05, tree_max_leaf_nodes=31, tree_min_samples_leaf=50, seed=7
+    )
+    params = lightgbm_params(hyper)
+    assert (params["learning_rate"], params["num_leaves"], params["min_data_in_leaf"]) == (
+        0.05, 31, 50,
+    )  # fmt: skip
+    assert params["seed"] == 7
+    assert params["deterministic"] is True
 
 
 def test_the_blend_weight_follows_the_informative_model() -> None:
@@ -79,9 +94,11 @@ def test_the_artifact_holds_the_trees_and_metadata_reports_them(blended_run: Pat
     assert 0.0 <= blend["network_weight"] <= 1.0
     assert set(blend["validation_auroc"]) == {"network", "trees"}
     config = json.loads((model_dir / MODEL_CONFIG_FILE).read_text())
-    assert config["trees"]["n_trees"] == blend["trees"]
+    assert config["trees"]["format"] == "lightgbm"
+    assert (model_dir / TREES_FILE).read_text().startswith("tree\n")  # LightGBM text, no pickle
     model = load_model(model_dir)
     assert model.trees is not None
+    assert model.trees.n_trees == blend["trees"]
     assert model.trees.splits > 0
     assert float(model.tree_blend[0]) == blend["network_weight"]
 
