@@ -9,7 +9,7 @@ docs/architecture.md, "Shared contracts"):
 - the Glue job's ``--extra-py-files`` is a zip of ``glue_jobs/`` + ``contracts/``;
 - the SageMaker training source is ``training/`` + ``inference/`` + ``contracts/`` (no
   ``requirements.txt``: the derived training image already holds those packages, and the
-  training subnets could not reach PyPI anyway);
+  training subnets could not reach PyPI anyway), staged by ``training/source_archive.py``;
 - the derived images' build context is ``containers/`` with each image's requirements file
   staged beside its Dockerfile (``CONTAINER_REQUIREMENTS``).
 
@@ -25,6 +25,11 @@ import shutil
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
+
+# What the training job's source folder holds, and its staging, are the training job's own
+# contract (training/source_archive.py: the launcher packs it without importing the stacks).
+from training.source_archive import TRAINING_PACKAGES as TRAINING_PACKAGES
+from training.source_archive import stage_training_source as stage_training_source
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_ROOT = REPO_ROOT / "build"
@@ -47,9 +52,6 @@ LAMBDA_EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
 #: pure Python; the ``cryptography`` it verifies RS384/ES384 with is in the Powertools v3
 #: layer (built per Python version and architecture for its data masking utility).
 LAMBDA_VENDORED: dict[str, tuple[str, ...]] = {"cds_authorizer": ("jwt",)}
-
-#: What the training job's source folder holds.
-TRAINING_PACKAGES = ("training", "inference", *SHARED_PACKAGES)
 
 #: What the Glue job's extra Python files hold.
 GLUE_PACKAGES = ("glue_jobs", *SHARED_PACKAGES)
@@ -108,16 +110,6 @@ def _installed_package(module: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(f"{module} is not installed (pip install -r requirements.txt)")
     return Path(next(iter(spec.submodule_search_locations)))
-
-
-def stage_training_source(build_root: Path = BUILD_ROOT, root: Path = REPO_ROOT) -> Path:
-    """Stage the SageMaker training job's source folder: the packages, nothing to install.
-
-    The toolkit pip-installs only a ``requirements.txt`` at the top of the folder, and there
-    is none. The packages' own files stay (``inference/requirements.txt`` is what
-    ``training/artifact.py`` copies into the model's ``code/``).
-    """
-    return stage_directory(TRAINING_PACKAGES, build_root / "training-source", root)
 
 
 def stage_container_context(build_root: Path = BUILD_ROOT, root: Path = REPO_ROOT) -> Path:

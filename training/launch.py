@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stacks.config import load_stage_config
+from platform_config.stage import load_stage_config
 from training import job_spec
+from training.source_archive import build_training_source_archive
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CDK_CONFIG = REPO_ROOT / "cdk.json"
@@ -191,8 +192,6 @@ class LaunchConfig:
 
 def build_source_archive(build_root: Path) -> Path:
     """The pipeline's deterministic ``sourcedir.tar.gz`` (same packer, same bytes)."""
-    from stacks.training_source import build_training_source_archive
-
     return build_training_source_archive(build_root)
 
 
