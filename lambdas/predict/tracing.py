@@ -24,7 +24,6 @@ from typing import Any
 from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
-
 #: Powertools' switch for tracing (its Tracer documentation, "Environment variables").
 TRACE_DISABLED_ENV = "POWERTOOLS_TRACE_DISABLED"
 #: Set by Lambda in every function: the path to the function's code (reserved variable).

@@ -69,9 +69,7 @@ def test_a_middleware_passes_a_value_to_the_route_beside_its_path_parameters() -
     def route(item_id: str, first: dict[str, int], second: list[int]) -> dict[str, Any]:
         return {"item_id": item_id, "first": first, "second": second}
 
-    response = app.resolve(
-        _event("/items/7", "/items/{item_id}", {"item_id": "7"}), _Context()
-    )
+    response = app.resolve(_event("/items/7", "/items/{item_id}", {"item_id": "7"}), _Context())
     assert response["statusCode"] == 200
     assert json.loads(response["body"]) == {"item_id": "7", "first": {"a": 1}, "second": [2]}
     assert app.context == {}  # cleared after the event: nothing leaks into the next request
