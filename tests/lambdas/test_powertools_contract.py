@@ -52,7 +52,9 @@ def test_the_installed_powertools_is_the_pinned_one() -> None:
     assert metadata.version(POWERTOOLS_PACKAGE) == pinned_version(POWERTOOLS_PACKAGE)
 
 
-def test_a_middleware_passes_a_value_to_the_route_beside_its_path_parameters() -> None:
+def test_a_middleware_passes_a_value_to_the_route_beside_its_path_parameters(
+    lambda_context: Any,
+) -> None:
     app = APIGatewayRestResolver()
 
     def body_as(argument: str, value: Any) -> Any:
@@ -69,17 +71,10 @@ def test_a_middleware_passes_a_value_to_the_route_beside_its_path_parameters() -
     def route(item_id: str, first: dict[str, int], second: list[int]) -> dict[str, Any]:
         return {"item_id": item_id, "first": first, "second": second}
 
-    response = app.resolve(_event("/items/7", "/items/{item_id}", {"item_id": "7"}), _Context())
+    response = app.resolve(_event("/items/7", "/items/{item_id}", {"item_id": "7"}), lambda_context)
     assert response["statusCode"] == 200
     assert json.loads(response["body"]) == {"item_id": "7", "first": {"a": 1}, "second": [2]}
     assert app.context == {}  # cleared after the event: nothing leaks into the next request
-
-
-class _Context:
-    function_name = "contract"
-    memory_limit_in_mb = 128
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:contract"
-    aws_request_id = "r"
 
 
 SWITCHES = (None, "true", "1", "on", "false", "0", "off", "TRUE")
