@@ -85,7 +85,7 @@ def declared(name: str) -> dict[str, set[str]]:
 
 def closure(roots: dict[str, set[str]]) -> set[str]:
     """Every distribution that installing ``roots`` installs (read from installed metadata)."""
-    env = default_environment()
+    env: dict[str, str] = {key: str(value) for key, value in default_environment().items()}
     found: set[tuple[str, frozenset[str]]] = set()
     pending = [(name, frozenset(extras)) for name, extras in roots.items()]
     while pending:
