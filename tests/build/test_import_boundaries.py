@@ -13,8 +13,11 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-#: Packages whose code runs outside the CDK app (jobs, endpoint, functions, operator tools).
-RUNTIME_PACKAGES = ("training", "inference", "lambdas", "glue_jobs", "contracts", "fhir_mapping")
+#: Packages whose code runs outside the CDK app (jobs, endpoint, functions, operator tools),
+#: and the settings readers the launcher shares with it.
+RUNTIME_PACKAGES = (
+    "training", "inference", "lambdas", "glue_jobs", "contracts", "fhir_mapping", "platform_config",
+)  # fmt: skip
 FORBIDDEN = "stacks"
 
 
