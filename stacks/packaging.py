@@ -9,7 +9,7 @@ docs/architecture.md, "Shared contracts"):
 - the Glue job's ``--extra-py-files`` is a zip of ``glue_jobs/`` + ``contracts/``;
 - the SageMaker training source is ``training/`` + ``inference/`` + ``contracts/`` (no
   ``requirements.txt``: the derived training image already holds those packages, and the
-  training subnets could not reach PyPI anyway);
+  training subnets could not reach PyPI anyway), staged by ``training/source_archive.py``;
 - the derived images' build context is ``containers/`` with each image's requirements file
   staged beside its Dockerfile (``CONTAINER_REQUIREMENTS``).
 
@@ -19,13 +19,19 @@ bytes, so CDK asset hashes only change when code does.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import importlib.util
 import shutil
 import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+# What the training job's source folder holds, and its staging, are the training job's own
+# contract (training/source_archive.py: the launcher packs it without importing the stacks).
+from training.source_archive import LOCAL_ONLY_MODULES as LOCAL_ONLY_MODULES
+from training.source_archive import TRAINING_PACKAGES as TRAINING_PACKAGES
+from training.source_archive import local_only as local_only
+from training.source_archive import stage_training_source as stage_training_source
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_ROOT = REPO_ROOT / "build"
@@ -50,17 +56,6 @@ LAMBDA_EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
 #: layer (built per Python version and architecture for its data masking utility).
 LAMBDA_VENDORED: dict[str, tuple[str, ...]] = {"cds_authorizer": ("jwt",)}
 
-#: Modules that only tests, benchmarks and the local demo run (the synthetic data generators,
-#: the in-process endpoint server): no artifact carries them. Repo-relative glob patterns.
-LOCAL_ONLY_MODULES = (
-    "glue_jobs/synthetic_*.py",
-    "training/synthetic.py",
-    "inference/local_endpoint.py",
-)
-
-#: What the training job's source folder holds.
-TRAINING_PACKAGES = ("training", "inference", *SHARED_PACKAGES)
-
 #: What the Glue job's extra Python files hold.
 GLUE_PACKAGES = ("glue_jobs", *SHARED_PACKAGES)
 
@@ -77,11 +72,6 @@ CONTAINER_BUILD_SCRIPT = "build.sh"
 
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache")
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
-def local_only(relative: str) -> bool:
-    """Whether a repo-relative path is one of :data:`LOCAL_ONLY_MODULES`."""
-    return any(fnmatch.fnmatchcase(relative, pattern) for pattern in LOCAL_ONLY_MODULES)
 
 
 def _ignored(root: Path) -> Callable[[str, list[str]], set[str]]:
@@ -137,16 +127,6 @@ def _installed_package(module: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(f"{module} is not installed (pip install -r requirements.txt)")
     return Path(next(iter(spec.submodule_search_locations)))
-
-
-def stage_training_source(build_root: Path = BUILD_ROOT, root: Path = REPO_ROOT) -> Path:
-    """Stage the SageMaker training job's source folder: the packages, nothing to install.
-
-    The toolkit pip-installs only a ``requirements.txt`` at the top of the folder, and there
-    is none. The packages' own files stay (``inference/requirements.txt`` is what
-    ``training/artifact.py`` copies into the model's ``code/``).
-    """
-    return stage_directory(TRAINING_PACKAGES, build_root / "training-source", root)
 
 
 def stage_container_context(build_root: Path = BUILD_ROOT, root: Path = REPO_ROOT) -> Path:

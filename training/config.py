@@ -11,10 +11,11 @@ import argparse
 import dataclasses
 import json
 import os
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
 from contracts.etl_manifest import MANIFEST_FILE
 from training.calibration import THRESHOLD_TARGETS
@@ -127,7 +128,7 @@ class HyperParameters:
     # alerts on the top ``alert_budget`` share of validation discharges (the share the care
     # team can follow up); ``--threshold-target sensitivity`` reaches ``threshold_value``
     # sensitivity instead. Evaluation reports the budget's figures either way.
-    threshold_target: str = "alert_budget"
+    threshold_target: str = field(default="alert_budget", metadata={"choices": THRESHOLD_TARGETS})
     alert_budget: float = 0.10
     threshold_value: float = 0.8  # the sensitivity target (with threshold_target sensitivity)
     bootstrap_resamples: int = 1000  # percentile-bootstrap resamples of the 95 % intervals
@@ -177,24 +178,8 @@ class HyperParameters:
             raise ValueError("hidden_size and note_hidden_size must be divisible by num_heads")
 
 
-def _convert(kind: Any, name: str, value: Any) -> Any:
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("1", "true", "yes"):
-            return True
-        if text in ("0", "false", "no"):
-            return False
-        raise ValueError(f"{name} must be true or false")
-    try:
-        return kind(value)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{name} must be of type {kind.__name__}") from error
-
-
-def _hyperparameters_from_env() -> dict[str, Any]:
-    """Return ``SM_HPS`` (SageMaker passes every value as a string) keyed by field name."""
+def _hyperparameters_from_env() -> dict[str, str]:
+    """Return ``SM_HPS`` keyed by field name, every value as text (as SageMaker passes them)."""
     raw = os.environ.get("SM_HPS", "")
     if not raw:
         return {}
@@ -204,33 +189,43 @@ def _hyperparameters_from_env() -> dict[str, Any]:
         raise ValueError("SM_HPS is not valid JSON") from error
     if not isinstance(values, dict):
         raise ValueError("SM_HPS must be a JSON object")
-    return {key.replace("-", "_"): value for key, value in values.items()}
+    return {key.replace("-", "_"): _as_text(value) for key, value in values.items()}
 
 
-def _build(cls: type[Any], values: Mapping[str, Any]) -> Any:
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {
-        name: _convert(hints[name], name, value) for name, value in values.items() if name in names
-    }
-    return cls(**kwargs)
+def _as_text(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, bool) else str(value)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[DataArguments, HyperParameters]:
-    """Parse the command line over ``SM_*`` defaults into validated dataclasses."""
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
-    for cls in (DataArguments, HyperParameters):
-        group = parser.add_argument_group(cls.__name__)
-        for f in dataclasses.fields(cls):
-            # SageMaker's torchrun driver passes hyperparameters as ``--name value``.
-            flags = {f"--{f.name.replace('_', '-')}", f"--{f.name}"}
-            group.add_argument(*sorted(flags), dest=f.name, type=str, default=None)
-    namespace = vars(parser.parse_args(argv))
+    """Parse the command line over ``SM_*`` defaults into validated dataclasses.
+
+    transformers' ``HfArgumentParser`` makes the flags from the fields (``--batch-size`` and
+    ``--batch_size``, as SageMaker's driver passes hyperparameters; ``--no-baseline`` for a
+    boolean that defaults to true; ``choices`` from a field's metadata). ``SM_HPS`` becomes the
+    parser's defaults, converted as command-line text is, so the command line wins over it.
+    A bad value or an unknown (or abbreviated) flag raises ``ValueError`` naming it.
+    """
+    # Here, not at the top: importing transformers' parser takes seconds, and HyperParameters
+    # is imported wherever a training setting is named.
+    from transformers import HfArgumentParser
+
+    settings: Any = (DataArguments, HyperParameters)  # its stubs type them as a NewType
+    parser = HfArgumentParser(
+        settings,
+        prog="python -m training.train",
+        description=__doc__,
+        exit_on_error=False,
+        allow_abbrev=False,  # --epoch is a typo, not --epochs
+    )
     from_env = _hyperparameters_from_env()
     unknown = set(from_env) - {f.name for f in dataclasses.fields(HyperParameters)}
     if unknown:
         raise ValueError(f"unknown hyperparameters in SM_HPS: {sorted(unknown)}")
-    given = {name: value for name, value in namespace.items() if value is not None}
-    data = _build(DataArguments, given)
-    hyper = _build(HyperParameters, {**from_env, **given})
+    parser.set_defaults(**from_env)
+    try:
+        data, hyper = parser.parse_args_into_dataclasses(
+            args=list(sys.argv[1:] if argv is None else argv), look_for_args_file=False
+        )
+    except argparse.ArgumentError as error:
+        raise ValueError(str(error)) from None
     return data, hyper

@@ -9,10 +9,10 @@ protection: output and volumes under the data key (``--kms-key-id``), the privat
 isolation (the archive reaches the container as the ``code`` channel). A launch
 without a key or without the subnets is refused unless ``--allow-aws-managed-key`` or
 ``--allow-no-vpc`` says so. The stage's compute comes from ``cdk.json``, as the stack's
-does. Built on the SageMaker SDK v3 ``ModelTrainer``
-in bring-your-own-container mode: the image's training toolkit runs ``training/train.py``
-under torchrun on every GPU of every instance. ``build_model_trainer`` is pure apart from the
-session it is given, which lets the tests drive it against moto.
+does. Built on the SageMaker SDK v3's ``TrainingJob`` resource (``sagemaker-core``) in
+bring-your-own-container mode: the image's training toolkit runs ``training/train.py`` under
+torchrun on every GPU of every instance. ``training_job_request`` is pure (the request from
+:mod:`training.job_spec`'s parts), which lets the tests check it and drive it against moto.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ import hashlib
 import json
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stacks.config import load_stage_config
+from platform_config.stage import load_stage_config
 from training import job_spec
+from training.source_archive import build_training_source_archive
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CDK_CONFIG = REPO_ROOT / "cdk.json"
@@ -191,8 +192,6 @@ class LaunchConfig:
 
 def build_source_archive(build_root: Path) -> Path:
     """The pipeline's deterministic ``sourcedir.tar.gz`` (same packer, same bytes)."""
-    from stacks.training_source import build_training_source_archive
-
     return build_training_source_archive(build_root)
 
 
@@ -215,119 +214,89 @@ def upload_source(s3: Any, output_s3_uri: str, archive: Path, kms_key_id: str = 
     return f"s3://{bucket}/{key}"
 
 
-def input_channels(config: LaunchConfig, source_uri: str) -> list[Any]:
+def _s3_channel(name: str, s3_uri: str) -> dict[str, Any]:
+    return {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": s3_uri,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+    }
+
+
+def input_channels(config: LaunchConfig, source_uri: str) -> list[dict[str, Any]]:
     """The train/validation/test channels (and protected attributes for subgroup metrics),
     and the source archive's ``code`` channel (the isolated container cannot download it)."""
-    from sagemaker.core.training.configs import InputData
-
     features = config.data_s3_uri.rstrip("/")
     channels = [
-        InputData(channel_name=split, data_source=f"{features}/split={split}/")
+        _s3_channel(split, f"{features}/split={split}/")
         for split in ("train", "validation", "test")
     ]
     if config.protected_s3_uri:
         protected = config.protected_s3_uri.rstrip("/")
-        channels.append(InputData(channel_name="protected", data_source=f"{protected}/split=test/"))
-    code = job_spec.code_channel(source_uri)
-    channels.append(
-        InputData(
-            channel_name=code["ChannelName"],
-            data_source=code["DataSource"]["S3DataSource"]["S3Uri"],
-        )
-    )
+        channels.append(_s3_channel("protected", f"{protected}/split=test/"))
+    channels.append(job_spec.code_channel(source_uri))
     return channels
 
 
-def _stopping(spec: Mapping[str, int]) -> Any:
-    from sagemaker.core.training.configs import StoppingCondition
-
-    return StoppingCondition(
-        max_runtime_in_seconds=spec["MaxRuntimeInSeconds"],
-        max_wait_time_in_seconds=spec.get("MaxWaitTimeInSeconds"),
-    )
-
-
-def _compute(config: LaunchConfig) -> Any:
-    from sagemaker.core.training.configs import Compute
-
-    spec = job_spec.resource_config(
-        config.instance_type, config.instance_count, config.kms_key_id, config.volume_size_gb
-    )
-    return Compute(
-        instance_type=spec["InstanceType"],
-        instance_count=spec["InstanceCount"],
-        volume_size_in_gb=spec["VolumeSizeInGB"],
-        volume_kms_key_id=spec.get("VolumeKmsKeyId"),
-        enable_managed_spot_training=config.use_spot,
-    )
-
-
-def _output(config: LaunchConfig) -> Any:
-    from sagemaker.core.training.configs import OutputDataConfig
-
-    spec = job_spec.output_data_config(config.output_s3_uri, config.kms_key_id)
-    return OutputDataConfig(
-        s3_output_path=spec["S3OutputPath"],
-        kms_key_id=spec.get("KmsKeyId"),
-        compression_type=spec["CompressionType"],
-    )
-
-
-def _networking(config: LaunchConfig) -> Any:
-    from sagemaker.core.training.configs import Networking
-
-    spec = job_spec.network_config(config.subnet_ids, config.security_group_ids)
-    vpc = spec.get("VpcConfig", {})
-    return Networking(
-        subnets=vpc.get("Subnets"),
-        security_group_ids=vpc.get("SecurityGroupIds"),
-        enable_network_isolation=spec["EnableNetworkIsolation"],
-        enable_inter_container_traffic_encryption=spec["EnableInterContainerTrafficEncryption"],
-    )
-
-
-def build_model_trainer(config: LaunchConfig, session: Any) -> Any:
-    """Build the ``ModelTrainer`` of one job (nothing is sent until ``train`` is called)."""
-    from sagemaker.core.training.configs import CheckpointConfig, MetricDefinition
-    from sagemaker.train.model_trainer import ModelTrainer
-
-    checkpoint = None
-    if config.checkpoint_s3_uri:
-        spec = job_spec.checkpoint_config(config.checkpoint_s3_uri)
-        checkpoint = CheckpointConfig(s3_uri=spec["S3Uri"], local_path=spec["LocalPath"])
-    trainer = ModelTrainer(
-        sagemaker_session=session,
-        role=config.role_arn,
-        base_job_name=f"{config.base_job_name}-{config.stage}",
-        training_image=config.image_uri,
-        compute=_compute(config),
-        networking=_networking(config),
-        stopping_condition=_stopping(
-            job_spec.stopping_condition(config.max_run_seconds, config.use_spot)
-        ),
-        checkpoint_config=checkpoint,
-        output_data_config=_output(config),
-        hyperparameters=job_spec.hyperparameters(
+def training_job_request(config: LaunchConfig, source_uri: str, job_name: str) -> dict[str, Any]:
+    """The CreateTrainingJob request of one job, assembled from :mod:`training.job_spec` (the
+    pipeline's training state takes its parts from there too)."""
+    request: dict[str, Any] = {
+        "TrainingJobName": job_name,
+        "RoleArn": config.role_arn,
+        "AlgorithmSpecification": {
+            "TrainingImage": config.image_uri,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": job_spec.metric_definitions(),
+        },
+        "HyperParameters": job_spec.hyperparameters(
             SOURCE_ARCHIVE, config.region, config.hyperparameters
         ),
-        environment=job_spec.environment(),
-        tags=[{"key": "project", "value": "readmission"}, {"key": "stage", "value": config.stage}],
-    )
-    definitions = [
-        MetricDefinition(name=d["Name"], regex=d["Regex"]) for d in job_spec.metric_definitions()
-    ]
-    return trainer.with_metric_definitions(definitions)
+        "Environment": job_spec.environment(),
+        "InputDataConfig": input_channels(config, source_uri),
+        "OutputDataConfig": job_spec.output_data_config(config.output_s3_uri, config.kms_key_id),
+        "ResourceConfig": job_spec.resource_config(
+            config.instance_type, config.instance_count, config.kms_key_id, config.volume_size_gb
+        ),
+        "StoppingCondition": job_spec.stopping_condition(config.max_run_seconds, config.use_spot),
+        "EnableManagedSpotTraining": config.use_spot,
+        **job_spec.network_config(config.subnet_ids, config.security_group_ids),
+        "Tags": [
+            {"Key": "project", "Value": "readmission"},
+            {"Key": "stage", "Value": config.stage},
+        ],
+    }
+    if config.checkpoint_s3_uri:
+        request["CheckpointConfig"] = job_spec.checkpoint_config(config.checkpoint_s3_uri)
+    return request
 
 
 def launch(config: LaunchConfig, session: Any, wait: bool = False) -> str:
-    """Upload the source archive, start the job and return its name."""
+    """Upload the source archive, start the job and return its name.
+
+    ``session`` is the SageMaker SDK's session (``sagemaker.core.helper.session_helper``);
+    the job is created with the SDK's ``TrainingJob`` resource (``sagemaker-core``).
+    """
+    from sagemaker.core.common_utils import name_from_base
+    from sagemaker.core.resources import TrainingJob
+    from sagemaker.core.utils.utils import transform
+
     with tempfile.TemporaryDirectory(prefix="readmission-source-") as tmp:
         archive = build_source_archive(Path(tmp))
         s3 = session.boto_session.client("s3")
         source_uri = upload_source(s3, config.output_s3_uri, archive, config.kms_key_id)
-    trainer = build_model_trainer(config, session)
-    trainer.train(input_data_config=input_channels(config, source_uri), wait=wait, logs=wait)
-    return str(trainer._latest_training_job.training_job_name)
+    name = name_from_base(f"{config.base_job_name}-{config.stage}")
+    request = training_job_request(config, source_uri, name)
+    # The SDK's own mapping of the API's shapes onto its arguments (maps keep their keys).
+    arguments = transform(request, "CreateTrainingJobRequest")
+    job = TrainingJob.create(**arguments, session=session.boto_session, region=config.region)
+    if wait:
+        job.wait(logs=True)
+    return str(job.training_job_name)
 
 
 def _ids(text: str) -> tuple[str, ...]:

@@ -27,7 +27,12 @@ from lambdas.cds_hooks.service import REPLAY_TABLE_ENV, WORKLIST_PAGE_URL_ENV
 from lambdas.predict.body import BODY, invalid_body, request_text
 from lambdas.predict.fhir import FhirInputError, mapped_request
 from lambdas.predict.schema import Prediction, PredictRequest
-from lambdas.predict.validation import DUPLICATE_KEY, JSON_INVALID, ROUTE_ARGS, require_json
+from lambdas.predict.validation import (
+    DUPLICATE_KEY,
+    JSON_INVALID,
+    pass_to_route,
+    require_json,
+)
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -117,7 +122,7 @@ def hook_body(argument: str, max_bytes: int) -> Middleware:
         except ValidationError as e:
             errors = e.errors(include_url=False, include_context=False, include_input=False)
             raise RequestValidationError(errors) from None  # not chained: pydantic quotes input
-        app.context[ROUTE_ARGS] = {**app.context.get(ROUTE_ARGS, {}), argument: request}
+        pass_to_route(app, argument, request)
         return next_middleware(app)
 
     return validate

@@ -29,7 +29,7 @@ from lambdas.predict.errors import ApiError, field_errors
 from lambdas.predict.fhir_output import risk_assessment
 from lambdas.predict.headers import CONTENT_TYPE, HeaderError, header_values, parse_media_type
 from lambdas.predict.schema import EncounterRequest, PredictRequest, PredictResponse
-from lambdas.predict.validation import CHARSET, ROUTE_ARGS, UTF8, validated_body
+from lambdas.predict.validation import CHARSET, UTF8, pass_to_route, validated_body
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -166,7 +166,7 @@ def predict_body(argument: str, max_bytes: int) -> Middleware:
         if not is_fhir_request(event):
             return json_body(app, next_middleware)
         request, mapped = bundle_request(request_text(event, max_bytes))
-        app.context[ROUTE_ARGS] = {**app.context.get(ROUTE_ARGS, {}), argument: request}
+        pass_to_route(app, argument, request)
         response = next_middleware(app)
         if prefers_fhir(event, fhir_request=True) and isinstance(response.body, PredictResponse):
             # Serialised here: Powertools serialises only application/json bodies.

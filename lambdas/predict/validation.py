@@ -35,7 +35,11 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
 #: Where Powertools keeps the keyword arguments it calls the route with (its own validation
-#: middleware writes the validated body there the same way).
+#: middleware writes the validated body there the same way). Private to Powertools: no public
+#: API hands a middleware's value to the route as an argument, and the route's signature is
+#: what the OpenAPI document's request body comes from. Pinned with the layer at the exact
+#: version of requirements.txt; tests/lambdas/test_powertools_contract.py fails if a release
+#: moves it. Only :func:`pass_to_route` writes it.
 ROUTE_ARGS = "_route_args"
 CHARSET = "charset"
 UTF8 = "utf-8"
@@ -143,7 +147,15 @@ def validated_body(model: type[BaseModel], argument: str, max_bytes: int) -> Mid
         event = app.current_event.raw_event
         require_json(event)
         request = parse_body(request_text(event, max_bytes), model, max_bytes)
-        app.context[ROUTE_ARGS] = {**app.context.get(ROUTE_ARGS, {}), argument: request}
+        pass_to_route(app, argument, request)
         return next_middleware(app)
 
     return validate
+
+
+def pass_to_route(app: APIGatewayRestResolver, argument: str, value: Any) -> None:
+    """Have Powertools call the route with ``argument=value``, beside its path parameters.
+
+    Written through the resolver's public ``append_context`` (cleared after every event).
+    """
+    app.append_context(**{ROUTE_ARGS: {**app.context.get(ROUTE_ARGS, {}), argument: value}})

@@ -172,16 +172,10 @@ def test_the_runtime_modules_are_shipped(built: tuple[str, dict[str, str]]) -> N
     assert [name for name in RUNTIME_MODULES[kind] if name not in files] == []
 
 
-#: Open elsewhere in issue #21 ("Nothing under training/ imports stacks/", another branch):
-#: the operator's launcher travels in the training source but imports ``stacks``. It never
-#: runs in the job. Remove this entry when that branch lands; the test then holds it.
-KNOWN_OPEN = {"training/launch.py"}
-
-
 def test_every_shipped_module_imports_only_what_ships(built: tuple[str, dict[str, str]]) -> None:
     kind, files = built
     missing = unresolved_imports(files, RUNTIME_PROVIDED.get(kind, set()))
-    assert [line for line in missing if line.split(":")[0] not in KNOWN_OPEN] == []
+    assert missing == []
 
 
 def test_the_local_only_modules_exist() -> None:

@@ -111,3 +111,103 @@ def test_the_stage_budget_arrives_through_sm_hps(
     monkeypatch.setenv("SM_HPS", json.dumps(user))
     _, hyper = parse_args(["--data-dir", str(splits / "features")])
     assert hyper.alert_budget == 0.2
+
+
+@pytest.fixture
+def features(splits: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    monkeypatch.delenv("SM_HPS", raising=False)
+    return ["--data-dir", str(splits / "features")]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], (True, True)),
+        (["--baseline"], (True, True)),  # a bare flag turns it on
+        (["--baseline", "false"], (False, True)),
+        (["--baseline", "0", "--tree-blend", "no"], (False, False)),
+        (["--no-baseline", "--no_tree_blend"], (False, False)),
+        (["--tree_blend", "TRUE"], (True, True)),
+    ],
+)
+def test_boolean_flags_take_text_a_bare_flag_or_a_no_flag(
+    features: list[str], argv: list[str], expected: tuple[bool, bool]
+) -> None:
+    _, hyper = parse_args([*features, *argv])
+    assert (hyper.baseline, hyper.tree_blend) == expected
+
+
+def test_sm_hps_values_are_parsed_as_the_command_line_is(
+    features: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SageMaker passes strings; a JSON number or boolean reads the same."""
+    monkeypatch.setenv(
+        "SM_HPS",
+        json.dumps({"baseline": False, "epochs": 3, "learning-rate": "0.002", "tree_blend": "no"}),
+    )
+    _, hyper = parse_args(features)
+    assert (hyper.baseline, hyper.epochs, hyper.learning_rate, hyper.tree_blend) == (
+        False,
+        3,
+        0.002,
+        False,
+    )
+    _, hyper = parse_args([*features, "--baseline", "--epochs", "5"])
+    assert (hyper.baseline, hyper.epochs) == (True, 5)  # the command line wins
+
+
+@pytest.mark.parametrize(
+    ("hps", "message"),
+    [
+        ({"epochs": "3.5"}, "epochs"),
+        ({"baseline": "maybe"}, "baseline"),
+        ({"threshold_target": "accuracy"}, "threshold_target"),
+        ({"epochz": "3"}, r"unknown hyperparameters in SM_HPS: \['epochz'\]"),
+    ],
+)
+def test_bad_sm_hps_values_are_rejected_by_name(
+    features: list[str], monkeypatch: pytest.MonkeyPatch, hps: dict[str, str], message: str
+) -> None:
+    monkeypatch.setenv("SM_HPS", json.dumps(hps))
+    with pytest.raises(ValueError, match=message):
+        parse_args(features)
+
+
+def test_the_threshold_target_is_one_of_its_choices(features: list[str]) -> None:
+    from training.calibration import THRESHOLD_TARGETS
+
+    for target in THRESHOLD_TARGETS:
+        _, hyper = parse_args([*features, "--threshold_target", target])
+        assert hyper.threshold_target == target
+    with pytest.raises(ValueError, match=r"invalid choice: 'ALERT_BUDGET'"):
+        parse_args([*features, "--threshold-target", "ALERT_BUDGET"])
+
+
+@pytest.mark.parametrize(
+    "argv", [["--epoch", "3"], ["--learning-rat", "0.1"], ["--unknown"], ["stray"]]
+)
+def test_an_unknown_flag_is_refused_by_name(features: list[str], argv: list[str]) -> None:
+    with pytest.raises(ValueError, match=r"not used by the HfArgumentParser: \[" + f"'{argv[0]}'"):
+        parse_args([*features, *argv])
+
+
+def test_every_field_keeps_both_spellings_of_its_flag(features: list[str]) -> None:
+    """The hand-made bridge accepted --name and --na-me for every field; so does the parser."""
+    import dataclasses
+    import typing
+
+    from training.config import DataArguments, HyperParameters
+
+    checked = 0
+    for position, cls in enumerate((DataArguments, HyperParameters)):
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            if hints[field.name] not in (int, float, str) or field.name == "data_dir":
+                continue
+            default = getattr(parse_args(features)[position], field.name)
+            for flag in {f"--{field.name}", f"--{field.name.replace('_', '-')}"}:
+                assert getattr(
+                    parse_args([*features, flag, str(default)])[position], field.name
+                ) == (default), flag
+            checked += 1
+    assert checked > 40
