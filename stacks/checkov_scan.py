@@ -83,6 +83,10 @@ class Skip:
     check_id: str
     resources: tuple[str, ...]
     reason: str
+    #: The finding depends on values that change with every synthesis (a commit id that
+    #: checkov's entropy-based secret detector reads as a key on some commits only): such a
+    #: skip may match nothing without being stale.
+    content_dependent: bool = False
 
     def patterns(self) -> tuple[str, ...]:
         return self.resources or ("*",)
@@ -124,7 +128,7 @@ def _skip(entry: Any, index: int) -> Skip:
     where = f"skip[{index}]"
     if not isinstance(entry, Mapping):
         raise SkipListError(f"{where} must be a table")
-    unknown = set(entry) - {"id", "resources", "reason"}
+    unknown = set(entry) - {"id", "resources", "reason", "content_dependent"}
     if unknown:
         raise SkipListError(f"{where} has unknown keys {sorted(unknown)}")
     check_id = entry.get("id")
@@ -139,7 +143,10 @@ def _skip(entry: Any, index: int) -> Skip:
         isinstance(r, str) and "/" in r for r in resources
     ):
         raise SkipListError(f"{where}.resources must be a list of '<stack>/<logical id>' patterns")
-    return Skip(check_id, tuple(resources), " ".join(reason.split()))
+    content_dependent = entry.get("content_dependent", False)
+    if not isinstance(content_dependent, bool):
+        raise SkipListError(f"{where}.content_dependent must be true or false")
+    return Skip(check_id, tuple(resources), " ".join(reason.split()), content_dependent)
 
 
 def load_skips(path: Path = SKIPS_FILE) -> tuple[Skip, ...]:
@@ -204,6 +211,7 @@ def evaluate(
     stale = tuple(
         (skip, pattern)
         for skip in skips
+        if not skip.content_dependent
         for pattern in skip.patterns()
         if not any(skip.matches(f, pattern) for f in found)
     )

@@ -280,3 +280,46 @@ def test_the_command_line_server_runs_workers_and_stops_cleanly_on_sigterm(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _nodelay_of_accepted(listener: Any) -> int:
+    """TCP_NODELAY of a connection accepted the way uvicorn accepts (``create_server`` on the
+    given listening socket)."""
+    import asyncio
+    import socket
+
+    async def run() -> int:
+        loop = asyncio.get_running_loop()
+        seen: asyncio.Future[int] = loop.create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: Any) -> None:
+                sock = transport.get_extra_info("socket")
+                seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await loop.create_server(Probe, sock=listener)
+        host, port = listener.getsockname()[:2]
+        _, writer = await asyncio.open_connection(host, port)
+        try:
+            return await asyncio.wait_for(seen, 10)
+        finally:
+            writer.close()
+            server.close()
+
+    return asyncio.run(run())
+
+
+def test_the_servers_connections_have_nagle_off() -> None:
+    """Every response is two writes (head, then body): with Nagle's algorithm on, the second
+    waits for the client's delayed ACK, about 40 ms a call. asyncio turns it off only on
+    sockets that say they are TCP, which a plain ``socket(AF_INET, SOCK_STREAM)`` does not."""
+    import socket
+
+    from inference.serve import bind
+
+    assert _nodelay_of_accepted(bind("127.0.0.1", 0)) == 1
+    plain = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # what bind() used to make
+    plain.bind(("127.0.0.1", 0))
+    plain.listen(8)
+    assert _nodelay_of_accepted(plain) == 0

@@ -78,6 +78,17 @@ def test_a_skip_that_matches_nothing_is_reported_stale() -> None:
     assert "STALE CKV_AWS_120 *" in result.report()
 
 
+def test_a_content_dependent_skip_may_match_nothing_but_still_only_covers_its_resources() -> None:
+    """A finding that fires on some commits only (checkov's entropy detector on a commit id):
+    its skip is not stale when it matches nothing, and it still covers only its resources."""
+    skip = Skip("CKV_AWS_45", ("Readmission-*-TrainingPipeline/Registrar*",), REASON, True)
+    assert evaluate([], [skip]).clean
+    listed = _finding("CKV_AWS_45", "Readmission-dev-TrainingPipeline/Registrar12")
+    assert evaluate([listed], [skip]).clean
+    elsewhere = _finding("CKV_AWS_45", "Readmission-dev-Api/PredictFunction12")
+    assert evaluate([elsewhere], [skip]).unlisted == (elsewhere,)
+
+
 def test_a_parsing_error_fails_the_scan() -> None:
     result = evaluate([], [], parsing_errors=["/cdk.out/dev/Broken.template.json"])
     assert not result.clean
@@ -93,6 +104,7 @@ def test_a_parsing_error_fails_the_scan() -> None:
         (f'id = "CKV_AWS_18"\nreason = "{REASON}"\nresources = "x/y"\n', "list of"),
         (f'id = "CKV_AWS_18"\nreason = "{REASON}"\nresources = ["NoSlash"]\n', "list of"),
         (f'id = "CKV_AWS_18"\nreason = "{REASON}"\nwhy = "typo"\n', "unknown keys"),
+        (f'id = "CKV_AWS_18"\nreason = "{REASON}"\ncontent_dependent = "yes"\n', "true or false"),
     ],
 )
 def test_malformed_skips_are_refused(tmp_path: Path, entry: str, message: str) -> None:
