@@ -23,7 +23,6 @@ import hashlib
 import importlib.util
 import shutil
 import zipfile
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
 # What the training job's source folder holds, and its staging, are the training job's own
@@ -31,6 +30,7 @@ from pathlib import Path
 from training.source_archive import LOCAL_ONLY_MODULES as LOCAL_ONLY_MODULES
 from training.source_archive import TRAINING_PACKAGES as TRAINING_PACKAGES
 from training.source_archive import local_only as local_only
+from training.source_archive import stage_directory as stage_directory
 from training.source_archive import stage_training_source as stage_training_source
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -74,17 +74,6 @@ _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".myp
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-def _ignored(root: Path) -> Callable[[str, list[str]], set[str]]:
-    """A ``copytree`` ignore: caches, bytecode and the local-only modules under ``root``."""
-
-    def ignore(directory: str, names: list[str]) -> set[str]:
-        where = Path(directory).resolve().relative_to(root.resolve())
-        skipped = set(_IGNORED(directory, names))
-        return skipped | {name for name in names if local_only((where / name).as_posix())}
-
-    return ignore
-
-
 def _python_files(package_dir: Path, root: Path = REPO_ROOT) -> list[Path]:
     """Files of a package that an artifact needs, in a stable order."""
     return sorted(
@@ -95,19 +84,6 @@ def _python_files(package_dir: Path, root: Path = REPO_ROOT) -> list[Path]:
         and path.suffix != ".pyc"
         and not local_only(path.relative_to(root).as_posix())
     )
-
-
-def stage_directory(packages: Iterable[str], destination: Path, root: Path = REPO_ROOT) -> Path:
-    """Copy ``packages`` (repo-relative folders) into a fresh ``destination`` and return it."""
-    if destination.exists():
-        shutil.rmtree(destination)
-    destination.mkdir(parents=True)
-    for package in packages:
-        source = root / package
-        if not (source / "__init__.py").is_file():
-            raise FileNotFoundError(f"{package} is not a Python package under {root}")
-        shutil.copytree(source, destination / package, ignore=_ignored(root))
-    return destination
 
 
 def stage_lambda(name: str, build_root: Path = BUILD_ROOT, root: Path = REPO_ROOT) -> Path:

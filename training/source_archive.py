@@ -20,7 +20,7 @@ import gzip
 import io
 import shutil
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -59,22 +59,27 @@ def _ignored_under(root: Path) -> Callable[[str, list[str]], set[str]]:
     return ignore
 
 
+def stage_directory(packages: Iterable[str], destination: Path, root: Path = REPO_ROOT) -> Path:
+    """Copy ``packages`` (repo-relative folders, local-only modules left out) into a fresh
+    ``destination`` and return it. Every artifact is staged with it (``stacks.packaging``)."""
+    if destination.exists():
+        shutil.rmtree(destination)
+    destination.mkdir(parents=True)
+    for package in packages:
+        source = root / package
+        if not (source / "__init__.py").is_file():
+            raise FileNotFoundError(f"{package} is not a Python package under {root}")
+        shutil.copytree(source, destination / package, ignore=_ignored_under(root))
+    return destination
+
+
 def stage_training_source(build_root: Path = BUILD_ROOT, root: Path = REPO_ROOT) -> Path:
     """Copy the training source's packages into a fresh ``<build_root>/training-source``.
 
     The packages' own files stay (``inference/requirements.txt`` is what
     ``training/artifact.py`` copies into the model's ``code/``).
     """
-    destination = build_root / "training-source"
-    if destination.exists():
-        shutil.rmtree(destination)
-    destination.mkdir(parents=True)
-    for package in TRAINING_PACKAGES:
-        source = root / package
-        if not (source / "__init__.py").is_file():
-            raise FileNotFoundError(f"{package} is not a Python package under {root}")
-        shutil.copytree(source, destination / package, ignore=_ignored_under(root))
-    return destination
+    return stage_directory(TRAINING_PACKAGES, build_root / "training-source", root)
 
 
 def _reset(info: tarfile.TarInfo) -> tarfile.TarInfo:
