@@ -269,39 +269,16 @@ def model_endpoint(work: Path) -> Iterator[tuple[str, int]]:
     """The demo's local model server (``python -m inference.serve``) serving a freshly trained
     UCI-shape model; yields its URL and process id."""
     from benchmarks.inference import train_default_model
-    from benchmarks.serving import START_TIMEOUT_S, ping
+    from benchmarks.serving import started
 
     model_dir, _ = train_default_model(work / "uci", with_notes=False)
     command = [
         sys.executable, "-m", "inference.serve", "--model-dir", str(model_dir), "--port", "0",
         "--endpoint-name", ENDPOINT_NAME,
     ]  # fmt: skip
-    log_path = work / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=log
-        )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the model server did not start; see {log_path}")
-            lines = log_path.read_text().splitlines()
-            urls = [
-                line.rsplit("serving on ", 1)[1].strip() for line in lines if "serving on " in line
-            ]
-            if urls and ping(urls[0]):
-                break
-            time.sleep(0.2)
+    with started(command, work / "serve.log") as (url, pid):
         time.sleep(1.0)  # the workers' own start-up is not the calls' cost
-        yield urls[0], process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        yield url, pid
 
 
 def cold_import(module: str) -> dict[str, float]:

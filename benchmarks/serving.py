@@ -55,8 +55,9 @@ BATCH_RECORDS = 100
 
 
 @contextlib.contextmanager
-def running(command: list[str], log_path: Path) -> Iterator[str]:
-    """Start a server command with ``--port 0``; yield its URL once ``/ping`` answers 200."""
+def started(command: list[str], log_path: Path) -> Iterator[tuple[str, int]]:
+    """Start a server command with ``--port 0``; yield its URL and process id once ``/ping``
+    answers 200; stop it on exit."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with log_path.open("w") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
@@ -73,7 +74,7 @@ def running(command: list[str], log_path: Path) -> Iterator[str]:
                 if ping(url):
                     break
             time.sleep(0.2)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         try:
@@ -81,6 +82,13 @@ def running(command: list[str], log_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def running(command: list[str], log_path: Path) -> Iterator[str]:
+    """:func:`started`, yielding the URL only."""
+    with started(command, log_path) as (url, _):
+        yield url
 
 
 def _connection(url: str) -> http.client.HTTPConnection:
