@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
 from typing import Any
 
 import pytest
 
 from contracts.model_artifact import CALIBRATION_FILE, Calibration
 from lambdas.deployer.shadow import ShadowArtifactError, decision_threshold
+from tests.lambdas.registrar_fixtures import archive
 
 URL = "s3://artifacts/training/job/output/model.tar.gz"
 
@@ -26,19 +26,9 @@ class _S3:
         return {"Body": io.BytesIO(self.archive)}
 
 
-def _archive(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, content in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            archive.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
-
-
 def test_the_threshold_training_wrote_is_the_one_the_deployer_reads() -> None:
     written = Calibration(temperature=1.2, threshold=0.37, logit_offset=-0.5)
-    s3 = _S3(_archive({f"./{CALIBRATION_FILE}": json.dumps(written.to_dict()).encode()}))
+    s3 = _S3(archive({f"./{CALIBRATION_FILE}": json.dumps(written.to_dict()).encode()}))
     assert decision_threshold(s3, URL) == 0.37
 
 
@@ -54,11 +44,11 @@ def test_the_threshold_training_wrote_is_the_one_the_deployer_reads() -> None:
     ],
 )
 def test_an_unusable_calibration_is_refused_naming_the_field(document: bytes, message: str) -> None:
-    s3 = _S3(_archive({f"./{CALIBRATION_FILE}": document}))
+    s3 = _S3(archive({f"./{CALIBRATION_FILE}": document}))
     with pytest.raises(ShadowArtifactError, match=message):
         decision_threshold(s3, URL)
 
 
 def test_an_artifact_without_calibration_is_refused() -> None:
     with pytest.raises(ShadowArtifactError, match=r"holds no usable calibration\.json"):
-        decision_threshold(_S3(_archive({"./model.safetensors": b"\0"})), URL)
+        decision_threshold(_S3(archive({"./model.safetensors": b"\0"})), URL)
